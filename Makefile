@@ -1,0 +1,38 @@
+# KAIRÓS Core. `make run` and `make test` set everything up on a fresh machine.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+help:  #-- list targets
+	@grep -E '^[a-z-]+:.*#--' $(MAKEFILE_LIST) | sed -E 's/:.*#-- /\t/' | column -t -s $$'\t'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)  #-- create/update the local .venv (idempotent)
+
+proto: $(STAMP)  #-- regenerate gRPC code from proto/ into kairos/api/gen
+	$(BIN)/python -m scripts.gen_proto
+
+run: $(STAMP) proto  #-- run the whole engine offline against the bundled exchange simulator (paper)
+	$(BIN)/python -m procs.supervisor --sim
+
+test: $(STAMP) proto  #-- run every test (unit, stress, process, service, e2e)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) proto  #-- run the benchmarks with same-run baselines
+	$(BIN)/python -m scripts.bench all
+
+lint: $(STAMP)  #-- ruff
+	$(BIN)/ruff check .
+
+clean-shm:  #-- remove leftover kairos shared-memory segments
+	rm -f /dev/shm/kairos* /dev/shm/sem.kairos*
+
+.PHONY: help venv proto run test bench lint clean-shm

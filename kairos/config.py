@@ -1,0 +1,377 @@
+"""Layered configuration, validated once into frozen dataclasses.
+
+Layers, later wins: ``config/default.yaml`` <- ``config/{APP_ENV}.yaml`` <- ``config/local.yaml`` <-
+environment ``KAIROS__SECTION__KEY`` (values parsed as YAML scalars). An unknown key, a wrong type or
+a missing secret is one ConfigError naming the key and the file that set it. Secrets are `Secret`
+fields: they may only come from the environment and never show in repr, logs or APIs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kairos.errors import ConfigError
+
+ENV_PREFIX = "KAIROS__"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class Secret(str):
+    """A string that never prints itself."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    __str__ = __repr__
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "INFO"
+    dir: str = "var/log"
+    console: bool = True
+    json_files: bool = True
+    backup_days: int = 7
+
+    def __post_init__(self) -> None:
+        _choice("logging.level", self.level, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+
+
+@dataclass(frozen=True, slots=True)
+class RingsConfig:
+    md_capacity: int = 65536
+    intents_capacity: int = 4096
+    manual_capacity: int = 1024
+    events_capacity: int = 16384
+    wait: str = "block"
+    block_timeout_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        _choice("rings.wait", self.wait, ("block", "yield", "spin"))
+        for name in ("md_capacity", "intents_capacity", "manual_capacity", "events_capacity"):
+            value = getattr(self, name)
+            if value < 2 or value & (value - 1):
+                raise ConfigError(f"must be a power of two >= 2, got {value}", f"rings.{name}")
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentConfig:
+    symbol: str
+    base: str
+    quote: str
+    binance: str = ""
+    okx: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    rest_url: str
+    ws_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class VenueConfig:
+    enabled: bool = True
+    endpoint: str = "sim"
+    endpoints: dict[str, EndpointConfig] = field(default_factory=dict)
+    taker_fee_bps: float = 10.0
+    maker_fee_bps: float = 8.0
+    recv_window_ms: int = 5000
+    api_key: Secret = Secret("")
+    api_secret: Secret = Secret("")
+    passphrase: Secret = Secret("")
+
+    @property
+    def urls(self) -> EndpointConfig:
+        return self.endpoints[self.endpoint]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    channels: tuple[str, ...] = ("bbo", "trades", "depth")
+    depth_levels: int = 10
+    ws_reconnect_delay_ms: int = 500
+    ws_max_reconnect_delay_ms: int = 30000
+    ws_max_reconnect_attempts: int = 0
+    watchdog_ms: int = 15000
+    ping_interval_s: float = 20.0
+    snapshot_retries: int = 5
+    rest_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for ch in self.channels:
+            _choice("feeds.channels", ch, ("bbo", "trades", "depth"))
+
+
+@dataclass(frozen=True, slots=True)
+class ArbitrageConfig:
+    enabled: bool = False
+    instruments: tuple[str, ...] = ()
+    min_edge_bps: float = 5.0
+    max_qty: float = 0.01
+    cooldown_ms: int = 500
+    leg_timeout_ms: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class MarketMakingConfig:
+    enabled: bool = False
+    venue: str = "binance"
+    instruments: tuple[str, ...] = ()
+    spread_bps: float = 10.0
+    size: float = 0.001
+    skew_bps_per_unit: float = 50.0
+    max_inventory: float = 0.01
+    requote_bps: float = 2.0
+    use_microprice: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyConfig:
+    arbitrage: ArbitrageConfig = field(default_factory=ArbitrageConfig)
+    market_making: MarketMakingConfig = field(default_factory=MarketMakingConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskConfig:
+    initial_state: str = "ACTIVE"
+    max_order_qty: float = 1.0
+    max_order_notional: float = 50000.0
+    max_position: float = 2.0
+    max_gross_exposure: float = 200000.0
+    price_band_bps: float = 200.0
+    max_orders_per_sec: int = 20
+    max_open_orders: int = 50
+    stop_loss_bps: float = 0.0
+    take_profit_bps: float = 0.0
+    daily_loss_limit: float = 1000.0
+
+    def __post_init__(self) -> None:
+        _choice("risk.initial_state", self.initial_state, ("ACTIVE", "REDUCE_ONLY", "HALTED"))
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionConfig:
+    mode: str = "paper"
+    paper_latency_ms: float = 1.0
+    paper_slippage_bps: float = 1.0
+    paper_balances: dict[str, float] = field(default_factory=lambda: {"USDT": 100000.0, "BTC": 1.0})
+    http_timeout_s: float = 5.0
+    max_retries: int = 3
+
+    def __post_init__(self) -> None:
+        _choice("execution.mode", self.mode, ("paper", "live"))
+
+
+@dataclass(frozen=True, slots=True)
+class PersisterConfig:
+    enabled: bool = True
+    dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    batch_rows: int = 5000
+    flush_ms: int = 200
+    spool_dir: str = "var/spool"
+    retry_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorConfig:
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50551
+    api_token: Secret = Secret("")
+    heartbeat_timeout_s: float = 10.0
+    start_secs: float = 1.0
+    start_retries: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    graceful_secs: float = 10.0
+    cancel_on_shutdown: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    host: str = "127.0.0.1"
+    binance_port: int = 18081
+    okx_port: int = 18082
+    seed: int = 7
+    rate_hz: float = 50.0
+    replay_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str = "dev"
+    shm_prefix: str = "kairos"
+    instruments: tuple[InstrumentConfig, ...] = ()
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    rings: RingsConfig = field(default_factory=RingsConfig)
+    venues: dict[str, VenueConfig] = field(default_factory=dict)
+    feeds: FeedConfig = field(default_factory=FeedConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    persister: PersisterConfig = field(default_factory=PersisterConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+
+    def __post_init__(self) -> None:
+        for name, venue in self.venues.items():
+            _choice("venues", name, ("binance", "okx"))
+            if venue.endpoint not in venue.endpoints:
+                raise ConfigError(f"unknown endpoint {venue.endpoint!r}", f"venues.{name}.endpoint")
+            if self.execution.mode == "live" and venue.enabled:
+                needed = ("api_key", "api_secret") + (("passphrase",) if name == "okx" else ())
+                for secret in needed:
+                    if not getattr(venue, secret):
+                        env = f"{ENV_PREFIX}VENUES__{name.upper()}__{secret.upper()}"
+                        raise ConfigError(f"missing secret: set {env}", f"venues.{name}.{secret}", "environment")
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{value!r} is not one of {', '.join(allowed)}", key)
+
+
+def load(config_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Merge the layers and validate; raise ConfigError naming the key and file on any problem."""
+    environ = os.environ if env is None else env
+    root = config_dir or Path(environ.get("KAIROS_CONFIG_DIR", CONFIG_DIR))
+    app_env = environ.get("APP_ENV", "")
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    files = [root / "default.yaml"] + ([root / f"{app_env}.yaml"] if app_env else []) + [root / "local.yaml"]
+    if not files[0].exists():
+        raise ConfigError("default configuration file is missing", "", str(files[0]))
+    for path in files:
+        if path.exists():
+            _merge(merged, _read_yaml(path), sources, str(path), "")
+    _merge(merged, _env_layer(environ), sources, "environment", "")
+    return _build(Settings, merged, sources, "")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", "", str(path)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("top level must be a mapping", "", str(path))
+    return data
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        node = layer
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        is_secret = parts[-1] in _SECRET_NAMES
+        node[parts[-1]] = _EnvSecret(raw) if is_secret else yaml.safe_load(raw) if raw else ""
+    return layer
+
+
+class _EnvSecret(str):
+    """Marks a value that arrived through the environment, the only place secrets may come from."""
+
+
+def _merge(dst: dict[str, Any], src: dict[str, Any], sources: dict[str, str], origin: str, prefix: str) -> None:
+    for key, value in src.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _merge(dst[key], value, sources, origin, path + ".")
+        else:
+            dst[key] = value
+        _mark(value, sources, origin, path)
+
+
+def _mark(value: Any, sources: dict[str, str], origin: str, path: str) -> None:
+    sources[path] = origin
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _mark(sub, sources, origin, f"{path}.{key}")
+
+
+def _build(cls: type, data: Any, sources: dict[str, str], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping, got {type(data).__name__}", prefix.rstrip("."),
+                          sources.get(prefix.rstrip("."), ""))
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError("unknown key", f"{prefix}{key}", sources.get(f"{prefix}{key}", ""))
+    kwargs = {name: _coerce(hints[name], data[name], sources, f"{prefix}{name}") for name in names if name in data}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"missing required key: {exc}", prefix.rstrip("."), sources.get(prefix.rstrip("."), "")) from exc
+    except ConfigError as exc:
+        if exc.source or not exc.key:
+            raise
+        raise ConfigError(str(exc).split(" [key")[0], exc.key, sources.get(exc.key, "")) from exc
+
+
+def _coerce(hint: Any, value: Any, sources: dict[str, str], key: str) -> Any:
+    source = sources.get(key, "")
+    origin = typing.get_origin(hint)
+    if hint is Secret:
+        if value and not isinstance(value, _EnvSecret):
+            raise ConfigError("secrets may only come from the environment", key, source)
+        return Secret(value or "")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, sources, key + ".")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"expected a list, got {type(value).__name__}", key, source)
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(item, v, sources, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a mapping, got {type(value).__name__}", key, source)
+        item = typing.get_args(hint)[1]
+        return {str(k): _coerce(item, v, sources, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(hint, types.UnionType):
+        raise ConfigError("unsupported union type", key, source)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (type(value) is not hint):
+        raise ConfigError(f"expected {hint.__name__}, got {type(value).__name__} {value!r}", key, source)
+    return value
+
+
+_SECRET_NAMES = frozenset(
+    f.name for cls in (VenueConfig, SupervisorConfig) for f in dataclasses.fields(cls)
+    if typing.get_type_hints(cls)[f.name] is Secret
+)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with every secret replaced: safe to log or return over gRPC."""
+    return _plain(settings)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return "***" if value else ""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
