@@ -104,6 +104,18 @@ class TradingState(IntEnum):
     HALTED = 2
 
 
+class ProcState(IntEnum):
+    """A process's own view of itself on the status board (the supervisor keeps child states)."""
+
+    EMPTY = 0
+    STARTING = 1
+    RUNNING = 2
+    DEGRADED = 3
+    STOPPING = 4
+    STOPPED = 5
+    FAILED = 6
+
+
 class RejectReason(IntEnum):
     NONE = 0
     MAX_ORDER_QTY = 1

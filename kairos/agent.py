@@ -1,0 +1,103 @@
+"""A process is an Agent; one runner owns signals, heartbeat and idling (Agrona AgentRunner).
+
+``do_work`` returns how much it did; 0 lets the injected idle strategy wait (usually a ring's
+blocking wait, so an idle process costs no CPU). Signal handlers only set a flag.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from kairos.errors import EXIT_OK, KairosError
+from kairos.records import ProcState
+
+log = logging.getLogger(__name__)
+
+
+class Agent(Protocol):
+    role: str
+
+    def on_start(self) -> None: ...
+
+    def do_work(self) -> int: ...
+
+    def on_close(self) -> None: ...
+
+
+class Heartbeat(Protocol):
+    def heartbeat(self) -> None: ...
+
+    def set_state(self, state: ProcState) -> None: ...
+
+
+Idle = Callable[[int], None]
+"""Called with the work count of the last duty cycle; waits (bounded) when it was 0."""
+
+
+def sleep_idle(max_sleep_s: float = 0.001) -> Idle:
+    def idle(work: int) -> None:
+        if work == 0:
+            time.sleep(max_sleep_s)
+
+    return idle
+
+
+class AgentRunner:
+    """Runs one agent until SIGTERM/SIGINT; the duty cycle is do_work -> heartbeat -> idle."""
+
+    __slots__ = ("_agent", "_heartbeat_ns", "_idle", "_status", "_stop")
+
+    def __init__(self, agent: Agent, idle: Idle, status: Heartbeat, heartbeat_interval_s: float = 0.2) -> None:
+        self._agent = agent
+        self._idle = idle
+        self._status = status
+        self._heartbeat_ns = int(heartbeat_interval_s * 1e9)
+        self._stop = False
+
+    def stop(self, *_: object) -> None:
+        self._stop = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    def run(self) -> int:
+        """Start, loop, close; returns the process exit code."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        status, agent = self._status, self._agent
+        status.set_state(ProcState.STARTING)
+        status.heartbeat()
+        try:
+            agent.on_start()
+            status.set_state(ProcState.RUNNING)
+            log.info("%s running", agent.role)
+            self._loop()
+            return EXIT_OK
+        except KairosError as exc:
+            log.error("%s failed: %s", agent.role, exc)
+            status.set_state(ProcState.FAILED)
+            return exc.exit_code
+        finally:
+            status.set_state(ProcState.STOPPING)
+            try:
+                agent.on_close()
+            finally:
+                status.set_state(ProcState.STOPPED)
+                log.info("%s stopped", agent.role)
+
+    def _loop(self) -> None:
+        agent_work, idle, status = self._agent.do_work, self._idle, self._status
+        interval = self._heartbeat_ns
+        next_beat = 0
+        while not self._stop:
+            work = agent_work()
+            now = time.monotonic_ns()
+            if now >= next_beat:
+                status.heartbeat()
+                next_beat = now + interval
+            idle(work)

@@ -1,0 +1,92 @@
+"""Logging set-up and the rate-limited error counter every process uses at its edges.
+
+Human lines on the console, JSON lines to ``{dir}/{role}.jsonl`` rotated daily. The hot path never
+logs per message: it counts with `ErrorTally`, which logs the first occurrence of each kind and
+then at most one summary per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+import time
+from pathlib import Path
+
+from pythonjsonlogger.json import JsonFormatter
+
+from kairos.config import LoggingConfig
+
+CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(process_role)s[%(process)d] %(name)s: %(message)s"
+
+
+class _RoleFilter(logging.Filter):
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.process_role = self.role
+        return True
+
+
+def setup_logging(role: str, cfg: LoggingConfig) -> None:
+    """Configure the root logger for one process; ``KAIROS__LOGGING__LEVEL`` reaches here via config."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(cfg.level)
+    role_filter = _RoleFilter(role)
+    if cfg.console:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+        console.addFilter(role_filter)
+        root.addHandler(console)
+    if cfg.json_files:
+        directory = Path(cfg.dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        files = logging.handlers.TimedRotatingFileHandler(
+            directory / f"{role}.jsonl", when="midnight", backupCount=cfg.backup_days, utc=True
+        )
+        files.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d %(process_role)s",
+                rename_fields={"asctime": "time", "levelname": "level", "process_role": "role"},
+                static_fields={"host": os.uname().nodename},
+            )
+        )
+        files.addFilter(role_filter)
+        root.addHandler(files)
+
+
+class ErrorTally:
+    """Counts bad inputs by kind; logs the first of each kind, then one summary per interval."""
+
+    __slots__ = ("_interval_ns", "_last_log_ns", "_log", "_since_log", "counts")
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0) -> None:
+        self._log = logger
+        self._interval_ns = int(interval_s * 1e9)
+        self.counts: dict[str, int] = {}
+        self._since_log: dict[str, int] = {}
+        self._last_log_ns: dict[str, int] = {}
+
+    def __call__(self, kind: str, detail: str = "") -> None:
+        count = self.counts.get(kind, 0) + 1
+        self.counts[kind] = count
+        now = time.monotonic_ns()
+        last = self._last_log_ns.get(kind)
+        if last is None or now - last >= self._interval_ns:
+            suppressed = self._since_log.get(kind, 0)
+            more = f" ({suppressed} more since last report)" if suppressed else ""
+            self._log.warning("%s (total %d)%s: %s", kind, count, more, detail[:300])
+            self._last_log_ns[kind] = now
+            self._since_log[kind] = 0
+        else:
+            self._since_log[kind] = self._since_log.get(kind, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
