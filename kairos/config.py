@@ -203,8 +203,10 @@ class SupervisorConfig:
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     host: str = "127.0.0.1"
-    binance_port: int = 18081
-    okx_port: int = 18082
+    binance_rest_port: int = 18081
+    binance_ws_port: int = 18091
+    okx_rest_port: int = 18082
+    okx_ws_port: int = 18092
     seed: int = 7
     rate_hz: float = 50.0
     replay_file: str = ""
