@@ -68,8 +68,12 @@ class Tif(IntEnum):
 
 
 class Action(IntEnum):
+    """What an ORDER_INTENT asks the gate to do. SET_STATE carries the TradingState in ``flags``."""
+
     NEW = 1
     CANCEL = 2
+    CANCEL_ALL = 3
+    SET_STATE = 4
 
 
 class IntentFlag(IntEnum):
