@@ -37,6 +37,9 @@ class Secret(str):
         return str.__str__(self)
 
 
+NO_SECRET = Secret("")
+
+
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: str = "INFO"
@@ -89,9 +92,9 @@ class VenueConfig:
     taker_fee_bps: float = 10.0
     maker_fee_bps: float = 8.0
     recv_window_ms: int = 5000
-    api_key: Secret = Secret("")
-    api_secret: Secret = Secret("")
-    passphrase: Secret = Secret("")
+    api_key: Secret = NO_SECRET
+    api_secret: Secret = NO_SECRET
+    passphrase: Secret = NO_SECRET
 
     @property
     def urls(self) -> EndpointConfig:
@@ -190,7 +193,7 @@ class PersisterConfig:
 class SupervisorConfig:
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50551
-    api_token: Secret = Secret("")
+    api_token: Secret = NO_SECRET
     heartbeat_timeout_s: float = 10.0
     start_secs: float = 1.0
     start_retries: int = 5
@@ -321,7 +324,8 @@ def _build(cls: type, data: Any, sources: dict[str, str], prefix: str) -> Any:
     try:
         return cls(**kwargs)
     except TypeError as exc:
-        raise ConfigError(f"missing required key: {exc}", prefix.rstrip("."), sources.get(prefix.rstrip("."), "")) from exc
+        where = prefix.rstrip(".")
+        raise ConfigError(f"missing required key: {exc}", where, sources.get(where, "")) from exc
     except ConfigError as exc:
         if exc.source or not exc.key:
             raise

@@ -6,6 +6,7 @@ process that loads the same config agrees without talking to the others.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kairos.config import InstrumentConfig
@@ -43,7 +44,7 @@ class InstrumentTable:
             for venue, name in inst.venue_symbols.items():
                 self._by_venue_symbol[(venue, name.upper())] = inst
 
-    def __iter__(self):  # noqa: ANN204 - iterator of Instrument
+    def __iter__(self) -> Iterator[Instrument]:
         return iter(self._by_id.values())
 
     def __len__(self) -> int:
