@@ -1,0 +1,1 @@
+"""Execution adapters: the gate <-> executor contract (base), venue REST adapters, filters."""

@@ -1,0 +1,119 @@
+"""The gate <-> executor contract: what the gate hands an execution adapter and what it gets back.
+
+An `Executor` is owned by the gate. ``submit``/``cancel`` never block (they hand work to the
+adapter's HTTP threads); everything the venue says comes back through ``drain``. An unknown outcome
+(5xx, timeout, Binance -1007, OKX 50004) is resolved inside the adapter by ``query`` before any
+report about that order is emitted: an adapter never guesses.
+
+Clocks: ``ts_origin_ns`` (from the intent) and ``ExecReport.ts_sent_ns`` are ``time.time_ns()``
+(wall clock, comparable across processes); ``ts_exchange_ns`` is the venue's own time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from kairos.execution.filters import SymbolFilters
+from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
+
+__all__ = ["ExecReport", "Executor", "OrderRequest", "SymbolFilters", "VenueSnapshot"]
+
+
+@dataclass(slots=True)
+class OrderRequest:
+    """One new order, already risk-checked; ``client_order_id`` is deterministic (<= 32 alnum)."""
+
+    client_order_id: str
+    instrument: int
+    symbol: str
+    side: Side
+    order_type: OrderType
+    tif: Tif
+    price: float
+    qty: float
+    ts_origin_ns: int
+
+
+@dataclass(slots=True)
+class ExecReport:
+    """One thing the venue said about one order. Venue code and message are kept verbatim.
+
+    The fields after ``ts_exchange_ns`` are optional extras: ``ts_sent_ns`` is stamped when the
+    request was handed to HTTP (gate-latency benchmark); instrument/side/price/qty describe the
+    order itself and are filled by ``snapshot``/``query`` so the gate can adopt orders it did not
+    know about (reconciliation after a restart).
+    """
+
+    client_order_id: str
+    kind: ExecKind
+    state: OrderState
+    last_px: float = 0.0
+    last_qty: float = 0.0
+    cum_qty: float = 0.0
+    fee: float = 0.0
+    venue_order_id: int = 0
+    reason: RejectReason = RejectReason.NONE
+    venue_code: str = ""
+    message: str = ""
+    ts_exchange_ns: int = 0
+    ts_sent_ns: int = 0
+    instrument: int = 0
+    side: Side = Side.NONE
+    price: float = 0.0
+    qty: float = 0.0
+    fee_asset: str = ""
+
+
+@dataclass(slots=True)
+class VenueSnapshot:
+    """Open orders (state ACK or PARTIAL) and balances asset -> (free, locked)."""
+
+    open_orders: list[ExecReport] = field(default_factory=list)
+    balances: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class Executor(ABC):
+    """An execution adapter for one venue (REST, or paper).
+
+    Thread model: the gate calls every method from its own single thread. Implementations may use
+    worker threads internally, but ``drain`` is the only way results reach the gate.
+    """
+
+    venue: Venue
+
+    @abstractmethod
+    def start(self) -> None:
+        """Sync the clock offset and load symbol filters; raises ExecutionError if that fails."""
+
+    @abstractmethod
+    def submit(self, req: OrderRequest) -> None:
+        """Round to filters and hand to an HTTP worker; never blocks. Outcome arrives via drain()."""
+
+    @abstractmethod
+    def cancel(self, client_order_id: str, instrument: int, symbol: str) -> None:
+        """Request a cancel; never blocks. A CANCELED or CANCEL_REJECT report follows via drain()."""
+
+    @abstractmethod
+    def drain(self) -> list[ExecReport]:
+        """Reports that arrived since the last call, in arrival order; never blocks."""
+
+    @abstractmethod
+    def query(self, client_order_id: str, symbol: str) -> ExecReport | None:
+        """Blocking: the venue's current view of one order (kind STATE), None if it does not exist."""
+
+    @abstractmethod
+    def snapshot(self) -> VenueSnapshot:
+        """Blocking: open orders and balances, for reconciliation when the gate starts."""
+
+    @abstractmethod
+    def filters(self, instrument: int) -> SymbolFilters:
+        """Tick/lot/min-notional rules for an instrument (available after start())."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop worker threads and release connections; pending reports stay drainable."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the status board (illegal transitions, retries, rate limits ...)."""
+        return {}

@@ -1,0 +1,132 @@
+"""Symbol filters (tick, lot, minimum size and notional), parsed once from the venue's own tables.
+
+Rounding is Decimal-exact: a float from a strategy becomes ``Decimal(repr(x))`` (the shortest
+string that round-trips), is snapped to the grid, and is sent as that exact string. Binance rule:
+``price % tickSize == 0`` (not relative to minPrice) and a field equal to 0 disables its check.
+OKX rule: ``sz`` is a multiple of ``lotSz`` and ``sz >= minSz``; empty strings mean "no limit".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any, Final
+
+from kairos.records import Side
+
+ZERO: Final = Decimal(0)
+_PRICE_ROUNDING: Final = {Side.BUY: ROUND_FLOOR, Side.SELL: ROUND_CEILING, Side.NONE: ROUND_HALF_EVEN}
+
+
+def dec(value: float | str | Decimal) -> Decimal:
+    """A float as the decimal a human would read (repr round-trips), or a venue string as-is."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(value if isinstance(value, str) else repr(float(value)))
+
+
+def _snap(value: Decimal, step: Decimal, rounding: str) -> Decimal:
+    if step == ZERO:
+        return value
+    return ((value / step).to_integral_value(rounding) * step).quantize(step)
+
+
+def wire(value: Decimal) -> str:
+    """Plain decimal notation (never exponent form), trailing zeros dropped."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolFilters:
+    """One symbol's order rules. Decimal fields are the venue's exact values; 0 disables a rule."""
+
+    tick: Decimal
+    step: Decimal
+    min_qty_d: Decimal = ZERO
+    max_qty_d: Decimal = ZERO
+    min_price_d: Decimal = ZERO
+    max_price_d: Decimal = ZERO
+    min_notional_d: Decimal = ZERO
+    max_notional_d: Decimal = ZERO
+
+    @property
+    def tick_size(self) -> float:
+        return float(self.tick)
+
+    @property
+    def lot_size(self) -> float:
+        return float(self.step)
+
+    @property
+    def min_qty(self) -> float:
+        return float(self.min_qty_d)
+
+    @property
+    def min_notional(self) -> float:
+        return float(self.min_notional_d)
+
+    def quantize_price(self, price: float | Decimal, side: Side = Side.NONE) -> Decimal:
+        """Snap to the tick: a BUY rounds down and a SELL up (never more aggressive than asked)."""
+        return _snap(dec(price), self.tick, _PRICE_ROUNDING[side])
+
+    def quantize_qty(self, qty: float | Decimal) -> Decimal:
+        """Snap down to the lot step: never trade more than asked."""
+        return _snap(dec(qty), self.step, ROUND_FLOOR)
+
+    def round_price(self, price: float, side: Side = Side.NONE) -> float:
+        return float(self.quantize_price(price, side))
+
+    def round_qty(self, qty: float) -> float:
+        return float(self.quantize_qty(qty))
+
+    def violation(self, price: Decimal | None, qty: Decimal) -> str:
+        """The first rule an order breaks ('' if none); ``price`` None = market order."""
+        if qty <= ZERO or (self.step and qty % self.step) or qty < self.min_qty_d:
+            return "LOT_SIZE"
+        if self.max_qty_d and qty > self.max_qty_d:
+            return "LOT_SIZE"
+        if price is None:
+            return ""
+        if price <= ZERO or (self.tick and price % self.tick) or price < self.min_price_d:
+            return "PRICE_FILTER"
+        if self.max_price_d and price > self.max_price_d:
+            return "PRICE_FILTER"
+        notional = price * qty
+        if notional < self.min_notional_d or (self.max_notional_d and notional > self.max_notional_d):
+            return "NOTIONAL"
+        return ""
+
+
+def _num(raw: Any) -> Decimal:
+    """A venue number field; empty string or missing means 0 (= rule disabled)."""
+    return Decimal(str(raw)) if raw not in (None, "") else ZERO
+
+
+def binance_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
+    """From one ``exchangeInfo.symbols[]`` entry: PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL or NOTIONAL."""
+    by_type = {f["filterType"]: f for f in symbol_info.get("filters", ())}
+    price = by_type.get("PRICE_FILTER", {})
+    lot = by_type.get("LOT_SIZE", {})
+    notional = by_type.get("NOTIONAL") or by_type.get("MIN_NOTIONAL") or {}
+    return SymbolFilters(
+        tick=_num(price.get("tickSize")),
+        step=_num(lot.get("stepSize")),
+        min_qty_d=_num(lot.get("minQty")),
+        max_qty_d=_num(lot.get("maxQty")),
+        min_price_d=_num(price.get("minPrice")),
+        max_price_d=_num(price.get("maxPrice")),
+        min_notional_d=_num(notional.get("minNotional")),
+        max_notional_d=_num(notional.get("maxNotional")),
+    )
+
+
+def okx_filters(instrument: Mapping[str, Any]) -> SymbolFilters:
+    """From one ``/api/v5/public/instruments`` entry: tickSz, lotSz, minSz, maxLmtSz."""
+    return SymbolFilters(
+        tick=_num(instrument.get("tickSz")),
+        step=_num(instrument.get("lotSz")),
+        min_qty_d=_num(instrument.get("minSz")),
+        max_qty_d=_num(instrument.get("maxLmtSz")),
+    )
