@@ -201,6 +201,9 @@ class SupervisorConfig:
     backoff_max_s: float = 30.0
     graceful_secs: float = 10.0
     cancel_on_shutdown: bool = True
+    stable_secs: float = 60.0
+    order_timeout_s: float = 2.0
+    max_subscribers: int = 8
 
 
 @dataclass(frozen=True, slots=True)
