@@ -126,6 +126,10 @@ class ArbitrageConfig:
     max_qty: float = 0.01
     cooldown_ms: int = 500
     leg_timeout_ms: int = 2000
+    max_book_age_ms: int = 2000
+    min_qty: float = 0.0001
+    hedge_slippage_bps: float = 20.0
+    max_hedge_attempts: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,8 @@ class MarketMakingConfig:
     max_inventory: float = 0.01
     requote_bps: float = 2.0
     use_microprice: bool = True
+    max_book_age_ms: int = 5000
+    reject_backoff_ms: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
