@@ -137,6 +137,7 @@ class RejectReason(IntEnum):
     NO_MARK = 13
     INVALID_ORDER = 14
     UNKNOWN_ORDER = 15
+    INTENT_DROPPED = 16  # never reached the gate: the strategy host found the intents ring full
     VENUE_REJECTED = 20
     VENUE_FILTER = 21
     VENUE_RATE_LIMIT = 22
