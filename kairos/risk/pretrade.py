@@ -1,0 +1,114 @@
+"""Pre-trade checks: one new order and the `RiskState` in, a `RejectReason` out (NONE = accept).
+
+Pure: no I/O, no clock (``now_ns`` is passed in), no mutation. Rules run in this order and the
+first failure is the verdict: trading state, validity, size, mark, price band, reduce-only,
+position, gross exposure, open orders, balance, order rate. Every limit of 0 disables its rule.
+"Worst case" position = current position plus every open order on the same side plus this order,
+all filled; position and exposure limits only refuse orders that make that worst case larger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kairos.config import RiskConfig
+from kairos.records import OrderType, RejectReason, Side, TradingState
+from kairos.risk.state import RiskState
+
+EPS = 1e-9
+INF = float("inf")
+BUY, SELL = int(Side.BUY), int(Side.SELL)
+MARKET = int(OrderType.MARKET)
+HALTED, REDUCE_ONLY = int(TradingState.HALTED), int(TradingState.REDUCE_ONLY)
+_ORDER_TYPES = frozenset(int(t) for t in OrderType)
+R = RejectReason
+
+
+def _limit(value: float) -> float:
+    return value if value > 0 else INF
+
+
+class PreTrade:
+    """The configured limits and the checks that apply them."""
+
+    __slots__ = ("band", "fee_mult", "market_up", "max_gross", "max_notional", "max_open", "max_position",
+                 "max_qty")
+
+    def __init__(self, cfg: RiskConfig, taker_fee_bps: Sequence[float]) -> None:
+        """``taker_fee_bps`` is indexed by venue id; buys reserve price x qty x (1 + fee)."""
+        self.max_qty = _limit(cfg.max_order_qty)
+        self.max_notional = _limit(cfg.max_order_notional)
+        self.max_position = _limit(cfg.max_position)
+        self.max_gross = _limit(cfg.max_gross_exposure)
+        self.band = _limit(cfg.price_band_bps) / 1e4
+        self.max_open = _limit(cfg.max_open_orders)
+        self.market_up = 1.0 + max(cfg.price_band_bps, 0.0) / 1e4
+        self.fee_mult = [1.0 + bps / 1e4 for bps in taker_fee_bps]
+
+    def check(self, s: RiskState, venue: int, k: int, side: int, order_type: int, price: float, qty: float,
+              reduce_only: bool, now_ns: int) -> int:
+        """The verdict for one new order (``k`` = grid key of venue and instrument)."""
+        if s.trading == HALTED:
+            return R.TRADING_HALTED
+        mark = s.mark(k)
+        return (self.order(side, order_type, price, qty, mark)
+                or self.exposure(s, k, side, qty, mark, reduce_only or s.trading == REDUCE_ONLY)
+                or self.capacity(s, venue, k, side, self.reserve(venue, side, order_type, price, qty, mark),
+                                 now_ns))
+
+    def order(self, side: int, order_type: int, price: float, qty: float, mark: float) -> int:
+        """Shape, size, notional and price band of the order on its own."""
+        if side not in (BUY, SELL) or order_type not in _ORDER_TYPES or not 0.0 < qty < INF:
+            return R.INVALID_ORDER
+        if order_type != MARKET and not 0.0 < price < INF:
+            return R.INVALID_ORDER
+        if qty > self.max_qty:
+            return R.MAX_ORDER_QTY
+        if mark <= 0.0:
+            return R.NO_MARK
+        px = mark if order_type == MARKET else price
+        if px * qty > self.max_notional:
+            return R.MAX_ORDER_NOTIONAL
+        if order_type != MARKET and abs(price - mark) > self.band * mark:
+            return R.PRICE_BAND
+        return R.NONE
+
+    def exposure(self, s: RiskState, k: int, side: int, qty: float, mark: float, reduce_only: bool) -> int:
+        """Reduce-only, worst-case position and gross exposure."""
+        pos = s.position[k]
+        worst = pos + s.open_buy[k] + qty if side == BUY else pos - s.open_sell[k] - qty
+        if reduce_only and not reduces(s, k, side, qty):
+            return R.REDUCE_ONLY
+        if abs(worst) <= abs(pos) + EPS:
+            return R.NONE
+        if abs(worst) > self.max_position + EPS:
+            return R.MAX_POSITION
+        if s.gross + (abs(worst) - abs(pos)) * mark > self.max_gross:
+            return R.MAX_GROSS_EXPOSURE
+        return R.NONE
+
+    def capacity(self, s: RiskState, venue: int, k: int, side: int, reserve: float, now_ns: int) -> int:
+        """Open-order count, free balance (after what open orders reserve) and the venue's order rate."""
+        if s.open_orders >= self.max_open:
+            return R.MAX_OPEN_ORDERS
+        slot = s.grid.quote_slot[k] if side == BUY else s.grid.base_slot[k]
+        if s.balance[slot] - s.reserved[slot] < reserve - EPS:
+            return R.INSUFFICIENT_BALANCE
+        if s.buckets[venue].available(now_ns) < 1.0:
+            return R.ORDER_RATE
+        return R.NONE
+
+    def reserve(self, venue: int, side: int, order_type: int, price: float, qty: float, mark: float) -> float:
+        """What an accepted order locks: base for a sell; quote incl. taker fee for a buy (market at mark+band)."""
+        if side == SELL:
+            return qty
+        px = mark * self.market_up if order_type == MARKET else price
+        return px * qty * self.fee_mult[venue]
+
+
+def reduces(s: RiskState, k: int, side: int, qty: float) -> bool:
+    """True if the order, with every open order on its side, only shrinks the position toward zero."""
+    pos = s.position[k]
+    if side == BUY:
+        return pos < 0.0 and qty + s.open_buy[k] <= -pos + EPS
+    return pos > 0.0 and qty + s.open_sell[k] <= pos + EPS
