@@ -226,6 +226,14 @@ class SimConfig:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    replay_speed: float = 1.0
+    start_prices: dict[str, float] = field(default_factory=lambda: {"BTC-USDT": 60000.0, "ETH-USDT": 3000.0})
+    levels: int = 50
+    volatility_bps: float = 0.2
+    trade_probability: float = 0.3
+    okx_ws_snapshot: bool = True
+    binance_ping_interval_s: float = 20.0
+    okx_idle_timeout_s: float = 30.0
     env: str = "dev"
     shm_prefix: str = "kairos"
     instruments: tuple[InstrumentConfig, ...] = ()
