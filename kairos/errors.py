@@ -105,3 +105,7 @@ class SpoolCorrupt(PersistError):
 
 class SupervisorError(KairosError):
     """Process supervision failure."""
+
+
+class InvalidRequest(SupervisorError):
+    """An API request that can never succeed as sent (gRPC INVALID_ARGUMENT); the message says why."""

@@ -1,0 +1,1 @@
+"""Supervisor: spawns, watches and restarts the processes; serves the gRPC API."""

@@ -1,0 +1,218 @@
+"""One supervised child: the supervisord state machine, pure (no OS calls, clock passed in).
+
+The arbiter feeds in what happened (``spawned``, ``exited``, ``stale``) and calls ``transition``
+every loop; the child answers with what the arbiter must do (`Do.SPAWN`, `Do.TERM`, `Do.KILL`).
+``transition`` is the only place a spawn is decided. Edges::
+
+    STOPPED --start--> STARTING --start_secs up--> RUNNING --exit--> EXITED --delay--> STARTING
+                          |  exit early / spawn error               |  \\
+                          v                                         |   crash loop (retries > start_retries)
+                       BACKOFF --delay--> STARTING                  v
+                          \\--retries > start_retries--> FATAL <-- exit code 3 (boot error)
+    STARTING/RUNNING --stop or stale heartbeat--> STOPPING --exit--> STOPPED (stop) | EXITED (stale)
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+from kairos.config import SupervisorConfig
+from kairos.errors import EXIT_BOOT_ERROR
+
+
+class ChildState(IntEnum):
+    """The supervisor's view of a child (supervisord names; numbers match kairos.v1.ChildState)."""
+
+    STOPPED = 1
+    STARTING = 2
+    RUNNING = 3
+    BACKOFF = 4
+    STOPPING = 5
+    EXITED = 6
+    FATAL = 7
+    UNKNOWN = 8
+
+
+class Do(Enum):
+    """What the arbiter must do for a child after a transition."""
+
+    SPAWN = "spawn"
+    TERM = "term"
+    KILL = "kill"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """One row of the child table: a role and the exact command a systemd unit would run."""
+
+    role: str
+    argv: tuple[str, ...]
+    halts_trading: bool = False  # FATAL here means nobody checks risk: halt trading
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    start_secs: float
+    start_retries: int
+    backoff_initial_s: float
+    backoff_max_s: float
+    graceful_secs: float
+    stable_secs: float
+
+    @classmethod
+    def from_config(cls, cfg: SupervisorConfig) -> RestartPolicy:
+        return cls(cfg.start_secs, cfg.start_retries, cfg.backoff_initial_s, cfg.backoff_max_s,
+                   cfg.graceful_secs, cfg.stable_secs)
+
+    def delay(self, retries: int) -> float:
+        """Exponential: initial, 2x, 4x ... capped at backoff_max_s."""
+        return min(self.backoff_initial_s * 2 ** max(retries - 1, 0), self.backoff_max_s)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildInfo:
+    """A copy of a child's state for the API thread (never the live object)."""
+
+    role: str
+    state: ChildState
+    pid: int
+    uptime_s: float
+    restarts: int
+    retries: int
+    last_exit_code: int | None
+    last_error: str
+
+
+def describe_exit(code: int) -> str:
+    """Exit codes as waitstatus_to_exitcode gives them: negative means killed by that signal."""
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    if code == EXIT_BOOT_ERROR:
+        return f"boot error (exit code {code}): bad config or shm layout, not restarted"
+    return f"exited with code {code}"
+
+
+class Child:
+    __slots__ = ("_kill_at", "_restart_after_stop", "_spawn_at", "_wanted", "last_error", "last_exit_code",
+                 "pid", "policy", "restarts", "retries", "spawns", "spec", "started_at", "state")
+
+    def __init__(self, spec: ChildSpec, policy: RestartPolicy) -> None:
+        self.spec = spec
+        self.policy = policy
+        self.state = ChildState.STOPPED
+        self.pid = 0
+        self.spawns = 0
+        self.restarts = 0
+        self.retries = 0
+        self.started_at = 0.0
+        self.last_exit_code: int | None = None
+        self.last_error = ""
+        self._wanted = False
+        self._restart_after_stop = False
+        self._spawn_at = 0.0
+        self._kill_at = 0.0
+
+    @property
+    def role(self) -> str:
+        return self.spec.role
+
+    @property
+    def alive(self) -> bool:
+        return self.pid > 0
+
+    def start(self) -> None:
+        """Ask for the child to run; the next ``transition`` spawns it."""
+        self._wanted = True
+
+    def transition(self, now: float) -> Do | None:
+        """Advance time-driven edges; returns the action the arbiter must take, if any."""
+        state = self.state
+        if state is ChildState.STOPPED and self._wanted:
+            return self._spawn(now)  # STOPPED -> STARTING
+        if state is ChildState.STARTING and self.alive and now - self.started_at >= self.policy.start_secs:
+            self.state = ChildState.RUNNING  # STARTING -> RUNNING: stayed up for start_secs
+            return None
+        if state in (ChildState.BACKOFF, ChildState.EXITED):
+            if self.retries > self.policy.start_retries:
+                self.state = ChildState.FATAL  # BACKOFF/EXITED -> FATAL: crash loop, retries used up
+                self.last_error = f"gave up after {self.retries} consecutive failures: {self.last_error}"
+                return None
+            if now >= self._spawn_at:
+                return self._spawn(now)  # BACKOFF -> STARTING, EXITED -> STARTING: delay elapsed
+        if state is ChildState.STOPPING and self._kill_at and now >= self._kill_at:
+            self._kill_at = 0.0  # STOPPING stays STOPPING: escalate to SIGKILL after graceful_secs
+            return Do.KILL
+        return None
+
+    def _spawn(self, now: float) -> Do:
+        self.state = ChildState.STARTING
+        self.started_at = now
+        return Do.SPAWN
+
+    def spawned(self, pid: int) -> None:
+        self.pid = pid
+        self.restarts += self.spawns > 0
+        self.spawns += 1
+
+    def spawn_failed(self, error: str, now: float) -> None:
+        self.last_error = f"spawn failed: {error}"
+        self._fail(ChildState.BACKOFF, now)  # STARTING -> BACKOFF: could not even exec
+
+    def exited(self, code: int, now: float) -> None:
+        """The process is gone (code < 0: killed by signal -code)."""
+        ran_for = now - self.started_at
+        self.pid = 0
+        self.last_exit_code = code
+        if self.state is ChildState.STOPPING and not self._restart_after_stop:
+            self.state = ChildState.STOPPED  # STOPPING -> STOPPED: we asked it to stop
+            self._kill_at = 0.0
+            return
+        if not self._restart_after_stop:
+            self.last_error = describe_exit(code)
+        if code == EXIT_BOOT_ERROR:
+            self.state = ChildState.FATAL  # STARTING/RUNNING -> FATAL: a boot error never heals by retrying
+            return
+        if ran_for >= self.policy.stable_secs:
+            self.retries = 0  # a long, healthy run forgives earlier failures
+        was_starting = self.state is ChildState.STARTING
+        self._kill_at = 0.0
+        self._restart_after_stop = False
+        # STARTING -> BACKOFF: died before start_secs; RUNNING/STOPPING(stale) -> EXITED: crashed or killed
+        self._fail(ChildState.BACKOFF if was_starting else ChildState.EXITED, now)
+
+    def _fail(self, state: ChildState, now: float) -> None:
+        self.retries += 1
+        self.state = state
+        self._spawn_at = now + self.policy.delay(self.retries)
+
+    def stop(self, now: float) -> Do | None:
+        """Stop for good (shutdown): SIGTERM if running, SIGKILL after graceful_secs."""
+        self._wanted = False
+        self._restart_after_stop = False
+        if self.state in (ChildState.BACKOFF, ChildState.EXITED):
+            self.state = ChildState.STOPPED  # BACKOFF/EXITED -> STOPPED: nothing running, no restart
+            return None
+        if self.state in (ChildState.STARTING, ChildState.RUNNING) and self.alive:
+            return self._terminate(now)  # STARTING/RUNNING -> STOPPING
+        return None
+
+    def stale(self, age_s: float, now: float) -> Do | None:
+        """The heartbeat is older than the timeout: terminate it and restart it afterwards."""
+        if self.state is not ChildState.RUNNING or not self.alive:
+            return None
+        self._restart_after_stop = True
+        self.last_error = f"heartbeat stale for {age_s:.1f}s: terminated"
+        return self._terminate(now)  # RUNNING -> STOPPING: hung, will go to EXITED and restart
+
+    def _terminate(self, now: float) -> Do:
+        self.state = ChildState.STOPPING
+        self._kill_at = now + self.policy.graceful_secs
+        return Do.TERM
+
+    def info(self, now: float) -> ChildInfo:
+        up = now - self.started_at if self.alive else 0.0
+        return ChildInfo(self.role, self.state, self.pid, up, self.restarts, self.retries,
+                         self.last_exit_code, self.last_error)
+
