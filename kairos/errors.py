@@ -103,6 +103,14 @@ class SpoolCorrupt(PersistError):
     """A spool file has a torn or corrupt record."""
 
 
+class SinkUnavailable(PersistError):
+    """PostgreSQL or Redis cannot be reached right now: keep the batch, retry after a backoff."""
+
+
+class BatchRejected(PersistError):
+    """The database refused a batch for its content: retrying the same batch cannot succeed."""
+
+
 class SupervisorError(KairosError):
     """Process supervision failure."""
 
