@@ -1,0 +1,221 @@
+"""Strategy API: pure objects, market records and execution events in, order intents out.
+
+A strategy never reads a wall clock, a ring or a socket, so the same code runs live and in replay.
+A driver (the strategy host, or later a replay loop) owns one `MarketView` and one `IntentSink`::
+
+    view.update(batch)                  # bulk top of book + book status per (venue, instrument)
+    strategy.on_market(batch, sink)     # reads the view (``view.touched``), writes intents
+    strategy.on_event(events, sink)     # EXEC_EVENT records carrying this strategy's id
+    strategy.on_timer(now_ns, sink)     # leg timeouts, retries
+    view.clear_touched(); publish(sink.take())
+
+Time comes from an injected `Clock`: `LiveClock` in the engine, `ManualClock` in tests and replay.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Final, NamedTuple, Protocol
+
+import numpy as np
+
+from kairos.records import CLIENT_ORDER_ID_LEN, ORDER_INTENT, Action, ExecKind, OrderState
+from kairos.strategy.book import MarketView
+
+__all__ = [
+    "NO_LIMITS",
+    "Clock",
+    "ExecUpdate",
+    "IntentSink",
+    "LiveClock",
+    "ManualClock",
+    "MarketView",
+    "OrderIds",
+    "OrderLimits",
+    "Strategy",
+    "exec_updates",
+    "is_terminal",
+    "new_run_id",
+]
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+RUN_ID_LEN = 8
+TERMINAL_STATES = frozenset((OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED))
+TERMINAL_KINDS = frozenset((ExecKind.REJECT, ExecKind.CANCELED, ExecKind.EXPIRED))
+
+
+class Clock(Protocol):
+    def now_ns(self) -> int: ...
+
+
+class LiveClock:
+    """Wall-clock ns that never steps back: wall time at start plus monotonic time elapsed since.
+
+    Comparable with the feeds' ``ts_recv_ns`` stamps, yet safe for timeouts (STYLE anti-pattern 6).
+    """
+
+    __slots__ = ("_offset",)
+
+    def __init__(self) -> None:
+        self._offset = time.time_ns() - time.monotonic_ns()
+
+    def now_ns(self) -> int:
+        return self._offset + time.monotonic_ns()
+
+
+class ManualClock:
+    """A clock the driver moves: tests and replay set it from record timestamps."""
+
+    __slots__ = ("_now",)
+
+    def __init__(self, now_ns: int = 0) -> None:
+        self._now = now_ns
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def set(self, now_ns: int) -> None:
+        self._now = now_ns
+
+    def advance(self, ns: int) -> None:
+        self._now += ns
+
+
+def base36(value: int) -> str:
+    digits = []
+    while True:
+        value, rem = divmod(value, 36)
+        digits.append(_B36[rem])
+        if not value:
+            return "".join(reversed(digits))
+
+
+def new_run_id(wall_ns: int) -> str:
+    """Run id = host start time in wall-clock milliseconds, base 36, 8 chars (good until 2059).
+
+    Two runs collide only if they start in the same millisecond, which one host process cannot do.
+    """
+    return base36(wall_ns // 1_000_000).rjust(RUN_ID_LEN, "0")[-RUN_ID_LEN:]
+
+
+class OrderIds:
+    """Client order ids ``K`` + strategy id (2 base-36 chars) + run id (8) + sequence (base 36).
+
+    Only ``[0-9a-zK]``: valid for Binance ``newClientOrderId`` and OKX ``clOrdId`` (alnum, <= 32).
+    """
+
+    __slots__ = ("_prefix", "_seq")
+
+    def __init__(self, strategy_id: int, run_id: str) -> None:
+        if not 0 < strategy_id < 36 * 36 or len(run_id) != RUN_ID_LEN or not run_id.isalnum():
+            raise ValueError(f"bad strategy id {strategy_id} or run id {run_id!r}")
+        self._prefix = "K" + base36(strategy_id).rjust(2, "0") + run_id
+        self._seq = 0
+
+    def next(self) -> bytes:
+        self._seq += 1
+        cid = f"{self._prefix}{base36(self._seq)}".encode()
+        if len(cid) > CLIENT_ORDER_ID_LEN:
+            raise OverflowError(f"client order id {cid!r} longer than {CLIENT_ORDER_ID_LEN}")
+        return cid
+
+
+_INTENT_FIELDS = ("ts_created_ns", "ts_origin_ns", "price", "qty", "client_order_id", "instrument", "strategy",
+                  "venue", "side", "order_type", "tif", "action", "flags", "_pad")
+assert ORDER_INTENT.names == _INTENT_FIELDS, "IntentSink writes ORDER_INTENT rows as tuples in field order"
+
+
+class IntentSink:
+    """A reusable ORDER_INTENT buffer strategies write into; the driver publishes ``take()``.
+
+    Rows are written as one tuple each (about 0.5 us; field-by-field is ten times slower).
+    """
+
+    __slots__ = ("_buf", "_clock", "_n")
+
+    def __init__(self, clock: Clock, capacity: int = 64) -> None:
+        self._clock = clock
+        self._buf = np.zeros(capacity, ORDER_INTENT)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def new(self, strategy: int, cid: bytes, venue: int, instrument: int, side: int, order_type: int,
+            tif: int, price: float, qty: float, origin_ns: int) -> None:
+        """Append a NEW order intent stamped with the injected clock."""
+        self._put((self._clock.now_ns(), origin_ns, price, qty, cid, instrument, strategy, venue, side,
+                   order_type, tif, Action.NEW, 0, b""))
+
+    def cancel(self, strategy: int, cid: bytes, venue: int, instrument: int, origin_ns: int) -> None:
+        """Append a CANCEL intent for one of the strategy's own orders."""
+        self._put((self._clock.now_ns(), origin_ns, 0.0, 0.0, cid, instrument, strategy, venue, 0, 0, 0,
+                   Action.CANCEL, 0, b""))
+
+    def take(self) -> np.ndarray:
+        """The intents written since the last take; a view valid until the next write."""
+        out = self._buf[: self._n]
+        self._n = 0
+        return out
+
+    def _put(self, row: tuple) -> None:
+        if self._n == len(self._buf):
+            self._buf = np.concatenate((self._buf, np.zeros(len(self._buf), ORDER_INTENT)))
+        self._buf[self._n] = row
+        self._n += 1
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLimits:
+    """Per-order caps a strategy applies before the gate would refuse (risk.max_order_qty/notional)."""
+
+    max_qty: float = math.inf
+    max_notional: float = math.inf
+
+    def cap(self, qty: float, price: float) -> float:
+        return min(qty, self.max_qty, self.max_notional / price)
+
+
+NO_LIMITS: Final = OrderLimits()
+
+
+class ExecUpdate(NamedTuple):
+    cid: bytes
+    kind: int
+    state: int
+    price: float
+    qty: float
+    cum_qty: float
+    reason: int
+
+
+def exec_updates(events: np.ndarray) -> list[ExecUpdate]:
+    """EXEC_EVENT records as plain tuples (one conversion per batch, not per field)."""
+    cols = ("client_order_id", "kind", "state", "price", "qty", "cum_qty", "reason")
+    return [ExecUpdate(*row) for row in zip(*(events[c].tolist() for c in cols), strict=True)]
+
+
+def is_terminal(update: ExecUpdate) -> bool:
+    """The order is finished: no further fill can arrive for it."""
+    return update.state in TERMINAL_STATES or update.kind in TERMINAL_KINDS
+
+
+class Strategy(Protocol):
+    """A pure decision object. Every call may append intents to ``out``; none may block or do I/O."""
+
+    strategy_id: int
+    name: str
+
+    def on_market(self, batch: np.ndarray, out: IntentSink) -> None:
+        """Called after the shared MarketView absorbed ``batch`` (MARKET_DATA records)."""
+
+    def on_event(self, events: np.ndarray, out: IntentSink) -> None:
+        """EXEC_EVENT records whose ``strategy`` field is this strategy's id."""
+
+    def on_timer(self, now_ns: int, out: IntentSink) -> None:
+        """Periodic tick (timeouts, retries)."""
+
+    def counters(self) -> dict[str, int]:
+        """Cumulative counters for the status board (read off the hot path)."""

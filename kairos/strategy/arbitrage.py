@@ -1,0 +1,251 @@
+"""Cross-exchange arbitrage: buy the cheap ask and sell the rich bid when the gap pays both taker fees.
+
+Fires when ``(bid_sell / ask_buy - 1) * 1e4 > taker_fee_buy + taker_fee_sell + min_edge_bps`` on two
+tradeable books, with two IOC LIMIT legs sized ``min(ask size, bid size, max_qty, limits)``.
+
+Leg-risk policy (docs/STRATEGIES.md): one trade per instrument at a time. When both legs are done,
+or ``leg_timeout_ms`` has passed (pending legs then get a CANCEL), a net residual of at least
+``min_qty`` is a leg failure: it is logged, counted and hedged with an IOC on the venue with the best
+price for it, ``hedge_slippage_bps`` through the touch. A hedge that leaves a residual is retried;
+after ``max_hedge_attempts`` the instrument stops arbitraging and an ERROR names the open residual.
+Nothing new is fired on an instrument while a trade or hedge on it is outstanding.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+
+from kairos.config import ArbitrageConfig
+from kairos.records import ExecKind, OrderType, Side, Tif
+from kairos.strategy.api import (
+    NO_LIMITS,
+    Clock,
+    ExecUpdate,
+    IntentSink,
+    MarketView,
+    OrderIds,
+    OrderLimits,
+    exec_updates,
+    is_terminal,
+)
+
+log = logging.getLogger(__name__)
+
+ARBITRAGE_ID: Final = 1
+COUNTERS: Final = ("fired", "too_small", "completed", "missed", "leg_failures", "leg_timeouts", "hedges_sent",
+                   "hedges_filled", "hedges_failed", "hedges_deferred", "hedges_abandoned", "dust",
+                   "unknown_events")
+
+
+@dataclass(slots=True)
+class Leg:
+    cid: bytes
+    venue: int
+    side: int
+    qty: float
+    hedge: bool = False
+    filled: float = 0.0
+    done: bool = False
+
+    def apply(self, u: ExecUpdate) -> None:
+        if u.kind == ExecKind.FILL:
+            self.filled = max(self.filled, u.cum_qty if u.cum_qty > 0.0 else self.filled + u.qty)
+        self.done = self.done or is_terminal(u)
+
+
+@dataclass(slots=True)
+class Trade:
+    instrument: int
+    deadline_ns: int
+    legs: list[Leg] = field(default_factory=list)
+    hedges: int = 0
+    failed: bool = False
+    timed_out: bool = False
+    deferred: bool = False
+
+    def exposure(self) -> float:
+        """Net base-asset position the trade has left: buys minus sells, hedges included."""
+        return sum(leg.filled if leg.side == Side.BUY else -leg.filled for leg in self.legs)
+
+    def describe(self) -> str:
+        return " ".join(f"{leg.cid.decode()}:{Side(leg.side).name}@{leg.venue} {leg.filled:g}/{leg.qty:g}"
+                        + ("" if leg.done else "(open)") for leg in self.legs)
+
+
+class CrossArbitrage:
+    """Pure strategy: reads the shared MarketView, writes IOC legs and hedges, tracks them by exec events."""
+
+    strategy_id: int = ARBITRAGE_ID
+    name: str = "arbitrage"
+
+    def __init__(self, cfg: ArbitrageConfig, fees_bps: dict[int, float], venues: dict[int, tuple[int, ...]],
+                 view: MarketView, ids: OrderIds, clock: Clock, limits: OrderLimits = NO_LIMITS) -> None:
+        self._cfg, self._fees, self._venues = cfg, fees_bps, venues
+        self._view, self._ids, self._clock, self._limits = view, ids, clock, limits
+        self._instruments = tuple(i for i, vs in venues.items() if len(vs) >= 2)
+        self._max_age = cfg.max_book_age_ms * 1_000_000
+        self._leg_timeout = cfg.leg_timeout_ms * 1_000_000
+        self._next_ok = dict.fromkeys(self._instruments, 0)
+        self._active: dict[int, Trade] = {}
+        self._by_cid: dict[bytes, Trade] = {}
+        self.halted: set[int] = set()
+        self.stats = dict.fromkeys(COUNTERS, 0)
+
+    def counters(self) -> dict[str, int]:
+        return {f"arb_{k}": v for k, v in self.stats.items()}
+
+    def on_market(self, batch: np.ndarray, out: IntentSink) -> None:
+        touched, now, active, halted = self._view.touched, self._clock.now_ns(), self._active, self.halted
+        for inst in self._instruments:
+            if touched[inst] and now >= self._next_ok[inst] and inst not in active and inst not in halted:
+                self._check(inst, now, out)
+
+    def on_event(self, events: np.ndarray, out: IntentSink) -> None:
+        now = self._clock.now_ns()
+        for u in exec_updates(events):
+            trade = self._by_cid.get(u.cid)
+            if trade is None:
+                self.stats["unknown_events"] += 1
+                continue
+            leg = next(leg for leg in trade.legs if leg.cid == u.cid)
+            was_done = leg.done
+            leg.apply(u)
+            if leg.hedge and leg.done and not was_done:
+                self._hedge_outcome(trade, leg)
+            self._review(trade, now, out)
+
+    def on_timer(self, now_ns: int, out: IntentSink) -> None:
+        for trade in list(self._active.values()):
+            self._review(trade, now_ns, out)
+
+    def _check(self, inst: int, now: int, out: IntentSink) -> None:
+        pair = self._best_pair(inst, now)
+        if pair is None:
+            return
+        buy, sell = pair
+        v = self._view
+        ask, bid = float(v.ask[buy, inst]), float(v.bid[sell, inst])
+        qty = self._limits.cap(min(float(v.ask_qty[buy, inst]), float(v.bid_qty[sell, inst]), self._cfg.max_qty), ask)
+        if qty < self._cfg.min_qty:
+            self.stats["too_small"] += 1
+            return
+        origin = int(max(v.ts_recv[buy, inst], v.ts_recv[sell, inst]))
+        trade = Trade(inst, now + self._leg_timeout)
+        self._send(trade, out, buy, Side.BUY, ask, qty, origin)
+        self._send(trade, out, sell, Side.SELL, bid, qty, origin)
+        self._active[inst] = trade
+        self._next_ok[inst] = now + self._cfg.cooldown_ms * 1_000_000
+        self.stats["fired"] += 1
+
+    def _best_pair(self, inst: int, now: int) -> tuple[int, int] | None:
+        """The (buy venue, sell venue) with the largest edge beyond fees + min_edge_bps, if any is > 0."""
+        v, fees = self._view, self._fees
+        live = [x for x in self._venues[inst] if v.tradeable(x, inst, now, self._max_age)]
+        best, margin = None, 0.0
+        for buy in live:
+            for sell in live:
+                if buy != sell:
+                    m = (v.bid[sell, inst] / v.ask[buy, inst] - 1.0) * 1e4 - fees[buy] - fees[sell]
+                    if m - self._cfg.min_edge_bps > margin:
+                        best, margin = (buy, sell), m - self._cfg.min_edge_bps
+        return best
+
+    def _send(self, trade: Trade, out: IntentSink, venue: int, side: Side, price: float, qty: float,
+              origin: int, hedge: bool = False) -> None:
+        cid = self._ids.next()
+        out.new(self.strategy_id, cid, venue, trade.instrument, side, OrderType.LIMIT, Tif.IOC, price, qty, origin)
+        trade.legs.append(Leg(cid, venue, side, qty, hedge))
+        self._by_cid[cid] = trade
+
+    def _review(self, trade: Trade, now: int, out: IntentSink) -> None:
+        """Decide what a trade needs: wait, time out its legs, hedge its residual, or close it."""
+        pending = [leg for leg in trade.legs if not leg.done]
+        if pending and now < trade.deadline_ns:
+            return
+        if pending and not trade.timed_out:
+            self._time_out(trade, pending, now, out)
+        if any(leg.hedge for leg in pending):
+            return  # a hedge's outcome is unknown: never stack a second one on it
+        exposure = trade.exposure()
+        if abs(exposure) >= self._cfg.min_qty:
+            self._hedge(trade, exposure, now, out)
+        elif not pending:
+            self._close(trade, exposure)
+
+    def _time_out(self, trade: Trade, pending: list[Leg], now: int, out: IntentSink) -> None:
+        trade.timed_out = True
+        self.stats["leg_timeouts"] += len(pending)
+        log.warning("arb instrument %d: %d leg(s) without outcome after %d ms, cancelling: %s",
+                    trade.instrument, len(pending), self._cfg.leg_timeout_ms, trade.describe())
+        for leg in pending:
+            out.cancel(self.strategy_id, leg.cid, leg.venue, trade.instrument, now)
+
+    def _hedge(self, trade: Trade, exposure: float, now: int, out: IntentSink) -> None:
+        if not trade.failed:
+            trade.failed = True
+            self.stats["leg_failures"] += 1
+            log.warning("arb leg failure instrument %d residual %+.8f: %s", trade.instrument, exposure,
+                        trade.describe())
+        if trade.hedges >= self._cfg.max_hedge_attempts:
+            self._abandon(trade, exposure)
+            return
+        side = Side.SELL if exposure > 0 else Side.BUY
+        target = self._hedge_target(trade.instrument, side, now)
+        if target is None:
+            if not trade.deferred:
+                trade.deferred = True
+                self.stats["hedges_deferred"] += 1
+                log.warning("arb hedge deferred instrument %d: no tradeable book", trade.instrument)
+            return
+        venue, price = target
+        self._send(trade, out, venue, side, price, abs(exposure), now, hedge=True)
+        trade.hedges, trade.deadline_ns, trade.timed_out, trade.deferred = trade.hedges + 1, \
+            now + self._leg_timeout, False, False
+        self.stats["hedges_sent"] += 1
+        log.warning("arb hedge #%d instrument %d: %s %.8f on venue %d limit %.8f", trade.hedges,
+                    trade.instrument, side.name, abs(exposure), venue, price)
+
+    def _hedge_target(self, inst: int, side: Side, now: int) -> tuple[int, float] | None:
+        """Best venue for the hedge (highest bid to sell, lowest ask to buy) and a marketable limit."""
+        v, slip = self._view, self._cfg.hedge_slippage_bps / 1e4
+        live = [x for x in self._venues[inst] if v.tradeable(x, inst, now, self._max_age)]
+        if not live:
+            return None
+        if side == Side.SELL:
+            venue = max(live, key=lambda x: v.bid[x, inst])
+            return venue, float(v.bid[venue, inst]) * (1.0 - slip)
+        venue = min(live, key=lambda x: v.ask[x, inst])
+        return venue, float(v.ask[venue, inst]) * (1.0 + slip)
+
+    def _hedge_outcome(self, trade: Trade, leg: Leg) -> None:
+        ok = leg.filled >= leg.qty - self._cfg.min_qty
+        self.stats["hedges_filled" if ok else "hedges_failed"] += 1
+        log.warning("arb hedge %s instrument %d %s: filled %.8f of %.8f", leg.cid.decode(), trade.instrument,
+                    "filled" if ok else "FAILED", leg.filled, leg.qty)
+
+    def _abandon(self, trade: Trade, exposure: float) -> None:
+        self.stats["hedges_abandoned"] += 1
+        self.halted.add(trade.instrument)
+        log.error("arb instrument %d HALTED: residual %+.8f still open after %d hedge attempts: %s",
+                  trade.instrument, exposure, trade.hedges, trade.describe())
+        self._forget(trade)
+
+    def _close(self, trade: Trade, exposure: float) -> None:
+        if abs(exposure) > 1e-12:
+            self.stats["dust"] += 1
+            log.warning("arb instrument %d closed with dust residual %+.10f below min_qty", trade.instrument,
+                        exposure)
+        if trade.failed:
+            log.warning("arb instrument %d leg failure resolved after %d hedge(s)", trade.instrument, trade.hedges)
+        else:
+            self.stats["completed" if any(leg.filled for leg in trade.legs) else "missed"] += 1
+        self._forget(trade)
+
+    def _forget(self, trade: Trade) -> None:
+        for leg in trade.legs:
+            self._by_cid.pop(leg.cid, None)
+        self._active.pop(trade.instrument, None)

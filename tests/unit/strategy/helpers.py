@@ -1,0 +1,54 @@
+"""Crafted MARKET_DATA and EXEC_EVENT records for strategy tests (pure builders, no I/O)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kairos.records import EXEC_EVENT, MARKET_DATA, BookStatus, ExecKind, Kind, OrderState, RejectReason
+
+T0 = 1_700_000_000_000_000_000
+
+
+def bbo(venue: int, instrument: int, bid: float, ask: float, bid_qty: float = 1.0, ask_qty: float = 1.0,
+        ts: int = T0, kind: Kind = Kind.BBO, level: int = 0) -> np.ndarray:
+    rec = np.zeros(1, MARKET_DATA)
+    rec["venue"], rec["instrument"], rec["kind"], rec["flags"] = venue, instrument, kind, level
+    rec["price"], rec["qty"], rec["price2"], rec["qty2"] = bid, bid_qty, ask, ask_qty
+    rec["ts_recv_ns"] = rec["ts_exchange_ns"] = ts
+    return rec
+
+
+def status(venue: int, instrument: int, book: BookStatus, ts: int = T0) -> np.ndarray:
+    rec = np.zeros(1, MARKET_DATA)
+    rec["venue"], rec["instrument"], rec["kind"], rec["flags"], rec["ts_recv_ns"] = venue, instrument, \
+        Kind.STATUS, book, ts
+    return rec
+
+
+def batch(*parts: np.ndarray) -> np.ndarray:
+    return np.concatenate(parts)
+
+
+def event(intent: np.void, kind: ExecKind, state: OrderState, qty: float = 0.0, cum: float = 0.0,
+          price: float = 0.0, reason: RejectReason = RejectReason.NONE) -> np.ndarray:
+    """The gate's answer to one ORDER_INTENT row."""
+    ev = np.zeros(1, EXEC_EVENT)
+    for name in ("client_order_id", "instrument", "venue", "strategy", "side"):
+        ev[name] = intent[name]
+    ev["kind"], ev["state"], ev["qty"], ev["cum_qty"], ev["reason"] = kind, state, qty, cum, reason
+    ev["price"], ev["order_qty"] = price or intent["price"], intent["qty"]
+    return ev
+
+
+def fill(intent: np.void, qty: float, cum: float | None = None, final: bool = True) -> np.ndarray:
+    done = final and (cum if cum is not None else qty) >= intent["qty"] - 1e-12
+    return event(intent, ExecKind.FILL, OrderState.FILLED if done else OrderState.PARTIAL, qty,
+                 qty if cum is None else cum)
+
+
+def reject(intent: np.void, reason: RejectReason = RejectReason.VENUE_REJECTED) -> np.ndarray:
+    return event(intent, ExecKind.REJECT, OrderState.REJECTED, reason=reason)
+
+
+def expired(intent: np.void, cum: float = 0.0) -> np.ndarray:
+    return event(intent, ExecKind.EXPIRED, OrderState.EXPIRED, cum=cum)

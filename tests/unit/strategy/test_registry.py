@@ -1,0 +1,47 @@
+"""The registry builds the enabled strategies from real layered config, with clear config errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from kairos import config
+from kairos.errors import ConfigError
+from kairos.records import Venue
+from kairos.strategy import build_strategies
+from kairos.strategy.api import ManualClock, MarketView
+from kairos.strategy.arbitrage import CrossArbitrage
+from kairos.strategy.market_making import MarketMaker
+
+
+def _build(env: dict[str, str]) -> list:
+    settings = config.load(env=env)
+    return build_strategies(settings, MarketView(len(settings.instruments)), ManualClock(0), "00000001")
+
+
+def test_default_config_builds_arbitrage_only() -> None:
+    (arb,) = _build({})
+    assert isinstance(arb, CrossArbitrage) and arb.strategy_id == 1
+
+
+def test_both_strategies_when_enabled() -> None:
+    arb, mm = _build({"KAIROS__STRATEGY__MARKET_MAKING__ENABLED": "true"})
+    assert isinstance(arb, CrossArbitrage) and isinstance(mm, MarketMaker)
+    assert mm.strategy_id == 2 and mm.counters()["mm_quotes"] == 0
+
+
+@pytest.mark.parametrize(("env", "key"), [
+    ({"KAIROS__STRATEGY__ARBITRAGE__INSTRUMENTS": "[DOGE-USDT]"}, "strategy.arbitrage.instruments"),
+    ({"KAIROS__VENUES__OKX__ENABLED": "false"}, "strategy.arbitrage.instruments"),
+    ({"KAIROS__STRATEGY__MARKET_MAKING__ENABLED": "true", "KAIROS__STRATEGY__MARKET_MAKING__VENUE": "kraken"},
+     "strategy.market_making.venue"),
+])
+def test_bad_strategy_config_names_the_key(env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _build(env)
+    assert err.value.key == key
+
+
+def test_strategy_order_ids_carry_their_strategy_id() -> None:
+    arb, mm = _build({"KAIROS__STRATEGY__MARKET_MAKING__ENABLED": "true"})
+    assert arb._ids.next().startswith(b"K0100000001") and mm._ids.next().startswith(b"K0200000001")
+    assert Venue.BINANCE in arb._fees and Venue.OKX in arb._fees
