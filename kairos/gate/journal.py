@@ -1,0 +1,99 @@
+"""Append-only JSON-lines journals: the gate's decision log and the paper venue's ledger.
+
+One ``os.write`` per entry on an O_APPEND descriptor: an entry is in the page cache before the
+effect it records (a submit, an event) happens, so it survives ``kill -9`` of the writer (not a
+power cut: there is no fsync per entry). A torn last line is cut off when the file is reopened.
+
+Gate entries (``t``): ``A`` accepted order (written before the submit), ``R`` rejected intent
+(written before its REJECT event), ``E`` execution report applied, ``T`` trading-state change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kairos.execution.base import ExecReport
+from kairos.gate.orders import Order, Rejected
+from kairos.records import ExecKind, OrderState, RejectReason, Side
+
+log = logging.getLogger(__name__)
+
+
+class AppendLog:
+    """A JSON-lines file written one entry per syscall and read back in order."""
+
+    __slots__ = ("_fd", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        _cut_torn_tail(self._fd)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        os.write(self._fd, orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+
+    def replay(self) -> Iterator[dict[str, Any]]:
+        """Every entry so far; a corrupt line is logged and skipped, never fatal."""
+        with open(self.path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    log.error("%s:%d: corrupt journal line skipped: %r", self.path, number, line[:120])
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _cut_torn_tail(fd: int) -> None:
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    tail = os.pread(fd, min(size, 1 << 16), max(size - (1 << 16), 0))
+    keep = size - len(tail) + tail.rfind(b"\n") + 1
+    log.warning("journal ended in a torn line: cutting %d bytes", size - keep)
+    os.ftruncate(fd, keep)
+
+
+def accepted(order: Order, wall_ns: int) -> dict[str, Any]:
+    return {"t": "A", "c": order.coid.decode(), "v": order.venue, "i": order.instrument, "k": order.k,
+            "st": order.strategy, "s": order.side, "o": order.order_type, "f": order.tif, "p": order.price,
+            "q": order.qty, "r": order.reserve_per_qty, "to": order.ts_origin_ns, "tc": order.ts_created_ns,
+            "fl": order.flags, "ts": wall_ns}
+
+
+def order_of(e: dict[str, Any]) -> Order:
+    return Order(e["c"].encode(), e["v"], e["i"], e["k"], e["st"], e["s"], e["o"], e["f"], e["p"], e["q"],
+                 e["r"], e["to"], e["tc"], e["fl"])
+
+
+def rejected(coid: bytes, ts_created_ns: int, r: Rejected, wall_ns: int) -> dict[str, Any]:
+    return {"t": "R", "c": coid.decode(), "tc": ts_created_ns, "v": r.venue, "i": r.instrument,
+            "st": r.strategy, "s": r.side, "p": r.price, "q": r.qty, "to": r.ts_origin_ns, "why": r.reason,
+            "ts": wall_ns}
+
+
+def rejection_of(e: dict[str, Any]) -> Rejected:
+    return Rejected(e["v"], e["i"], e["st"], e["s"], e["p"], e["q"], e["to"], e["why"])
+
+
+def report(r: ExecReport, wall_ns: int) -> dict[str, Any]:
+    return {"t": "E", "c": r.client_order_id, "k": int(r.kind), "s": int(r.state), "px": r.last_px,
+            "q": r.last_qty, "cq": r.cum_qty, "fee": r.fee, "fa": r.fee_asset, "vo": r.venue_order_id,
+            "why": int(r.reason), "ts": wall_ns}
+
+
+def report_of(e: dict[str, Any]) -> ExecReport:
+    return ExecReport(e["c"], ExecKind(e["k"]), OrderState(e["s"]), e["px"], e["q"], e["cq"], e["fee"],
+                      e["vo"], RejectReason(e["why"]), fee_asset=e["fa"], side=Side.NONE)
+
+
+def trading(state: int, why: str, wall_ns: int) -> dict[str, Any]:
+    return {"t": "T", "s": state, "why": why, "ts": wall_ns}
