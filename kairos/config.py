@@ -193,6 +193,17 @@ class PersisterConfig:
     flush_ms: int = 200
     spool_dir: str = "var/spool"
     retry_s: float = 2.0
+    schema: str = "kairos"
+    storage: str = "auto"
+    partition_days_ahead: int = 3
+    redis_prefix: str = "kairos"
+    spool_segment_mb: int = 64
+    fsync_ms: int = 200
+    stop_drain_s: float = 5.0
+    connect_timeout_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        _choice("persister.storage", self.storage, ("auto", "native", "timescale"))
 
 
 @dataclass(frozen=True, slots=True)
