@@ -1,0 +1,125 @@
+"""The persister agent: drain rings into the spool, let one thread per sink write from the spool.
+
+Exactly-once, end to end::
+
+    ring --poll--> handler: Spool.append (page cache) --return--> ring cursor stored
+                                   |
+              sink thread: read spool from checkpoint -> COPY/INSERT ... ON CONFLICT DO NOTHING
+                           (or Redis MULTI/EXEC) -> commit -> checkpoint
+
+The ring cursor moves only after the records are in the spool, and a sink checkpoint only after
+the sink committed them. A kill at any point replays at most (a) the ring records since the
+cursor, appended to the spool a second time, and (b) the spool since each checkpoint; the
+idempotent keys absorb both. The drain path never touches a database, so a slow or dead
+PostgreSQL or Redis never backs up a ring (``events`` is a block ring: the gate would wait).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from kairos.logs import ErrorTally
+from kairos.persist.batch import STREAM_FINGERPRINTS, Stream
+from kairos.persist.spool import Spool
+from kairos.persist.worker import SinkWorker
+from kairos.records import ProcState
+from kairos.ring import Poller
+from kairos.status import Slot
+
+log = logging.getLogger(__name__)
+
+REPORT_NS: Final = 250_000_000
+COLLECT_EVERY_S: Final = 5.0
+
+
+class PersisterAgent:
+    """``do_work`` only moves ring batches into the spool; counters and state every 250 ms."""
+
+    role = "persister"
+
+    def __init__(self, sources: Sequence[tuple[Stream, Poller]], spool: Spool, workers: Sequence[SinkWorker],
+                 slot: Slot, poll_limit: int = 4096, fsync_s: float = 0.2, stop_drain_s: float = 5.0) -> None:
+        self._spool, self._workers, self._slot = spool, tuple(workers), slot
+        self._polls = tuple(
+            (cons.poll, functools.partial(spool.append, int(stream), STREAM_FINGERPRINTS[stream]))
+            for stream, cons in sources
+        )
+        self._consumers = tuple(cons for _, cons in sources)
+        self._limit, self._fsync_s, self._stop_drain_s = poll_limit, fsync_s, stop_drain_s
+        self._tally = ErrorTally(log)
+        self._next_report = 0
+        self._state = ProcState.RUNNING
+        self._stop = threading.Event()
+        self._keeper = threading.Thread(target=self._keep, name="persist-spool", daemon=True)
+        self.rows = 0
+        self._counters = {name: slot.counter(name) for name in (
+            "spooled_rows", "spool_bytes", "pg_rows", "redis_rows", "pg_failures", "redis_failures",
+            "dead_frames", "md_overruns", "spool_errors", "spool_skipped_bytes")}
+
+    def on_start(self) -> None:
+        for worker in self._workers:
+            worker.start()
+        self._keeper.start()
+        log.info("persister draining %d rings into spool %s", len(self._polls), self._spool.directory)
+
+    def do_work(self) -> int:
+        work, limit = 0, self._limit
+        try:
+            for poll, append in self._polls:
+                work += poll(append, limit)
+        except OSError as exc:  # disk full or gone: the cursor did not move, retry next cycle
+            self._tally("spool append failed", str(exc))
+            self._counters["spool_errors"].add(1)
+        self.rows += work
+        now = time.monotonic_ns()
+        if now >= self._next_report:
+            self._next_report = now + REPORT_NS
+            self._report()
+        return work
+
+    def _report(self) -> None:
+        """Counters and RUNNING/DEGRADED: degraded while a sink is down (rows are being spooled)."""
+        c, spool = self._counters, self._spool
+        c["spooled_rows"].set(self.rows)
+        c["spool_bytes"].set(spool.appended_bytes)
+        c["md_overruns"].set(sum(cons.overruns for cons in self._consumers))
+        c["spool_skipped_bytes"].set(spool.torn_bytes + spool.skipped_bytes)
+        c["dead_frames"].set(sum(w.dead_frames for w in self._workers))
+        for w in self._workers:
+            c[f"{w.sink.name}_rows"].set(w.rows)
+            c[f"{w.sink.name}_failures"].set(w.failures)
+        down = [w.sink.name for w in self._workers if w.down]
+        state = ProcState.DEGRADED if down else ProcState.RUNNING
+        if state != self._state:
+            self._state = state
+            self._slot.set_state(state)
+            if down:
+                log.warning("DEGRADED: %s down, spooling to %s", " and ".join(down), spool.directory)
+            else:
+                log.info("RUNNING: all sinks up, spool backfilled")
+
+    def _keep(self) -> None:
+        """fsync the spool every ``fsync_s`` and drop segments every sink has checkpointed past."""
+        next_collect = time.monotonic() + COLLECT_EVERY_S
+        while not self._stop.wait(self._fsync_s):
+            self._spool.sync()
+            if time.monotonic() >= next_collect:
+                next_collect = time.monotonic() + COLLECT_EVERY_S
+                self._spool.collect(min(w.position for w in self._workers))
+
+    def on_close(self) -> None:
+        """Sinks finish what is spooled (bounded by ``stop_drain_s``); the spool keeps the rest."""
+        for worker in self._workers:
+            worker.stop(self._stop_drain_s)
+        for worker in self._workers:
+            worker.join()
+        self._stop.set()
+        self._keeper.join(self._fsync_s + 5.0)
+        self._report()
+        self._spool.close()
+

@@ -1,0 +1,98 @@
+"""Spool streams and the batches sinks write: frames read back from the spool, grouped by record type.
+
+A stream id in each spool frame says which ring the records came from; the frame's dtype
+fingerprint must match that stream's dtype, otherwise the frame is not decoded at all (a spool
+written by another build is dead-lettered, never misread).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Final
+
+import numpy as np
+
+from kairos.persist.spool import Frame, Position, SpoolReader
+from kairos.records import EXEC_EVENT, MARKET_DATA, fingerprint
+
+
+class Stream(IntEnum):
+    MD_BINANCE = 1
+    MD_OKX = 2
+    EVENTS = 3
+
+
+STREAM_DTYPES: Final = {
+    Stream.MD_BINANCE: MARKET_DATA,
+    Stream.MD_OKX: MARKET_DATA,
+    Stream.EVENTS: EXEC_EVENT,
+}
+STREAM_FINGERPRINTS: Final = {stream: fingerprint(dtype) for stream, dtype in STREAM_DTYPES.items()}
+RING_STREAMS: Final = {"md.binance": Stream.MD_BINANCE, "md.okx": Stream.MD_OKX, "events": Stream.EVENTS}
+
+WaitForData = Callable[[Position, float], bool]
+"""``wait(after, timeout_s)``: block until the spool grows past ``after``; False on timeout."""
+
+
+def decode(frame: Frame) -> np.ndarray | None:
+    """The frame's records (zero-copy), or None if its stream or layout is unknown to this build."""
+    try:
+        stream = Stream(frame.stream)
+    except ValueError:
+        return None
+    if frame.fingerprint != STREAM_FINGERPRINTS[stream]:
+        return None
+    dtype = STREAM_DTYPES[stream]
+    if len(frame.payload) % dtype.itemsize:
+        return None
+    return np.frombuffer(frame.payload, dtype)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records read from the spool up to ``end``, split into market data and execution events."""
+
+    md: list[np.ndarray] = field(default_factory=list)
+    events: list[np.ndarray] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
+    undecodable: list[Frame] = field(default_factory=list)
+    rows: int = 0
+    end: Position | None = None
+
+    def add(self, frame: Frame) -> None:
+        records = decode(frame)
+        self.end = frame.end
+        if records is None:
+            self.undecodable.append(frame)
+            return
+        self.frames.append(frame)
+        (self.events if frame.stream == Stream.EVENTS else self.md).append(records)
+        self.rows += len(records)
+
+    def market_data(self) -> np.ndarray:
+        return np.concatenate(self.md) if self.md else np.empty(0, MARKET_DATA)
+
+    def exec_events(self) -> np.ndarray:
+        return np.concatenate(self.events) if self.events else np.empty(0, EXEC_EVENT)
+
+    def __bool__(self) -> bool:
+        return self.end is not None
+
+
+def collect(reader: SpoolReader, wait: WaitForData, max_rows: int, flush_s: float) -> Batch:
+    """Frames until ``max_rows`` or ``flush_s`` after the first frame (a backlog fills at once)."""
+    batch = Batch()
+    deadline = 0.0
+    while batch.rows < max_rows:
+        frame = reader.next_frame()
+        if frame is not None:
+            batch.add(frame)
+            deadline = deadline or time.monotonic() + flush_s
+            continue
+        remaining = (deadline or time.monotonic() + flush_s) - time.monotonic()
+        if remaining <= 0 or not wait(reader.position, remaining):
+            break
+    return batch

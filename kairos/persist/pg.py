@@ -1,0 +1,115 @@
+"""PostgreSQL sink: one transaction per batch — binary COPY into temp staging tables, then
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the real tables (a replayed batch adds nothing).
+
+Connection trouble (refused, terminated backend, timeout) raises `SinkUnavailable`: the worker keeps the
+batch and retries after a backoff. A batch the database refuses for its content raises `BatchRejected`:
+the worker splits it and dead-letters what still fails.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+import numpy as np
+import psycopg2
+from psycopg2.extensions import connection, cursor
+
+from kairos.errors import BatchRejected, PersistError, SinkUnavailable
+from kairos.persist.batch import Batch
+from kairos.persist.copybin import StageLayout
+from kairos.persist.migrate import NativePartitions, migrate
+from kairos.persist.schema import EVENT_INSERTS, MD_INSERTS, STAGE_EVENTS, STAGE_MD, check_schema_name
+
+log = logging.getLogger(__name__)
+
+STATEMENT_TIMEOUT = "-c statement_timeout=60000"
+"""A hung server fails the batch (and it is retried) instead of hanging the sink thread forever."""
+_TRANSIENT = (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.errors.AdminShutdown)
+
+
+class PgSink:
+    """Writes batches to ``schema``; migrates and creates partitions on (re)connect and hourly."""
+
+    name = "pg"
+
+    def __init__(self, dsn: str, schema: str, storage: str = "auto", native: NativePartitions | None = None,
+                 connect_timeout_s: float = 3.0, maintain_every_s: float = 3600.0) -> None:
+        self._dsn = dsn
+        self.schema = check_schema_name(schema)
+        self._storage_mode = storage
+        self._native = native or NativePartitions()
+        self._timeout = connect_timeout_s
+        self._maintain_every = maintain_every_s
+        self._next_maintain = 0.0
+        self._conn: connection | None = None
+        self._md_sql = tuple(sql.format(s=self.schema) for sql in MD_INSERTS)
+        self._ev_sql = tuple(sql.format(s=self.schema) for sql in EVENT_INSERTS)
+        self.storage = ""
+
+    def connect(self) -> None:
+        self.close()
+        try:
+            conn = psycopg2.connect(self._dsn, connect_timeout=max(1, round(self._timeout)),
+                                    application_name="kairos-persister", options=STATEMENT_TIMEOUT,
+                                    keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+            self.storage = migrate(conn, self.schema, self._storage_mode, self._native).name
+            with conn.cursor() as cur:
+                for stage in (STAGE_MD, STAGE_EVENTS):
+                    cur.execute(stage.ddl() + " ON COMMIT DELETE ROWS")
+            conn.commit()
+        except _TRANSIENT as exc:
+            raise SinkUnavailable(f"PostgreSQL unreachable: {_one_line(exc)}") from exc
+        except psycopg2.Error as exc:
+            raise PersistError(f"PostgreSQL migration failed: {_one_line(exc)}") from exc
+        self._conn = conn
+        self._next_maintain = time.monotonic() + self._maintain_every
+
+    def write(self, batch: Batch) -> None:
+        conn = self._conn
+        if conn is None:
+            raise SinkUnavailable("PostgreSQL not connected")
+        try:
+            with conn.cursor() as cur:
+                self._stage(cur, STAGE_MD, batch.market_data(), self._md_sql)
+                self._stage(cur, STAGE_EVENTS, batch.exec_events(), self._ev_sql)
+            conn.commit()
+        except _TRANSIENT as exc:
+            self.close()
+            raise SinkUnavailable(f"PostgreSQL write failed: {_one_line(exc)}") from exc
+        except psycopg2.Error as exc:
+            conn.rollback()
+            raise BatchRejected(f"PostgreSQL refused the batch: {_one_line(exc)}") from exc
+
+    @staticmethod
+    def _stage(cur: cursor, stage: StageLayout, records: np.ndarray, inserts: tuple[str, ...]) -> None:
+        if not len(records):
+            return
+        cur.copy_expert(f"COPY {stage.table} FROM STDIN (FORMAT binary)", io.BytesIO(stage.encode(records)))
+        for sql in inserts:
+            cur.execute(sql)
+
+    def tick(self, now: float) -> None:
+        """Hourly: create tomorrow's partitions before rows need them."""
+        if self._conn is None or now < self._next_maintain:
+            return
+        self._next_maintain = now + self._maintain_every
+        try:
+            migrate(self._conn, self.schema, self._storage_mode, self._native)
+        except _TRANSIENT as exc:
+            self.close()
+            raise SinkUnavailable(f"PostgreSQL maintenance failed: {_one_line(exc)}") from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except psycopg2.Error:
+                log.debug("closing a broken PostgreSQL connection", exc_info=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = (getattr(exc, "pgerror", None) or str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
