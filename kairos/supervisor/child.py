@@ -10,6 +10,7 @@ every loop; the child answers with what the arbiter must do (`Do.SPAWN`, `Do.TER
                        BACKOFF --delay--> STARTING                  v
                           \\--retries > start_retries--> FATAL <-- exit code 3 (boot error)
     STARTING/RUNNING --stop or stale heartbeat--> STOPPING --exit--> STOPPED (stop) | EXITED (stale)
+    FATAL --SIGHUP (operator retry)--> STOPPED --> STARTING
 """
 
 from __future__ import annotations
@@ -197,6 +198,13 @@ class Child:
         if self.state in (ChildState.STARTING, ChildState.RUNNING) and self.alive:
             return self._terminate(now)  # STARTING/RUNNING -> STOPPING
         return None
+
+    def revive(self) -> None:
+        """Operator retry (SIGHUP) after fixing what made the child FATAL."""
+        if self.state is ChildState.FATAL:
+            self.state = ChildState.STOPPED  # FATAL -> STOPPED: retries forgiven, spawned on the next transition
+            self.retries = 0
+            self._wanted = True
 
     def stale(self, age_s: float, now: float) -> Do | None:
         """The heartbeat is older than the timeout: terminate it and restart it afterwards."""

@@ -1,0 +1,78 @@
+"""Glue between the arbiter and the gRPC API: builds the servicer over the supervisor's rings,
+status board and the gate's state blob, and gives the arbiter the two commands it sends itself
+(CANCEL_ALL before stopping the gate, HALTED when the gate goes FATAL)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from kairos.api.commands import ManualOrders
+from kairos.api.events import EventHub
+from kairos.api.server import ApiServer
+from kairos.api.servicer import TradingEngineServicer
+from kairos.api.validation import Validator
+from kairos.config import Settings
+from kairos.errors import RingFull
+from kairos.gate.snapshot import GateStateReader
+from kairos.instruments import InstrumentTable
+from kairos.records import TradingState
+from kairos.ring import Waiter
+from kairos.status import StatusBoard
+from kairos.supervisor.child import ChildInfo
+from kairos.supervisor.rings import RingSet
+from kairos.supervisor.status import StatusView
+
+log = logging.getLogger(__name__)
+PUMP_WAKE_S = 0.1  # the event pump re-checks its stop flag at least this often
+
+
+class EngineApi:
+    def __init__(self, settings: Settings, rings: RingSet, board: StatusBoard, mode: str,
+                 children: Callable[[], tuple[ChildInfo, ...]], halting_roles: frozenset[str]) -> None:
+        cfg = settings.supervisor
+        instruments = InstrumentTable(settings.instruments)
+        self._rings = rings
+        self.manual = ManualOrders(rings["manual"].producer(timeout_s=settings.rings.block_timeout_ms / 1000))
+        consumer = rings["events"].consumer("supervisor")
+        self._waiter = Waiter([consumer], prefix=rings.prefix, name="supervisor", timeout_s=PUMP_WAKE_S,
+                              wait=settings.rings.wait)
+        self.hub = EventHub(consumer, self._waiter.idle, instruments, cfg.max_subscribers)
+        self.gate = GateStateReader(rings.prefix)
+        self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s)
+        servicer = TradingEngineServicer(Validator.from_settings(instruments, settings.venues), self.manual,
+                                         self.hub, self.gate, self.status, instruments, cfg.order_timeout_s)
+        self.server = ApiServer(servicer, cfg.grpc_host, cfg.grpc_port, cfg.api_token.reveal())
+
+    def start(self) -> None:
+        self.hub.start()
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.hub.stop()
+        self._waiter.close()
+        self.gate.close()
+
+    def halt(self, why: str) -> None:
+        """Best effort: queue SET_STATE HALTED so a gate that comes back starts halted."""
+        try:
+            self.manual.set_state(TradingState.HALTED)
+        except RingFull as exc:
+            log.error("could not queue HALTED (%s): %s", why, exc)
+
+    def cancel_all(self, timeout_s: float) -> bool:
+        """Queue CANCEL_ALL and wait (bounded) until the gate has read everything in the manual ring."""
+        try:
+            self.manual.cancel_all()
+        except RingFull as exc:
+            log.error("shutdown CANCEL_ALL not queued: %s", exc)
+            return False
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(c.depth == 0 for c in self._rings.cursors() if c.ring == "manual"):
+                return True
+            time.sleep(0.02)
+        log.error("the gate did not read CANCEL_ALL within %.1fs", timeout_s)
+        return False

@@ -1,0 +1,112 @@
+"""The engine's rings as data: who produces, who consumes, what happens when full.
+
+The supervisor creates them before any child starts (a dead creator's leftovers are reclaimed by
+`Ring.create`), keeps them across child restarts (cursors live in the segments, so a restarted
+consumer resumes), and unlinks them only on a clean shutdown. Under systemd (--watch) a restarted
+supervisor adopts the rings of still-running processes instead of recreating them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kairos.config import Settings
+from kairos.errors import RingError
+from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT
+from kairos.ring import Overflow, Ring, segment_name
+from kairos.ring import layout as L
+from kairos.ring.segment import Segment
+
+
+@dataclass(frozen=True, slots=True)
+class RingSpec:
+    name: str
+    dtype: np.dtype
+    capacity: int
+    overflow: Overflow
+    consumers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CursorStats:
+    ring: str
+    consumer: str
+    depth: int
+    overruns: int
+
+
+def ring_specs(settings: Settings) -> tuple[RingSpec, ...]:
+    """md.<venue> for each enabled venue; a disabled persister is no consumer (it would block events)."""
+    persister = ("persister",) if settings.persister.enabled else ()
+    rings = settings.rings
+    md = tuple(
+        RingSpec(f"md.{venue}", MARKET_DATA, rings.md_capacity, Overflow.OVERWRITE, ("strategy", "gate", *persister))
+        for venue, cfg in sorted(settings.venues.items()) if cfg.enabled
+    )
+    return (
+        *md,
+        RingSpec("intents", ORDER_INTENT, rings.intents_capacity, Overflow.BLOCK, ("gate",)),
+        RingSpec("manual", ORDER_INTENT, rings.manual_capacity, Overflow.BLOCK, ("gate",)),
+        RingSpec("events", EXEC_EVENT, rings.events_capacity, Overflow.BLOCK, ("strategy", *persister, "supervisor")),
+    )
+
+
+class RingSet:
+    """The mapped rings of one supervisor run."""
+
+    __slots__ = ("prefix", "rings", "specs")
+
+    def __init__(self, specs: tuple[RingSpec, ...], prefix: str) -> None:
+        self.specs = specs
+        self.prefix = prefix
+        self.rings: dict[str, Ring] = {}
+
+    def create(self) -> None:
+        """Fresh rings (stale ones from a dead creator are reclaimed; a live owner is an error)."""
+        for spec in self.specs:
+            self.rings[spec.name] = Ring.create(spec.name, spec.dtype, spec.capacity, spec.overflow,
+                                                spec.consumers, prefix=self.prefix)
+
+    def adopt(self) -> None:
+        """Map the rings live processes already use; RingLayoutError if config changed under them."""
+        for spec in self.specs:
+            self.rings[spec.name] = Ring.attach(spec.name, spec.dtype, prefix=self.prefix, capacity=spec.capacity)
+
+    def __getitem__(self, name: str) -> Ring:
+        return self.rings[name]
+
+    def close(self) -> None:
+        for ring in self.rings.values():
+            ring.close()
+        self.rings.clear()
+
+    def unlink(self) -> None:
+        for spec in self.specs:
+            Ring.unlink(spec.name, prefix=self.prefix)
+
+    def cursors(self) -> list[CursorStats]:
+        """Depth and overruns of every consumer, read without taking any slot."""
+        stats: list[CursorStats] = []
+        for spec in self.specs:
+            try:
+                stats.extend(_read_cursors(segment_name(self.prefix, spec.name), spec.name))
+            except RingError:
+                continue
+        return stats
+
+
+def _read_cursors(segment: str, ring: str) -> list[CursorStats]:
+    seg = Segment.open(segment)
+    try:
+        consumers = L.Header.read(seg).consumers
+        published = seg.read_i64(L.PUBLISHED_OFFSET)
+        out = []
+        for slot, name in enumerate(consumers):
+            base = L.consumer_offset(slot)
+            cursor = seg.read_i64(base + L.CURSOR_FIELD)
+            out.append(CursorStats(ring, name, max(published - cursor, 0), seg.read_i64(base + L.OVERRUNS_FIELD)))
+        return out
+    finally:
+        seg.close()
