@@ -179,6 +179,10 @@ class ExecutionConfig:
     paper_balances: dict[str, float] = field(default_factory=lambda: {"USDT": 100000.0, "BTC": 1.0})
     http_timeout_s: float = 5.0
     max_retries: int = 3
+    workers: int = 4
+    sync_interval_ms: int = 250
+    clock_sync_s: float = 300.0
+    max_cancel_delay_s: float = 10.0
 
     def __post_init__(self) -> None:
         _choice("execution.mode", self.mode, ("paper", "live"))

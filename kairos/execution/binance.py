@@ -1,0 +1,137 @@
+"""Binance Spot signed REST (rest-api.md): /api/v3/order, openOrders, account, exchangeInfo, time.
+
+Params go percent-encoded in the query string (GET, DELETE) or the form body (POST); the signature
+is over query + body with no separator. Place responses use ``newOrderRespType=FULL`` so fills and
+commissions arrive with the acknowledgement; later fills are polled (order queries carry no fee,
+so the configured maker fee is charged in the asset received, see RestExecution._estimate_fee).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+
+from kairos.execution.base import OrderRequest, SymbolFilters
+from kairos.execution.filters import binance_filters
+from kairos.execution.rest import RestExecution
+from kairos.execution.signing import binance_signature, percent_encode
+from kairos.execution.state import OrderView
+from kairos.execution.venue import Call
+from kairos.records import OrderState, OrderType, RejectReason, Side, Venue
+
+STATUS: Final = {
+    "NEW": OrderState.ACK, "PENDING_NEW": OrderState.ACK, "PENDING_CANCEL": OrderState.ACK,
+    "PARTIALLY_FILLED": OrderState.PARTIAL, "FILLED": OrderState.FILLED, "CANCELED": OrderState.CANCELED,
+    "REJECTED": OrderState.REJECTED, "EXPIRED": OrderState.EXPIRED, "EXPIRED_IN_MATCH": OrderState.EXPIRED,
+}
+ORDER_TYPE: Final = {OrderType.LIMIT: "LIMIT", OrderType.MARKET: "MARKET", OrderType.LIMIT_MAKER: "LIMIT_MAKER"}
+SIDES: Final = {Side.BUY: "BUY", Side.SELL: "SELL", "BUY": Side.BUY, "SELL": Side.SELL}
+FORM: Final = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class BinanceExecution(RestExecution):
+    venue = Venue.BINANCE
+    name = "binance"
+    reasons = MappingProxyType({
+        "-1013": RejectReason.VENUE_FILTER, "-1111": RejectReason.VENUE_FILTER,
+        "-1021": RejectReason.VENUE_AUTH, "-1022": RejectReason.VENUE_AUTH, "-2014": RejectReason.VENUE_AUTH,
+        "-2015": RejectReason.VENUE_AUTH, "-1003": RejectReason.VENUE_RATE_LIMIT,
+        "-1015": RejectReason.VENUE_RATE_LIMIT, "-2013": RejectReason.UNKNOWN_ORDER,
+    })
+    message_reasons = (
+        ("-2010", "insufficient balance", RejectReason.VENUE_INSUFFICIENT_BALANCE),
+        ("-2011", "unknown order", RejectReason.UNKNOWN_ORDER),
+    )
+    unknown_codes = frozenset({"-1006", "-1007"})
+    rate_limit_codes = frozenset({"-1003", "-1015"})
+    not_found_codes = frozenset({"-2013"})
+    clock_codes = frozenset({"-1021"})
+    default_retry_s = 5.0
+
+    def error_of(self, status: int, data: Any) -> tuple[str, str] | None:
+        if isinstance(data, dict) and isinstance(data.get("code"), int) and data["code"] < 0:
+            return str(data["code"]), str(data.get("msg", ""))
+        return None
+
+    def session_headers(self) -> dict[str, str]:
+        return {"X-MBX-APIKEY": self._key}
+
+    def _signed(self, method: str, path: str, params: list[tuple[str, str]]) -> Call:
+        params = [*params, ("recvWindow", str(self.recv_window_ms)), ("timestamp", str(self.clock.now_ms()))]
+        payload = percent_encode(params)
+        signed = f"{payload}&signature={binance_signature(self._secret, payload)}"
+        if method == "POST":
+            return Call(method, path, signed, FORM)
+        return Call(method, f"{path}?{signed}")
+
+    def time_call(self) -> Call:
+        return Call("GET", "/api/v3/time")
+
+    def parse_time(self, data: Any) -> int:
+        return int(data["serverTime"])
+
+    def filters_call(self, symbols: list[str]) -> Call:
+        return Call("GET", "/api/v3/exchangeInfo?" + percent_encode([("symbols", orjson.dumps(symbols).decode())]))
+
+    def parse_filters(self, data: Any) -> dict[str, SymbolFilters]:
+        for limit in data.get("rateLimits", ()):
+            kind = (limit.get("rateLimitType"), limit.get("interval"), limit.get("intervalNum"))
+            if kind == ("REQUEST_WEIGHT", "MINUTE", 1):
+                self.limiter.weight_limit = int(limit["limit"])
+        return {s["symbol"]: binance_filters(s) for s in data["symbols"]}
+
+    def place_call(self, req: OrderRequest, price: str | None, qty: str) -> Call:
+        params = [("symbol", req.symbol), ("side", SIDES[req.side]), ("type", ORDER_TYPE[req.order_type])]
+        if req.order_type is OrderType.LIMIT:
+            params.append(("timeInForce", req.tif.name))
+        params.append(("quantity", qty))
+        if price is not None:
+            params.append(("price", price))
+        params += [("newClientOrderId", req.client_order_id), ("newOrderRespType", "FULL")]
+        return self._signed("POST", "/api/v3/order", params)
+
+    def parse_placed(self, data: Any, req: OrderRequest) -> OrderView:
+        view = self.parse_order(data)
+        fills = data.get("fills")
+        if fills is not None:
+            asset = fills[0]["commissionAsset"] if fills else ""
+            view.fee_cum = sum(float(f["commission"]) for f in fills if f["commissionAsset"] == asset)
+            view.fee_asset = asset
+        return view
+
+    def cancel_call(self, client_order_id: str, symbol: str) -> Call:
+        return self._signed("DELETE", "/api/v3/order", [("symbol", symbol), ("origClientOrderId", client_order_id)])
+
+    def query_call(self, client_order_id: str, symbol: str) -> Call:
+        return self._signed("GET", "/api/v3/order", [("symbol", symbol), ("origClientOrderId", client_order_id)])
+
+    def parse_order(self, data: Any) -> OrderView:
+        """An order object from place/cancel/query/openOrders; cancel names the id origClientOrderId."""
+        ts_ms = data.get("updateTime") or data.get("transactTime") or data.get("workingTime") or 0
+        return OrderView(
+            client_order_id=data.get("origClientOrderId") or data["clientOrderId"],
+            state=STATUS[data.get("status", "NEW")],
+            cum_qty=float(data.get("executedQty", 0)),
+            cum_quote=float(data.get("cummulativeQuoteQty", 0)),
+            fee_cum=None,
+            venue_order_id=int(data["orderId"]),
+            symbol=data["symbol"],
+            side=SIDES.get(data.get("side", ""), Side.NONE),
+            price=float(data.get("price", 0)),
+            qty=float(data.get("origQty", 0)),
+            ts_exchange_ns=int(ts_ms) * 1_000_000,
+        )
+
+    def open_orders_call(self, symbol: str | None) -> Call:
+        return self._signed("GET", "/api/v3/openOrders", [("symbol", symbol)] if symbol else [])
+
+    def parse_open_orders(self, data: Any) -> list[OrderView]:
+        return [self.parse_order(item) for item in data]
+
+    def balances_call(self) -> Call:
+        return self._signed("GET", "/api/v3/account", [("omitZeroBalances", "true")])
+
+    def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
+        return {b["asset"]: (float(b["free"]), float(b["locked"])) for b in data["balances"]}

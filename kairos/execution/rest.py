@@ -1,0 +1,313 @@
+"""What every signed-REST venue adapter shares: worker threads, sessions, limits, clock, outcomes.
+
+A venue module (binance.py, okx.py) supplies request builders and pure response parsers; this base
+owns all I/O and never asks which venue it is. ``submit``/``cancel`` only enqueue a job on a small
+thread pool whose threads each keep one keep-alive ``requests.Session``. Jobs turn responses into
+`OrderView`s and feed the `OrderTracker`, whose reports ``drain`` hands to the gate.
+
+An unknown outcome (5xx, timeout, connection lost after sending, -1007, 50004) is never guessed:
+the order is queried at once; if the venue does not know it, it is queried once more after the
+request's own validity window (recvWindow / expTime) has passed, when it can no longer appear.
+Only then is it rejected. If the venue cannot be asked, the order stays "unknown" and every sync
+tick asks again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+from kairos.config import ExecutionConfig, VenueConfig
+from kairos.errors import ExecutionError
+from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilters, VenueSnapshot
+from kairos.execution.filters import wire
+from kairos.execution.limits import RateLimiter, ServerClock
+from kairos.execution.state import Order, OrderTracker, OrderView
+from kairos.execution.venue import Call, Outcome, Reply, VenueDialect
+from kairos.instruments import InstrumentTable
+from kairos.logs import ErrorTally
+from kairos.records import ExecKind, OrderType, RejectReason, Side
+
+log = logging.getLogger(__name__)
+
+
+class RestExecution(Executor, VenueDialect):
+    """Signed REST executor; subclasses are the venue dialects (data + pure parsers)."""
+
+    def __init__(self, venue_cfg: VenueConfig, exec_cfg: ExecutionConfig, instruments: InstrumentTable) -> None:
+        VenueDialect.__init__(self, venue_cfg)
+        self._cfg = exec_cfg
+        self._base_url = venue_cfg.urls.rest_url.rstrip("/")
+        self._maker_fee = venue_cfg.maker_fee_bps / 1e4
+        self._instruments = instruments
+        self._symbols = {i.id: i.venue_symbols[self.venue] for i in instruments if self.venue in i.venue_symbols}
+        self._filters: dict[int, SymbolFilters] = {}
+        self._reports: deque[ExecReport] = deque()
+        self._tracker = OrderTracker(self._reports.append, self._estimate_fee)
+        self.limiter = RateLimiter()
+        self.clock = ServerClock()
+        self._pool = ThreadPoolExecutor(max_workers=exec_cfg.workers, thread_name_prefix=f"exec.{self.name}")
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sync_busy = threading.Event()
+        self._next_sync_ns = 0
+        self._resync_clock = threading.Event()
+        self._tally = ErrorTally(log)
+        self.counts: dict[str, int] = {}
+
+    # -- Executor API (gate thread) -------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self.sync_clock()
+            reply = self._call(self.filters_call(sorted(self._symbols.values())))
+            if reply.outcome is not Outcome.OK:
+                raise ExecutionError(f"{self.name}: filters: {reply.code} {reply.message}")
+            by_symbol = self.parse_filters(reply.data)
+        except requests.RequestException as exc:
+            raise ExecutionError(f"{self.name}: start failed: {exc}") from exc
+        missing = [s for s in self._symbols.values() if s not in by_symbol]
+        if missing:
+            raise ExecutionError(f"{self.name}: venue does not list {', '.join(missing)}")
+        self._filters = {iid: by_symbol[sym] for iid, sym in self._symbols.items()}
+
+    def submit(self, req: OrderRequest) -> None:
+        if not self._tracker.open(req):
+            self._count("duplicate_submit")
+            self._tally("duplicate client order id", req.client_order_id)
+            return
+        rules = self._filters.get(req.instrument)
+        if rules is None:
+            self._tracker.reject(req.client_order_id, RejectReason.UNKNOWN_INSTRUMENT, "LOCAL", "no filters")
+            return
+        price = None if req.order_type is OrderType.MARKET else rules.quantize_price(req.price, req.side)
+        qty = rules.quantize_qty(req.qty)
+        broken = rules.violation(price, qty)
+        if broken:
+            self._tracker.reject(req.client_order_id, RejectReason.VENUE_FILTER, "LOCAL", f"Filter failure: {broken}")
+        elif self.limiter.remaining_s() > 0:
+            self._count("rate_limited_local")
+            self._tracker.reject(req.client_order_id, RejectReason.VENUE_RATE_LIMIT, "LOCAL",
+                                 f"rate limited for {self.limiter.remaining_s():.1f}s more")
+        else:
+            self._pool.submit(self._guard, self._place, req, None if price is None else wire(price), wire(qty))
+
+    def cancel(self, client_order_id: str, instrument: int, symbol: str) -> None:
+        self._pool.submit(self._guard, self._cancel, client_order_id, symbol)
+
+    def drain(self) -> list[ExecReport]:
+        self._tick()
+        reports = self._reports
+        return [reports.popleft() for _ in range(len(reports))]
+
+    def query(self, client_order_id: str, symbol: str) -> ExecReport | None:
+        view = self._query_view(client_order_id, symbol)
+        if view is None:
+            return None
+        self._tracker.apply(view)
+        return self._state_report(view)
+
+    def snapshot(self) -> VenueSnapshot:
+        orders = self._checked(self.open_orders_call(None), "open orders")
+        balances = self._checked(self.balances_call(), "balances")
+        snap = VenueSnapshot(balances=self.parse_balances(balances))
+        for view in self.parse_open_orders(orders):
+            report = self._state_report(view)
+            snap.open_orders.append(report)
+            self._tracker.adopt(Order(view.client_order_id, report.instrument, view.symbol, view.side,
+                                      OrderType.LIMIT, view.price, view.qty, view.state, view.cum_qty,
+                                      view.cum_quote, view.fee_cum or 0.0, view.venue_order_id))
+        return snap
+
+    def filters(self, instrument: int) -> SymbolFilters:
+        return self._filters[instrument]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for session in self._sessions:
+            session.close()
+
+    def stats(self) -> dict[str, int]:
+        base = {"illegal_transitions": self._tracker.illegal, "stale_views": self._tracker.stale,
+                "foreign_views": self._tracker.foreign, "rate_limit_bans": self.limiter.bans}
+        return base | self.counts | self.limiter.usage
+
+    # -- jobs (worker threads) ------------------------------------------------------------------
+
+    def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
+        call = self.place_call(req, price, qty)
+        self._tracker.sent(req.client_order_id, time.time_ns())
+        reply = self._send(call)
+        if reply.outcome is Outcome.OK:
+            self._tracker.apply(self.parse_placed(reply.data, req))
+            if self.ack_only and (req.order_type is OrderType.MARKET or req.tif.name != "GTC"):
+                self._refresh(req.client_order_id, req.symbol)
+        elif reply.outcome is Outcome.UNKNOWN:
+            self._resolve(req.client_order_id, req.symbol, reply)
+        else:
+            self._tracker.reject(req.client_order_id, reply.reason, reply.code, reply.message)
+
+    def _cancel(self, coid: str, symbol: str) -> None:
+        if not self.limiter.wait_clear(self._cfg.max_cancel_delay_s):
+            self._tracker.cancel_reject(coid, RejectReason.VENUE_RATE_LIMIT, "LOCAL", "rate limited")
+            return
+        reply = self._send(self.cancel_call(coid, symbol))
+        if reply.outcome is Outcome.OK and self.cancel_confirmed:
+            self._tracker.apply(self.parse_order(reply.data))
+            return
+        if reply.outcome not in (Outcome.OK, Outcome.UNKNOWN):
+            self._tracker.cancel_reject(coid, reply.reason, reply.code, reply.message)
+        self._refresh(coid, symbol)
+
+    def _resolve(self, coid: str, symbol: str, cause: Reply) -> None:
+        """Unknown outcome: ask the venue; conclude "not placed" only once the request has expired."""
+        self._count("unknown_outcome")
+        self._tracker.set_unknown(coid, True)
+        for attempt in range(self._cfg.max_retries + 1):
+            try:
+                view = self._query_view(coid, symbol)
+            except ExecutionError:
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+                continue
+            if view is not None:
+                self._tracker.apply(view)
+                return
+            if attempt == 0:
+                time.sleep(self.recv_window_ms / 1000 + 0.05)
+                continue
+            self._count("unknown_not_placed")
+            self._tracker.set_unknown(coid, False)
+            self._tracker.reject(coid, RejectReason.VENUE_UNAVAILABLE, cause.code,
+                                 f"outcome unknown ({cause.message}); venue has no such order")
+            return
+
+    def _refresh(self, coid: str, symbol: str) -> None:
+        try:
+            view = self._query_view(coid, symbol)
+        except ExecutionError as exc:
+            self._tally("query failed", str(exc))
+            return
+        if view is not None:
+            self._tracker.apply(view)
+
+    def _sync(self) -> None:
+        """Poll open orders of the symbols we have live orders in; query the ones that left."""
+        try:
+            if self._resync_clock.is_set():
+                self.sync_clock()
+            live = self._tracker.live()
+            for symbol in {o.symbol for o in live}:
+                if self.limiter.remaining_s() > 0:
+                    return
+                listed = {v.client_order_id for v in self._sync_symbol(symbol)}
+                for order in live:
+                    if order.symbol == symbol and order.client_order_id not in listed:
+                        self._refresh(order.client_order_id, symbol)
+        finally:
+            self._sync_busy.clear()
+
+    def _sync_symbol(self, symbol: str) -> list[OrderView]:
+        views = self.parse_open_orders(self._checked(self.open_orders_call(symbol), "open orders"))
+        for view in views:
+            self._tracker.apply(view)
+        return views
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = time.monotonic_ns()
+        if now < self._next_sync_ns or self._sync_busy.is_set():
+            return
+        self._next_sync_ns = now + self._cfg.sync_interval_ms * 1_000_000
+        if now - self.clock.synced_ns > self._cfg.clock_sync_s * 1e9:
+            self._resync_clock.set()
+        if self._resync_clock.is_set() or self._tracker.live():
+            self._sync_busy.set()
+            self._pool.submit(self._guard, self._sync)
+
+    def sync_clock(self) -> None:
+        """Measure the offset to the venue's clock (NTP-style midpoint)."""
+        sent = time.time_ns() // 1_000_000
+        reply = self._call(self.time_call())
+        recv = time.time_ns() // 1_000_000
+        if reply.outcome is not Outcome.OK:
+            raise ExecutionError(f"{self.name}: server time: {reply.code} {reply.message}")
+        self.clock.update(self.parse_time(reply.data), sent, recv)
+        self._resync_clock.clear()
+
+    def _query_view(self, coid: str, symbol: str) -> OrderView | None:
+        reply = self._send(self.query_call(coid, symbol))
+        if reply.outcome is Outcome.NOT_FOUND:
+            return None
+        if reply.outcome is not Outcome.OK:
+            raise ExecutionError(f"{self.name}: query {coid}: {reply.code} {reply.message}")
+        return self.parse_order(reply.data)
+
+    def _checked(self, call: Call, what: str) -> Any:
+        reply = self._send(call)
+        if reply.outcome is not Outcome.OK:
+            raise ExecutionError(f"{self.name}: {what}: {reply.code} {reply.message}")
+        return reply.data
+
+    def _send(self, call: Call) -> Reply:
+        """One HTTP exchange, classified; transport failures become UNKNOWN or UNAVAILABLE."""
+        try:
+            reply = self._call(call)
+        except requests.RequestException as exc:
+            self._count("transport_error")
+            definite = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
+            outcome = Outcome.UNAVAILABLE if definite else Outcome.UNKNOWN
+            return Reply(outcome, None, type(exc).__name__, str(exc)[:200], RejectReason.VENUE_UNAVAILABLE)
+        if reply.outcome is Outcome.RATE_LIMITED:
+            self.limiter.block(reply.retry_after_s)
+        if reply.clock_skew:
+            self._resync_clock.set()
+        return reply
+
+    def _call(self, call: Call) -> Reply:
+        session = self._session()
+        resp = session.request(call.method, self._base_url + call.path, data=call.body.encode() or None,
+                               headers=call.headers, timeout=self._cfg.http_timeout_s)
+        self.limiter.note(resp.headers)
+        return self.classify(resp.status_code, resp.headers, resp.content)
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self.session_headers())
+            self._sessions.append(session)
+        return session
+
+    def _guard(self, job: Any, *args: Any) -> None:
+        """Run a worker job; a bug is logged and counted, never lost silently in a Future."""
+        try:
+            job(*args)
+        except Exception:  # the job handles venue errors itself: anything here is a bug
+            self._count("worker_error")
+            log.exception("%s: %s failed", self.name, job.__name__)
+            if job is self._place:
+                self._tracker.set_unknown(args[0].client_order_id, True)
+
+    def _state_report(self, view: OrderView) -> ExecReport:
+        inst = self._instruments.by_venue_symbol(self.venue, view.symbol)
+        return ExecReport(view.client_order_id, ExecKind.STATE, view.state, cum_qty=view.cum_qty,
+                          fee=view.fee_cum or 0.0, venue_order_id=view.venue_order_id,
+                          ts_exchange_ns=view.ts_exchange_ns, instrument=inst.id if inst else 0,
+                          side=view.side, price=view.price, qty=view.qty, fee_asset=view.fee_asset)
+
+    def _estimate_fee(self, order: Order, qty: float, notional: float) -> tuple[float, str]:
+        """No fee in the response: maker rate from config, charged in the asset received."""
+        inst = self._instruments.by_id(order.instrument) if order.instrument else None
+        if order.side is Side.BUY:
+            return qty * self._maker_fee, inst.base if inst else ""
+        return notional * self._maker_fee, inst.quote if inst else ""
+
+    def _count(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1

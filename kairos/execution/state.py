@@ -1,0 +1,212 @@
+"""Per-order state machine: turns the venue's cumulative views of an order into ExecReports.
+
+Every response (place, query, open-orders listing, cancel) is parsed into an `OrderView`
+(cumulative filled qty/notional/fee and status). The tracker diffs it against what it already
+reported, so the same fill is never reported twice whatever path saw it first. Legal moves::
+
+    NEW -> ACK | PARTIAL | FILLED | CANCELED | EXPIRED | REJECTED
+    ACK -> PARTIAL | FILLED | CANCELED | EXPIRED
+    PARTIAL -> PARTIAL (more filled) | FILLED | CANCELED | EXPIRED
+    FILLED, CANCELED, REJECTED, EXPIRED: terminal
+
+An ACK is always reported before the first fill. Anything else is counted (``illegal``, or
+``stale`` when the filled quantity went backwards) and ignored. Thread-safe: HTTP workers call it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from kairos.execution.base import ExecReport, OrderRequest
+from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side
+
+TERMINAL: Final = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED})
+LIVE: Final = frozenset({OrderState.ACK, OrderState.PARTIAL})
+ALLOWED: Final = {
+    OrderState.NEW: frozenset(TERMINAL | LIVE),
+    OrderState.ACK: frozenset({OrderState.PARTIAL, OrderState.FILLED, OrderState.CANCELED, OrderState.EXPIRED}),
+    OrderState.PARTIAL: frozenset({OrderState.PARTIAL, OrderState.FILLED, OrderState.CANCELED,
+                                   OrderState.EXPIRED}),
+}
+_END_KIND: Final = {OrderState.CANCELED: ExecKind.CANCELED, OrderState.EXPIRED: ExecKind.EXPIRED}
+_EPS: Final = 1e-12
+DONE_KEPT: Final = 4096
+
+
+@dataclass(slots=True)
+class OrderView:
+    """What one venue response says about one order. ``fee_cum`` None = the venue did not say."""
+
+    client_order_id: str
+    state: OrderState
+    cum_qty: float = 0.0
+    cum_quote: float = 0.0
+    fee_cum: float | None = 0.0
+    fee_asset: str = ""
+    venue_order_id: int = 0
+    symbol: str = ""
+    side: Side = Side.NONE
+    price: float = 0.0
+    qty: float = 0.0
+    ts_exchange_ns: int = 0
+
+
+@dataclass(slots=True)
+class Order:
+    client_order_id: str
+    instrument: int
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price: float
+    qty: float
+    state: OrderState = OrderState.NEW
+    cum_qty: float = 0.0
+    cum_quote: float = 0.0
+    fee_cum: float = 0.0
+    venue_order_id: int = 0
+    ts_sent_ns: int = 0
+    unknown: bool = False
+
+
+FeeModel = Callable[[Order, float, float], tuple[float, str]]
+"""(order, fill qty, fill notional) -> (fee, asset) when the venue's response carries no fee."""
+
+
+class OrderTracker:
+    __slots__ = ("_done", "_emit", "_fee_model", "_lock", "_orders", "foreign", "illegal", "stale")
+
+    def __init__(self, emit: Callable[[ExecReport], None], fee_model: FeeModel) -> None:
+        self._emit = emit
+        self._fee_model = fee_model
+        self._lock = threading.Lock()
+        self._orders: dict[str, Order] = {}
+        self._done: OrderedDict[str, Order] = OrderedDict()
+        self.illegal = 0
+        self.stale = 0
+        self.foreign = 0
+
+    def open(self, req: OrderRequest) -> bool:
+        """Register a new order in state NEW; False if that client order id is already known."""
+        with self._lock:
+            coid = req.client_order_id
+            if coid in self._orders or coid in self._done:
+                return False
+            self._orders[coid] = Order(coid, req.instrument, req.symbol, req.side, req.order_type,
+                                       req.price, req.qty)
+            return True
+
+    def adopt(self, order: Order) -> None:
+        """Track an order found open on the venue (placed by an earlier run)."""
+        with self._lock:
+            self._orders.setdefault(order.client_order_id, order)
+
+    def sent(self, coid: str, ts_ns: int) -> None:
+        with self._lock:
+            order = self._orders.get(coid)
+            if order is not None:
+                order.ts_sent_ns = ts_ns
+
+    def set_unknown(self, coid: str, unknown: bool) -> None:
+        with self._lock:
+            order = self._orders.get(coid)
+            if order is not None:
+                order.unknown = unknown
+
+    def get(self, coid: str) -> Order | None:
+        with self._lock:
+            return self._orders.get(coid) or self._done.get(coid)
+
+    def live(self) -> list[Order]:
+        """Orders the venue may still change: acknowledged, partly filled, or of unknown outcome."""
+        with self._lock:
+            return [o for o in self._orders.values() if o.state in LIVE or o.unknown]
+
+    def reject(self, coid: str, reason: RejectReason, code: str, message: str) -> None:
+        """NEW -> REJECTED (a definite refusal: local filter, venue error, rate limit)."""
+        with self._lock:
+            order = self._orders.get(coid)
+            if order is None or order.state is not OrderState.NEW:
+                self.illegal += 1
+                return
+            self._report(order, ExecKind.REJECT, OrderState.REJECTED, reason=reason, code=code, message=message)
+            self._finish(order)
+
+    def cancel_reject(self, coid: str, reason: RejectReason, code: str, message: str) -> None:
+        with self._lock:
+            order = self._orders.get(coid) or self._done.get(coid)
+            if order is None:
+                self.foreign += 1
+                return
+            self._report(order, ExecKind.CANCEL_REJECT, order.state, reason=reason, code=code, message=message)
+
+    def apply(self, view: OrderView) -> int:
+        """Report what changed since the last view of this order; returns the number of reports."""
+        with self._lock:
+            order = self._orders.get(view.client_order_id)
+            if order is None:
+                if view.client_order_id in self._done:
+                    self.stale += view.state is not self._done[view.client_order_id].state
+                else:
+                    self.foreign += 1
+                return 0
+            if view.cum_qty < order.cum_qty - _EPS:
+                self.stale += 1
+                return 0
+            return self._advance(order, view)
+
+    def _advance(self, order: Order, view: OrderView) -> int:
+        target, filled = view.state, view.cum_qty - order.cum_qty > _EPS
+        if target is order.state and not filled:
+            return 0
+        if target not in ALLOWED.get(order.state, ()) and not (filled and order.state in LIVE):
+            self.illegal += 1
+            return 0
+        order.unknown = False
+        order.venue_order_id = view.venue_order_id or order.venue_order_id
+        count = 0
+        if order.state is OrderState.NEW and target is not OrderState.REJECTED:
+            count += self._report(order, ExecKind.ACK, OrderState.ACK, view=view)
+        if target is OrderState.REJECTED:
+            count += self._report(order, ExecKind.REJECT, target, reason=RejectReason.VENUE_REJECTED, view=view)
+        if filled:
+            count += self._fill(order, view)
+        if target in _END_KIND:
+            count += self._report(order, _END_KIND[target], target, view=view)
+        order.state = OrderState.PARTIAL if target is OrderState.ACK and order.cum_qty > _EPS else target
+        if order.state in TERMINAL:
+            self._finish(order)
+        return count
+
+    def _fill(self, order: Order, view: OrderView) -> int:
+        qty = view.cum_qty - order.cum_qty
+        quote = view.cum_quote - order.cum_quote
+        px = quote / qty if quote > _EPS else (view.price or order.price)
+        if view.fee_cum is None:
+            fee, asset = self._fee_model(order, qty, quote if quote > _EPS else px * qty)
+        else:
+            fee, asset = view.fee_cum - order.fee_cum, view.fee_asset
+        order.cum_qty, order.cum_quote = view.cum_qty, view.cum_quote
+        order.fee_cum += fee
+        state = OrderState.FILLED if view.state is OrderState.FILLED else OrderState.PARTIAL
+        return self._report(order, ExecKind.FILL, state, view=view, last=(px, qty, fee, asset))
+
+    def _report(self, order: Order, kind: ExecKind, state: OrderState, *, reason: RejectReason = RejectReason.NONE,
+                code: str = "", message: str = "", view: OrderView | None = None,
+                last: tuple[float, float, float, str] = (0.0, 0.0, 0.0, "")) -> int:
+        order.state = state if kind is not ExecKind.CANCEL_REJECT else order.state
+        self._emit(ExecReport(
+            order.client_order_id, kind, state, last[0], last[1], order.cum_qty, last[2], order.venue_order_id,
+            reason, code, message, view.ts_exchange_ns if view else 0, order.ts_sent_ns, order.instrument,
+            order.side, order.price, order.qty, last[3]))
+        return 1
+
+    def _finish(self, order: Order) -> None:
+        self._orders.pop(order.client_order_id, None)
+        self._done[order.client_order_id] = order
+        while len(self._done) > DONE_KEPT:
+            self._done.popitem(last=False)
