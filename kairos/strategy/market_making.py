@@ -39,6 +39,7 @@ from kairos.strategy.api import (
 MARKET_MAKING_ID: Final = 2
 EPS: Final = 1e-9
 COUNTERS: Final = ("quotes", "requotes", "pulls", "fills", "rejects", "cancel_rejects", "unknown_events")
+BOARD: Final = ("quotes", "fills", "rejects")
 
 
 class QuoteState(IntEnum):
@@ -75,7 +76,9 @@ class MarketMaker:
         self.stats = dict.fromkeys(COUNTERS, 0)
 
     def counters(self) -> dict[str, int]:
-        return {f"mm_{k}": v for k, v in self.stats.items()}
+        """The status-board subset (a row holds 16 counters); ``stats`` has them all."""
+        stats = self.stats
+        return {"mm_cancels": stats["requotes"] + stats["pulls"], **{f"mm_{k}": stats[k] for k in BOARD}}
 
     def on_market(self, batch: np.ndarray, out: IntentSink) -> None:
         touched, now = self._view.touched, self._clock.now_ns()

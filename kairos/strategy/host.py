@@ -1,0 +1,224 @@
+"""The `strategy` agent: market data and exec events in through one Waiter, order intents out.
+
+Duty cycle (``do_work``)::
+
+    md.binance ─┐ poll ─► MarketView.update ─► strategy.on_market ─┐
+    md.okx     ─┘                                                  ├─► IntentSink ─► intents ring
+    events ────── poll ─► by strategy id ──► strategy.on_event ────┤
+    every TIMER_MS ─────────────────────────► strategy.on_timer ───┘
+
+An overrun on an md ring (we fell a lap behind and the ring dropped records) may have hidden a
+STATUS record, so every book of that venue is dropped until fresh data rebuilds it. An intents
+batch refused with RingFull is counted, logged (rate-limited) and dropped; its strategies then get
+locally made REJECT / CANCEL_REJECT events (reason INTENT_DROPPED), so no leg or quote waits for an
+answer that will never come.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+import numpy as np
+
+from kairos.config import Settings
+from kairos.errors import RingFull
+from kairos.instruments import VENUE_NAMES
+from kairos.logs import ErrorTally
+from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, Action, ExecKind, OrderState, RejectReason
+from kairos.ring import GatedPoller, OverwritePoller, Ring, Waiter
+from kairos.status import Counter, Slot
+from kairos.strategy import build_strategies
+from kairos.strategy.api import Clock, IntentSink, LiveClock, MarketView, Strategy, new_run_id
+
+log = logging.getLogger(__name__)
+
+ROLE: Final = "strategy"
+MD_LIMIT: Final = 1024
+EVENT_LIMIT: Final = 256
+TIMER_NS: Final = 20_000_000
+SUMMARY_NS: Final = 60_000_000_000
+HOST_COUNTERS: Final = ("md_records", "md_overruns", "md_bad", "events", "intents_out", "intents_dropped")
+MdPoller = OverwritePoller | GatedPoller
+
+
+class StrategyHost:
+    """Hosts the enabled strategies; build with `StrategyHost.open`, run with AgentRunner(host, host.idle, slot)."""
+
+    role: str = ROLE
+
+    def __init__(self, strategies: list[Strategy], view: MarketView, clock: Clock, md: dict[int, Ring],
+                 events: Ring, intents: Ring, slot: Slot, wait: str = "block", publish_timeout_s: float = 1.0) -> None:
+        self._strategies, self._view, self._clock, self._slot = strategies, view, clock, slot
+        self._sink = IntentSink(clock)
+        self._by_id = [(s.strategy_id, s) for s in strategies]
+        self._on_market = [s.on_market for s in strategies]
+        self._local: list[np.ndarray] = []
+        self.stats = dict.fromkeys(HOST_COUNTERS, 0)
+        self._counters: dict[str, Counter] = {name: slot.counter(name) for name in HOST_COUNTERS}
+        self._decision = slot.histogram("decision_ns")
+        self._read_to_out = slot.histogram("read_to_out_ns")
+        self._tally = ErrorTally(log)
+        self._next_timer = self._next_summary = 0
+        self._rings = [*md.values(), events, intents]
+        self._md: list[tuple[int, MdPoller]] = [(venue, ring.consumer(ROLE)) for venue, ring in md.items()]
+        self._seen_overruns = {venue: c.overruns for venue, c in self._md}
+        self._inputs = [(c.poll, self._market_handler(venue, c)) for venue, c in self._md]
+        self._events = events.consumer(ROLE)
+        self._producer = intents.producer(timeout_s=publish_timeout_s)
+        self._waiter = Waiter([c for _, c in self._md] + [self._events], name=ROLE, wait=wait,
+                              timeout_s=TIMER_NS / 1e9)
+        self.idle: Callable[[int], None] = self._waiter.idle
+
+    @classmethod
+    def open(cls, settings: Settings, slot: Slot, clock: Clock | None = None) -> StrategyHost:
+        """Attach the rings the supervisor created (RingNotFound if it has not) and build the strategies."""
+        clock = clock or LiveClock()
+        prefix, view = settings.shm_prefix, MarketView(len(settings.instruments))
+        strategies = build_strategies(settings, view, clock, new_run_id(clock.now_ns()))
+        rings: list[Ring] = []
+        try:
+            md = {VENUE_NAMES[name]: Ring.attach(f"md.{name}", MARKET_DATA, prefix=prefix)
+                  for name, cfg in sorted(settings.venues.items()) if cfg.enabled}
+            rings.extend(md.values())
+            events = Ring.attach("events", EXEC_EVENT, prefix=prefix)
+            rings.append(events)
+            intents = Ring.attach("intents", ORDER_INTENT, prefix=prefix)
+            rings.append(intents)
+            return cls(strategies, view, clock, md, events, intents, slot, settings.rings.wait,
+                       settings.rings.block_timeout_ms / 1000)
+        except BaseException:
+            for ring in rings:
+                ring.close()
+            raise
+
+    def on_start(self) -> None:
+        names = ", ".join(s.name for s in self._strategies) or "none (all disabled)"
+        log.info("strategy host: strategies %s; md rings %s", names, [v for v, _ in self._md])
+
+    def do_work(self) -> int:
+        work = 0
+        if self._local:
+            work += self._dispatch_events(self._local.pop(0))
+        for poll, handler in self._inputs:
+            work += poll(handler, MD_LIMIT)
+        work += self._events.poll(self._dispatch_events, EVENT_LIMIT)
+        now = self._clock.now_ns()
+        if now >= self._next_timer:
+            self._tick(now)
+        return work
+
+    def on_close(self) -> None:
+        self._export()
+        log.info("strategy host stopping: %s", self._summary())
+        self._waiter.close()
+        for ring in self._rings:
+            ring.close()
+
+    def _market_handler(self, venue: int, consumer: MdPoller) -> Callable[[np.ndarray], None]:
+        view, sink, clock, stats, strategies = self._view, self._sink, self._clock, self.stats, self._on_market
+
+        def on_market(batch: np.ndarray) -> None:
+            t_read = clock.now_ns()
+            if consumer.overruns != self._seen_overruns[venue]:
+                self._overrun(venue, consumer)
+            view.update(batch)
+            for strategy_on_market in strategies:
+                strategy_on_market(batch, sink)
+            view.clear_touched()
+            stats["md_records"] += len(batch)
+            if len(sink):
+                self._flush(t_read)
+
+        return on_market
+
+    def _dispatch_events(self, events: np.ndarray) -> int:
+        """Hand each strategy its own events (the view is valid only during this call)."""
+        owner = events["strategy"]
+        for sid, strategy in self._by_id:
+            mine = events[owner == sid]
+            if len(mine):
+                strategy.on_event(mine, self._sink)
+        self.stats["events"] += len(events)
+        if len(self._sink):
+            self._flush(0)
+        return len(events)
+
+    def _flush(self, t_read: int) -> None:
+        """Publish the sink; ``t_read`` > 0 marks intents decided on market data (latency recorded)."""
+        intents, producer = self._sink.take(), self._producer
+        before = producer.published
+        try:
+            producer.publish(intents)
+        except RingFull as exc:
+            self._dropped(intents[producer.published - before :], exc)  # a batch over one lap goes in pieces
+            return
+        self.stats["intents_out"] += len(intents)
+        if t_read:
+            self._read_to_out.record(self._clock.now_ns() - t_read)
+            record = self._decision.record
+            for created, origin in zip(intents["ts_created_ns"].tolist(), intents["ts_origin_ns"].tolist(),
+                                       strict=True):
+                record(created - origin)
+
+    def _dropped(self, intents: np.ndarray, exc: RingFull) -> None:
+        self.stats["intents_dropped"] += len(intents)
+        self._tally("intents_ring_full", f"dropped {len(intents)} intent(s): {exc}")
+        self._local.append(dropped_events(intents, self._clock.now_ns()))
+
+    def _overrun(self, venue: int, consumer: MdPoller) -> None:
+        overruns = consumer.overruns
+        self.stats["md_overruns"] += overruns - self._seen_overruns[venue]
+        self._seen_overruns[venue] = overruns
+        self._view.invalidate_venue(venue)
+        self._tally("md_overrun", f"venue {venue}: fell a lap behind ({overruns} records lost in total); "
+                                  "its books are dropped until fresh data arrives")
+
+    def _tick(self, now: int) -> None:
+        self._next_timer = now + TIMER_NS
+        for venue, consumer in self._md:
+            if consumer.overruns != self._seen_overruns[venue]:
+                self._overrun(venue, consumer)
+        for strategy in self._strategies:
+            strategy.on_timer(now, self._sink)
+        if len(self._sink):
+            self._flush(0)
+        self._export()
+        if now >= self._next_summary:
+            if self._next_summary:
+                log.info("strategy host: %s", self._summary())
+            self._next_summary = now + SUMMARY_NS
+
+    def _export(self) -> None:
+        """Counters to the status board (16 per row: the host's and each strategy's key ones)."""
+        bad = self._view.rejected - self.stats["md_bad"]
+        if bad:
+            self._tally("bad_market_record", f"{bad} record(s) with unknown venue/instrument/status ignored")
+            self.stats["md_bad"] = self._view.rejected
+        for name, value in self.stats.items():
+            self._counters[name].set(value)
+        counters = self._counters
+        for strategy in self._strategies:
+            for name, value in strategy.counters().items():
+                if name not in counters:
+                    counters[name] = self._slot.counter(name)
+                counters[name].set(value)
+
+    def _summary(self) -> str:
+        full = [f"{s.name} {getattr(s, 'stats', {})}" for s in self._strategies]
+        return f"host {self.stats}; " + "; ".join(full)
+
+
+def dropped_events(intents: np.ndarray, now_ns: int) -> np.ndarray:
+    """What the gate would have said had it seen these intents: NEW -> REJECT, CANCEL -> CANCEL_REJECT."""
+    events = np.zeros(len(intents), EXEC_EVENT)
+    for name in ("client_order_id", "instrument", "venue", "strategy", "side", "price", "ts_origin_ns"):
+        events[name] = intents[name]
+    new = intents["action"] == Action.NEW
+    events["kind"] = np.where(new, ExecKind.REJECT, ExecKind.CANCEL_REJECT)
+    events["state"] = np.where(new, OrderState.REJECTED, OrderState.UNKNOWN)
+    events["order_qty"] = intents["qty"]
+    events["reason"] = RejectReason.INTENT_DROPPED
+    events["ts_event_ns"] = now_ns
+    return events

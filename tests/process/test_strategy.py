@@ -1,0 +1,155 @@
+"""`python -m procs.strategy` as a real child process on real rings and a real status board."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kairos.errors import EXIT_BOOT_ERROR
+from kairos.records import Action, BookStatus, ProcState, Side, Tif, Venue
+from kairos.ring import Ring
+from kairos.status import StatusBoard
+from tests.unit.strategy.helpers import batch, bbo, fill, reject, status
+from tests.unit.strategy.rings import close_rings, create_rings
+
+ROOT = Path(__file__).resolve().parents[2]
+B, X = Venue.BINANCE, Venue.OKX  # X: OKX
+
+
+def wait_for(cond: Callable[[], object], timeout_s: float = 15.0, what: str = "condition") -> object:
+    """Poll ``cond`` until truthy; bounded by time and by count."""
+    deadline = time.monotonic() + timeout_s
+    for _ in range(int(timeout_s / 0.005) + 1):
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Child:
+    def __init__(self, prefix: str, tmp: Path, **env: str) -> None:
+        environ = {**os.environ, "KAIROS__SHM_PREFIX": prefix, "KAIROS__LOGGING__DIR": str(tmp),
+                   "KAIROS__STRATEGY__ARBITRAGE__COOLDOWN_MS": "0", "PYTHONPATH": str(ROOT)}
+        environ.update({f"KAIROS__{k.upper()}": v for k, v in env.items()})
+        self.proc = subprocess.Popen([sys.executable, "-m", "procs.strategy"], cwd=ROOT, env=environ,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=10)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class Engine:
+    """What the supervisor would create, plus the test acting as feeds and gate."""
+
+    def __init__(self, prefix: str, tmp: Path) -> None:
+        self.prefix, self.tmp = prefix, tmp
+        self.board = StatusBoard.create(prefix)
+        self.rings: dict[str, Ring] = create_rings(prefix)
+        self.md = {B: self.rings["md.binance"].producer(), X: self.rings["md.okx"].producer()}
+        self.events = self.rings["events"].producer()
+        self.gate = self.rings["intents"].consumer("gate")
+        self.children: list[Child] = []
+
+    def spawn(self, **env: str) -> Child:
+        self.children.append(Child(self.prefix, self.tmp, **env))
+        return self.children[-1]
+
+    def row(self) -> dict | None:
+        return next((r for r in self.board.snapshot() if r["role"] == "strategy"), None)
+
+    def running(self) -> None:
+        wait_for(lambda: (r := self.row()) and r["state"] == ProcState.RUNNING, what="strategy RUNNING")
+
+    def intents(self, n: int) -> np.ndarray:
+        got: list[np.ndarray] = []
+        wait_for(lambda: got.append(self.gate.read(64)) or sum(map(len, got)) >= n, what=f"{n} intents")
+        return np.concatenate(got)
+
+    def close(self) -> None:
+        for child in self.children:
+            child.kill()
+        close_rings(self.rings, self.prefix)
+        self.board.close()
+        StatusBoard.unlink(self.prefix)
+
+
+@pytest.fixture
+def engine(shm_prefix: str, tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine(shm_prefix, tmp_path)
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+def opportunity(eng: Engine, rich_bid: float = 100.5) -> None:
+    eng.md[B].publish(bbo(B, 1, 99.9, 100.0, ts=time.time_ns()))
+    eng.md[X].publish(bbo(X, 1, rich_bid, rich_bid + 0.1, ts=time.time_ns()))
+
+
+@pytest.mark.slow
+def test_strategy_process_trades_md_into_intents_and_hedges_a_failed_leg(engine: Engine) -> None:
+    child = engine.spawn()
+    engine.running()
+    engine.md[X].publish(status(X, 1, BookStatus.RESYNCING, ts=time.time_ns()))
+    engine.md[B].publish(bbo(B, 1, 99.9, 100.0, ts=time.time_ns()))
+    wait_for(lambda: engine.row()["counters"].get("md_records") == 2, what="md consumed")
+    assert len(engine.gate.read(64)) == 0, "no trading against a resyncing book"
+    opportunity(engine)
+    buy, sell = engine.intents(2)
+    assert (buy["venue"], buy["side"], buy["tif"], sell["venue"], sell["side"]) == (B, Side.BUY, Tif.IOC, X, Side.SELL)
+    engine.events.publish(batch(fill(buy, buy["qty"]), reject(sell)))
+    (hedge,) = engine.intents(1)
+    assert (hedge["action"], hedge["side"], hedge["qty"]) == (Action.NEW, Side.SELL, buy["qty"])
+    row = wait_for(lambda: (r := engine.row())["counters"].get("arb_hedges_sent") == 1 and r, what="counters")
+    assert row["counters"]["arb_leg_failures"] == 1 and row["counters"]["intents_out"] == 3
+    assert row["histograms"]["decision_ns"]["count"] == 2 and row["histograms"]["read_to_out_ns"]["count"] == 1
+    assert child.stop() == 0
+    assert engine.row()["state"] == ProcState.STOPPED
+
+
+@pytest.mark.slow
+def test_restarted_strategy_resumes_its_cursors_and_new_ids_do_not_collide(engine: Engine) -> None:
+    first = engine.spawn()
+    engine.running()
+    opportunity(engine)
+    old = engine.intents(2)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(timeout=10)
+    opportunity(engine, 100.6)
+    engine.spawn()
+    engine.running()
+    new = engine.intents(2)
+    assert not set(old["client_order_id"].tolist()) & set(new["client_order_id"].tolist())
+    assert new[1]["price"] == pytest.approx(100.6)
+
+
+@pytest.mark.slow
+def test_bad_strategy_config_is_a_boot_error(engine: Engine) -> None:
+    child = engine.spawn(strategy__arbitrage__instruments="[NOPE-USDT]")
+    assert child.proc.wait(timeout=20) == EXIT_BOOT_ERROR
+    out = child.proc.stdout.read().decode()
+    assert "NOPE-USDT" in out and "strategy.arbitrage.instruments" in out
