@@ -35,12 +35,13 @@ class BinanceExecution(RestExecution):
     venue = Venue.BINANCE
     name = "binance"
     reasons = MappingProxyType({
-        "-1013": RejectReason.VENUE_FILTER, "-1111": RejectReason.VENUE_FILTER,
+        "-1111": RejectReason.VENUE_FILTER,
         "-1021": RejectReason.VENUE_AUTH, "-1022": RejectReason.VENUE_AUTH, "-2014": RejectReason.VENUE_AUTH,
         "-2015": RejectReason.VENUE_AUTH, "-1003": RejectReason.VENUE_RATE_LIMIT,
         "-1015": RejectReason.VENUE_RATE_LIMIT, "-2013": RejectReason.UNKNOWN_ORDER,
     })
     message_reasons = (
+        ("-1013", "filter failure", RejectReason.VENUE_FILTER),
         ("-2010", "insufficient balance", RejectReason.VENUE_INSUFFICIENT_BALANCE),
         ("-2011", "unknown order", RejectReason.UNKNOWN_ORDER),
     )

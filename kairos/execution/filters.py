@@ -16,6 +16,7 @@ from typing import Any, Final
 from kairos.records import Side
 
 ZERO: Final = Decimal(0)
+GRID_TOLERANCE: Final = Decimal("1e-9")
 _PRICE_ROUNDING: Final = {Side.BUY: ROUND_FLOOR, Side.SELL: ROUND_CEILING, Side.NONE: ROUND_HALF_EVEN}
 
 
@@ -27,9 +28,13 @@ def dec(value: float | str | Decimal) -> Decimal:
 
 
 def _snap(value: Decimal, step: Decimal, rounding: str) -> Decimal:
+    """Round to a multiple of ``step``; within 1e-9 step of a grid point counts as on it (float noise)."""
     if step == ZERO:
         return value
-    return ((value / step).to_integral_value(rounding) * step).quantize(step)
+    ratio = value / step
+    nearest = ratio.to_integral_value(ROUND_HALF_EVEN)
+    ticks = nearest if abs(ratio - nearest) < GRID_TOLERANCE else ratio.to_integral_value(rounding)
+    return (ticks * step).quantize(step)
 
 
 def wire(value: Decimal) -> str:

@@ -30,7 +30,8 @@ IMMEDIATE: Final = frozenset({"ioc", "fok", "market", "optimal_limit_ioc"})
 ORD_TYPE: Final = {(OrderType.LIMIT, Tif.GTC): "limit", (OrderType.LIMIT, Tif.IOC): "ioc",
                    (OrderType.LIMIT, Tif.FOK): "fok"}
 SIDES: Final = {Side.BUY: "buy", Side.SELL: "sell", "buy": Side.BUY, "sell": Side.SELL}
-_AUTH: Final = ("50101", "50102", "50103", "50104", "50105", "50106", "50107", "50110", "50111", "50112", "50113")
+_AUTH: Final = ("50101", "50102", "50103", "50104", "50105", "50106", "50107", "50110", "50111", "50112", "50113",
+                "60004", "60005", "60006", "60007", "60009")  # 600xx: the same failures on a WebSocket login
 _FILTER: Final = ("51006", "51020", "51121", "51137", "51138")
 
 
@@ -50,7 +51,7 @@ class OkxExecution(RestExecution):
            "50061": RejectReason.VENUE_RATE_LIMIT, "51400": RejectReason.UNKNOWN_ORDER,
            "51503": RejectReason.UNKNOWN_ORDER, "51603": RejectReason.UNKNOWN_ORDER}
     )
-    unknown_codes = frozenset({"50001", "50004", "50013", "50026"})
+    unknown_codes = frozenset({"50001", "50004", "50013", "50026", "51149"})
     rate_limit_codes = frozenset({"50011", "50061"})
     not_found_codes = frozenset({"51603"})
     clock_codes = frozenset({"50102", "50112"})

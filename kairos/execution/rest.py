@@ -64,14 +64,8 @@ class RestExecution(Executor, VenueDialect):
     # -- Executor API (gate thread) -------------------------------------------------------------
 
     def start(self) -> None:
-        try:
-            self.sync_clock()
-            reply = self._call(self.filters_call(sorted(self._symbols.values())))
-            if reply.outcome is not Outcome.OK:
-                raise ExecutionError(f"{self.name}: filters: {reply.code} {reply.message}")
-            by_symbol = self.parse_filters(reply.data)
-        except requests.RequestException as exc:
-            raise ExecutionError(f"{self.name}: start failed: {exc}") from exc
+        self.sync_clock()
+        by_symbol = self.parse_filters(self._checked(self.filters_call(sorted(self._symbols.values())), "filters"))
         missing = [s for s in self._symbols.values() if s not in by_symbol]
         if missing:
             raise ExecutionError(f"{self.name}: venue does not list {', '.join(missing)}")
@@ -209,6 +203,9 @@ class RestExecution(Executor, VenueDialect):
                 for order in live:
                     if order.symbol == symbol and order.client_order_id not in listed:
                         self._refresh(order.client_order_id, symbol)
+        except ExecutionError as exc:
+            self._count("sync_error")
+            self._tally("sync failed", str(exc))
         finally:
             self._sync_busy.clear()
 
@@ -234,11 +231,8 @@ class RestExecution(Executor, VenueDialect):
     def sync_clock(self) -> None:
         """Measure the offset to the venue's clock (NTP-style midpoint)."""
         sent = time.time_ns() // 1_000_000
-        reply = self._call(self.time_call())
-        recv = time.time_ns() // 1_000_000
-        if reply.outcome is not Outcome.OK:
-            raise ExecutionError(f"{self.name}: server time: {reply.code} {reply.message}")
-        self.clock.update(self.parse_time(reply.data), sent, recv)
+        data = self._checked(self.time_call(), "server time")
+        self.clock.update(self.parse_time(data), sent, time.time_ns() // 1_000_000)
         self._resync_clock.clear()
 
     def _query_view(self, coid: str, symbol: str) -> OrderView | None:
@@ -297,9 +291,11 @@ class RestExecution(Executor, VenueDialect):
 
     def _state_report(self, view: OrderView) -> ExecReport:
         inst = self._instruments.by_venue_symbol(self.venue, view.symbol)
+        known = self._tracker.get(view.client_order_id)
         return ExecReport(view.client_order_id, ExecKind.STATE, view.state, cum_qty=view.cum_qty,
                           fee=view.fee_cum or 0.0, venue_order_id=view.venue_order_id,
-                          ts_exchange_ns=view.ts_exchange_ns, instrument=inst.id if inst else 0,
+                          ts_exchange_ns=view.ts_exchange_ns, ts_sent_ns=known.ts_sent_ns if known else 0,
+                          instrument=inst.id if inst else 0,
                           side=view.side, price=view.price, qty=view.qty, fee_asset=view.fee_asset)
 
     def _estimate_fee(self, order: Order, qty: float, notional: float) -> tuple[float, str]:

@@ -1,0 +1,138 @@
+"""Request builders (signed exactly as the venues check) and response parsers against venue fixtures."""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import parse_qsl
+
+import orjson
+import pytest
+
+from kairos import config
+from kairos.config import Secret
+from kairos.execution import EXECUTORS, OrderRequest
+from kairos.execution.signing import binance_check, okx_check
+from kairos.instruments import InstrumentTable
+from kairos.records import OrderState, OrderType, Side, Tif
+from tests.unit.execution.conftest import sample
+
+
+def _req(order_type: OrderType = OrderType.LIMIT, tif: Tif = Tif.GTC, side: Side = Side.BUY) -> OrderRequest:
+    return OrderRequest("abc123", 1, "BTCUSDT", side, order_type, tif, 60000.0, 0.01, 0)
+
+
+@pytest.fixture
+def signed():
+    settings = config.load(env={})
+    table = InstrumentTable(settings.instruments)
+    keys = {"api_key": Secret("key"), "api_secret": Secret("secret"), "passphrase": Secret("pass")}
+    built = {name: cls(dataclasses.replace(settings.venues[name], **keys), settings.execution, table)
+             for name, cls in EXECUTORS.items()}
+    yield built
+    for executor in built.values():
+        executor.close()
+
+
+def test_binance_post_signs_the_form_body(signed) -> None:
+    ex = signed["binance"]
+    call = ex.place_call(_req(), "60000", "0.01")
+    assert (call.method, call.path, call.headers["Content-Type"]) == ("POST", "/api/v3/order",
+                                                                       "application/x-www-form-urlencoded")
+    payload, signature = call.body.rsplit("&signature=", 1)
+    assert binance_check("secret", payload, signature)
+    params = dict(parse_qsl(payload))
+    assert params | {"timestamp": "T"} == {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                           "quantity": "0.01", "price": "60000", "newClientOrderId": "abc123",
+                                           "newOrderRespType": "FULL", "recvWindow": "5000", "timestamp": "T"}
+    assert ex.session_headers() == {"X-MBX-APIKEY": "key"}
+
+
+def test_binance_market_and_maker_params(signed) -> None:
+    market = dict(parse_qsl(signed["binance"].place_call(_req(OrderType.MARKET), None, "0.01").body))
+    assert market["type"] == "MARKET" and "price" not in market and "timeInForce" not in market
+    maker = dict(parse_qsl(signed["binance"].place_call(_req(OrderType.LIMIT_MAKER), "1", "1").body))
+    assert maker["type"] == "LIMIT_MAKER" and "timeInForce" not in maker
+
+
+def test_binance_get_and_delete_sign_the_query_string(signed) -> None:
+    for call in (signed["binance"].query_call("abc123", "BTCUSDT"), signed["binance"].cancel_call("abc123", "BTCUSDT")):
+        path, query = call.path.split("?", 1)
+        payload, signature = query.rsplit("&signature=", 1)
+        assert path == "/api/v3/order" and call.body == "" and binance_check("secret", payload, signature)
+        assert dict(parse_qsl(payload))["origClientOrderId"] == "abc123"
+
+
+def test_binance_parsers_on_documented_responses(signed) -> None:
+    ex = signed["binance"]
+    full = ex.parse_placed(sample("binance_order_response_full.json"), _req())
+    assert (full.state, full.cum_qty, full.venue_order_id, full.fee_asset) == (OrderState.FILLED, 10.0, 28, "USDT")
+    assert full.fee_cum == pytest.approx(4 + 19.995 + 7.996 + 3.997 + 3.995)
+    assert full.side is Side.SELL and full.ts_exchange_ns == 1507725176595 * 1_000_000
+    ack = ex.parse_placed(sample("binance_order_response_ack.json"), _req())
+    assert (ack.state, ack.client_order_id, ack.fee_cum) == (OrderState.ACK, "6gCrw2kRUAF9CvJDGP16IP", None)
+    cancel = ex.parse_order(sample("binance_cancel_order_response.json"))
+    assert (cancel.client_order_id, cancel.state, cancel.price) == ("myOrder1", OrderState.CANCELED, 2.0)
+    assert ex.parse_balances(sample("binance_account.json"))["BTC"] == (4723846.89208129, 0.0)
+    assert ex.parse_time(sample("binance_server_time.json")) == 1499827319559
+    filters = ex.parse_filters(sample("binance_exchangeInfo_excerpt.json"))
+    assert set(filters) == {"BTCUSDT", "NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"}
+    assert ex.limiter.weight_limit == 1200
+
+
+def test_okx_place_body_headers_and_signature(signed) -> None:
+    ex = signed["okx"]
+    req = dataclasses.replace(_req(tif=Tif.IOC), symbol="BTC-USDT")
+    call = ex.place_call(req, "60000.1", "0.01")
+    body = orjson.loads(call.body)
+    assert body == {"instId": "BTC-USDT", "tdMode": "cash", "side": "buy", "clOrdId": "abc123", "sz": "0.01",
+                    "ordType": "ioc", "px": "60000.1"}
+    stamp = call.headers["OK-ACCESS-TIMESTAMP"]
+    assert okx_check("secret", stamp, "POST", "/api/v5/trade/order", call.body, call.headers["OK-ACCESS-SIGN"])
+    assert int(call.headers["expTime"]) > 0
+    market = orjson.loads(ex.place_call(dataclasses.replace(req, order_type=OrderType.MARKET), None, "0.01").body)
+    assert market["ordType"] == "market" and market["tgtCcy"] == "base_ccy" and "px" not in market
+    maker = orjson.loads(ex.place_call(dataclasses.replace(req, order_type=OrderType.LIMIT_MAKER), "1", "1").body)
+    assert maker["ordType"] == "post_only"
+
+
+def test_okx_get_puts_the_query_in_the_signed_path(signed) -> None:
+    call = signed["okx"].query_call("abc123", "BTC-USDT")
+    assert call.path == "/api/v5/trade/order?instId=BTC-USDT&clOrdId=abc123" and call.body == ""
+    stamp, sign = call.headers["OK-ACCESS-TIMESTAMP"], call.headers["OK-ACCESS-SIGN"]
+    assert okx_check("secret", stamp, "GET", call.path, "", sign)
+
+
+def test_okx_session_headers_and_demo_flag(signed) -> None:
+    assert signed["okx"].session_headers() == {"OK-ACCESS-KEY": "key", "OK-ACCESS-PASSPHRASE": "pass",
+                                               "Content-Type": "application/json"}
+    settings = config.load(env={})
+    demo = EXECUTORS["okx"](dataclasses.replace(settings.venues["okx"], endpoint="demo"), settings.execution,
+                            InstrumentTable(settings.instruments))
+    try:
+        assert demo.session_headers()["x-simulated-trading"] == "1"
+    finally:
+        demo.close()
+
+
+def test_okx_parsers_on_documented_responses(signed) -> None:
+    ex = signed["okx"]
+    placed = ex.parse_placed(sample("okx_order_response.json"), _req())
+    assert (placed.client_order_id, placed.state, placed.venue_order_id) == ("oktswap6", OrderState.ACK,
+                                                                            312269865356374016)
+    assert ex.parse_balances(sample("okx_balance_response.json"))["USDT"] == (4834.317093622894, 158.573)
+    assert ex.parse_time(sample("okx_system_time.json")) == 1597026383085
+    assert set(ex.parse_filters(sample("okx_instruments_spot_excerpt_real.json"))) == {"BTC-USDT", "ETH-USDT",
+                                                                                        "OKB-USDT"}
+
+
+@pytest.mark.parametrize(("state", "ord_type", "expected"), [
+    ("live", "limit", OrderState.ACK), ("partially_filled", "limit", OrderState.PARTIAL),
+    ("filled", "ioc", OrderState.FILLED), ("canceled", "limit", OrderState.CANCELED),
+    ("canceled", "ioc", OrderState.EXPIRED), ("canceled", "market", OrderState.EXPIRED),
+])
+def test_okx_order_states(signed, state: str, ord_type: str, expected: OrderState) -> None:
+    item = {"clOrdId": "c", "ordId": "1", "instId": "BTC-USDT", "state": state, "ordType": ord_type, "side": "buy",
+            "accFillSz": "0.5", "avgPx": "100", "fee": "-0.0005", "feeCcy": "BTC", "px": "100", "sz": "1",
+            "uTime": "1597026383085"}
+    view = signed["okx"].parse_order({"code": "0", "data": [item]})
+    assert (view.state, view.cum_qty, view.cum_quote, view.fee_cum) == (expected, 0.5, 50.0, 0.0005)
