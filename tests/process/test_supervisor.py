@@ -1,0 +1,153 @@
+"""The real arbiter with real child processes, signals and shared memory (throwaway children from
+tests/process/childproc.py stand in for the engine's processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from kairos.api.pb import pb
+from kairos.records import ORDER_INTENT, Action, TradingState
+from kairos.ring import Ring
+from tests.process.support import AUTH, Supervised, alive, child, shm_left, wait_until
+
+pytestmark = pytest.mark.slow
+Start = Callable[..., Supervised]
+
+
+def lines(log: Path, role: str, event: str) -> list[list[str]]:
+    text = log.read_text() if log.exists() else ""
+    return [parts for parts in (line.split() for line in text.splitlines()) if parts[:2] == [role, event]]
+
+
+def test_crash_loop_backs_off_then_goes_fatal(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("strategy", "run", log), child("feed.okx", "crash", log, "--code", "1")])
+    fatal = sup.wait_process("feed.okx", lambda p: p.state == pb.CHILD_STATE_FATAL, "FATAL")
+    assert len(lines(log, "feed.okx", "crash")) == 3  # first start + start_retries (2) restarts
+    assert fatal.restarts == 2 and fatal.last_exit_code == 1 and fatal.pid == 0
+    assert "gave up after 3 consecutive failures: exited with code 1" in fatal.last_error
+    assert sup.process("strategy").state == pb.CHILD_STATE_RUNNING
+    assert sup.stop() == 0
+
+
+def test_boot_error_is_fatal_without_retry(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("persister", "crash", log, "--code", "3")])
+    fatal = sup.wait_process("persister", lambda p: p.state == pb.CHILD_STATE_FATAL, "FATAL")
+    assert "boot error (exit code 3)" in fatal.last_error and fatal.restarts == 0
+    assert len(lines(log, "persister", "crash")) == 1
+    assert sup.stop() == 0
+
+
+def test_killed_child_is_restarted_with_its_exit_recorded(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("strategy", "run", log)])
+    first = sup.wait_process("strategy", lambda p: p.state == pb.CHILD_STATE_RUNNING and p.heartbeat_age_s >= 0,
+                             "RUNNING with a heartbeat")
+    os.kill(first.pid, signal.SIGKILL)
+    again = sup.wait_process("strategy", lambda p: p.restarts == 1 and p.state == pb.CHILD_STATE_RUNNING,
+                             "restarted and RUNNING")
+    assert again.pid != first.pid and again.last_exit_code == -signal.SIGKILL
+    assert again.last_error == "killed by SIGKILL"
+    assert sup.stop() == 0
+
+
+def test_stale_heartbeat_is_terminated_then_killed_and_restarted(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("gate", "hang", log)])
+    first = wait_until(lambda: lines(log, "gate", "hanging"), "the hanging child")[0][2]
+    again = sup.wait_process("gate", lambda p: p.restarts >= 1, "restarted after its heartbeat went stale")
+    assert "heartbeat stale" in again.last_error and again.last_exit_code == -signal.SIGKILL  # it ignored SIGTERM
+    assert not alive(int(first))
+    assert sup.stop() == 0
+
+
+def test_sigterm_stops_in_dependency_order_and_leaves_nothing(supervised: Start, tmp_path: Path,
+                                                               shm_prefix: str) -> None:
+    log = tmp_path / "children.log"
+    table = [child("persister", "run", log, phase=3), child("gate", "gate", log, phase=2, halts=True),
+             child("strategy", "run", log, "--grandchild", phase=1), child("feed.binance", "run", log, phase=0),
+             child("feed.okx", "run", log, phase=0)]
+    sup = supervised(table)
+    for role in ("persister", "gate", "strategy", "feed.binance", "feed.okx"):
+        wait_until(lambda role=role: lines(log, role, "started"), f"{role} to have installed its signal handlers")
+    grandchild = int(wait_until(lambda: lines(log, "strategy", "grandchild"), "grandchild")[0][2])
+    assert sup.stop(signal.SIGTERM) == 0
+    order = [parts[0] for parts in (line.split() for line in log.read_text().splitlines())
+             if parts[1] in ("term", "CANCEL_ALL")]
+    assert sorted(order[:2]) == ["feed.binance", "feed.okx"]
+    assert order[2:] == ["strategy", "gate", "gate", "persister"]  # gate: CANCEL_ALL, then its own SIGTERM
+    assert lines(log, "gate", "CANCEL_ALL")
+    assert wait_until(lambda: not alive(grandchild), "the grandchild to be killed with its group", 5.0)
+    assert shm_left(shm_prefix) == []
+    assert "supervisor stopped (clean: shared memory removed)" in sup.text()
+
+
+def test_gate_fatal_halts_trading(supervised: Start, tmp_path: Path, shm_prefix: str) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("gate", "crash", log, "--code", "3", halts=True)])
+    sup.wait_process("gate", lambda p: p.state == pb.CHILD_STATE_FATAL, "FATAL")
+    order = pb.PlaceOrderRequest(client_order_id="h1", venue=pb.VENUE_BINANCE, instrument="BTC-USDT",
+                                 side=pb.SIDE_BUY, order_type=pb.ORDER_TYPE_LIMIT, price=100.0, quantity=0.1)
+    with pytest.raises(grpc.RpcError) as err:
+        sup.stub.PlaceOrder(order, metadata=AUTH, timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "gate is FATAL" in err.value.details()
+    assert "trading HALTED" in sup.text()
+    ring = Ring.attach("manual", ORDER_INTENT, prefix=shm_prefix)
+    try:
+        queued = ring.consumer("gate").read(16)
+    finally:
+        ring.close()
+    assert [(int(r["action"]), int(r["flags"])) for r in queued] == [(Action.SET_STATE, TradingState.HALTED)]
+    assert sup.stop() == 0
+
+
+def test_sighup_retries_fatal_children(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("feed.okx", "crash", log, "--code", "3")])
+    sup.wait_process("feed.okx", lambda p: p.state == pb.CHILD_STATE_FATAL, "FATAL")
+    sup.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(lines(log, "feed.okx", "crash")) == 2, "a second attempt after SIGHUP")
+    sup.wait_process("feed.okx", lambda p: p.state == pb.CHILD_STATE_FATAL, "FATAL again")
+    assert sup.stop() == 0
+
+
+def test_supervisor_crash_keeps_rings_and_the_next_start_reclaims_them(supervised: Start, tmp_path: Path,
+                                                                       shm_prefix: str) -> None:
+    log = tmp_path / "children.log"
+    table = [child("strategy", "run", log)]
+    sup = supervised(table)
+    pid = sup.wait_process("strategy", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING").pid
+    sup.stop(signal.SIGKILL)
+    assert wait_until(lambda: not alive(pid), "the orphan to get its parent-death SIGTERM", 10.0)
+    assert any(".ring.events" in name for name in shm_left(shm_prefix))  # a crash leaves the rings
+    again = supervised(table)
+    again.wait_process("strategy", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING in the new run")
+    assert again.stop() == 0
+    assert shm_left(shm_prefix) == []
+
+
+def test_watch_mode_spawns_nothing_and_adopts_running_processes(supervised: Start, tmp_path: Path,
+                                                                shm_prefix: str) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("strategy", "run", log)], watch=True)
+    assert [p.role for p in sup.status().processes] == ["supervisor"]
+    unit = Supervised([*child("gate", "run", log)["argv"]], sup.env, tmp_path / "gate.log")  # "systemd" starts it
+    try:
+        seen = sup.wait_process("gate", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING (observed)")
+        assert not seen.managed and seen.pid == unit.proc.pid
+        sup.stop(signal.SIGKILL)
+        again = supervised([], watch=True)
+        assert again.process("gate").pid == unit.proc.pid  # the board was adopted, not recreated
+        assert again.stop() == 0
+        assert shm_left(shm_prefix)  # the gate still runs: nothing may be unlinked under it
+        assert unit.stop() == 0
+        assert "gate term" in log.read_text()
+    finally:
+        unit.cleanup()
