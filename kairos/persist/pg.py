@@ -52,7 +52,7 @@ class PgSink:
         self.close()
         try:
             conn = psycopg2.connect(self._dsn, connect_timeout=max(1, round(self._timeout)),
-                                    application_name="kairos-persister", options=STATEMENT_TIMEOUT,
+                                    application_name=f"kairos-persister/{self.schema}", options=STATEMENT_TIMEOUT,
                                     keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
             self.storage = migrate(conn, self.schema, self._storage_mode, self._native).name
             with conn.cursor() as cur:

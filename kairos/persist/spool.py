@@ -97,6 +97,17 @@ def _valid_frame(view: memoryview, pos: int) -> int:
     return length if zlib.crc32(view[body : body + length]) == crc else 0
 
 
+def read_file(path: Path) -> list[Frame]:
+    """Every valid frame of one file (a dead-letter file, or a segment for inspection)."""
+    data = path.read_bytes()
+    frames = []
+    for offset, length in scan(data)[0]:
+        stream, fprint = PAYLOAD_HEADER.unpack_from(data, offset + FRAME_HEADER.size)
+        end = offset + FRAME_HEADER.size + length
+        frames.append(Frame(stream, fprint, memoryview(data)[offset + HEADER_LENGTH : end], Position(0, end)))
+    return frames
+
+
 class Spool:
     """Single appender (the ring-draining thread), many readers (sink threads). Holds an flock."""
 
