@@ -166,6 +166,7 @@ class RiskConfig:
     stop_loss_bps: float = 0.0
     take_profit_bps: float = 0.0
     daily_loss_limit: float = 1000.0
+    journal_dir: str = "var/gate"
 
     def __post_init__(self) -> None:
         _choice("risk.initial_state", self.initial_state, ("ACTIVE", "REDUCE_ONLY", "HALTED"))
@@ -237,10 +238,6 @@ class SimConfig:
     seed: int = 7
     rate_hz: float = 50.0
     replay_file: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
     replay_speed: float = 1.0
     start_prices: dict[str, float] = field(default_factory=lambda: {"BTC-USDT": 60000.0, "ETH-USDT": 3000.0})
     levels: int = 50
@@ -249,6 +246,10 @@ class Settings:
     okx_ws_snapshot: bool = True
     binance_ping_interval_s: float = 20.0
     okx_idle_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
     env: str = "dev"
     shm_prefix: str = "kairos"
     instruments: tuple[InstrumentConfig, ...] = ()

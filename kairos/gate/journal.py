@@ -63,19 +63,19 @@ def _cut_torn_tail(fd: int) -> None:
 
 
 def accepted(order: Order, wall_ns: int) -> dict[str, Any]:
-    return {"t": "A", "c": order.coid.decode(), "v": order.venue, "i": order.instrument, "k": order.k,
+    return {"t": "A", "c": order.coid.decode("latin-1"), "v": order.venue, "i": order.instrument, "k": order.k,
             "st": order.strategy, "s": order.side, "o": order.order_type, "f": order.tif, "p": order.price,
             "q": order.qty, "r": order.reserve_per_qty, "to": order.ts_origin_ns, "tc": order.ts_created_ns,
             "fl": order.flags, "ts": wall_ns}
 
 
 def order_of(e: dict[str, Any]) -> Order:
-    return Order(e["c"].encode(), e["v"], e["i"], e["k"], e["st"], e["s"], e["o"], e["f"], e["p"], e["q"],
+    return Order(e["c"].encode("latin-1"), e["v"], e["i"], e["k"], e["st"], e["s"], e["o"], e["f"], e["p"], e["q"],
                  e["r"], e["to"], e["tc"], e["fl"])
 
 
 def rejected(coid: bytes, ts_created_ns: int, r: Rejected, wall_ns: int) -> dict[str, Any]:
-    return {"t": "R", "c": coid.decode(), "tc": ts_created_ns, "v": r.venue, "i": r.instrument,
+    return {"t": "R", "c": coid.decode("latin-1"), "tc": ts_created_ns, "v": r.venue, "i": r.instrument,
             "st": r.strategy, "s": r.side, "p": r.price, "q": r.qty, "to": r.ts_origin_ns, "why": r.reason,
             "ts": wall_ns}
 

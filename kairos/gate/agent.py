@@ -1,0 +1,227 @@
+"""The gate process as an Agent: marks, executor reports, then intents, one duty cycle at a time.
+
+Start: replay the journal, then (in ``do_work``, retried every second while a venue is down)
+start each executor and reconcile it. Until every venue is reconciled the intents and manual
+rings are not read, so intents wait in them. Every ring is read under the consumer name ``gate``
+and one Waiter sleeps on its doorbell; while an order or cancel is in flight the gate polls its
+executors every ``INFLIGHT_SLEEP_S`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from kairos.config import Settings
+from kairos.errors import ExecutionError, RingFull
+from kairos.execution import live_executor
+from kairos.execution.base import Executor
+from kairos.execution.paper import PaperExecutor
+from kairos.gate.blotter import Blotter
+from kairos.gate.book import Book
+from kairos.gate.desk import Desk
+from kairos.gate.events import EventWriter
+from kairos.gate.journal import AppendLog
+from kairos.gate.marks import Marks
+from kairos.gate.metrics import GateMetrics
+from kairos.gate.orders import Orders
+from kairos.gate.reconcile import reconcile
+from kairos.gate.snapshot import GateStateWriter
+from kairos.gate.state import describe
+from kairos.instruments import VENUE_NAMES, InstrumentTable
+from kairos.logs import ErrorTally
+from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, OrderType, ProcState, TradingState
+from kairos.ring import Ring, Waiter
+from kairos.risk import Grid, PostTrade, PreTrade, RiskState
+from kairos.risk.state import N_VENUES
+from kairos.status import Slot
+
+log = logging.getLogger(__name__)
+ROLE = "gate"
+MD_LIMIT, INTENT_LIMIT = 4096, 256
+STATE_MIN_NS, STATE_MAX_NS, RETRY_NS = 10_000_000, 500_000_000, 1_000_000_000
+INFLIGHT_SLEEP_S = 0.0005
+
+
+def build_executors(settings: Settings, instruments: InstrumentTable) -> list[Executor | None]:
+    """One executor per enabled venue, indexed by venue id: paper (ledger under risk.journal_dir) or live."""
+    out: list[Executor | None] = [None] * N_VENUES
+    ledgers = Path(settings.risk.journal_dir)
+    for name, cfg in settings.venues.items():
+        if cfg.enabled:
+            venue = VENUE_NAMES[name]
+            out[venue] = (PaperExecutor(venue, instruments, settings.execution, cfg,
+                                        ledgers / f"{settings.shm_prefix}.paper.{name}.jsonl")
+                          if settings.execution.mode == "paper" else live_executor(name, settings, instruments))
+    return out
+
+
+class GateAgent:
+    role = ROLE
+
+    def __init__(self, settings: Settings, slot: Slot) -> None:
+        self._settings, self._slot, self._prefix = settings, slot, settings.shm_prefix
+        self._instruments = InstrumentTable(settings.instruments)
+        self.state = RiskState.empty(Grid(self._instruments), settings.risk.max_orders_per_sec,
+                                     TradingState[settings.risk.initial_state])
+        self._rings: list[Ring] = []
+        self._md: list[tuple[object, Marks]] = []
+        self._changed: set[int] = set()
+        self._executors: list[Executor | None] = []
+        self._started: set[int] = set()
+        self._reconciled: set[int] = set()
+        self._ready = False
+        self._retry_ns = self._published_ns = 0
+        self._tally = ErrorTally(log)
+        self._journal: AppendLog | None = None
+        self._writer: GateStateWriter | None = None
+        self._waiter: Waiter | None = None
+        self.desk: Desk | None = None
+        self._pre: PreTrade | None = None
+        self._intents = self._manual = None
+
+    def on_start(self) -> None:
+        s = self._settings
+        self._journal = AppendLog(Path(s.risk.journal_dir) / f"{self._prefix}.gate.jsonl")
+        blotter = Blotter(Orders(), Book(self.state), self._journal)
+        entries = blotter.replay()
+        events = Ring.attach("events", EXEC_EVENT, self._prefix)
+        self._rings.append(events)
+        self._executors = build_executors(s, self._instruments)
+        fees = [0.0] * N_VENUES
+        for name, cfg in s.venues.items():
+            fees[VENUE_NAMES[name]] = cfg.taker_fee_bps
+        self._pre = PreTrade(s.risk, fees)
+        self.desk = Desk(blotter, self._pre, PostTrade(s.risk), self._executors,
+                         EventWriter(events.producer(s.rings.block_timeout_ms / 1000)), GateMetrics(self._slot))
+        self.desk.metrics.trading_state.set(self.state.trading)
+        self._attach_inputs()
+        self._writer = GateStateWriter(self._prefix)
+        log.info("journal replayed: %d entries, %d open orders, trading %s; reconciling before taking intents",
+                 entries, len(blotter.orders.open), TradingState(self.state.trading).name)
+
+    def _attach_inputs(self) -> None:
+        consumers = []
+        for name in ("intents", "manual"):
+            ring = Ring.attach(name, ORDER_INTENT, self._prefix)
+            self._rings.append(ring)
+            consumers.append(ring.consumer(ROLE))
+        self._intents, self._manual = consumers
+        for venue, executor in enumerate(self._executors):
+            if executor is not None:
+                ring = Ring.attach(f"md.{executor.venue.name.lower()}", MARKET_DATA, self._prefix)
+                self._rings.append(ring)
+                consumers.append(ring.consumer(ROLE))
+                self._md.append((consumers[-1], Marks(self.state, venue, self._changed)))
+        self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.rings.wait)
+
+    def do_work(self) -> int:
+        desk = self.desk
+        work = self._marks_in()
+        for executor in self._executors:
+            if executor is not None:
+                work += desk.on_reports(executor)
+        work += self._intents_in() if self._ready else self._connect()
+        try:
+            desk.flush()
+        except RingFull as exc:
+            self._tally("events ring full", str(exc))
+        self._publish(time.monotonic_ns())
+        return work
+
+    def _marks_in(self) -> int:
+        work = sum(consumer.poll(marks, MD_LIMIT) for consumer, marks in self._md)
+        if self._changed:
+            s, stride = self.state, self.state.grid.stride
+            for k in self._changed:
+                executor = self._executors[k // stride]
+                if isinstance(executor, PaperExecutor):
+                    executor.on_mark(k % stride, s.bid[k], s.ask[k])
+            self._changed.clear()
+            self.desk.blotter.book.refresh_gross()
+            self.desk.scan(time.monotonic_ns())
+        return work
+
+    def _intents_in(self) -> int:
+        """Manual commands first; nothing is read while events wait to be published (backpressure)."""
+        desk = self.desk
+        if desk.events.pending:
+            return 0
+        try:
+            return (self._manual.poll(desk.on_manual, INTENT_LIMIT)
+                    + self._intents.poll(desk.on_intents, INTENT_LIMIT))
+        except RingFull as exc:  # the batch stays in its ring and comes back as replays
+            self._tally("events ring full", str(exc))
+            return 0
+
+    def _connect(self) -> int:
+        """Start and reconcile every venue (retried each second while one is down); then take intents."""
+        now = time.monotonic_ns()
+        if now < self._retry_ns:
+            return 0
+        for venue, executor in enumerate(self._executors):
+            if executor is not None and venue not in self._reconciled and not self._reconcile(venue, executor):
+                self._retry_ns = now + RETRY_NS
+                self._slot.set_state(ProcState.DEGRADED)
+                return 0
+        self._ready = True
+        self._slot.set_state(ProcState.RUNNING)
+        self.desk.blotter.book.refresh_gross()
+        log.info("reconciled with every venue: taking intents")
+        return 1
+
+    def _reconcile(self, venue: int, executor: Executor) -> bool:
+        desk = self.desk
+        try:
+            if venue not in self._started:
+                executor.start()
+                self._started.add(venue)
+            changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit, time.time_ns())
+        except ExecutionError as exc:
+            self._tally(f"{executor.venue.name} not reachable", str(exc))
+            return False
+        self._reconciled.add(venue)
+        for order, report in changed:
+            desk.report(order, report)
+        return True
+
+    def _reserve_unit(self, venue: int, side: int, price: float) -> float:
+        return self._pre.reserve(venue, side, int(OrderType.LIMIT), price, 1.0, price)
+
+    def _publish(self, now: int) -> None:
+        desk = self.desk
+        if now - self._published_ns < (STATE_MIN_NS if desk.dirty else STATE_MAX_NS):
+            return
+        venues = [v for v, e in enumerate(self._executors) if e is not None]
+        blob = describe(desk.blotter, self._instruments, venues, desk.metrics,
+                        self._settings.execution.mode, self._ready)
+        if not self._writer.write(blob):
+            self._tally("gate state too large for its segment", f"{len(blob['orders'])} orders")
+        desk.dirty = False
+        self._published_ns = now
+
+    def idle(self, work: int) -> None:
+        """AgentRunner idle: block on the doorbell unless an order or cancel is in flight."""
+        if work:
+            return
+        desk = self.desk
+        inflight = desk is not None and (desk.blotter.orders.awaiting() or any(
+            isinstance(e, PaperExecutor) and e.pending() for e in self._executors))
+        if inflight or self._waiter is None:
+            time.sleep(INFLIGHT_SLEEP_S)
+        else:
+            self._waiter.idle(0)
+
+    def on_close(self) -> None:
+        if self.desk is not None:
+            try:
+                self.desk.flush()
+            except RingFull as exc:
+                log.error("events not published at shutdown: %s", exc)
+        for executor in self._executors:
+            if executor is not None:
+                executor.close()
+        for closable in (self._waiter, self._writer, self._journal, *self._rings):
+            if closable is not None:
+                closable.close()

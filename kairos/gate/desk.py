@@ -1,0 +1,223 @@
+"""Intents in, orders out: dedupe, pre-trade risk, journal, submit; commands; post-trade exits.
+
+One ring batch is one call (`on_intents` / `on_manual`); its events are published before the
+handler returns, i.e. before the ring stores the consumer cursor. A batch redelivered after a
+crash is recognised intent by intent (same client order id and creation time = a replay): an
+accepted one is not sent again, a rejected one has its REJECT event sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from kairos.execution.base import ExecReport, Executor, OrderRequest
+from kairos.gate.blotter import Blotter
+from kairos.gate.events import EventWriter
+from kairos.gate.metrics import GateMetrics
+from kairos.gate.orders import Order, Rejected
+from kairos.records import Action, ExecKind, IntentFlag, OrderState, OrderType, RejectReason, Side, Tif, TradingState
+from kairos.risk import Exit, PostTrade, PreTrade
+
+log = logging.getLogger(__name__)
+R = RejectReason
+NEW, CANCEL, CANCEL_ALL, SET_STATE = (int(a) for a in Action)
+_REDUCE_ONLY, _MANUAL = int(IntentFlag.REDUCE_ONLY), int(IntentFlag.MANUAL)
+_SIDES = (None, Side.BUY, Side.SELL)
+_TYPES = (None, OrderType.LIMIT, OrderType.MARKET, OrderType.LIMIT_MAKER)
+_TIFS = (None, Tif.GTC, Tif.IOC, Tif.FOK)
+_DEFAULT_TIF = (0, int(Tif.GTC), int(Tif.IOC), int(Tif.GTC))
+_FILL, _HALTED = int(ExecKind.FILL), int(TradingState.HALTED)
+_STATES = frozenset(int(t) for t in TradingState)
+EXIT_RETRY_NS = 1_000_000_000
+
+
+class Desk:
+    __slots__ = ("_boot", "_exit_at", "_exits", "_post", "_pre", "_seq", "_stride", "_symbol", "_unrecorded",
+                 "blotter", "dirty", "events", "executors", "metrics", "state")
+
+    def __init__(self, blotter: Blotter, pre: PreTrade, post: PostTrade, executors: Sequence[Executor | None],
+                 events: EventWriter, metrics: GateMetrics) -> None:
+        self.blotter, self.events, self.metrics = blotter, events, metrics
+        self.state = blotter.book.s
+        self.executors = list(executors)
+        self._pre, self._post = pre, post
+        self._stride, self._symbol = self.state.grid.stride, self.state.grid.symbol
+        self._exits = post.stop_bps < float("inf") or post.take_bps < float("inf")
+        self._exit_at = [0] * self.state.grid.size
+        self._boot, self._seq = time.time_ns() // 1_000_000, 0
+        self._unrecorded: list[ExecReport] = []
+        self.dirty = True
+
+    def on_intents(self, view: np.ndarray) -> None:
+        self._batch(view, False)
+
+    def on_manual(self, view: np.ndarray) -> None:
+        self._batch(view, True)
+
+    def _batch(self, view: np.ndarray, manual: bool) -> None:
+        t_read = time.monotonic_ns()
+        self.metrics.intents.add(len(view))
+        for rec in view.tolist():
+            action = rec[11]
+            if action == NEW:
+                self.new(rec, t_read, manual)
+            elif action == CANCEL:
+                self.cancel(rec)
+            elif action == CANCEL_ALL:
+                self.cancel_all(rec[7], rec[5])
+            elif action == SET_STATE and manual and rec[12] in _STATES:
+                self.set_trading(rec[12], "manual SET_STATE", rec[1])
+            else:
+                self._refuse(rec, R.INVALID_ORDER)
+        self.flush()
+
+    def new(self, rec: tuple, t_read: int, manual: bool) -> None:
+        """One NEW intent (hot path): every check, then journal and hand to the venue's executor."""
+        ts_created, ts_origin, price, qty, coid, inst, strategy, venue, side, otype, tif, _, flags, _ = rec
+        if coid in self.blotter.orders.decided:
+            return self._again(rec)
+        k = venue * self._stride + inst if 0 < inst < self._stride and 0 <= venue < len(self.executors) else 0
+        tif = tif or _DEFAULT_TIF[otype] if 0 < otype < 4 else tif
+        reason = self._shape(coid, k, venue, tif)
+        now = time.monotonic_ns()
+        reason = reason or self._pre.check(self.state, venue, k, side, otype, price, qty, flags & _REDUCE_ONLY, now)
+        if reason:
+            return self._reject(rec, reason)
+        unit = self._pre.reserve(venue, side, otype, price, 1.0, self.state.mark(k))
+        order = Order(coid, venue, inst, k, strategy, side, otype, tif, price, qty, unit, ts_origin, ts_created,
+                      flags | (_MANUAL if manual else 0))
+        self._send(order, now, t_read)
+        return None
+
+    def _shape(self, coid: bytes, k: int, venue: int, tif: int) -> int:
+        if not coid.isalnum() or not 0 < tif < 4:
+            return R.INVALID_ORDER
+        if not k or not self._symbol[k]:
+            return R.UNKNOWN_INSTRUMENT
+        return R.VENUE_UNAVAILABLE if self.executors[venue] is None else R.NONE
+
+    def _send(self, order: Order, now: int, t_read: int) -> None:
+        self.blotter.accept(order, time.time_ns())
+        self.state.buckets[order.venue].take(now)
+        self.executors[order.venue].submit(OrderRequest(  # type: ignore[union-attr]
+            order.coid.decode(), order.instrument, self._symbol[order.k], _SIDES[order.side],
+            _TYPES[order.order_type], _TIFS[order.tif], order.price, order.qty, order.ts_origin_ns))
+        self.metrics.latency.record(time.monotonic_ns() - t_read)
+        self.metrics.orders.add(1)
+        self.dirty = True
+
+    def _again(self, rec: tuple) -> None:
+        """A decided client order id: a replay is answered as before, a real duplicate is refused."""
+        coid = rec[4]
+        if self.blotter.orders.decided[coid] == rec[0]:
+            self.metrics.replayed.add(1)
+            rejected = self.blotter.orders.rejected.get(coid)
+            if rejected is not None:
+                self.events.reject(coid, rejected, rejected.ts_origin_ns)
+            return
+        order = self.blotter.orders.all.get(coid)
+        self._refuse(rec, R.DUPLICATE_ORDER, order.state if order else OrderState.REJECTED)
+
+    def _reject(self, rec: tuple, reason: int) -> None:
+        """Journal the decision (when the id is usable), then the REJECT event."""
+        rejected = _rejected(rec, reason)
+        if rec[4].isalnum():
+            self.blotter.reject(rec[4], rec[0], rejected, time.time_ns())
+        self.events.reject(rec[4], rejected, rec[1])
+        self.metrics.reject(reason)
+        self.dirty = True
+
+    def _refuse(self, rec: tuple, reason: int, state: int = OrderState.REJECTED,
+                kind: int = ExecKind.REJECT) -> None:
+        """An event only: nothing to remember (duplicates, bad commands, cancels of unknown orders)."""
+        self.events.reject(rec[4], _rejected(rec, reason), rec[1], state, kind)
+        self.metrics.reject(reason)
+
+    def cancel(self, rec: tuple) -> None:
+        order = self.blotter.orders.open.get(rec[4])
+        if order is None:
+            known = self.blotter.orders.all.get(rec[4])
+            self._refuse(rec, R.UNKNOWN_ORDER, known.state if known else OrderState.UNKNOWN, ExecKind.CANCEL_REJECT)
+        else:
+            self._cancel(order)
+
+    def cancel_all(self, venue: int, instrument: int) -> None:
+        for order in self.blotter.orders.matching(venue, instrument):
+            self._cancel(order)
+
+    def _cancel(self, order: Order) -> None:
+        if not order.cancel_pending:
+            order.cancel_pending = True
+            self.executors[order.venue].cancel(  # type: ignore[union-attr]
+                order.coid.decode(), order.instrument, self._symbol[order.k])
+
+    def set_trading(self, state: int, why: str, ts_origin_ns: int = 0) -> None:
+        """Journal, apply and announce (EXEC_EVENT kind STATE) a trading state."""
+        before = self.state.trading
+        self.blotter.trading(state, why, time.time_ns())
+        self.events.trading(state, ts_origin_ns)
+        self.metrics.trading_state.set(state)
+        self.dirty = True
+        log.warning("trading state %s -> %s: %s", TradingState(before).name, TradingState(state).name, why)
+
+    def on_reports(self, executor: Executor) -> int:
+        """Apply what an executor reported and queue the events (journaled after they are published)."""
+        reports = executor.drain()
+        wall = time.time_ns()
+        for r in reports:
+            order = self.blotter.apply(r, wall)
+            if order is not None:
+                self.report(order, r)
+        return len(reports)
+
+    def report(self, order: Order, r: ExecReport) -> None:
+        self.events.report(order, r)
+        self._unrecorded.append(r)
+        if r.kind == _FILL:
+            self.metrics.fills.add(1)
+        self.dirty = True
+
+    def flush(self) -> None:
+        """Publish queued events, then journal the reports they carried. RingFull keeps both queued."""
+        self.metrics.events.add(self.events.flush())
+        if self._unrecorded:
+            self.blotter.record(self._unrecorded, time.time_ns())
+            self._unrecorded.clear()
+        self.metrics.open_orders.set(self.state.open_orders)
+
+    def scan(self, now: int) -> None:
+        """Post-trade, after new marks: stop-loss / take-profit exits, then the daily loss limit."""
+        s, book = self.state, self.blotter.book
+        if self._exits and s.trading != _HALTED:
+            for k, pos in enumerate(s.position):
+                if pos and now >= self._exit_at[k]:
+                    self._exit(k, pos, now)
+        if s.trading != _HALTED and self._post.loss_breached(book.realised_day, book.unrealised()):
+            self.set_trading(_HALTED, f"daily loss limit: realised {book.realised_day:.2f} + unrealised "
+                                      f"{book.unrealised():.2f} <= -{self._post.loss_limit:.2f}")
+
+    def _exit(self, k: int, pos: float, now: int) -> None:
+        """A reduce-only MARKET order closing what is not already being closed (one per second at most)."""
+        s = self.state
+        why = self._post.exit(pos, self.blotter.book.entry[k], s.mark(k))
+        qty = abs(pos) - (s.open_sell[k] if pos > 0.0 else s.open_buy[k])
+        if why == Exit.NONE or qty <= 1e-12:
+            return
+        self._exit_at[k] = now + EXIT_RETRY_NS
+        venue, inst = divmod(k, self._stride)
+        coid = f"KG{self._boot:x}{self._seq:x}".encode()
+        self._seq += 1
+        wall = time.time_ns()
+        side = int(Side.SELL if pos > 0.0 else Side.BUY)
+        log.warning("%s: closing %g of %s on venue %d (entry %g, mark %g)", why.name, qty, s.grid.symbol[k],
+                    venue, self.blotter.book.entry[k], s.mark(k))
+        self.new((wall, wall, 0.0, qty, coid, inst, 0, venue, side, int(OrderType.MARKET), int(Tif.IOC), NEW,
+                  _REDUCE_ONLY, b""), now, False)
+
+
+def _rejected(rec: tuple, reason: int) -> Rejected:
+    return Rejected(rec[7], rec[5], rec[6], rec[8], rec[2], rec[3], rec[1], reason)
