@@ -24,6 +24,8 @@ class VenueSpec:
     venue: Venue
     symbol: str  # venue symbol: BTCUSDT / BTC-USDT
     instrument: str  # canonical symbol: BTC-USDT
+    base: str
+    quote: str
     tick: Decimal
     lot: Decimal
     min_qty: Decimal
@@ -47,10 +49,7 @@ class VenueSpec:
 
 
 def _fmt(value: Decimal, fixed: int) -> str:
-    if fixed:
-        return f"{value:.{fixed}f}"
-    text = f"{value.normalize():f}"
-    return text
+    return f"{value:.{fixed}f}" if fixed else f"{value.normalize():f}"
 
 
 @dataclass(frozen=True, slots=True)

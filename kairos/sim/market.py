@@ -46,7 +46,8 @@ def build_specs(instruments: tuple[InstrumentConfig, ...], sim: SimConfig) -> li
         lot = Decimal(1).scaleb(-(magnitude + 1))
         for venue, name, vtick, fixed in ((Venue.BINANCE, inst.binance, tick, 8), (Venue.OKX, inst.okx, tick * 10, 0)):
             if name:
-                spec = VenueSpec(venue, name, inst.symbol, vtick, lot, lot * 10, Decimal(5), fixed)
+                spec = VenueSpec(venue, name, inst.symbol, inst.base, inst.quote, vtick, lot, lot * 10, Decimal(5),
+                                 fixed)
                 out.append((spec, price))
     return out
 

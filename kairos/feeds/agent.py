@@ -1,0 +1,223 @@
+"""The feed process's Agent: read frames, parse, sync books, publish one batch per duty cycle.
+
+Duty cycle (AgentRunner calls ``do_work`` then ``idle``)::
+
+    connected?  no -> connect when the backoff allows (subscribe, books -> AWAIT)
+    read every buffered frame (bounded) -> parse into `out` rows; book messages -> BookSync
+    BookSync.poll: start due REST snapshots, splice finished ones
+    keepalive / watchdog -> maybe disconnect (books -> STATUS DISCONNECTED)
+    publish out[:rows] to the md ring in one call; latency (frame received -> published) recorded
+
+Reconnects: a venue-requested close (close frame, Binance serverShutdown, OKX 64008) after a
+session that delivered data reconnects at once; anything else waits `Backoff` (exponential with
+jitter, from feeds.ws_reconnect_delay_ms up to ws_max_reconnect_delay_ms). Consecutive failures
+beyond feeds.ws_max_reconnect_attempts (0 = never give up) raise FeedError and end the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Final, Protocol
+
+import numpy as np
+import orjson
+
+from kairos.config import EndpointConfig, FeedConfig
+from kairos.errors import FeedError, ProtocolError
+from kairos.feeds.base import BAD_INPUT, Backoff, BookMsg, FeedAdapter, Reconnect
+from kairos.feeds.session import CLOSE, PING, PONG, TEXT, TRANSPORT_ERRORS, WsSession
+from kairos.feeds.stats import FeedStats
+from kairos.feeds.sync import BookSync, SnapshotFetcher
+from kairos.logs import ErrorTally
+from kairos.records import MARKET_DATA
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS: Final = 4096
+MAX_FRAMES: Final = 512
+IDLE_MAX_S: Final = 0.05
+
+
+class Publisher(Protocol):
+    def publish(self, batch: np.ndarray) -> int: ...
+
+
+class FeedAgent:
+    """One venue's market data: a WsSession, its BookSync, and the md ring producer."""
+
+    __slots__ = ("_adapter", "_attempts", "_backoff", "_books", "_cfg", "_fetcher", "_next_connect_ns", "_out",
+                 "_publisher", "_recv", "_reserve", "_rows", "_session", "_url", "_wake", "role", "stats", "sync",
+                 "tally")
+
+    def __init__(self, adapter: FeedAdapter, urls: EndpointConfig, cfg: FeedConfig, publisher: Publisher,
+                 stats: FeedStats) -> None:
+        self.role = f"feed.{adapter.venue.name.lower()}"
+        self._adapter, self._cfg, self._publisher, self.stats = adapter, cfg, publisher, stats
+        self._url = adapter.stream_url(urls.ws_url)
+        self.tally = ErrorTally(log)
+        self._session = WsSession(adapter.caps, cfg)
+        self._wake = os.pipe()  # a finished snapshot wakes the idle wait
+        os.set_blocking(self._wake[0], False)
+        os.set_blocking(self._wake[1], False)
+        self._fetcher = SnapshotFetcher(cfg.rest_timeout_s, self._wake[1])
+        self.sync = BookSync(adapter, urls.rest_url, cfg, self._fetcher, self.tally,
+                             book_bbo="bbo" not in cfg.channels)
+        self._backoff = Backoff(cfg.ws_reconnect_delay_ms, cfg.ws_max_reconnect_delay_ms)
+        self._out = np.zeros(BATCH_ROWS, MARKET_DATA)
+        self._reserve = self.sync.row_need + 64
+        self._books: list[BookMsg] = []
+        self._recv: list[int] = []
+        self._rows = self._attempts = self._next_connect_ns = 0
+
+    def on_start(self) -> None:
+        log.info("%s: %s (%d instruments, channels %s)", self.role, self._url, len(self._adapter.symbols),
+                 ",".join(self._cfg.channels))
+
+    def do_work(self) -> int:
+        if not self._session.connected:
+            return self._connect()
+        work = self._read()
+        if self._adapter.wants_depth:
+            rows = self.sync.poll(self._out, self._rows, len(self._out) - self._rows, time.time_ns())
+            self._rows += rows
+            work += rows
+        now = time.monotonic_ns()
+        try:
+            reason = self._session.due(now)
+        except TRANSPORT_ERRORS as exc:
+            reason = f"send failed: {exc!r}"
+        if reason is not None:
+            self._disconnect(reason, venue_asked=False)
+        self._publish()
+        self.stats.maybe_flush(now, self)
+        return work
+
+    def _read(self) -> int:
+        """Hot path: drain buffered frames into rows; stop early when the batch is nearly full."""
+        session, parse, out, books, recv = self._session, self._adapter.parse, self._out, self._books, self._recv
+        limit, frames = len(out) - self._reserve, 0
+        while frames < MAX_FRAMES and self._rows < limit:
+            try:
+                item = session.read()
+            except TRANSPORT_ERRORS as exc:
+                self._disconnect(f"transport: {exc!r}", venue_asked=False)
+                break
+            if item is None:
+                break
+            frames += 1
+            if item[0] != TEXT:
+                if self._control(item[0]):
+                    break
+                continue
+            start = self._rows
+            try:
+                self._rows += parse(item[1], out, start, time.time_ns(), books)
+            except Reconnect as exc:
+                self._disconnect(f"venue asked: {exc}", venue_asked=True)
+                break
+            except ProtocolError as exc:
+                self.tally("unexpected_message", f"{exc} | {item[1][:120]!r}")
+            except orjson.JSONDecodeError as exc:
+                self.tally("malformed_json", f"{exc} | {item[1][:120]!r}")
+            except BAD_INPUT as exc:
+                self.tally("bad_message", f"{exc!r} | {item[1][:120]!r}")
+            if books:
+                self._rows += self._apply_books(out, books)
+            if self._rows > start:
+                recv.append(session.last_rx_ns)
+        self.stats.frames += frames
+        return frames
+
+    def _apply_books(self, out: np.ndarray, books: list[BookMsg]) -> int:
+        rows, recv_ns, on_book = self._rows, time.time_ns(), self.sync.on_book
+        for msg in books:
+            rows += on_book(msg, out, rows, recv_ns)
+        books.clear()
+        return rows - self._rows
+
+    def _control(self, opcode: int) -> bool:
+        """Non-data frames; True when the connection is gone."""
+        if opcode == CLOSE:
+            self._disconnect("venue asked: close frame", venue_asked=True)
+            return True
+        if opcode == PING:
+            self.stats.pings += 1
+        elif opcode == PONG:
+            self.stats.pongs += 1
+        return False
+
+    def _publish(self) -> None:
+        rows = self._rows
+        if not rows:
+            return
+        self._publisher.publish(self._out[:rows])
+        self._rows = 0
+        self.stats.published(rows, self._recv, time.monotonic_ns())
+        self._recv.clear()
+
+    def _connect(self) -> int:
+        now = time.monotonic_ns()
+        if now < self._next_connect_ns:
+            return 0
+        limit = self._cfg.ws_max_reconnect_attempts
+        if limit and self._attempts > limit:
+            raise FeedError(f"{self.role}: gave up after {limit} consecutive failed connection attempts")
+        frames = self._adapter.subscribe_messages()
+        try:
+            self._session.open(self._url, frames, self._cfg.rest_timeout_s)
+        except TRANSPORT_ERRORS as exc:
+            self.stats.connect_failures += 1
+            self.tally("connect_failed", f"{self._url}: {exc!r}")
+            self._schedule(self._attempts + 1)
+            return 0
+        self.stats.connects += 1
+        if self._adapter.wants_depth:
+            self.sync.start()
+        return 1
+
+    def _disconnect(self, reason: str, venue_asked: bool) -> None:
+        """Close, invalidate every book, and schedule the next attempt."""
+        if not self._session.connected:
+            return
+        self._session.close()
+        self._rows += self.sync.stop(self._out, self._rows, time.time_ns())
+        self.stats.disconnected(reason)
+        if venue_asked:
+            log.info("%s: %s; reconnecting", self.role, reason)
+        else:
+            self.tally("disconnect", reason)
+        healthy = self._session.last_data_ns > self._session.opened_ns  # the session delivered data
+        attempts = 0 if healthy else self._attempts
+        self._schedule(attempts if venue_asked and healthy else attempts + 1)
+
+    def _schedule(self, attempts: int) -> None:
+        self._attempts = attempts
+        self._next_connect_ns = time.monotonic_ns() + self._backoff.delay_ns(attempts)
+
+    def idle(self, work: int) -> None:
+        """Wait for the socket, a finished snapshot or the next timer, at most IDLE_MAX_S."""
+        if work:
+            return
+        now = time.monotonic_ns()
+        if not self._session.connected:
+            time.sleep(min(max(self._next_connect_ns - now, 0) / 1e9, IDLE_MAX_S))
+            return
+        timeout = min(max(self._session.next_deadline_ns() - now, 0) / 1e9, IDLE_MAX_S)
+        if self._session.wait(timeout, self._wake[0]):
+            os.read(self._wake[0], 4096)
+
+    @property
+    def pings_sent(self) -> int:
+        return self._session.pings_sent
+
+    def on_close(self) -> None:
+        if self._session.connected:
+            self._session.close()
+            self._rows += self.sync.stop(self._out, self._rows, time.time_ns())
+        self._publish()
+        self.stats.maybe_flush(0, self, force=True)
+        self._fetcher.close()
+        for fd in self._wake:
+            os.close(fd)
