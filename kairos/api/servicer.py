@@ -135,6 +135,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             sub = self._hub.subscribe()
         except SupervisorError as exc:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        context.send_initial_metadata((("kairos-subscribed", "1"),))  # events from here on are delivered
         try:
             while context.is_active():
                 events = sub.take(0.5)
