@@ -137,11 +137,11 @@ class OrderTracker:
             self._finish(order)
 
     def cancel_reject(self, coid: str, reason: RejectReason, code: str, message: str) -> None:
+        """The cancel failed; the order keeps its state (UNKNOWN for an order this executor never saw)."""
         with self._lock:
             order = self._orders.get(coid) or self._done.get(coid)
             if order is None:
-                self.foreign += 1
-                return
+                order = Order(coid, 0, "", Side.NONE, OrderType.LIMIT, 0.0, 0.0, OrderState.UNKNOWN)
             self._report(order, ExecKind.CANCEL_REJECT, order.state, reason=reason, code=code, message=message)
 
     def apply(self, view: OrderView) -> int:

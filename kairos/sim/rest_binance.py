@@ -12,8 +12,6 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-import orjson
-
 from kairos.execution.signing import binance_check
 from kairos.records import Side, Venue
 from kairos.sim.exchange import OPEN, Refusal, SimOrder, SimRefused
@@ -66,15 +64,13 @@ def _without_signature(text: str) -> tuple[str, str]:
 class BinanceTrading(TradingDialect):
     venue = Venue.BINANCE
 
-    def routes(self) -> list[tuple[str, str, Route, int, bool]]:
+    def routes(self) -> list[tuple[str, str, Route, int]]:
         return [
-            ("POST", "/api/v3/order", self.place, 1, True),
-            ("DELETE", "/api/v3/order", self.cancel, 1, True),
-            ("GET", "/api/v3/order", self.query, 4, True),
-            ("GET", "/api/v3/openOrders", self.open_orders, 6, True),
-            ("GET", "/api/v3/account", self.account, 20, True),
-            ("GET", "/api/v3/time", self.server_time, 1, False),
-            ("GET", "/api/v3/exchangeInfo", self.exchange_info, 20, False),
+            ("POST", "/api/v3/order", self.place, 1),
+            ("DELETE", "/api/v3/order", self.cancel, 1),
+            ("GET", "/api/v3/order", self.query, 4),
+            ("GET", "/api/v3/openOrders", self.open_orders, 6),
+            ("GET", "/api/v3/account", self.account, 20),
         ]
 
     def authenticate(self, request: Request) -> Params:
@@ -157,35 +153,7 @@ class BinanceTrading(TradingDialect):
                               "canDeposit": True, "accountType": "SPOT", "balances": rows,
                               "permissions": ["SPOT"], "uid": 1, "updateTime": time.time_ns() // 1_000_000})
 
-    def server_time(self, request: Request, params: Params) -> Response:
-        return json_response({"serverTime": time.time_ns() // 1_000_000})
-
-    def exchange_info(self, request: Request, params: Params) -> Response:
-        wanted = orjson.loads(request.query["symbols"]) if "symbols" in request.query else None
-        wanted = [request.query["symbol"]] if "symbol" in request.query else wanted
-        symbols = [self._symbol_info(s) for s in self.market.symbols(self.venue) if wanted is None or s in wanted]
-        if wanted and len(symbols) != len(wanted):
-            raise _error(400, -1121, "Invalid symbol.")
-        limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                   "limit": self.weight_limit}]
-        return json_response({"timezone": "UTC", "serverTime": time.time_ns() // 1_000_000, "rateLimits": limits,
-                              "exchangeFilters": [], "symbols": symbols})
-
     # -- formats ---------------------------------------------------------------------------------
-
-    def _symbol_info(self, symbol: str) -> dict[str, Any]:
-        spec = self.market.spec(self.venue, symbol)
-        base, quote = self.exchange.assets(symbol)
-        filters = [
-            {"filterType": "PRICE_FILTER", "minPrice": spec.dec(spec.tick), "maxPrice": spec.dec(0),
-             "tickSize": spec.dec(spec.tick)},
-            {"filterType": "LOT_SIZE", "minQty": spec.dec(spec.min_qty), "maxQty": spec.dec(9000),
-             "stepSize": spec.dec(spec.lot)},
-            {"filterType": "NOTIONAL", "minNotional": spec.dec(spec.min_notional), "applyMinToMarket": True,
-             "maxNotional": spec.dec(0), "applyMaxToMarket": False, "avgPriceMins": 5},
-        ]
-        return {"symbol": symbol, "status": "TRADING", "baseAsset": base, "quoteAsset": quote,
-                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"], "filters": filters}
 
     def _order(self, order: SimOrder, transact: bool = False) -> dict[str, Any]:
         spec = self.market.spec(self.venue, order.symbol)

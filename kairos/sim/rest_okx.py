@@ -54,15 +54,13 @@ def _ok(data: list[Any]) -> Response:
 class OkxTrading(TradingDialect):
     venue = Venue.OKX
 
-    def routes(self) -> list[tuple[str, str, Route, int, bool]]:
+    def routes(self) -> list[tuple[str, str, Route, int]]:
         return [
-            ("POST", "/api/v5/trade/order", self.place, 1, True),
-            ("POST", "/api/v5/trade/cancel-order", self.cancel, 1, True),
-            ("GET", "/api/v5/trade/order", self.query, 1, True),
-            ("GET", "/api/v5/trade/orders-pending", self.open_orders, 1, True),
-            ("GET", "/api/v5/account/balance", self.balance, 1, True),
-            ("GET", "/api/v5/public/time", self.server_time, 1, False),
-            ("GET", "/api/v5/public/instruments", self.instruments, 1, False),
+            ("POST", "/api/v5/trade/order", self.place, 1),
+            ("POST", "/api/v5/trade/cancel-order", self.cancel, 1),
+            ("GET", "/api/v5/trade/order", self.query, 1),
+            ("GET", "/api/v5/trade/orders-pending", self.open_orders, 1),
+            ("GET", "/api/v5/account/balance", self.balance, 1),
         ]
 
     def authenticate(self, request: Request) -> Params:
@@ -145,13 +143,6 @@ class OkxTrading(TradingDialect):
                    for ccy, (free, locked) in sorted(self.exchange.balances().items())]
         return _ok([{"totalEq": "", "uTime": str(_ms()), "details": details}])
 
-    def server_time(self, request: Request, params: Params) -> Response:
-        return _ok([{"ts": str(_ms())}])
-
-    def instruments(self, request: Request, params: Params) -> Response:
-        wanted = request.query.get("instId")
-        return _ok([self._instrument(s) for s in self.market.symbols(self.venue) if wanted in (None, s)])
-
     # -- formats ---------------------------------------------------------------------------------
 
     def _base_for_quote(self, symbol: str, quote_qty: Decimal) -> Decimal:
@@ -171,14 +162,6 @@ class OkxTrading(TradingDialect):
         item = {"clOrdId": params.get("clOrdId", ""), "ordId": "", "tag": "", "ts": str(_ms()), "sCode": code,
                 "sMsg": msg, "subCode": ""}
         return json_response({"code": "1", "msg": "All operations failed", "data": [item]})
-
-    def _instrument(self, symbol: str) -> dict[str, Any]:
-        spec = self.market.spec(self.venue, symbol)
-        base, quote = self.exchange.assets(symbol)
-        return {"instType": "SPOT", "instId": symbol, "baseCcy": base, "quoteCcy": quote, "state": "live",
-                "tickSz": spec.dec(spec.tick), "lotSz": spec.dec(spec.lot), "minSz": spec.dec(spec.min_qty),
-                "maxLmtSz": "9999999999", "maxMktSz": "1000000", "maxLmtAmt": "20000000", "maxMktAmt": "1000000",
-                "ctVal": "", "ctMult": "", "lever": "", "listTime": "1548133413000", "uly": "", "instFamily": ""}
 
     def _order(self, order: SimOrder) -> dict[str, Any]:
         spec = self.market.spec(self.venue, order.symbol)

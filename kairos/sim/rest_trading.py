@@ -1,8 +1,8 @@
 """The simulator's signed REST trading side: both venue dialects over one `SimExchange` per venue.
 
 `register_trading_routes(router, market, settings)` adds the order, cancel, query, open-orders and
-balance endpoints of both venues (kairos/sim/rest_binance.py, rest_okx.py), plus the server time
-and symbol-filter endpoints when the public dialects have not registered them. Requests are checked
+balance endpoints of both venues (kairos/sim/rest_binance.py, rest_okx.py); server time and symbol
+filters are the public dialects' routes (kairos/sim/binance.py, okx.py). Requests are checked
 like the venues check them: API key, REAL signature (keys from ``venues.<v>.api_key/api_secret/
 passphrase``), timestamp window. Balances start at ``execution.paper_balances``; fees are
 ``venues.<v>.maker_fee_bps/taker_fee_bps``.
@@ -128,12 +128,10 @@ class TradingDialect(ABC):
         self._passphrase = cfg.passphrase.reveal()
 
     def register(self, router: Router) -> None:
-        present = set(router.routes())
-        for method, path, handler, weight, signed in self.routes():
-            if signed or (method, path) not in present:
-                router.register(method, path, self._serve(handler, weight, signed))
+        for method, path, handler, weight in self.routes():
+            router.register(method, path, self._serve(handler, weight))
 
-    def _serve(self, handler: Route, weight: int, signed: bool) -> Callable[[Request], Response]:
+    def _serve(self, handler: Route, weight: int) -> Callable[[Request], Response]:
         def serve(request: Request) -> Response:
             if request.venue is not self.venue:
                 return json_response({"code": 404, "msg": f"not a {self.venue.name} endpoint"}, 404)
@@ -144,7 +142,7 @@ class TradingDialect(ABC):
             if wait_s:
                 return self.rate_limited(wait_s)
             try:
-                response = handler(request, self.authenticate(request) if signed else {})
+                response = handler(request, self.authenticate(request))
             except SimRefused as exc:
                 response = self.refused(exc, request)
             response.headers.update(self.usage_headers(used))
@@ -167,8 +165,8 @@ class TradingDialect(ABC):
         return json_response({"armed": True})
 
     @abstractmethod
-    def routes(self) -> list[tuple[str, str, Route, int, bool]]:
-        """(method, path, handler, weight, signed)."""
+    def routes(self) -> list[tuple[str, str, Route, int]]:
+        """(method, path, handler, request weight); every route is signed."""
 
     @abstractmethod
     def authenticate(self, request: Request) -> Params:

@@ -81,6 +81,8 @@ def test_cancel_reject_keeps_state_and_foreign_views_are_counted() -> None:
     assert tracker.get("c1").state is S.ACK
     tracker.apply(OrderView("someone-else", S.ACK))
     assert tracker.foreign == 1
+    tracker.cancel_reject("never-seen", RejectReason.UNKNOWN_ORDER, "51603", "Order does not exist")
+    assert (out[-1].client_order_id, out[-1].kind, out[-1].state) == ("never-seen", K.CANCEL_REJECT, S.UNKNOWN)
 
 
 def test_unknown_outcome_orders_stay_live_until_a_view_resolves_them() -> None:
