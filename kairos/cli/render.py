@@ -1,0 +1,102 @@
+"""Plain-text tables for kairosctl: kairos.v1 responses in, aligned columns out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kairos.api.pb import pb
+
+VENUES = ("binance", "okx")
+
+
+def venue(name: str | None) -> int:
+    return pb.Venue.Value(f"VENUE_{name.upper()}") if name else 0
+
+
+def name(enum: Any, value: int) -> str:
+    """SIDE_BUY -> BUY; an unset enum prints as '-'."""
+    if not value:
+        return "-"
+    full = enum.Name(value)
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED").removesuffix("NONE")
+    return full.removeprefix(prefix)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [list(headers), *([str(c) for c in row] for row in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def duration(seconds: float) -> str:
+    if seconds < 0:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def status(s: Any) -> str:
+    state = name(pb.TradingState, s.trading_state) if s.trading_state else "UNKNOWN (gate has not published)"
+    head = (f"engine: {s.mode} mode, trading {state}, gate state {duration(s.gate_state_age_s)} old, "
+            f"up {duration(s.uptime_s)}, shm prefix {s.shm_prefix}")
+    rows = [(p.role, p.state_name, p.pid or "-", duration(p.uptime_s) if p.pid else "-", p.restarts,
+             duration(p.heartbeat_age_s), _rates(p), _latencies(p), p.last_error or "") for p in s.processes]
+    procs = table(("ROLE", "STATE", "PID", "UPTIME", "RESTARTS", "HEARTBEAT", "RATES /s", "P50/P99 us", "LAST ERROR"),
+                  rows)
+    cursors = [(r.ring, r.consumer, r.depth, r.overruns) for p in s.processes for r in p.rings]
+    rings = table(("RING", "CONSUMER", "DEPTH", "OVERRUNS"), sorted(cursors))
+    return f"{head}\n\n{procs}\n\n{rings}"
+
+
+def _rates(p: Any) -> str:
+    return " ".join(f"{k}={v:.0f}" for k, v in sorted(p.msg_rates.items()) if v) or "-"
+
+
+def _latencies(p: Any) -> str:
+    shown = (f"{h.name.removesuffix('_ns')}={h.p50_us:.0f}/{h.p99_us:.0f}" for h in p.latencies if h.count)
+    return " ".join(shown) or "-"
+
+
+def orders(r: Any) -> str:
+    rows = [(o.client_order_id, name(pb.Venue, o.venue), o.instrument, name(pb.Side, o.side),
+             name(pb.OrderType, o.order_type), name(pb.OrderState, o.state), f"{o.price:g}", f"{o.quantity:g}",
+             f"{o.cum_quantity:g}", o.strategy) for o in r.orders]
+    body = table(("ID", "VENUE", "INSTRUMENT", "SIDE", "TYPE", "STATE", "PRICE", "QTY", "FILLED", "STRATEGY"), rows)
+    return f"{body}\n({len(rows)} open, gate state {duration(r.state_age_s)} old)"
+
+
+def positions(r: Any) -> str:
+    rows = [(name(pb.Venue, p.venue), p.instrument, f"{p.quantity:g}", f"{p.avg_price:g}", f"{p.realized_pnl:g}")
+            for p in r.positions]
+    return table(("VENUE", "INSTRUMENT", "QTY", "AVG PRICE", "REALIZED PNL"), rows)
+
+
+def balances(r: Any) -> str:
+    rows = [(name(pb.Venue, b.venue), b.asset, f"{b.free:g}", f"{b.locked:g}") for b in r.balances]
+    return table(("VENUE", "ASSET", "FREE", "LOCKED"), rows)
+
+
+def event(e: Any) -> str:
+    reason = f" reason={name(pb.RejectReason, e.reason)}" if e.reason else ""
+    return (f"#{e.event_seq} {name(pb.ExecKind, e.kind)} {e.client_order_id} {name(pb.Venue, e.venue)} "
+            f"{e.instrument} {name(pb.Side, e.side)} {name(pb.OrderState, e.state)} "
+            f"{e.quantity:g}@{e.price:g} cum={e.cum_quantity:g} fee={e.fee:g}{reason}")
+
+
+def placed(r: Any) -> str:
+    if r.pending:
+        return f"PENDING {r.client_order_id}: queued, no outcome yet; repeat with --id {r.client_order_id} to ask"
+    return ("(repeat of an earlier call) " if r.duplicate else "") + event(r.event)
+
+
+def cancelled(r: Any) -> str:
+    return f"PENDING cancel of {r.client_order_id}: no outcome yet" if r.pending else event(r.event)
+
+
+def trading(r: Any) -> str:
+    applied = "confirmed by the gate" if r.applied else "queued, NOT yet confirmed by the gate (is it running?)"
+    return f"trading {name(pb.TradingState, r.previous)} -> {name(pb.TradingState, r.current)}: {applied}"

@@ -1,0 +1,85 @@
+"""kairosctl as a user runs it (a real process), against a real engine over gRPC."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.process.support import ROOT, TOKEN, Supervised, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def ctl(sup: Supervised | None, *args: str, token: str = "", timeout_s: float = 30.0) -> subprocess.CompletedProcess:
+    addr = f"127.0.0.1:{sup.port}" if sup else "127.0.0.1:9"
+    env = {"PATH": "/usr/bin:/bin", "KAIROS_GRPC_ADDR": addr, **({"KAIROS_API_TOKEN": token} if token else {})}
+    return subprocess.run([sys.executable, "-m", "kairos.cli.kairosctl", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+def test_clear_error_when_the_engine_is_not_running() -> None:
+    out = ctl(None, "status")
+    assert out.returncode == 2
+    assert "the engine is not reachable at 127.0.0.1:9: is the supervisor running?" in out.stderr
+
+
+def test_status_is_a_readable_table(gate_engine: Supervised) -> None:
+    gate_engine.wait_process("gate", lambda p: p.heartbeat_age_s >= 0, "a heartbeat")
+    out = ctl(gate_engine, "status")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("engine: spawn mode, trading ACTIVE")
+    header = next(line for line in lines if line.startswith("ROLE"))
+    assert header.split()[:4] == ["ROLE", "STATE", "PID", "UPTIME"]
+    assert any(line.split()[:2] == ["gate", "RUNNING"] for line in lines)
+    assert any(line.split()[:2] == ["manual", "gate"] for line in lines)
+
+
+def test_place_needs_the_token(gate_engine: Supervised) -> None:
+    out = ctl(gate_engine, "place", "binance", "BTC-USDT", "buy", "0.1", "--price", "100")
+    assert out.returncode == 3 and "UNAUTHENTICATED: missing metadata" in out.stderr
+
+
+def test_trading_round_trip(gate_engine: Supervised) -> None:
+    placed = ctl(gate_engine, "place", "binance", "BTC-USDT", "buy", "0.1", "--price", "100", "--id", "cli1",
+                 token=TOKEN)
+    assert placed.returncode == 0, placed.stderr
+    assert placed.stdout.split()[1:4] == ["ACK", "cli1", "BINANCE"]
+    again = ctl(gate_engine, "place", "binance", "BTC-USDT", "buy", "0.1", "--price", "100", "--id", "cli1",
+                token=TOKEN)
+    assert again.stdout.startswith("(repeat of an earlier call)")
+    wait_until(lambda: "cli1" in ctl(gate_engine, "orders").stdout, "the order in `kairosctl orders`")
+    assert "USDT" in ctl(gate_engine, "balance").stdout
+    assert "BTC-USDT" in ctl(gate_engine, "positions").stdout
+    halted = ctl(gate_engine, "halt", "--cancel-all", token=TOKEN)
+    assert halted.stdout.strip() == "trading ACTIVE -> HALTED: confirmed by the gate"
+    rejected = ctl(gate_engine, "place", "okx", "BTC-USDT", "sell", "0.1", "--price", "100", token=TOKEN)
+    assert rejected.returncode == 1 and " REJECT " in rejected.stdout
+    assert ctl(gate_engine, "resume", token=TOKEN).stdout.strip() == "trading HALTED -> ACTIVE: confirmed by the gate"
+    bad = ctl(gate_engine, "place", "binance", "NOPE", "buy", "1", "--price", "1", token=TOKEN)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT: unknown instrument 'NOPE'" in bad.stderr
+
+
+def test_events_follows_the_stream(gate_engine: Supervised) -> None:
+    addr = f"127.0.0.1:{gate_engine.port}"
+    argv = [sys.executable, "-m", "kairos.cli.kairosctl", "--addr", addr, "events", "--count", "1"]
+    follower = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        placed = ""
+        for attempt in range(40):  # the follower subscribes asynchronously: place until it has seen one
+            ctl(gate_engine, "place", "binance", "BTC-USDT", "buy", "0.1", "--price", "100", "--id", f"ev{attempt}",
+                token=TOKEN)
+            placed = f"ev{attempt}"
+            if follower.poll() is not None:
+                break
+            time.sleep(0.25)
+        out, err = follower.communicate(timeout=20)
+        assert follower.returncode == 0, err
+        assert " ACK ev" in out and placed
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait(5)
