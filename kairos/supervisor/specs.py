@@ -24,6 +24,11 @@ class Role:
     wanted: Callable[[Settings, bool], bool]
     halts_trading: bool = False
 
+    @property
+    def instance(self) -> str:
+        """The venue of a per-venue process (a systemd template instance), else ''."""
+        return self.args[1] if self.args[:1] == ("--venue",) else ""
+
 
 def _venue(name: str) -> Callable[[Settings, bool], bool]:
     return lambda settings, _sim: name in settings.venues and settings.venues[name].enabled
