@@ -125,8 +125,8 @@ class BookSync:
         self._awaiting: set[int] = set()
         self.row_need = cfg.depth_levels + 3
         """Rows one book event may write (STATUS + DEPTH burst + BBO); callers keep that much room."""
-        self.counts = {"gaps": 0, "resyncs": 0, "snapshots": 0, "snapshot_failures": 0, "stale_dropped": 0,
-                       "crossed": 0, "unsequenced_dropped": 0}
+        self.counts = {"gaps": 0, "resyncs": 0, "snapshots": 0, "rest_requests": 0, "snapshot_failures": 0,
+                       "stale_dropped": 0, "crossed": 0, "unsequenced_dropped": 0}
 
     # -- connection edges ------------------------------------------------------------------------
     def start(self) -> None:
@@ -213,6 +213,7 @@ class BookSync:
                 if track.buffer and now >= track.next_try_ns:
                     request = self._adapter.snapshot_request(self._rest_url, track.symbol)
                     track.future = self._fetcher.fetch(request.url, request.params)
+                    self.counts["rest_requests"] += 1
             elif track.future.done() and room - n >= need:
                 n += self._finish(track, out, at + n, recv_ns)
         return n

@@ -97,6 +97,10 @@ class BinanceDialect:
                    f'{{"stream":"{name}@bookTicker","data":{{"u":1,"s":"X","b":"abc","B":"1","a":"2","A":"1"}}}}']
         return [samples[i % len(samples)] for i in range(count)]
 
+    def shutdown_notice(self) -> str:
+        data = _json({"e": "serverShutdown", "E": time.time_ns() // 1_000_000})
+        return _wrap("!serverShutdown", data)[1]
+
     # -- REST ------------------------------------------------------------------------------------
     def register(self, router: Router, with_depth: bool = True) -> None:
         """Public routes; ``with_depth=False`` when a replay answers /api/v3/depth instead."""

@@ -2,7 +2,7 @@
 
 Control endpoint (on every venue REST port)::
 
-    POST /_sim/fault  {"kind": "disconnect|gap|malformed|stall|slow_rest", "venue": "binance|okx",
+    POST /_sim/fault  {"kind": "disconnect|gap|malformed|stall|slow_rest|shutdown", "venue": "binance|okx",
                        "duration": seconds, "symbol": "BTCUSDT", "count": n, "delay_ms": ms}
     GET  /_sim/faults  -> what is active now, and how many of each kind were injected
 
@@ -12,6 +12,8 @@ Control endpoint (on every venue REST port)::
 - malformed: send ``count`` bad frames (truncated JSON, non-JSON, a wrong field type) to every client.
 - stall: connections stay open but nothing is sent (not even OKX pongs) for ``duration`` s.
 - slow_rest: every REST answer of the venue waits ``delay_ms`` for the next ``duration`` s.
+- shutdown: the venue's own "going away" notice (Binance serverShutdown, OKX notice 64008), then
+  the connections are closed ~1 s later, as a maintenance restart would.
 ``venue`` defaults to the venue whose port received the request.
 """
 
@@ -26,7 +28,7 @@ from typing import Any, Final
 from kairos.records import Venue
 from kairos.sim.router import HttpError, Request, Response, Router, json_response
 
-KINDS: Final = ("disconnect", "gap", "malformed", "stall", "slow_rest")
+KINDS: Final = ("disconnect", "gap", "malformed", "stall", "slow_rest", "shutdown")
 VENUES: Final = {"binance": Venue.BINANCE, "okx": Venue.OKX}
 
 

@@ -61,6 +61,8 @@ class Dialect(Protocol):
 
     def malformed(self, count: int) -> list[str]: ...
 
+    def shutdown_notice(self) -> str: ...
+
 
 class VenueHub:
     __slots__ = ("_dialect", "_faults", "_host", "_ids", "_loop", "_port", "_replay", "_server", "sessions", "stats")
@@ -84,10 +86,11 @@ class VenueHub:
         self._loop = asyncio.get_running_loop()
         ping = self._dialect.server_ping_interval_s
         self._server = await serve(self._handle, self._host, self._port, compression=None, process_request=self._admit,
-                                   ping_interval=ping, ping_timeout=60.0 if ping else None, close_timeout=1.0)
+                                   ping_interval=ping, ping_timeout=60.0 if ping else None, close_timeout=0.2)
         venue = self._dialect.venue
         self._faults.on(venue, "disconnect", lambda f: self._soon(self._abort_all))
         self._faults.on(venue, "malformed", lambda f: self._soon(self._send_malformed, f))
+        self._faults.on(venue, "shutdown", lambda f: self._soon(self._shutdown_all))
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -176,6 +179,15 @@ class VenueHub:
     def _abort_all(self) -> None:
         for session in list(self.sessions):
             session.conn.transport.abort()
+
+    def _shutdown_all(self) -> None:
+        """Announce the shutdown to every session, then close them a second later."""
+        notice = self._dialect.shutdown_notice()
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.send(notice)
+        assert self._loop is not None
+        self._loop.call_later(1.0, lambda: [asyncio.ensure_future(s.conn.close(1001, "shutdown")) for s in sessions])
 
     def _send_malformed(self, fault: Fault) -> None:
         frames = self._dialect.malformed(fault.count)

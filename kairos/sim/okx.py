@@ -110,6 +110,10 @@ class OkxDialect:
                    f'{{"arg":{{"channel":"trades","instId":"{inst}"}},"data":[{{"px":"1","sz":"x","side":"buy"}}]}}']
         return [samples[i % len(samples)] for i in range(count)]
 
+    def shutdown_notice(self) -> str:
+        return _json({"event": "notice", "code": "64008", "connId": "c0",
+                      "msg": "The connection will soon be closed for a service upgrade. Please reconnect."})
+
     # -- REST ------------------------------------------------------------------------------------
     def register(self, router: Router) -> None:
         router.register("GET", "/api/v5/market/books", self._books)
