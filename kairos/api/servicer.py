@@ -22,7 +22,6 @@ from kairos.api.orders import Placement, Placements
 from kairos.api.pb import pb, pb_grpc
 from kairos.api.validation import Validator, trading_state
 from kairos.errors import InvalidRequest, RingFull, SupervisorError
-from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
 
 log = logging.getLogger(__name__)
@@ -41,8 +40,8 @@ class GateState(Protocol):
 
 class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     def __init__(self, validator: Validator, manual: ManualOrders, hub: EventHub, gate: GateState,
-                 status: StatusSource, instruments: InstrumentTable, timeout_s: float) -> None:
-        self._validator, self._manual, self._hub, self._instruments = validator, manual, hub, instruments
+                 status: StatusSource, timeout_s: float) -> None:
+        self._validator, self._manual, self._hub = validator, manual, hub
         self._gate, self._status, self._timeout_s = gate, status, timeout_s
         self._placements = Placements()
         self._tally = ErrorTally(log)
@@ -119,13 +118,12 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         symbol = request.instrument
         self._checked(context, "ListOrders", self._validator.instrument, symbol, venue, False)
         blob = self._gate_blob(context)
-        orders = gatestate.orders(blob, self._instruments, venue, symbol)
+        orders = gatestate.orders(blob, venue, symbol)
         return pb.ListOrdersResponse(orders=orders, state_age_s=gatestate.age_s(blob))
 
     def GetPositions(self, request: Any, context: grpc.ServicerContext) -> Any:
         blob = self._gate_blob(context)
-        held = gatestate.positions(blob, self._instruments)
-        return pb.GetPositionsResponse(positions=held, state_age_s=gatestate.age_s(blob))
+        return pb.GetPositionsResponse(positions=gatestate.positions(blob), state_age_s=gatestate.age_s(blob))
 
     def GetSystemStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._status.system_status()

@@ -42,7 +42,7 @@ class EngineApi:
         self.gate = GateStateReader(rings.prefix)
         self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s)
         servicer = TradingEngineServicer(Validator.from_settings(instruments, settings.venues), self.manual,
-                                         self.hub, self.gate, self.status, instruments, cfg.order_timeout_s)
+                                         self.hub, self.gate, self.status, cfg.order_timeout_s)
         self.server = ApiServer(servicer, cfg.grpc_host, cfg.grpc_port, cfg.api_token.reveal())
 
     def start(self) -> None:

@@ -82,10 +82,11 @@ class MiniGate(Idler):
 
     def outcome(self, action: Action, coid: str, rec: np.void) -> tuple[int, int, int]:
         if action is Action.NEW and self.trading is TradingState.ACTIVE:
-            self.open[coid] = {"client_order_id": coid, "venue": int(rec["venue"]), "state": "ACK",
-                               "instrument": int(rec["instrument"]), "side": int(rec["side"]),
-                               "order_type": int(rec["order_type"]), "price": float(rec["price"]),
-                               "qty": float(rec["qty"]), "cum_qty": 0.0}
+            self.open[coid] = {"client_order_id": coid, "venue_order_id": self.seq, "venue": "binance",
+                               "venue_id": int(rec["venue"]), "instrument": "BTC-USDT", "strategy": 0,
+                               "instrument_id": int(rec["instrument"]), "side": int(rec["side"]),
+                               "order_type": int(rec["order_type"]), "state": int(OrderState.ACK),
+                               "price": float(rec["price"]), "quantity": float(rec["qty"]), "cum_quantity": 0.0}
             return ExecKind.ACK, OrderState.ACK, 0
         if action is Action.NEW:
             return ExecKind.REJECT, OrderState.REJECTED, 0
@@ -99,9 +100,13 @@ class MiniGate(Idler):
         return ExecKind.STATE, 0, int(self.trading)
 
     def publish_state(self) -> None:
-        self.blob.write({"trading_state": self.trading.name, "balances": {"binance": {"USDT": [1000.0, 5.0]}},
-                         "positions": [{"venue": "binance", "instrument": 1, "qty": 0.5, "avg_price": 100.0}],
-                         "open_orders": list(self.open.values())})
+        """The schema of kairos/gate/state.py (version 1), with made-up balances and positions."""
+        self.blob.write({
+            "version": 1, "trading_state": self.trading.name, "trading_state_id": int(self.trading),
+            "balances": [{"venue": "binance", "venue_id": 1, "asset": "USDT", "free": 1000.0, "locked": 5.0}],
+            "positions": [{"venue": "binance", "venue_id": 1, "instrument": "BTC-USDT", "instrument_id": 1,
+                           "quantity": 0.5, "avg_price": 100.0, "realized_pnl": 0.0}],
+            "orders": list(self.open.values())})
 
 
 def main() -> int:
