@@ -69,3 +69,12 @@ def test_okx_timestamp_is_iso_ms_z_and_round_trips() -> None:
     for bad in ("1607418537715", "2020-12-08T09:08:57Z", "2020-12-08 09:08:57.715Z"):
         with pytest.raises(ValueError):
             okx_parse_timestamp(bad)
+
+
+def test_fast_percent_encoding_matches_urlencode() -> None:
+    from urllib.parse import quote, urlencode
+
+    cases = [[("symbol", "BTCUSDT"), ("price", "0.1")], [("a b", "c&d=e"), ("k", "１２３")], [("x", ""), ("y", "~._-")],
+             [("symbols", '["BTCUSDT","ETHUSDT"]')]]
+    for params in cases:
+        assert percent_encode(params) == urlencode(params, quote_via=quote, safe="")
