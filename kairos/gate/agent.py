@@ -177,7 +177,7 @@ class GateAgent:
             if venue not in self._started:
                 executor.start()
                 self._started.add(venue)
-            changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit, time.time_ns())
+            changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit, self._window_ns(venue))
         except ExecutionError as exc:
             self._tally(f"{executor.venue.name} not reachable", str(exc))
             return False
@@ -185,6 +185,13 @@ class GateAgent:
         for order, report in changed:
             desk.report(order, report)
         return True
+
+    def _window_ns(self, venue: int) -> int:
+        """How long a sent order may still reach the venue: the paper latency, or recvWindow + 1 s."""
+        s = self._settings
+        if s.execution.mode == "paper":
+            return int(s.execution.paper_latency_ms * 1e6)
+        return (s.venues[self._executors[venue].venue.name.lower()].recv_window_ms + 1000) * 1_000_000
 
     def _reserve_unit(self, venue: int, side: int, price: float) -> float:
         return self._pre.reserve(venue, side, int(OrderType.LIMIT), price, 1.0, price)

@@ -33,6 +33,7 @@ class Blotter:
 
     def accept(self, order: Order, wall_ns: int, record: bool = True) -> None:
         """A new order: journal it (before the caller submits it), count it open, reserve funds."""
+        order.accepted_ns = wall_ns
         if record:
             self.journal.append(J.accepted(order, wall_ns))
         self.orders.add(order)

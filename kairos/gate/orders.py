@@ -42,6 +42,7 @@ class Order:
     reserved: float = 0.0
     venue_order_id: int = 0
     cancel_pending: bool = False
+    accepted_ns: int = 0
 
     @property
     def signed_qty(self) -> float:

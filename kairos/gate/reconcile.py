@@ -4,13 +4,16 @@ For every order the journal still has open, the venue's view (its open-order lis
 client order id) decides: fills the journal missed become FILL reports (price: the venue's average
 if it gives one, else the order's limit; fee: the venue's cumulative fee pro rata), an order that
 ended becomes its end report, and an order the venue never received is rejected NOT_RECONCILED
-(never sent again: the strategy decides). Open orders the journal does not know are adopted.
+(never sent again: the strategy decides) - but only once the request's validity window has
+passed since it was journaled, so a request still travelling cannot appear afterwards. Open orders
+the journal does not know are adopted.
 Balances are then taken from the venue. Every change goes through `Blotter.apply`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from kairos.execution.base import ExecReport, Executor
@@ -28,31 +31,46 @@ ReservePerQty = Callable[[int, int, float], float]
 
 
 def reconcile(blotter: Blotter, executor: Executor, grid: Grid, reserve: ReservePerQty,
-              wall_ns: int) -> list[tuple[Order, ExecReport]]:
-    """Blocking (venue calls). Returns the (order, report) pairs applied, for the caller to publish."""
+              window_ns: int) -> list[tuple[Order, ExecReport]]:
+    """Blocking (venue calls). Returns the (order, report) pairs applied, for the caller to publish.
+
+    ``window_ns``: how long after it was sent a request can still reach the venue (recvWindow; the
+    paper latency). An order the venue does not know is asked about again once that has passed.
+    """
     venue = int(executor.venue)
     snap = executor.snapshot()
     on_venue = {r.client_order_id: r for r in snap.open_orders}
-    changed: list[tuple[Order, ExecReport]] = []
     mine = [o for o in blotter.orders.open.values() if o.venue == venue]
-    for order in mine:
-        coid = order.coid.decode("latin-1")
-        view = on_venue.pop(coid, None) or executor.query(coid, grid.symbol[order.k])
-        changed += _apply(blotter, order, catch_up(order, view), wall_ns)
-    adopted = 0
-    for view in on_venue.values():
-        order = adopt(view, venue, grid, reserve)
-        if order is not None:
-            adopted += 1
-            blotter.accept(order, wall_ns)
-            changed += _apply(blotter, order, catch_up(order, view), wall_ns)
+    views = {o.coid: on_venue.pop(o.coid.decode("latin-1"), None) or _ask(executor, grid, o) for o in mine}
+    missing = [o for o in mine if views[o.coid] is None]
+    if missing:
+        _wait_out(missing, window_ns)
+        views.update({o.coid: _ask(executor, grid, o) for o in missing})
+    changed = [c for o in mine for c in _apply(blotter, o, catch_up(o, views[o.coid]))]
+    adopted = [o for o in (adopt(view, venue, grid, reserve) for view in on_venue.values()) if o is not None]
+    for order in adopted:
+        blotter.accept(order, time.time_ns())
+        changed += _apply(blotter, order, catch_up(order, on_venue[order.coid.decode("latin-1")]))
     blotter.book.set_balances(venue, snap.balances)
-    log.info("%s reconciled: %d journal orders checked, %d changes, %d adopted, %d venue open orders",
-             executor.venue.name, len(mine), len(changed), adopted, len(snap.open_orders))
+    log.info("%s reconciled: %d journal orders checked (%d unknown to the venue), %d changes, %d adopted, "
+             "%d venue open orders", executor.venue.name, len(mine), len(missing), len(changed), len(adopted),
+             len(snap.open_orders))
     return changed
 
 
-def _apply(blotter: Blotter, order: Order, reports: list[ExecReport], wall_ns: int) -> list[tuple[Order, ExecReport]]:
+def _ask(executor: Executor, grid: Grid, order: Order) -> ExecReport | None:
+    return executor.query(order.coid.decode("latin-1"), grid.symbol[order.k])
+
+
+def _wait_out(orders: list[Order], window_ns: int) -> None:
+    """Sleep until the newest of these orders can no longer reach the venue (at most one window)."""
+    remaining = max(o.accepted_ns for o in orders) + window_ns - time.time_ns()
+    if remaining > 0:
+        time.sleep(min(remaining, window_ns) / 1e9)
+
+
+def _apply(blotter: Blotter, order: Order, reports: list[ExecReport]) -> list[tuple[Order, ExecReport]]:
+    wall_ns = time.time_ns()
     return [(order, r) for r in reports if blotter.apply(r, wall_ns) is not None]
 
 

@@ -44,7 +44,7 @@ def test_restart_recovers_orders_positions_and_sends_nothing_twice(make_harness:
 
 
 def test_order_lost_in_flight_is_rejected_not_reconciled(make_harness: Callable[..., Harness]) -> None:
-    h = make_harness(execution__paper_latency_ms="60000")
+    h = make_harness(execution__paper_latency_ms="300")
     first = h.gate()
     h.mark(100.0, 101.0)
     h.send(intent("lost", qty=0.1))
