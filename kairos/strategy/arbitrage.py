@@ -32,6 +32,7 @@ from kairos.strategy.api import (
     exec_updates,
     is_terminal,
 )
+from kairos.strategy.book import Top
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,10 @@ class CrossArbitrage:
 
     def __init__(self, cfg: ArbitrageConfig, fees_bps: dict[int, float], venues: dict[int, tuple[int, ...]],
                  view: MarketView, ids: OrderIds, clock: Clock, limits: OrderLimits = NO_LIMITS) -> None:
-        self._cfg, self._fees, self._venues = cfg, fees_bps, venues
+        self._cfg, self._fees = cfg, fees_bps
         self._view, self._ids, self._clock, self._limits = view, ids, clock, limits
         self._instruments = tuple(i for i, vs in venues.items() if len(vs) >= 2)
+        self._tops = {i: [(v, view.top(v, i)) for v in vs] for i, vs in venues.items()}
         self._max_age = cfg.max_book_age_ms * 1_000_000
         self._leg_timeout = cfg.leg_timeout_ms * 1_000_000
         self._next_ok = dict.fromkeys(self._instruments, 0)
@@ -103,7 +105,7 @@ class CrossArbitrage:
     def on_market(self, batch: np.ndarray, out: IntentSink) -> None:
         touched, now, active, halted = self._view.touched, self._clock.now_ns(), self._active, self.halted
         for inst in self._instruments:
-            if touched[inst] and now >= self._next_ok[inst] and inst not in active and inst not in halted:
+            if inst in touched and now >= self._next_ok[inst] and inst not in active and inst not in halted:
                 self._check(inst, now, out)
 
     def on_event(self, events: np.ndarray, out: IntentSink) -> None:
@@ -128,32 +130,30 @@ class CrossArbitrage:
         pair = self._best_pair(inst, now)
         if pair is None:
             return
-        buy, sell = pair
-        v = self._view
-        ask, bid = float(v.ask[buy, inst]), float(v.bid[sell, inst])
-        qty = self._limits.cap(min(float(v.ask_qty[buy, inst]), float(v.bid_qty[sell, inst]), self._cfg.max_qty), ask)
+        (buy, a), (sell, b) = pair
+        qty = self._limits.cap(min(a.ask_qty, b.bid_qty, self._cfg.max_qty), a.ask)
         if qty < self._cfg.min_qty:
             self.stats["too_small"] += 1
             return
-        origin = int(max(v.ts_recv[buy, inst], v.ts_recv[sell, inst]))
+        origin = max(a.ts_recv, b.ts_recv)
         trade = Trade(inst, now + self._leg_timeout)
-        self._send(trade, out, buy, Side.BUY, ask, qty, origin)
-        self._send(trade, out, sell, Side.SELL, bid, qty, origin)
+        self._send(trade, out, buy, Side.BUY, a.ask, qty, origin)
+        self._send(trade, out, sell, Side.SELL, b.bid, qty, origin)
         self._active[inst] = trade
         self._next_ok[inst] = now + self._cfg.cooldown_ms * 1_000_000
         self.stats["fired"] += 1
 
-    def _best_pair(self, inst: int, now: int) -> tuple[int, int] | None:
-        """The (buy venue, sell venue) with the largest edge beyond fees + min_edge_bps, if any is > 0."""
-        v, fees = self._view, self._fees
-        live = [x for x in self._venues[inst] if v.tradeable(x, inst, now, self._max_age)]
+    def _best_pair(self, inst: int, now: int) -> tuple[tuple[int, Top], tuple[int, Top]] | None:
+        """(buy venue, its book), (sell venue, its book) with the largest edge beyond fees + min_edge_bps."""
+        fees, min_edge = self._fees, self._cfg.min_edge_bps
+        live = [vt for vt in self._tops[inst] if vt[1].tradeable(now, self._max_age)]
         best, margin = None, 0.0
-        for buy in live:
-            for sell in live:
+        for buy, a in live:
+            for sell, b in live:
                 if buy != sell:
-                    m = (v.bid[sell, inst] / v.ask[buy, inst] - 1.0) * 1e4 - fees[buy] - fees[sell]
-                    if m - self._cfg.min_edge_bps > margin:
-                        best, margin = (buy, sell), m - self._cfg.min_edge_bps
+                    m = (b.bid / a.ask - 1.0) * 1e4 - fees[buy] - fees[sell] - min_edge
+                    if m > margin:
+                        best, margin = ((buy, a), (sell, b)), m
         return best
 
     def _send(self, trade: Trade, out: IntentSink, venue: int, side: Side, price: float, qty: float,
@@ -213,15 +213,15 @@ class CrossArbitrage:
 
     def _hedge_target(self, inst: int, side: Side, now: int) -> tuple[int, float] | None:
         """Best venue for the hedge (highest bid to sell, lowest ask to buy) and a marketable limit."""
-        v, slip = self._view, self._cfg.hedge_slippage_bps / 1e4
-        live = [x for x in self._venues[inst] if v.tradeable(x, inst, now, self._max_age)]
+        slip = self._cfg.hedge_slippage_bps / 1e4
+        live = [vt for vt in self._tops[inst] if vt[1].tradeable(now, self._max_age)]
         if not live:
             return None
         if side == Side.SELL:
-            venue = max(live, key=lambda x: v.bid[x, inst])
-            return venue, float(v.bid[venue, inst]) * (1.0 - slip)
-        venue = min(live, key=lambda x: v.ask[x, inst])
-        return venue, float(v.ask[venue, inst]) * (1.0 + slip)
+            venue, top = max(live, key=lambda vt: vt[1].bid)
+            return venue, top.bid * (1.0 - slip)
+        venue, top = min(live, key=lambda vt: vt[1].ask)
+        return venue, top.ask * (1.0 + slip)
 
     def _hedge_outcome(self, trade: Trade, leg: Leg) -> None:
         ok = leg.filled >= leg.qty - self._cfg.min_qty

@@ -1,99 +1,113 @@
 """MarketView: top of book and book status per (venue, instrument), updated in bulk from numpy batches.
 
-Layout: one float/int array per field, shaped ``(len(Venue), n_instruments + 1)`` and indexed
-``[venue, instrument]`` (0 is "none" on both axes and never valid). A batch is applied with a few
-vectorised stores; only the last top-of-book record per book in a batch counts.
+One `Top` per (venue, instrument), kept in a flat list at ``venue * (n_instruments + 1) + instrument``
+(0 is "none" on both axes and never valid). Strategies resolve their `Top` objects once and then read
+plain attributes, which on CPython is ten times cheaper than indexing numpy arrays per value.
 
-Book status (the feed's contract in kairos/records.py): a STATUS record RESYNCING/DISCONNECTED
-drops the book (prices become NaN); the next BBO or DEPTH level-0 record for it rebuilds the book
-and marks it SYNCED, since a feed publishes no book data while that book is out of sync. A book is
-`tradeable` only if SYNCED, uncrossed, both sides present and its last update is fresh enough.
+``update(batch)`` converts the batch with one ``tolist()``; a batch longer than ``DEDUPE_MIN`` is
+first cut, with numpy, to the last relevant record per book. That is exact because each relevant
+record fully determines a book: a BBO or DEPTH level-0 record sets both sides and marks it SYNCED;
+a STATUS record (the feed's contract in kairos/records.py) sets the status and drops the prices,
+so after RESYNCING/DISCONNECTED the next data record rebuilds the book. A book is `tradeable`
+only if SYNCED, two-sided, uncrossed and updated within the caller's age limit.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Final
 
 import numpy as np
 
 from kairos.records import BookStatus, Kind, Venue
 
-N_VENUES = len(Venue)
+N_VENUES: Final = len(Venue)
+DEDUPE_MIN: Final = 64
+_BBO, _DEPTH, _STATUS = int(Kind.BBO), int(Kind.DEPTH), int(Kind.STATUS)
+_SYNCED: Final = int(BookStatus.SYNCED)
+_STATUSES: Final = frozenset(int(s) for s in BookStatus)
+_NAN: Final = math.nan
+
+
+class Top:
+    """One book's top of book; mutated in place by the view, read by strategies."""
+
+    __slots__ = ("ask", "ask_qty", "bid", "bid_qty", "status", "ts_recv")
+
+    def __init__(self) -> None:
+        self.bid = self.ask = _NAN
+        self.bid_qty = self.ask_qty = 0.0
+        self.ts_recv = 0
+        self.status = int(BookStatus.DISCONNECTED)
+
+    def tradeable(self, now_ns: int, max_age_ns: int) -> bool:
+        """SYNCED, both sides present, not crossed, and updated within ``max_age_ns``."""
+        return self.status == _SYNCED and 0.0 < self.bid < self.ask and now_ns - self.ts_recv <= max_age_ns
+
+    def drop(self, status: int, ts_recv: int) -> None:
+        self.status, self.ts_recv = status, ts_recv
+        self.bid = self.ask = _NAN
+        self.bid_qty = self.ask_qty = 0.0
 
 
 class MarketView:
-    """Shared, read-mostly state the host updates once per batch and every strategy reads."""
+    """Shared state the host updates once per batch and every strategy reads."""
 
-    __slots__ = ("_flat", "_width", "ask", "ask_qty", "bid", "bid_qty", "rejected", "status", "touched",
-                 "ts_recv")
+    __slots__ = ("_books", "_width", "rejected", "touched")
 
     def __init__(self, n_instruments: int) -> None:
         self._width = n_instruments + 1
-        shape = (N_VENUES, self._width)
-        self.bid = np.full(shape, np.nan)
-        self.bid_qty = np.zeros(shape)
-        self.ask = np.full(shape, np.nan)
-        self.ask_qty = np.zeros(shape)
-        self.ts_recv = np.zeros(shape, np.int64)
-        self.status = np.full(shape, BookStatus.DISCONNECTED, np.uint8)
-        self.touched = np.zeros(self._width, bool)
+        self._books = [Top() for _ in range(N_VENUES * self._width)]
+        self.touched: set[int] = set()
         self.rejected = 0
-        self._flat = tuple(a.reshape(-1) for a in (self.bid, self.bid_qty, self.ask, self.ask_qty,
-                                                   self.ts_recv, self.status))
+
+    def top(self, venue: int, instrument: int) -> Top:
+        if not (0 < venue < N_VENUES and 0 < instrument < self._width):
+            raise KeyError(f"no book for venue {venue} instrument {instrument}")
+        return self._books[venue * self._width + instrument]
 
     def update(self, batch: np.ndarray) -> None:
-        """Apply MARKET_DATA records in order; STATUS records split the batch so order is kept."""
-        lo = 0
-        for pos in np.flatnonzero(batch["kind"] == Kind.STATUS).tolist():
-            self._apply_top(batch[lo:pos])
-            self._apply_status(batch[pos])
-            lo = pos + 1
-        self._apply_top(batch[lo:] if lo else batch)
+        """Apply MARKET_DATA records in order (trades and deeper DEPTH levels are ignored)."""
+        books, width, touched = self._books, self._width, self.touched
+        if len(batch) > DEDUPE_MIN:
+            batch = self._last_per_book(batch)
+        for _ex, ts_recv, _seq, price, qty, price2, qty2, inst, venue, kind, flags in batch.tolist():
+            if kind == _BBO or (kind == _DEPTH and flags == 0):
+                if 0 < venue < N_VENUES and 0 < inst < width:
+                    top = books[venue * width + inst]
+                    top.bid, top.bid_qty, top.ask, top.ask_qty = price, qty, price2, qty2
+                    top.ts_recv, top.status = ts_recv, _SYNCED
+                    touched.add(inst)
+                else:
+                    self.rejected += 1
+            elif kind == _STATUS:
+                self._status(venue, inst, flags, ts_recv)
 
-    def _apply_top(self, rows: np.ndarray) -> None:
-        kind = rows["kind"]
-        top = (kind == Kind.BBO) | ((kind == Kind.DEPTH) & (rows["flags"] == 0))
-        if not top.any():
-            return
-        rows = rows[top & self._valid(rows)]
-        key = rows["venue"].astype(np.intp) * self._width + rows["instrument"]
-        if len(key) > 1:
-            key, first = np.unique(key[::-1], return_index=True)
-            rows = rows[len(rows) - 1 - first]
-        bid, bid_qty, ask, ask_qty, ts_recv, status = self._flat
-        bid[key], bid_qty[key], ask[key], ask_qty[key] = rows["price"], rows["qty"], rows["price2"], rows["qty2"]
-        ts_recv[key] = rows["ts_recv_ns"]
-        status[key] = BookStatus.SYNCED
-        self.touched[rows["instrument"]] = True
-
-    def _valid(self, rows: np.ndarray) -> np.ndarray:
-        venue, inst = rows["venue"], rows["instrument"]
-        ok = (venue > 0) & (venue < N_VENUES) & (inst > 0) & (inst < self._width)
-        self.rejected += int(len(ok) - np.count_nonzero(ok))
-        return ok
-
-    def _apply_status(self, rec: np.void) -> None:
-        venue, inst, flags = int(rec["venue"]), int(rec["instrument"]), int(rec["flags"])
-        if not (0 < venue < N_VENUES and 0 < inst < self._width and flags in BookStatus._value2member_map_):
+    def _status(self, venue: int, inst: int, flags: int, ts_recv: int) -> None:
+        if 0 < venue < N_VENUES and 0 < inst < self._width and flags in _STATUSES:
+            self._books[venue * self._width + inst].drop(flags, ts_recv)
+            self.touched.add(inst)
+        else:
             self.rejected += 1
-            return
-        self.status[venue, inst] = flags
-        self.ts_recv[venue, inst] = rec["ts_recv_ns"]
-        if flags != BookStatus.SYNCED:
-            self.bid[venue, inst] = self.ask[venue, inst] = np.nan
-        self.touched[inst] = True
+
+    def _last_per_book(self, batch: np.ndarray) -> np.ndarray:
+        """The last BBO / DEPTH level-0 / STATUS record of each book, in batch order."""
+        kind = batch["kind"]
+        relevant = np.flatnonzero((kind == _BBO) | (kind == _STATUS) | ((kind == _DEPTH) & (batch["flags"] == 0)))
+        venue, inst = batch["venue"][relevant].astype(np.int64), batch["instrument"][relevant].astype(np.int64)
+        valid = (venue > 0) & (venue < N_VENUES) & (inst > 0) & (inst < self._width)
+        key = np.where(valid, venue * self._width + inst, -1 - relevant)  # bad records stay, to be counted
+        _, last_rev = np.unique(key[::-1], return_index=True)
+        return batch[np.sort(relevant[len(relevant) - 1 - last_rev])]
 
     def invalidate_venue(self, venue: int, status: BookStatus = BookStatus.RESYNCING) -> None:
         """Drop every book of a venue (after a ring overrun a STATUS record may have been missed)."""
-        self.status[venue, 1:] = status
-        self.bid[venue, 1:] = self.ask[venue, 1:] = np.nan
-        self.touched[1:] = True
+        for inst in range(1, self._width):
+            self._books[venue * self._width + inst].drop(int(status), 0)
+            self.touched.add(inst)
 
     def clear_touched(self) -> None:
-        self.touched[:] = False
+        self.touched.clear()
 
     def tradeable(self, venue: int, instrument: int, now_ns: int, max_age_ns: int) -> bool:
-        """SYNCED, both sides present, not crossed, and updated within ``max_age_ns``."""
-        return bool(
-            self.status[venue, instrument] == BookStatus.SYNCED
-            and 0.0 < self.bid[venue, instrument] < self.ask[venue, instrument]
-            and now_ns - self.ts_recv[venue, instrument] <= max_age_ns
-        )
+        return self.top(venue, instrument).tradeable(now_ns, max_age_ns)

@@ -69,6 +69,7 @@ class MarketMaker:
         self._cfg, self._venue, self._instruments = cfg, venue, instruments
         self._view, self._ids, self._clock, self._limits = view, ids, clock, limits
         self._max_age = cfg.max_book_age_ms * 1_000_000
+        self._tops = {i: view.top(venue, i) for i in instruments}
         self.quotes = {i: (Quote(Side.BUY), Quote(Side.SELL)) for i in instruments}
         self.inventory = dict.fromkeys(instruments, 0.0)
         self._owner: dict[bytes, tuple[int, Quote]] = {}
@@ -83,7 +84,7 @@ class MarketMaker:
     def on_market(self, batch: np.ndarray, out: IntentSink) -> None:
         touched, now = self._view.touched, self._clock.now_ns()
         for inst in self._instruments:
-            if touched[inst]:
+            if inst in touched:
                 self._requote(inst, now, out)
 
     def on_event(self, events: np.ndarray, out: IntentSink) -> None:
@@ -104,11 +105,10 @@ class MarketMaker:
 
     def targets(self, inst: int, now: int) -> tuple[float | None, float | None, float]:
         """Desired (bid, ask) prices (None: do not quote that side) and the order size."""
-        v, venue, cfg = self._view, self._venue, self._cfg
-        if not v.tradeable(venue, inst, now, self._max_age):
+        top, cfg = self._tops[inst], self._cfg
+        if not top.tradeable(now, self._max_age):
             return None, None, 0.0
-        bid, ask = float(v.bid[venue, inst]), float(v.ask[venue, inst])
-        bq, aq = float(v.bid_qty[venue, inst]), float(v.ask_qty[venue, inst])
+        bid, ask, bq, aq = top.bid, top.ask, top.bid_qty, top.ask_qty
         fair = (bid * aq + ask * bq) / (bq + aq) if cfg.use_microprice and bq + aq > 0.0 else (bid + ask) / 2
         inv = self.inventory[inst]
         shift, half = -cfg.skew_bps_per_unit * inv, cfg.spread_bps / 2
@@ -121,7 +121,7 @@ class MarketMaker:
     def _requote(self, inst: int, now: int, out: IntentSink) -> None:
         bid_q, ask_q = self.quotes[inst]
         target_bid, target_ask, size = self.targets(inst, now)
-        origin = int(self._view.ts_recv[self._venue, inst])
+        origin = self._tops[inst].ts_recv
         self._steer(inst, bid_q, target_bid, size, now, origin, out)
         self._steer(inst, ask_q, target_ask, size, now, origin, out)
 

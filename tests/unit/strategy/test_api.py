@@ -30,6 +30,7 @@ from kairos.strategy.api import (
     is_terminal,
     new_run_id,
 )
+from kairos.strategy.book import DEDUPE_MIN
 from tests.unit.strategy.helpers import T0, batch, bbo, event, status
 
 B, X = Venue.BINANCE, Venue.OKX  # X: OKX
@@ -103,29 +104,31 @@ def test_exec_updates_and_terminal() -> None:
 def test_view_last_record_per_book_wins_and_marks_touched() -> None:
     view = MarketView(3)
     view.update(batch(bbo(B, 1, 100, 101, ts=T0), bbo(X, 1, 200, 201), bbo(B, 1, 102, 103, 5, 6, ts=T0 + 9)))
-    assert (view.bid[B, 1], view.ask[B, 1], view.bid_qty[B, 1], view.ask_qty[B, 1]) == (102, 103, 5, 6)
-    assert view.ts_recv[B, 1] == T0 + 9 and view.bid[X, 1] == 200
-    assert view.touched.tolist() == [False, True, False, False]
+    assert (view.top(B, 1).bid, view.top(B, 1).ask, view.top(B, 1).bid_qty, view.top(B, 1).ask_qty) == (102, 103, 5, 6)
+    assert view.top(B, 1).ts_recv == T0 + 9 and view.top(X, 1).bid == 200
+    assert view.touched == {1}
     view.clear_touched()
-    assert not view.touched.any()
+    assert not view.touched
 
 
 def test_view_uses_depth_level_zero_and_ignores_trades_and_deeper_levels() -> None:
     view = MarketView(1)
     view.update(batch(bbo(B, 1, 99, 100, kind=Kind.DEPTH), bbo(B, 1, 98, 101, kind=Kind.DEPTH, level=1),
                       bbo(B, 1, 50, 0, kind=Kind.TRADE)))
-    assert (view.bid[B, 1], view.ask[B, 1]) == (99, 100)
+    assert (view.top(B, 1).bid, view.top(B, 1).ask) == (99, 100)
 
 
 def test_view_status_drops_book_in_record_order() -> None:
     view = MarketView(2)
     view.update(batch(bbo(B, 1, 100, 101), status(B, 1, BookStatus.RESYNCING), bbo(B, 2, 10, 11)))
-    assert view.status[B, 1] == BookStatus.RESYNCING and np.isnan(view.bid[B, 1])
+    assert view.top(B, 1).status == BookStatus.RESYNCING and np.isnan(view.top(B, 1).bid)
     assert not view.tradeable(B, 1, T0, SEC) and view.tradeable(B, 2, T0, SEC)
     view.update(batch(status(B, 2, BookStatus.DISCONNECTED), bbo(B, 2, 12, 13)))
-    assert view.status[B, 2] == BookStatus.SYNCED and view.tradeable(B, 2, T0, SEC)
+    assert view.top(B, 2).status == BookStatus.SYNCED and view.tradeable(B, 2, T0, SEC)
     view.update(bbo(B, 1, 100, 101))
     assert view.tradeable(B, 1, T0, SEC)
+    view.update(status(B, 1, BookStatus.SYNCED))
+    assert not view.tradeable(B, 1, T0, SEC), "every STATUS drops the book; data rebuilds it"
 
 
 def test_view_tradeable_needs_fresh_uncrossed_two_sided_book() -> None:
@@ -143,7 +146,7 @@ def test_view_counts_bad_records_and_keeps_good_ones() -> None:
     view = MarketView(1)
     view.update(batch(bbo(7, 1, 1, 2), bbo(B, 9, 1, 2), bbo(B, 1, 100, 101), status(B, 5, BookStatus.RESYNCING),
                       status(B, 1, 9)))
-    assert view.rejected == 4 and view.bid[B, 1] == 100 and view.status[B, 1] == BookStatus.SYNCED
+    assert view.rejected == 4 and view.top(B, 1).bid == 100 and view.top(B, 1).status == BookStatus.SYNCED
 
 
 def test_invalidate_venue_drops_all_its_books() -> None:
@@ -152,3 +155,33 @@ def test_invalidate_venue_drops_all_its_books() -> None:
     view.invalidate_venue(B)
     assert not view.tradeable(B, 1, T0, SEC) and not view.tradeable(B, 2, T0, SEC)
     assert view.tradeable(X, 1, T0, SEC)
+
+
+def test_long_batches_keep_the_last_record_per_book_in_order() -> None:
+    view, short = MarketView(3), MarketView(3)
+    rng = np.random.default_rng(7)
+    records = []
+    for i in range(400):
+        venue, inst = int(rng.integers(1, 3)), int(rng.integers(0, 5))
+        pick = rng.integers(0, 4)
+        if pick == 0:
+            records.append(status(venue, inst, BookStatus(int(rng.integers(0, 3))), ts=T0 + i))
+        else:
+            kind = (Kind.BBO, Kind.DEPTH, Kind.TRADE)[pick - 1]
+            records.append(bbo(venue, inst, 100 + i, 101 + i, ts=T0 + i, kind=kind, level=int(rng.integers(0, 2))))
+    md = batch(*records)
+    assert len(md) > DEDUPE_MIN
+    view.update(md)
+    for rec in records:
+        short.update(rec)
+    for venue in (B, X):
+        for inst in (1, 2, 3):
+            a, b = view.top(venue, inst), short.top(venue, inst)
+            assert (a.status, a.ts_recv, a.bid_qty) == (b.status, b.ts_recv, b.bid_qty)
+            assert a.bid == b.bid or (np.isnan(a.bid) and np.isnan(b.bid))
+    assert view.touched == short.touched and view.rejected == short.rejected > 0
+
+
+def test_top_of_unknown_book_is_a_key_error() -> None:
+    with pytest.raises(KeyError):
+        MarketView(1).top(B, 2)
