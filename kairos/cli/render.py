@@ -82,9 +82,10 @@ def balances(r: Any) -> str:
 
 def event(e: Any) -> str:
     reason = f" reason={name(pb.RejectReason, e.reason)}" if e.reason else ""
+    qty = e.quantity if e.kind == pb.EXEC_KIND_FILL else e.order_quantity
     return (f"#{e.event_seq} {name(pb.ExecKind, e.kind)} {e.client_order_id} {name(pb.Venue, e.venue)} "
             f"{e.instrument} {name(pb.Side, e.side)} {name(pb.OrderState, e.state)} "
-            f"{e.quantity:g}@{e.price:g} cum={e.cum_quantity:g} fee={e.fee:g}{reason}")
+            f"{qty:g}@{e.price:g} cum={e.cum_quantity:g} fee={e.fee:g}{reason}")
 
 
 def placed(r: Any) -> str:

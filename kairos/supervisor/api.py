@@ -72,6 +72,7 @@ class EngineApi:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all(c.depth == 0 for c in self._rings.cursors() if c.ring == "manual"):
+                log.info("shutdown: the gate has read CANCEL_ALL")
                 return True
             time.sleep(0.02)
         log.error("the gate did not read CANCEL_ALL within %.1fs", timeout_s)
