@@ -18,6 +18,7 @@ from kairos.instruments import InstrumentTable
 from kairos.records import TradingState, Venue
 
 N_VENUES = max(Venue) + 1
+_INF = float("inf")
 
 
 class Grid:
@@ -71,16 +72,17 @@ class TokenBucket:
     __slots__ = ("burst", "last_ns", "rate_per_ns", "tokens")
 
     def __init__(self, rate_per_s: float, burst: float = 0.0) -> None:
-        self.rate_per_ns = rate_per_s / 1e9 if rate_per_s > 0 else float("inf")
+        self.rate_per_ns = rate_per_s / 1e9 if rate_per_s > 0 else _INF
         self.burst = burst or max(rate_per_s, 1.0)
         self.tokens = self.burst
         self.last_ns = 0
 
     def available(self, now_ns: int) -> float:
         """Tokens that would be there at ``now_ns`` (pure: does not refill the bucket)."""
-        if self.rate_per_ns == float("inf"):
+        if self.rate_per_ns == _INF:
             return self.burst
-        return min(self.burst, self.tokens + (now_ns - self.last_ns) * self.rate_per_ns)
+        tokens = self.tokens + (now_ns - self.last_ns) * self.rate_per_ns
+        return tokens if tokens < self.burst else self.burst
 
     def take(self, now_ns: int) -> None:
         self.tokens = self.available(now_ns) - 1.0

@@ -117,6 +117,7 @@ class Harness:
             Ring.unlink(name, self.prefix)
         self.board.close()
         StatusBoard.unlink(self.prefix)
+        GateStateReader.unlink(self.prefix)
 
 
 @pytest.fixture
