@@ -290,13 +290,20 @@ class RestExecution(Executor, VenueDialect):
                 self._tracker.set_unknown(args[0].client_order_id, True)
 
     def _state_report(self, view: OrderView) -> ExecReport:
+        """The venue's view as a STATE report: last_px = average fill price, fee = cumulative."""
         inst = self._instruments.by_venue_symbol(self.venue, view.symbol)
+        iid = inst.id if inst else 0
         known = self._tracker.get(view.client_order_id)
-        return ExecReport(view.client_order_id, ExecKind.STATE, view.state, cum_qty=view.cum_qty,
-                          fee=view.fee_cum or 0.0, venue_order_id=view.venue_order_id,
-                          ts_exchange_ns=view.ts_exchange_ns, ts_sent_ns=known.ts_sent_ns if known else 0,
-                          instrument=inst.id if inst else 0,
-                          side=view.side, price=view.price, qty=view.qty, fee_asset=view.fee_asset)
+        fee, asset = view.fee_cum, view.fee_asset
+        if fee is None:  # no fee from the venue: what we reported if we saw every fill, else an estimate
+            order = Order(view.client_order_id, iid, view.symbol, view.side, OrderType.LIMIT, view.price, view.qty)
+            fee, asset = self._estimate_fee(order, view.cum_qty, view.cum_quote)
+            fee = known.fee_cum if known and abs(known.cum_qty - view.cum_qty) < 1e-12 else fee
+        avg = view.cum_quote / view.cum_qty if view.cum_qty > 0 else 0.0
+        return ExecReport(view.client_order_id, ExecKind.STATE, view.state, last_px=avg, cum_qty=view.cum_qty,
+                          fee=fee, venue_order_id=view.venue_order_id, ts_exchange_ns=view.ts_exchange_ns,
+                          ts_sent_ns=known.ts_sent_ns if known else 0, instrument=iid, side=view.side,
+                          price=view.price, qty=view.qty, fee_asset=asset)
 
     def _estimate_fee(self, order: Order, qty: float, notional: float) -> tuple[float, str]:
         """No fee in the response: maker rate from config, charged in the asset received."""

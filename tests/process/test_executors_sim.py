@@ -183,6 +183,10 @@ def test_ioc_order_fills_and_moves_balances(sim: Sim, name: str) -> None:
     assert filled > 0 and all(r.fee > 0 and r.fee_asset == "BTC" and r.ts_sent_ns > 0 for r in fills)
     after = ex.snapshot().balances
     assert after["BTC"][0] == pytest.approx(before["BTC"][0] + filled - sum(r.fee for r in fills), abs=1e-9)
+    state = ex.query("ioc1", symbol(name))
+    assert (state.kind, state.state, state.cum_qty) == (ExecKind.STATE, kinds[-1][1], pytest.approx(filled))
+    assert state.last_px == pytest.approx(sum(r.last_px * r.last_qty for r in fills) / filled)
+    assert state.fee == pytest.approx(sum(r.fee for r in fills)) and state.ts_sent_ns == fills[0].ts_sent_ns
     spent = sum(r.last_px * r.last_qty for r in fills)
     assert after["USDT"][0] == pytest.approx(before["USDT"][0] - spent, rel=1e-9)
 
