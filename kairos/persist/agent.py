@@ -25,6 +25,7 @@ from typing import Final
 
 from kairos.logs import ErrorTally
 from kairos.persist.batch import STREAM_FINGERPRINTS, Stream
+from kairos.persist.gatestate import GATE_STATE_FINGERPRINT, GateStateSampler
 from kairos.persist.spool import Spool
 from kairos.persist.worker import SinkWorker
 from kairos.records import ProcState
@@ -43,8 +44,9 @@ class PersisterAgent:
     role = "persister"
 
     def __init__(self, sources: Sequence[tuple[Stream, Poller]], spool: Spool, workers: Sequence[SinkWorker],
-                 slot: Slot, poll_limit: int = 4096, fsync_s: float = 0.2, stop_drain_s: float = 5.0) -> None:
-        self._spool, self._workers, self._slot = spool, tuple(workers), slot
+                 slot: Slot, gate: GateStateSampler | None = None, poll_limit: int = 4096, fsync_s: float = 0.2,
+                 stop_drain_s: float = 5.0) -> None:
+        self._spool, self._workers, self._slot, self._gate = spool, tuple(workers), slot, gate
         self._polls = tuple(
             (cons.poll, functools.partial(spool.append, int(stream), STREAM_FINGERPRINTS[stream]))
             for stream, cons in sources
@@ -79,8 +81,19 @@ class PersisterAgent:
         now = time.monotonic_ns()
         if now >= self._next_report:
             self._next_report = now + REPORT_NS
+            self._sample_gate(now)
             self._report()
         return work
+
+    def _sample_gate(self, now: int) -> None:
+        """Balances and positions live in the gate's state blob, not on a ring: spool them on change."""
+        payload = self._gate.sample(now) if self._gate is not None else None
+        if payload is not None:
+            try:
+                self._spool.append(Stream.GATE_STATE, GATE_STATE_FINGERPRINT, payload)
+            except OSError as exc:
+                self._tally("spool append failed", str(exc))
+                self._counters["spool_errors"].add(1)
 
     def _report(self) -> None:
         """Counters and RUNNING/DEGRADED: degraded while a sink is down (rows are being spooled)."""
@@ -101,7 +114,7 @@ class PersisterAgent:
             if down:
                 log.warning("DEGRADED: %s down, spooling to %s", " and ".join(down), spool.directory)
             else:
-                log.info("RUNNING: all sinks up, spool backfilled")
+                log.info("RUNNING: all sinks up (the spool backlog drains in order)")
 
     def _keep(self) -> None:
         """fsync the spool every ``fsync_s`` and drop segments every sink has checkpointed past."""

@@ -14,7 +14,9 @@ from enum import IntEnum
 from typing import Final
 
 import numpy as np
+import orjson
 
+from kairos.persist.gatestate import GATE_STATE_FINGERPRINT, BalanceRow, PositionRow, balance_rows, position_rows
 from kairos.persist.spool import Frame, Position, SpoolReader
 from kairos.records import EXEC_EVENT, MARKET_DATA, fingerprint
 
@@ -23,6 +25,7 @@ class Stream(IntEnum):
     MD_BINANCE = 1
     MD_OKX = 2
     EVENTS = 3
+    GATE_STATE = 4
 
 
 STREAM_DTYPES: Final = {
@@ -31,6 +34,7 @@ STREAM_DTYPES: Final = {
     Stream.EVENTS: EXEC_EVENT,
 }
 STREAM_FINGERPRINTS: Final = {stream: fingerprint(dtype) for stream, dtype in STREAM_DTYPES.items()}
+STREAM_FINGERPRINTS[Stream.GATE_STATE] = GATE_STATE_FINGERPRINT
 RING_STREAMS: Final = {"md.binance": Stream.MD_BINANCE, "md.okx": Stream.MD_OKX, "events": Stream.EVENTS}
 
 WaitForData = Callable[[Position, float], bool]
@@ -43,7 +47,7 @@ def decode(frame: Frame) -> np.ndarray | None:
         stream = Stream(frame.stream)
     except ValueError:
         return None
-    if frame.fingerprint != STREAM_FINGERPRINTS[stream]:
+    if frame.fingerprint != STREAM_FINGERPRINTS[stream] or stream not in STREAM_DTYPES:
         return None
     dtype = STREAM_DTYPES[stream]
     if len(frame.payload) % dtype.itemsize:
@@ -51,26 +55,52 @@ def decode(frame: Frame) -> np.ndarray | None:
     return np.frombuffer(frame.payload, dtype)
 
 
+def decode_state(frame: Frame) -> tuple[list[BalanceRow], list[PositionRow]] | None:
+    """Balance and position rows of a gate-state frame, or None if it does not parse."""
+    if frame.fingerprint != GATE_STATE_FINGERPRINT:
+        return None
+    try:
+        state = orjson.loads(frame.payload)
+        return balance_rows(state), position_rows(state)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
 @dataclass(slots=True)
 class Batch:
-    """Records read from the spool up to ``end``, split into market data and execution events."""
+    """Spool frames up to ``end``: market data, execution events and gate-state rows, in spool order."""
 
     md: list[np.ndarray] = field(default_factory=list)
     events: list[np.ndarray] = field(default_factory=list)
+    balances: list[BalanceRow] = field(default_factory=list)
+    positions: list[PositionRow] = field(default_factory=list)
     frames: list[Frame] = field(default_factory=list)
     undecodable: list[Frame] = field(default_factory=list)
     rows: int = 0
     end: Position | None = None
 
     def add(self, frame: Frame) -> None:
-        records = decode(frame)
         self.end = frame.end
+        if frame.stream == Stream.GATE_STATE:
+            self._add_state(frame)
+            return
+        records = decode(frame)
         if records is None:
             self.undecodable.append(frame)
             return
         self.frames.append(frame)
         (self.events if frame.stream == Stream.EVENTS else self.md).append(records)
         self.rows += len(records)
+
+    def _add_state(self, frame: Frame) -> None:
+        rows = decode_state(frame)
+        if rows is None:
+            self.undecodable.append(frame)
+            return
+        self.frames.append(frame)
+        self.balances += rows[0]
+        self.positions += rows[1]
+        self.rows += len(rows[0]) + len(rows[1])
 
     def market_data(self) -> np.ndarray:
         return np.concatenate(self.md) if self.md else np.empty(0, MARKET_DATA)

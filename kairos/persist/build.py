@@ -6,9 +6,11 @@ import logging
 
 from kairos.agent import AgentRunner
 from kairos.config import Settings
+from kairos.gate.snapshot import GateStateReader
 from kairos.instruments import InstrumentTable
 from kairos.persist.agent import PersisterAgent
 from kairos.persist.batch import RING_STREAMS, STREAM_DTYPES
+from kairos.persist.gatestate import GateStateSampler
 from kairos.persist.migrate import NativePartitions
 from kairos.persist.pg import PgSink
 from kairos.persist.redis_state import RedisSink
@@ -50,13 +52,15 @@ class Persister:
             RedisSink(cfg.redis_url, cfg.redis_prefix, symbols, self._board.snapshot, timeout_s=cfg.connect_timeout_s),
         )
         workers = [SinkWorker(s, spool, cfg.batch_rows, cfg.flush_ms / 1000, cfg.retry_s) for s in sinks]
-        self.agent = PersisterAgent(sources, spool, workers, self._slot, fsync_s=cfg.fsync_ms / 1000,
-                                    stop_drain_s=cfg.stop_drain_s)
+        self._gate = GateStateReader(prefix)
+        self.agent = PersisterAgent(sources, spool, workers, self._slot, GateStateSampler(self._gate),
+                                    fsync_s=cfg.fsync_ms / 1000, stop_drain_s=cfg.stop_drain_s)
 
     def run(self) -> int:
         return AgentRunner(self.agent, self._waiter.idle, self._slot).run()
 
     def close(self) -> None:
+        self._gate.close()
         self._waiter.close()
         for ring in self._rings:
             ring.close()

@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 from kairos.persist.batch import Batch
+from kairos.persist.gatestate import BalanceRow
 from kairos.records import BookStatus, ExecKind, Kind, OrderState, Side, Venue
 
 TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED})
@@ -61,6 +62,7 @@ class HotState:
         events = batch.exec_events()
         self._orders(out, events)
         self._positions(out, events)
+        self._balances(out, batch.balances)
         return out
 
     def apply(self, changes: Changes) -> None:
@@ -110,6 +112,11 @@ class HotState:
             "venue_order_id": int(ev["venue_order_id"]), "strategy": int(ev["strategy"]),
             "ts_event_ns": int(ev["ts_event_ns"]), "event_seq": int(ev["event_seq"]),
         }).decode()
+
+    def _balances(self, out: Changes, rows: list[BalanceRow]) -> None:
+        for ts, venue, asset, free, locked in rows:
+            value = orjson.dumps({"free": free, "locked": locked, "ts_ns": ts}).decode()
+            out.set(f"{self.prefix}:balances:{_name(Venue, venue).lower()}", asset, value)
 
     def _positions(self, out: Changes, events: np.ndarray) -> None:
         """Fills newer than the high-water mark move positions; a replayed fill is not newer."""

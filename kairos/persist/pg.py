@@ -1,5 +1,6 @@
 """PostgreSQL sink: one transaction per batch — binary COPY into temp staging tables, then
 ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the real tables (a replayed batch adds nothing).
+The few gate-state rows (balances, positions: at most one snapshot a second) go in by execute_values.
 
 Connection trouble (refused, terminated backend, timeout) raises `SinkUnavailable`: the worker keeps the
 batch and retries after a backoff. A batch the database refuses for its content raises `BatchRejected`:
@@ -15,12 +16,20 @@ import time
 import numpy as np
 import psycopg2
 from psycopg2.extensions import connection, cursor
+from psycopg2.extras import execute_values
 
 from kairos.errors import BatchRejected, PersistError, SinkUnavailable
 from kairos.persist.batch import Batch
 from kairos.persist.copybin import StageLayout
 from kairos.persist.migrate import NativePartitions, migrate
-from kairos.persist.schema import EVENT_INSERTS, MD_INSERTS, STAGE_EVENTS, STAGE_MD, check_schema_name
+from kairos.persist.schema import (
+    EVENT_INSERTS,
+    MD_INSERTS,
+    STAGE_EVENTS,
+    STAGE_MD,
+    STATE_INSERTS,
+    check_schema_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,7 @@ class PgSink:
         self._conn: connection | None = None
         self._md_sql = tuple(sql.format(s=self.schema) for sql in MD_INSERTS)
         self._ev_sql = tuple(sql.format(s=self.schema) for sql in EVENT_INSERTS)
+        self._state_sql = tuple(sql.format(s=self.schema) for sql in STATE_INSERTS)
         self.storage = ""
 
     def connect(self) -> None:
@@ -74,6 +84,9 @@ class PgSink:
             with conn.cursor() as cur:
                 self._stage(cur, STAGE_MD, batch.market_data(), self._md_sql)
                 self._stage(cur, STAGE_EVENTS, batch.exec_events(), self._ev_sql)
+                for sql, rows in zip(self._state_sql, (batch.balances, batch.positions), strict=True):
+                    if rows:
+                        execute_values(cur, sql, rows)
             conn.commit()
         except _TRANSIENT as exc:
             self.close()

@@ -49,6 +49,7 @@ class RedisSink:
         client = redis.Redis.from_url(self._url, socket_timeout=self._timeout, decode_responses=True,
                                       socket_connect_timeout=self._timeout, client_name=CLIENT_NAME)
         try:
+            client.ping()
             if not self._loaded and client.exists(self.epoch_key):
                 self.state.hashes = self._load(client)
         except redis.RedisError as exc:

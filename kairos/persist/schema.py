@@ -11,6 +11,7 @@ records distinct and a replayed record equal to its first copy:
 - execution events: ``(ts_event_ns, event_seq)`` — event_seq is the gate's counter; the timestamp
   keeps a key unique even if a gate restart ever started the counter again.
 - orders: ``(venue, client_order_id)``, upserted from the latest event (never moved backwards).
+- balances / positions: the gate's snapshot ``ts_ns`` + venue + asset / instrument.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ STATE_TABLES: Final = (
     TimeTable("balances", "ts_ns bigint NOT NULL, venue smallint NOT NULL, asset text NOT NULL, "
               "free double precision, locked double precision", ("ts_ns", "venue", "asset"), "ts_ns"),
     TimeTable("positions", "ts_ns bigint NOT NULL, venue smallint NOT NULL, instrument integer NOT NULL, "
-              "qty double precision, avg_px double precision", ("ts_ns", "venue", "instrument"), "ts_ns"),
+              "qty double precision, avg_px double precision, realized_pnl double precision",
+              ("ts_ns", "venue", "instrument"), "ts_ns"),
 )
 
 TIME_TABLES: Final = MD_TABLES + EXEC_TABLES + STATE_TABLES
@@ -135,6 +137,12 @@ EVENT_INSERTS: Final = (
         created_ns = LEAST(o.created_ns, EXCLUDED.created_ns), updated_ns = EXCLUDED.updated_ns,
         last_event_seq = EXCLUDED.last_event_seq
     WHERE (o.updated_ns, o.last_event_seq) <= (EXCLUDED.updated_ns, EXCLUDED.last_event_seq)""",
+)
+
+STATE_INSERTS: Final = (
+    "INSERT INTO {s}.balances (ts_ns, venue, asset, free, locked) VALUES %s ON CONFLICT DO NOTHING",
+    "INSERT INTO {s}.positions (ts_ns, venue, instrument, qty, avg_px, realized_pnl) VALUES %s "
+    "ON CONFLICT DO NOTHING",
 )
 
 VIEWS_DDL: Final = tuple(

@@ -136,7 +136,7 @@ class Spool:
             os.ftruncate(self._fd, good_end)
         return good_end
 
-    def append(self, stream: int, fingerprint: int, records: np.ndarray) -> Position:
+    def append(self, stream: int, fingerprint: int, records: np.ndarray | bytes) -> Position:
         """One writev into the page cache; survives a process kill once it returns."""
         parts = encode_frame(stream, fingerprint, memoryview(records).cast("B"))
         if self.end.offset >= self._segment_bytes:

@@ -65,17 +65,16 @@ class SinkWorker:
     def _run(self) -> None:
         reader = SpoolReader(self._spool, self.position)
         batch: Batch | None = None
-        attempt = 0
+        failures = 0
         try:
             while not self._finished(reader, batch):
-                if not self.up and not self._connect():
-                    attempt += 1
-                    self._stop.wait(min(self._retry_s, self._retry_s * 2.0 ** (attempt - 3)))
-                    continue
-                attempt = 0
-                batch = batch or collect(reader, self._spool.wait, self._batch_rows, self._flush_s)
-                if self._tick() and (not batch or self._deliver(batch)):
-                    batch = None
+                if self.up or self._connect():
+                    batch = batch or collect(reader, self._spool.wait, self._batch_rows, self._flush_s)
+                    if self._tick() and (not batch or self._deliver(batch)):
+                        batch, failures = None, 0
+                        continue
+                failures += 1
+                self._stop.wait(min(self._retry_s, self._retry_s * 2.0 ** (failures - 3)))
         finally:
             self.sink.close()
 
@@ -157,7 +156,6 @@ class SinkWorker:
 
     def _down(self, exc: Exception) -> None:
         self.failures += 1
-        if self.up:
-            log.error("%s went down (%s): spooling, retrying every <= %.1fs", self.sink.name, exc, self._retry_s)
+        self._tally(f"{self.sink.name} went down, spooling and retrying every <= {self._retry_s}s", str(exc))
         self.up, self.down = False, True
         self.sink.close()

@@ -189,3 +189,17 @@ def test_orders_keep_the_latest_state_even_when_replayed_out_of_order(pg_dsn: st
                                 "WHERE client_order_id = 'ord00000001'")[0]
     assert (created, updated) == (int(events[3]["ts_event_ns"]), int(events[5]["ts_event_ns"]))
     sink.close()
+
+
+def test_gate_state_rows_are_written_once(pg_dsn: str, pg_schema: str, pg: object) -> None:
+    sink = PgSink(pg_dsn, pg_schema)
+    sink.connect()
+    batch = Batch(balances=[(T0_NS, 1, "USDT", 990.0, 5.0), (T0_NS, 1, "BTC", 0.5, 0.0)],
+                  positions=[(T0_NS, 1, 1, 0.5, 60000.0, 1.5)], rows=3)
+    sink.write(batch)
+    sink.write(batch)  # a replayed snapshot
+    assert rows(pg, f"SELECT asset, free, locked FROM {pg_schema}.balances ORDER BY asset") == [
+        ("BTC", 0.5, 0.0), ("USDT", 990.0, 5.0)]
+    assert rows(pg, f"SELECT venue, instrument, qty, avg_px, realized_pnl FROM {pg_schema}.positions") == [
+        (1, 1, 0.5, 60000.0, 1.5)]
+    sink.close()

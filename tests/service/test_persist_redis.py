@@ -16,7 +16,7 @@ from kairos.persist.synthetic import exec_events, market_data, net_positions
 from kairos.persist.worker import SinkWorker
 from kairos.records import BookStatus, ExecKind, Kind, OrderState, ProcState, Venue
 from kairos.status import StatusBoard
-from tests.service.conftest import PrivateRedis
+from tests.service.persist_support import PrivateRedis
 from tests.service.test_persist_worker import wait_caught_up
 
 SYMBOLS = {1: "BTC-USDT", 2: "ETH-USDT"}
@@ -53,7 +53,7 @@ def expected_state(prefix: str, md: np.ndarray, events: np.ndarray) -> dict[str,
 def actual_state(client: redis.Redis, prefix: str) -> dict[str, dict[str, str]]:
     out = {}
     for name in client.scan_iter(match=f"{prefix}:*", _type="hash"):
-        if name.endswith((":status", ":hwm")):
+        if name.endswith((":status", ":hwm")) or ":balances:" in name:
             continue
         fields = client.hgetall(name)
         if ":orders:open:" in name:
@@ -120,6 +120,17 @@ def test_a_new_sink_loads_the_state_and_continues_the_positions(redis_url: str, 
     second.write(batch(market_data(0), events[15:]))  # overlap: the loaded high-water mark dedupes it
     assert_state(client(redis_url), redis_prefix, market_data(0), events)
     second.close()
+
+
+def test_balances_from_gate_state_latest_wins(redis_url: str, redis_prefix: str) -> None:
+    sink = RedisSink(redis_url, redis_prefix, SYMBOLS)
+    sink.connect()
+    sink.write(Batch(balances=[(1, 1, "USDT", 990.0, 5.0), (2, 1, "USDT", 980.0, 15.0), (2, 2, "BTC", 1.0, 0.0)],
+                     rows=3))
+    c = client(redis_url)
+    assert c.hgetall(f"{redis_prefix}:balances:binance") == {"USDT": '{"free":980.0,"locked":15.0,"ts_ns":2}'}
+    assert c.hgetall(f"{redis_prefix}:balances:okx") == {"BTC": '{"free":1.0,"locked":0.0,"ts_ns":2}'}
+    sink.close()
 
 
 def test_status_board_is_published(redis_url: str, redis_prefix: str, shm_prefix: str) -> None:

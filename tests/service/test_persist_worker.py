@@ -31,29 +31,32 @@ def test_terminated_backends_mid_stream_lose_and_duplicate_nothing(pg_dsn: str, 
                                                                     tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     worker = SinkWorker(PgSink(pg_dsn, pg_schema), spool, batch_rows=3000, flush_s=0.05, retry_s=0.2)
-    md, events = market_data(120_000), exec_events(2000)
-    done = threading.Event()
+    killed_enough = threading.Event()
     kills: list[int] = []
+    frames: list[int] = []
 
-    def produce() -> None:
-        for i in range(200):
-            spool.append(Stream.MD_BINANCE, MD_FP, md[600 * i : 600 * (i + 1)])
-            spool.append(Stream.EVENTS, EV_FP, events[30 * i : 30 * (i + 1)])
+    def produce() -> None:  # at least 200 frame pairs, and on until three backends were killed
+        i = 0
+        while i < 200 or (not killed_enough.is_set() and i < 3000):
+            spool.append(Stream.MD_BINANCE, MD_FP, market_data(600, start=600 * i))
+            spool.append(Stream.EVENTS, EV_FP, exec_events(10, start_order=10 * i))
+            i += 1
             time.sleep(0.01)
-        done.set()
+        frames.append(i)
 
     def kill() -> None:
         killer = psycopg2.connect(pg_dsn)
         killer.autocommit = True
         try:
-            for _ in range(100):
-                if done.wait(0.25):
-                    return
+            deadline = time.monotonic() + 60
+            while sum(kills) < 3 and time.monotonic() < deadline:
+                time.sleep(0.25)
                 with killer.cursor() as cur:
                     cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                 "WHERE application_name = %s", (f"kairos-persister/{pg_schema}",))
                     kills.append(cur.fetchone()[0])
         finally:
+            killed_enough.set()
             killer.close()
 
     worker.start()
@@ -66,8 +69,9 @@ def test_terminated_backends_mid_stream_lose_and_duplicate_nothing(pg_dsn: str, 
     worker.stop(1.0)
     worker.join()
     spool.close()
-    assert sum(kills) >= 2 and worker.failures >= 2, (kills, worker.failures)
-    assert table_counts(pg, pg_schema) == expected_counts(counts_by_kind(md), 2000)
+    assert sum(kills) >= 3 and worker.failures >= 1, (kills, worker.failures)
+    md = market_data(600 * frames[0])
+    assert table_counts(pg, pg_schema) == expected_counts(counts_by_kind(md), 10 * frames[0])
     assert one(pg, f"SELECT count(DISTINCT (ts_recv_ns, venue_seq)) FROM {pg_schema}.md_trades") == \
         counts_by_kind(md)[Kind.TRADE]
 

@@ -1,0 +1,57 @@
+"""Balances and positions: sampled from the gate's state blob (kairos.gate.state, schema version 1).
+
+The gate owns balances and positions and publishes them in its shm blob, not on a ring, so the
+persister samples the blob (at most once per ``interval_s``) and spools a compact JSON frame when
+they changed. Rows carry the gate's own ``ts_ns``, so a replayed frame hits the same keys.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Final, Protocol
+
+import orjson
+
+GATE_STATE_FINGERPRINT: Final = zlib.crc32(b"kairos.persist.gatestate.json.v1")
+
+BalanceRow = tuple[int, int, str, float, float]
+PositionRow = tuple[int, int, int, float, float, float]
+
+
+class StateSource(Protocol):
+    def read(self) -> dict[str, Any] | None: ...
+
+
+class GateStateSampler:
+    """``sample(now_ns)`` -> the spool payload when balances or positions changed, else None."""
+
+    def __init__(self, source: StateSource, interval_s: float = 1.0) -> None:
+        self._source = source
+        self._interval_ns = int(interval_s * 1e9)
+        self._next_ns = 0
+        self._last: tuple[Any, Any] | None = None
+
+    def sample(self, now_ns: int) -> bytes | None:
+        if now_ns < self._next_ns:
+            return None
+        self._next_ns = now_ns + self._interval_ns
+        blob = self._source.read()
+        if not blob or "ts_ns" not in blob:
+            return None
+        current = (blob.get("balances") or [], blob.get("positions") or [])
+        if current == self._last:
+            return None
+        self._last = current
+        return orjson.dumps({"ts_ns": int(blob["ts_ns"]), "balances": current[0], "positions": current[1]})
+
+
+def balance_rows(state: dict[str, Any]) -> list[BalanceRow]:
+    ts = int(state["ts_ns"])
+    return [(ts, int(b["venue_id"]), str(b["asset"]), float(b["free"]), float(b["locked"]))
+            for b in state.get("balances", ())]
+
+
+def position_rows(state: dict[str, Any]) -> list[PositionRow]:
+    ts = int(state["ts_ns"])
+    return [(ts, int(p["venue_id"]), int(p["instrument_id"]), float(p["quantity"]), float(p.get("avg_price", 0.0)),
+             float(p.get("realized_pnl", 0.0))) for p in state.get("positions", ())]
