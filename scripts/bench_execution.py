@@ -5,8 +5,9 @@
 - build: ``binance_place_call`` (percent-encode + HMAC hex) against a bare ``hmac.new(...).hexdigest()``
   of the docs payload; ``okx_place_call`` (orjson body + ISO timestamp + HMAC base64) against a bare
   base64 HMAC; ``quantize`` (Decimal-exact tick/lot rounding of one price and one qty).
-- round trip (localhost HTTP, simulator in this process): ``executor`` = ``submit()`` (non-blocking
-  hand-off to a worker thread) until the ACK comes out of ``drain()``; ``baseline`` = the same signed
+- round trip (localhost HTTP; the whole simulator, `SimServer` with its book walking, in this process):
+  ``executor`` = ``submit()`` (non-blocking hand-off to a worker thread) until the ACK comes out of
+  ``drain()``; ``baseline`` = the same signed
   request sent synchronously with one keep-alive ``requests.Session`` (no thread hop, no parsing).
   Orders are IOC far from the touch, so they expire at once and the book is untouched.
 - ``handoff``: ``ts_sent_ns - ts_origin_ns`` (gate thread -> HTTP worker about to send).
@@ -17,11 +18,12 @@ Per-op costs in ns; latencies in microseconds; ratios are ours / baseline (the a
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -34,11 +36,8 @@ from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderType, Side, Tif, Venue
 from kairos.sim import router as sim_router
-from kairos.sim.binance import BinanceDialect
-from kairos.sim.market import SimMarket, build_specs
-from kairos.sim.okx import OkxDialect
-from kairos.sim.rest_trading import register_trading_routes
-from kairos.sim.router import HttpServer, Router
+from kairos.sim.market import SimMarket
+from kairos.sim.server import SimServer
 
 IDLE_S = 50e-6
 VENUES = {"binance": Venue.BINANCE, "okx": Venue.OKX}
@@ -69,7 +68,8 @@ def _settings(urls: dict[str, str]) -> Settings:
     venues = {name: dataclasses.replace(base.venues[name], endpoints={"sim": EndpointConfig(urls.get(name, ""), "")},
                                         endpoint="sim", api_key=Secret("k"), api_secret=Secret("s"),
                                         passphrase=Secret("p")) for name in VENUES}
-    return dataclasses.replace(base, venues=venues, execution=dataclasses.replace(base.execution, mode="live"))
+    sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0)
+    return dataclasses.replace(base, venues=venues, sim=sim, execution=dataclasses.replace(base.execution, mode="live"))
 
 
 def build_costs(ex: dict[str, RestExecution], ops: int) -> list[dict[str, Any]]:
@@ -123,34 +123,33 @@ def _wait_ack(ex: RestExecution, coid: str) -> Any:
     raise RuntimeError(f"no ACK for {coid} within 5 s")
 
 
-def run(quick: bool) -> dict[str, Any]:
+@contextlib.contextmanager
+def running_sim() -> Iterator[tuple[SimMarket, dict[str, RestExecution]]]:
+    """The simulator's market + REST side on ephemeral ports, and a started executor per venue."""
     # The simulator's stdlib server writes headers and body in two sends; with Nagle on, the body
     # waits for the client's delayed ACK (~40 ms) on some exchanges, which would swamp what this
     # measures. Real venues set TCP_NODELAY; so does this run (reported to the kairos/sim owner).
     sim_router._Handler.disable_nagle_algorithm = True
-    keyed = _settings({})
-    market = SimMarket(build_specs(keyed.instruments, keyed.sim), keyed.sim, lambda event: None)
-    router = Router()
-    BinanceDialect(market, keyed.sim).register(router)
-    OkxDialect(market, keyed.sim).register(router)
-    register_trading_routes(router, market, keyed)
-    servers = {name: HttpServer("127.0.0.1", 0, router, venue) for name, venue in VENUES.items()}
+    server = SimServer(_settings({}))
     executors: dict[str, RestExecution] = {}
     try:
-        for server in servers.values():
-            server.start()
-        settings = _settings({name: f"http://127.0.0.1:{s.port}" for name, s in servers.items()})
-        table = InstrumentTable(settings.instruments)
+        server.start()
+        settings = _settings({name: server.urls(venue).rest_url for name, venue in VENUES.items()})
         for name in VENUES:
-            executors[name] = EXECUTORS[name](settings.venues[name], settings.execution, table)
+            executors[name] = EXECUTORS[name](settings.venues[name], settings.execution,
+                                              InstrumentTable(settings.instruments))
             executors[name].start()
-        rows = build_costs(executors, 2_000 if quick else 20_000)
-        trips = [round_trips(executors[name], market, name, 50 if quick else 300) for name in VENUES]
+        yield server.market, executors
     finally:
         for ex in executors.values():
             ex.close()
-        for server in servers.values():
-            server.close()
+        server.close()
+
+
+def run(quick: bool) -> dict[str, Any]:
+    with running_sim() as (market, executors):
+        rows = build_costs(executors, 2_000 if quick else 20_000)
+        trips = [round_trips(executors[name], market, name, 50 if quick else 300) for name in VENUES]
     by_op = {row["op"]: row["ns_per_op"] for row in rows}
     ratios = {"binance_build_vs_bare_hmac": round(by_op["binance_place_call"] / by_op["hmac_hex_baseline"], 2),
               "okx_build_vs_bare_hmac": round(by_op["okx_place_call"] / by_op["hmac_b64_baseline"], 2)}
