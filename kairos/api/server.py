@@ -26,8 +26,10 @@ class ApiServer:
     def __init__(self, servicer: Any, host: str, port: int, token: str, workers: int = 16) -> None:
         if not token:
             log.warning("API token not set: %s", NO_TOKEN_MESSAGE)
+        # so_reuseport is on by default in gRPC: a second engine would silently share the port.
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-                                   interceptors=(BearerAuth(token),), maximum_concurrent_rpcs=workers * 4)
+                                   interceptors=(BearerAuth(token),), maximum_concurrent_rpcs=workers * 4,
+                                   options=(("grpc.so_reuseport", 0),))
         pb_grpc.add_TradingEngineServicer_to_server(servicer, self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

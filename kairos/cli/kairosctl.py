@@ -47,12 +47,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     p.add_argument("--json", action="store_true", help="print the raw responses as JSON")
     sub = p.add_subparsers(dest="command", required=True)
+    _reads(sub)
+    _writes(sub)
+    return p
+
+
+def _reads(sub: Any) -> None:
     sub.add_parser("status", help="processes, rings and trading state")
     orders = sub.add_parser("orders", help="open orders")
     for q in (orders, sub.add_parser("balance", help="balances per venue")):
         q.add_argument("--venue", choices=render.VENUES, help="only this venue")
     orders.add_argument("--instrument", default="", help="only this instrument, e.g. BTC-USDT")
     sub.add_parser("positions", help="positions per venue and instrument")
+    events = sub.add_parser("events", help="follow execution events")
+    events.add_argument("--count", type=int, default=0, help="stop after N events (default: follow)")
+
+
+def _writes(sub: Any) -> None:
     place = sub.add_parser("place", help="place an order (idempotent on --id)")
     place.add_argument("venue", choices=render.VENUES)
     place.add_argument("instrument")
@@ -63,16 +74,12 @@ def parser() -> argparse.ArgumentParser:
     place.add_argument("--tif", choices=("gtc", "ioc", "fok"), help="default: gtc for limit, ioc for market")
     place.add_argument("--id", default="", help="client order id, <= 32 letters/digits (default: assigned)")
     place.add_argument("--reduce-only", action="store_true")
-    cancel = sub.add_parser("cancel", help="cancel an order by client order id")
-    cancel.add_argument("id")
+    sub.add_parser("cancel", help="cancel an order by client order id").add_argument("id")
     halt = sub.add_parser("halt", help="kill switch: trading HALTED")
     halt.add_argument("--cancel-all", action="store_true", help="also cancel every open order")
     halt.add_argument("--reason", default="kairosctl halt")
     resume = sub.add_parser("resume", help="trading ACTIVE again (or REDUCE_ONLY)")
     resume.add_argument("--reduce-only", action="store_true")
-    events = sub.add_parser("events", help="follow execution events")
-    events.add_argument("--count", type=int, default=0, help="stop after N events (default: follow)")
-    return p
 
 
 def place_request(a: argparse.Namespace) -> Any:

@@ -85,7 +85,9 @@ class Arbiter:
         """Fresh rings and board, unless (watch mode) live processes already use them: then adopt."""
         live = self.live_pids()
         if live and not self.watch:
-            raise SupervisorError(f"processes of a previous run still use prefix {self.prefix!r}: pids {live}")
+            live = self.await_exit(live)
+            if live:
+                raise SupervisorError(f"processes of a previous run still use prefix {self.prefix!r}: pids {live}")
         if live:
             log.info("adopting the rings of running processes %s", live)
             self.rings.adopt()
@@ -93,6 +95,15 @@ class Arbiter:
         else:
             self.rings.create()
             self.board = StatusBoard.create(self.prefix)
+
+    def await_exit(self, live: list[int]) -> list[int]:
+        """Orphans of a crashed supervisor got their parent-death SIGTERM: give them graceful_secs to go."""
+        log.warning("waiting up to %.0fs for processes of a previous run to exit: %s", self.cfg.graceful_secs, live)
+        deadline = time.monotonic() + self.cfg.graceful_secs
+        while live and time.monotonic() < deadline:
+            time.sleep(0.1)
+            live = self.live_pids()
+        return live
 
     def live_pids(self) -> list[int]:
         """Pids on the existing status board (other than ours) that are still running."""

@@ -197,3 +197,13 @@ def test_system_status_describes_every_process(gate_engine: Supervised) -> None:
     status = gate_engine.status()
     assert status.mode == "spawn" and {r.name for r in status.rings} >= {"manual", "events", "intents"}
     assert [p.role for p in status.processes] == ["gate", "supervisor"]
+
+
+def test_a_taken_port_is_a_clear_startup_error(watch_engine: Start, engines: list[Supervised], shm_prefix: str,
+                                               tmp_path: Any) -> None:
+    first = watch_engine()
+    second = Supervised.real(shm_prefix + "b", tmp_path / "second.log", "--watch", supervisor__grpc_port=first.port)
+    engines.append(second)
+    assert second.proc.wait(30) == 1
+    assert f"cannot bind gRPC on 127.0.0.1:{first.port}" in second.text()
+    assert "supervisor stopped (clean: shared memory removed)" in second.text()

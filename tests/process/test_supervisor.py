@@ -125,12 +125,28 @@ def test_supervisor_crash_keeps_rings_and_the_next_start_reclaims_them(supervise
     sup = supervised(table)
     pid = sup.wait_process("strategy", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING").pid
     sup.stop(signal.SIGKILL)
-    assert wait_until(lambda: not alive(pid), "the orphan to get its parent-death SIGTERM", 10.0)
     assert any(".ring.events" in name for name in shm_left(shm_prefix))  # a crash leaves the rings
-    again = supervised(table)
-    again.wait_process("strategy", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING in the new run")
+    again = supervised(table)  # at once: it waits for the orphan, which got its parent-death SIGTERM
+    assert not alive(pid)
+    again.wait_process("strategy", lambda p: p.state == pb.CHILD_STATE_RUNNING and p.pid != pid, "RUNNING again")
     assert again.stop() == 0
     assert shm_left(shm_prefix) == []
+
+
+def test_refuses_to_start_over_live_processes_of_a_previous_run(supervised: Start, tmp_path: Path,
+                                                                  shm_prefix: str) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("gate", "hang", log)], supervisor__heartbeat_timeout_s=600)
+    pid = int(wait_until(lambda: lines(log, "gate", "hanging"), "the child that ignores SIGTERM")[0][2])
+    sup.stop(signal.SIGKILL)
+    second = Supervised.harness(shm_prefix, tmp_path / "second.log", [child("gate", "run", log)])
+    try:
+        assert second.proc.wait(30) == 1
+        assert f"processes of a previous run still use prefix '{shm_prefix}': pids [{pid}]" in second.text()
+        assert alive(pid) and any(".ring.manual" in name for name in shm_left(shm_prefix))  # nothing pulled away
+    finally:
+        second.cleanup()
+        sup.cleanup()
 
 
 def test_watch_mode_spawns_nothing_and_adopts_running_processes(supervised: Start, tmp_path: Path,
