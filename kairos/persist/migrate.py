@@ -124,7 +124,7 @@ def detect_storage(cur: cursor, mode: str, native: NativePartitions) -> Storage:
         cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     except psycopg2.Error as exc:
         cur.execute("ROLLBACK TO SAVEPOINT kairos_timescale")
-        reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
+        reason = exc.diag.message_primary or str(exc).strip().splitlines()[0]
         if mode == "timescale":
             raise PersistError(f"persister.storage is 'timescale' but the extension is unusable: {reason}") from exc
         log.info("TimescaleDB unavailable (%s): using native range partitioning", reason)
