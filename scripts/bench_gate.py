@@ -57,11 +57,10 @@ def pct(ns: list[int]) -> dict[str, float]:
             "p99_us": round(float(np.percentile(a, 99)), 2)}
 
 
-def intent(i: int) -> np.ndarray:
-    """Alternating crossing IOC buy/sell of 0.001 BTC on Binance (the position stays flat)."""
+def intent(i: int, buy: bool) -> np.ndarray:
+    """A crossing IOC buy or sell of 0.001 BTC on Binance; callers alternate sides to stay flat."""
     rec = np.zeros(1, ORDER_INTENT)
     rec["ts_created_ns"] = rec["ts_origin_ns"] = time.time_ns()
-    buy = i % 2 == 0
     rec["price"], rec["qty"], rec["client_order_id"] = (101.0 if buy else 100.0), 0.001, f"b{i}x{os.getpid()}".encode()
     rec["instrument"], rec["venue"], rec["side"] = 1, Venue.BINANCE, Side.BUY if buy else Side.SELL
     rec["order_type"], rec["tif"], rec["action"] = OrderType.LIMIT, Tif.IOC, 1
@@ -200,13 +199,15 @@ def bench_gate(n: int) -> dict[str, Any]:
         side = Ring.create("bench", ORDER_INTENT, 1024, Overflow.BLOCK, ("naive",), eng.prefix)
         reader, manual = side.consumer("naive"), side.producer()
         for i in range(n):
-            eng.intents.publish(intent(2 * i))
+            eng.intents.publish(intent(2 * i, i % 2 == 0))
             t0 = time.perf_counter_ns()
             agent.do_work()
+            if len(stamps) != i + 1:
+                raise RuntimeError(f"intent {i} was not submitted (rejected?)")
             ours.append(stamps[-1] - t0)
             agent.do_work()
             eng.events()
-            manual.publish(intent(2 * i + 1))
+            manual.publish(intent(2 * i + 1, i % 2 == 0))
             t0 = time.perf_counter_ns()
             assert naive.handle(reader.read(1)[0]) == ""
             naive_ns.append(time.perf_counter_ns() - t0)
@@ -246,10 +247,12 @@ def bench_process(n: int) -> dict[str, Any]:
             time.sleep(0.01)
         reader.close()
         for i in range(n):
-            ours.append(_ring_trip(eng, waiter, intent(2 * i)))
+            ours.append(_ring_trip(eng, waiter, intent(2 * i, i % 2 == 0)))
             t0 = time.perf_counter_ns()
-            inq.put(intent(2 * i + 1).tobytes())
-            outq.get(timeout=5)
+            inq.put(intent(2 * i + 1, i % 2 == 0).tobytes())
+            _, refused = outq.get(timeout=5)
+            if refused:
+                raise RuntimeError(f"the baseline gate refused an intent: {refused}")
             queue_ns.append(time.perf_counter_ns() - t0)
             time.sleep(0.001)
         row = next(r for r in eng.board.snapshot() if r["role"] == "gate")
