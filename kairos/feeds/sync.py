@@ -168,7 +168,6 @@ class BookSync:
             self.counts["stale_dropped"] += 1
             return 0
         if track.bridging and msg.first <= track.last + 1:
-            track.bridging = False
             return self._apply(track, msg, out, at, recv_ns)
         self.counts["gaps"] += 1
         self._tally("book_gap", f"{track.symbol}: expected first {track.last + 1}, got {msg.first}..{msg.last}")
@@ -180,7 +179,7 @@ class BookSync:
         except BAD_LEVEL as exc:
             self._tally("bad_level", f"{track.symbol}: {exc}")
             return self._resync(track, [], out, at, recv_ns)
-        track.last = msg.last
+        track.last, track.bridging = msg.last, False
         return self._publish(track, msg.ts_exchange_ns, recv_ns, out, at) if changed else 0
 
     def _publish(self, track: _Track, ts_exchange_ns: int, recv_ns: int, out: np.ndarray, at: int) -> int:

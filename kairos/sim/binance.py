@@ -43,6 +43,9 @@ class BinanceDialect:
         streams = parse_qs(parts.query).get("streams", [""])[0]
         return {s for s in streams.split("/") if s}
 
+    def keepalive_reply(self, text: str) -> str | None:
+        return None  # Binance keepalive is protocol ping/pong frames, handled by the websockets library
+
     def on_text(self, session: Session, text: str) -> list[str]:
         if not self._within_rate(session):
             session.conn.transport.abort()

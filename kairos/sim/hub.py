@@ -57,6 +57,8 @@ class Dialect(Protocol):
 
     def on_text(self, session: Session, text: str) -> list[str]: ...
 
+    def keepalive_reply(self, text: str) -> str | None: ...
+
     def render(self, event: Event) -> list[tuple[str, str]]: ...
 
     def malformed(self, count: int) -> list[str]: ...
@@ -135,7 +137,7 @@ class VenueHub:
             async for message in conn:
                 session.last_client = time.monotonic()
                 if isinstance(message, str) and not self._faults.stalled(self._dialect.venue):
-                    for reply in self._dialect.on_text(session, message):
+                    for reply in self._replies(session, message):
                         session.send(reply)
         except ConnectionClosed:
             pass
@@ -143,6 +145,13 @@ class VenueHub:
             self.sessions.discard(session)
             for task in tasks:
                 task.cancel()
+
+    def _replies(self, session: Session, text: str) -> list[str]:
+        """Live: the dialect answers. Replay: only keepalives (the recording has its own acks)."""
+        if self._replay is None:
+            return self._dialect.on_text(session, text)
+        reply = self._dialect.keepalive_reply(text)
+        return [reply] if reply is not None else []
 
     async def _writer(self, session: Session) -> None:
         venue, faults, conn, queue = self._dialect.venue, self._faults, session.conn, session.queue

@@ -39,6 +39,9 @@ class OkxDialect:
     def subscriptions_from_path(self, path: str) -> set[str] | None:
         return set() if path.split("?")[0].rstrip("/") == "/ws/v5/public" else None
 
+    def keepalive_reply(self, text: str) -> str | None:
+        return "pong" if text == "ping" else None
+
     def on_text(self, session: Session, text: str) -> list[str]:
         if text == "ping":
             return ["pong"]
