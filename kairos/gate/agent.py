@@ -32,7 +32,7 @@ from kairos.gate.state import describe
 from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.logs import ErrorTally
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, OrderType, ProcState, TradingState
-from kairos.ring import Ring, Waiter
+from kairos.ring import Poller, Ring, Waiter
 from kairos.risk import Grid, PostTrade, PreTrade, RiskState
 from kairos.risk.state import N_VENUES
 from kairos.status import Slot
@@ -66,7 +66,7 @@ class GateAgent:
         self.state = RiskState.empty(Grid(self._instruments), settings.risk.max_orders_per_sec,
                                      TradingState[settings.risk.initial_state])
         self._rings: list[Ring] = []
-        self._md: list[tuple[object, Marks]] = []
+        self._md: list[tuple[Poller, Marks]] = []
         self._changed: set[int] = set()
         self._executors: list[Executor | None] = []
         self._started: set[int] = set()
@@ -79,7 +79,8 @@ class GateAgent:
         self._waiter: Waiter | None = None
         self.desk: Desk | None = None
         self._pre: PreTrade | None = None
-        self._intents = self._manual = None
+        self._intents: Poller | None = None
+        self._manual: Poller | None = None
 
     def on_start(self) -> None:
         s = self._settings
@@ -102,7 +103,7 @@ class GateAgent:
                  entries, len(blotter.orders.open), TradingState(self.state.trading).name)
 
     def _attach_inputs(self) -> None:
-        consumers = []
+        consumers: list[Poller] = []
         for name in ("intents", "manual"):
             ring = Ring.attach(name, ORDER_INTENT, self._prefix)
             self._rings.append(ring)

@@ -29,7 +29,10 @@ _REDUCE_ONLY, _MANUAL = int(IntentFlag.REDUCE_ONLY), int(IntentFlag.MANUAL)
 _SIDES = (None, Side.BUY, Side.SELL)
 _TYPES = (None, OrderType.LIMIT, OrderType.MARKET, OrderType.LIMIT_MAKER)
 _TIFS = (None, Tif.GTC, Tif.IOC, Tif.FOK)
-_DEFAULT_TIF = (0, int(Tif.GTC), int(Tif.IOC), int(Tif.GTC))
+_DEFAULT_TIF = {int(OrderType.LIMIT): int(Tif.GTC), int(OrderType.MARKET): int(Tif.IOC),
+                int(OrderType.LIMIT_MAKER): int(Tif.GTC)}
+_OK, _INVALID = int(R.NONE), int(R.INVALID_ORDER)
+_UNKNOWN_INSTRUMENT, _VENUE_UNAVAILABLE = int(R.UNKNOWN_INSTRUMENT), int(R.VENUE_UNAVAILABLE)
 _FILL, _HALTED = int(ExecKind.FILL), int(TradingState.HALTED)
 _STATES = frozenset(int(t) for t in TradingState)
 EXIT_RETRY_NS = 1_000_000_000
@@ -81,7 +84,7 @@ class Desk:
         if coid in self.blotter.orders.decided:
             return self._again(rec)
         k = venue * self._stride + inst if 0 < inst < self._stride and 0 <= venue < len(self.executors) else 0
-        tif = tif or _DEFAULT_TIF[otype] if 0 < otype < 4 else tif
+        tif = tif or _DEFAULT_TIF.get(otype, 0)
         reason = self._shape(coid, k, venue, tif)
         now = time.monotonic_ns()
         reason = reason or self._pre.check(self.state, venue, k, side, otype, price, qty, flags & _REDUCE_ONLY, now)
@@ -94,11 +97,12 @@ class Desk:
         return None
 
     def _shape(self, coid: bytes, k: int, venue: int, tif: int) -> int:
+        """What the risk rules do not cover: a usable id and tif, an instrument on an enabled venue."""
         if not coid.isalnum() or not 0 < tif < 4:
-            return R.INVALID_ORDER
+            return _INVALID
         if not k or not self._symbol[k]:
-            return R.UNKNOWN_INSTRUMENT
-        return R.VENUE_UNAVAILABLE if self.executors[venue] is None else R.NONE
+            return _UNKNOWN_INSTRUMENT
+        return _VENUE_UNAVAILABLE if self.executors[venue] is None else _OK
 
     def _send(self, order: Order, now: int, t_read: int) -> None:
         self.blotter.accept(order, time.time_ns())

@@ -20,7 +20,7 @@ import orjson
 
 from kairos.execution.base import ExecReport
 from kairos.gate.orders import Order, Rejected
-from kairos.records import ExecKind, OrderState, RejectReason, Side
+from kairos.records import ExecKind, OrderState, RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def report(r: ExecReport, wall_ns: int) -> dict[str, Any]:
 
 def report_of(e: dict[str, Any]) -> ExecReport:
     return ExecReport(e["c"], ExecKind(e["k"]), OrderState(e["s"]), e["px"], e["q"], e["cq"], e["fee"],
-                      e["vo"], RejectReason(e["why"]), fee_asset=e["fa"], side=Side.NONE)
+                      e["vo"], RejectReason(e["why"]), fee_asset=e["fa"])
 
 
 def trading(state: int, why: str, wall_ns: int) -> dict[str, Any]:
