@@ -39,15 +39,6 @@ class RateLimiter:
             self.bans += 1
             self._until_ns = max(self._until_ns, self._clock() + int(seconds * 1e9))
 
-    def wait_clear(self, max_s: float) -> bool:
-        """Sleep until unblocked if that is at most ``max_s`` away; False if it is longer."""
-        remaining = self.remaining_s()
-        if remaining > max_s:
-            return False
-        if remaining > 0:
-            time.sleep(remaining)
-        return True
-
     def note(self, headers: Mapping[str, str]) -> None:
         """Record X-MBX-USED-WEIGHT-*/X-MBX-ORDER-COUNT-*; pause proactively at the weight limit."""
         for name, value in headers.items():

@@ -35,6 +35,7 @@ from kairos.logs import ErrorTally
 from kairos.records import ExecKind, OrderType, RejectReason, Side
 
 log = logging.getLogger(__name__)
+EXPIRY_MARGIN_MS = 50  # after recvWindow/expTime, allow for clock error before "it cannot appear any more"
 
 
 class RestExecution(Executor, VenueDialect):
@@ -59,6 +60,8 @@ class RestExecution(Executor, VenueDialect):
         self._next_sync_ns = 0
         self._resync_clock = threading.Event()
         self._tally = ErrorTally(log)
+        self._stop = threading.Event()
+        self._count_lock = threading.Lock()
         self.counts: dict[str, int] = {}
 
     # -- Executor API (gate thread) -------------------------------------------------------------
@@ -123,6 +126,7 @@ class RestExecution(Executor, VenueDialect):
         return self._filters[instrument]
 
     def close(self) -> None:
+        self._stop.set()  # wakes jobs waiting out a ban or a validity window; they leave the order as is
         self._pool.shutdown(wait=True, cancel_futures=True)
         for session in self._sessions:
             session.close()
@@ -130,7 +134,8 @@ class RestExecution(Executor, VenueDialect):
     def stats(self) -> dict[str, int]:
         base = {"illegal_transitions": self._tracker.illegal, "stale_views": self._tracker.stale,
                 "foreign_views": self._tracker.foreign, "rate_limit_bans": self.limiter.bans}
-        return base | self.counts | self.limiter.usage
+        with self._count_lock:
+            return base | self.counts | self.limiter.usage
 
     # -- jobs (worker threads) ------------------------------------------------------------------
 
@@ -148,8 +153,12 @@ class RestExecution(Executor, VenueDialect):
             self._tracker.reject(req.client_order_id, reply.reason, reply.code, reply.message)
 
     def _cancel(self, coid: str, symbol: str) -> None:
-        if not self.limiter.wait_clear(self._cfg.max_cancel_delay_s):
-            self._tracker.cancel_reject(coid, RejectReason.VENUE_RATE_LIMIT, "LOCAL", "rate limited")
+        banned_s = self.limiter.remaining_s()
+        if banned_s > self._cfg.max_cancel_delay_s:
+            message = f"rate limited for {banned_s:.1f}s"
+            self._tracker.cancel_reject(coid, RejectReason.VENUE_RATE_LIMIT, "LOCAL", message)
+            return
+        if banned_s > 0 and self._stop.wait(banned_s):
             return
         reply = self._send(self.cancel_call(coid, symbol))
         if reply.outcome is Outcome.OK and self.cancel_confirmed:
@@ -162,24 +171,33 @@ class RestExecution(Executor, VenueDialect):
     def _resolve(self, coid: str, symbol: str, cause: Reply) -> None:
         """Unknown outcome: ask the venue; conclude "not placed" only once the request has expired."""
         self._count("unknown_outcome")
-        self._tracker.set_unknown(coid, True)
-        for attempt in range(self._cfg.max_retries + 1):
-            try:
-                view = self._query_view(coid, symbol)
-            except ExecutionError:
-                time.sleep(min(0.1 * 2**attempt, 2.0))
-                continue
-            if view is not None:
-                self._tracker.apply(view)
+        expires_ns = time.monotonic_ns() + (self.recv_window_ms + EXPIRY_MARGIN_MS) * 1_000_000
+        self._tracker.mark_unknown(coid, expires_ns, cause.code, cause.message)
+        for attempt in range(self._cfg.max_retries + 2):
+            wait_s = self._settle(coid, symbol)
+            if wait_s is None or self._stop.wait(wait_s or min(0.1 * 2**attempt, 2.0)):
                 return
-            if attempt == 0:
-                time.sleep(self.recv_window_ms / 1000 + 0.05)
-                continue
-            self._count("unknown_not_placed")
-            self._tracker.set_unknown(coid, False)
-            self._tracker.reject(coid, RejectReason.VENUE_UNAVAILABLE, cause.code,
-                                 f"outcome unknown ({cause.message}); venue has no such order")
-            return
+
+    def _settle(self, coid: str, symbol: str) -> float | None:
+        """One query about an order of unknown outcome. None: settled (or nothing to do); else the
+        seconds worth waiting before asking again (0.0: the query itself failed)."""
+        order = self._tracker.get(coid)
+        if order is None or not order.unknown:
+            return None
+        try:
+            view = self._query_view(coid, symbol)
+        except ExecutionError:
+            return 0.0
+        if view is not None:
+            self._tracker.apply(view)
+            return None
+        left_s = (order.expires_ns - time.monotonic_ns()) / 1e9
+        if left_s > 0:
+            return left_s
+        message = f"outcome unknown ({order.cause[1]}); venue has no such order"
+        if self._tracker.reject(coid, RejectReason.VENUE_UNAVAILABLE, order.cause[0], message):
+            self._count("unknown_not_placed")  # a concurrent sync tick may have concluded first
+        return None
 
     def _refresh(self, coid: str, symbol: str) -> None:
         try:
@@ -201,7 +219,11 @@ class RestExecution(Executor, VenueDialect):
                     return
                 listed = {v.client_order_id for v in self._sync_symbol(symbol)}
                 for order in live:
-                    if order.symbol == symbol and order.client_order_id not in listed:
+                    if order.symbol != symbol or order.client_order_id in listed:
+                        continue
+                    if order.unknown:
+                        self._settle(order.client_order_id, symbol)
+                    else:
                         self._refresh(order.client_order_id, symbol)
         except ExecutionError as exc:
             self._count("sync_error")
@@ -286,8 +308,9 @@ class RestExecution(Executor, VenueDialect):
         except Exception:  # the job handles venue errors itself: anything here is a bug
             self._count("worker_error")
             log.exception("%s: %s failed", self.name, job.__name__)
-            if job is self._place:
-                self._tracker.set_unknown(args[0].client_order_id, True)
+            if job is self._place:  # the request may have gone out: never assume, poll it
+                expires_ns = time.monotonic_ns() + (self.recv_window_ms + EXPIRY_MARGIN_MS) * 1_000_000
+                self._tracker.mark_unknown(args[0].client_order_id, expires_ns, "LOCAL", "worker error")
 
     def _state_report(self, view: OrderView) -> ExecReport:
         """The venue's view as a STATE report: last_px = average fill price, fee = cumulative."""
@@ -313,4 +336,5 @@ class RestExecution(Executor, VenueDialect):
         return notional * self._maker_fee, inst.quote if inst else ""
 
     def _count(self, name: str) -> None:
-        self.counts[name] = self.counts.get(name, 0) + 1
+        with self._count_lock:
+            self.counts[name] = self.counts.get(name, 0) + 1

@@ -70,7 +70,9 @@ class Order:
     fee_cum: float = 0.0
     venue_order_id: int = 0
     ts_sent_ns: int = 0
-    unknown: bool = False
+    unknown: bool = False       # outcome unknown: the venue may or may not have it
+    expires_ns: int = 0         # monotonic time after which the request can no longer execute
+    cause: tuple[str, str] = ("", "")   # venue code and message that made the outcome unknown
 
 
 FeeModel = Callable[[Order, float, float], tuple[float, str]]
@@ -111,11 +113,12 @@ class OrderTracker:
             if order is not None:
                 order.ts_sent_ns = ts_ns
 
-    def set_unknown(self, coid: str, unknown: bool) -> None:
+    def mark_unknown(self, coid: str, expires_ns: int, code: str, message: str) -> None:
+        """The venue may or may not have this order; it stays live (polled) until a view or a reject."""
         with self._lock:
             order = self._orders.get(coid)
-            if order is not None:
-                order.unknown = unknown
+            if order is not None and order.state is OrderState.NEW:
+                order.unknown, order.expires_ns, order.cause = True, expires_ns, (code, message)
 
     def get(self, coid: str) -> Order | None:
         with self._lock:
@@ -126,15 +129,16 @@ class OrderTracker:
         with self._lock:
             return [o for o in self._orders.values() if o.state in LIVE or o.unknown]
 
-    def reject(self, coid: str, reason: RejectReason, code: str, message: str) -> None:
-        """NEW -> REJECTED (a definite refusal: local filter, venue error, rate limit)."""
+    def reject(self, coid: str, reason: RejectReason, code: str, message: str) -> bool:
+        """NEW -> REJECTED (a definite refusal: local filter, venue error, rate limit); False if illegal."""
         with self._lock:
             order = self._orders.get(coid)
             if order is None or order.state is not OrderState.NEW:
-                self.illegal += 1
-                return
+                self.illegal += order is not None or coid not in self._done
+                return False
             self._report(order, ExecKind.REJECT, OrderState.REJECTED, reason=reason, code=code, message=message)
             self._finish(order)
+            return True
 
     def cancel_reject(self, coid: str, reason: RejectReason, code: str, message: str) -> None:
         """The cancel failed; the order keeps its state (UNKNOWN for an order this executor never saw)."""

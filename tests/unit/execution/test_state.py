@@ -87,8 +87,9 @@ def test_cancel_reject_keeps_state_and_foreign_views_are_counted() -> None:
 
 def test_unknown_outcome_orders_stay_live_until_a_view_resolves_them() -> None:
     tracker, _ = _tracker()
-    tracker.set_unknown("c1", True)
+    tracker.mark_unknown("c1", 123, "-1007", "send status unknown")
     assert [o.client_order_id for o in tracker.live()] == ["c1"]
+    assert (tracker.get("c1").expires_ns, tracker.get("c1").cause) == (123, ("-1007", "send status unknown"))
     tracker.apply(OrderView("c1", S.ACK))
     assert tracker.get("c1").unknown is False
 
