@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from kairos.api.pb import pb
 from tests.process.support import ROOT, TOKEN, Supervised, wait_until
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,8 @@ def test_clear_error_when_the_engine_is_not_running() -> None:
 
 
 def test_status_is_a_readable_table(gate_engine: Supervised) -> None:
-    gate_engine.wait_process("gate", lambda p: p.heartbeat_age_s >= 0, "a heartbeat")
+    gate_engine.wait_process("gate", lambda p: p.state == pb.CHILD_STATE_RUNNING and p.heartbeat_age_s >= 0,
+                             "RUNNING with a heartbeat")
     out = ctl(gate_engine, "status")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
