@@ -19,6 +19,7 @@ from kairos.gate.blotter import Blotter
 from kairos.gate.events import EventWriter
 from kairos.gate.metrics import GateMetrics
 from kairos.gate.orders import Order, Rejected
+from kairos.logs import ErrorTally
 from kairos.records import Action, ExecKind, IntentFlag, OrderState, OrderType, RejectReason, Side, Tif, TradingState
 from kairos.risk import Exit, PostTrade, PreTrade
 
@@ -35,12 +36,13 @@ _OK, _INVALID = int(R.NONE), int(R.INVALID_ORDER)
 _UNKNOWN_INSTRUMENT, _VENUE_UNAVAILABLE = int(R.UNKNOWN_INSTRUMENT), int(R.VENUE_UNAVAILABLE)
 _FILL, _HALTED = int(ExecKind.FILL), int(TradingState.HALTED)
 _STATES = frozenset(int(t) for t in TradingState)
+_BAD_INPUT = frozenset((_INVALID, _UNKNOWN_INSTRUMENT))
 EXIT_RETRY_NS = 1_000_000_000
 
 
 class Desk:
-    __slots__ = ("_boot", "_exit_at", "_exits", "_post", "_pre", "_seq", "_stride", "_symbol", "_unrecorded",
-                 "blotter", "dirty", "events", "executors", "metrics", "state")
+    __slots__ = ("_boot", "_current", "_exit_at", "_exits", "_held", "_post", "_pre", "_seq", "_stride", "_symbol",
+                 "_tally", "_unrecorded", "blotter", "dirty", "events", "executors", "metrics", "state")
 
     def __init__(self, blotter: Blotter, pre: PreTrade, post: PostTrade, executors: Sequence[Executor | None],
                  events: EventWriter, metrics: GateMetrics) -> None:
@@ -53,6 +55,9 @@ class Desk:
         self._exit_at = [0] * self.state.grid.size
         self._boot, self._seq = time.time_ns() // 1_000_000, 0
         self._unrecorded: list[ExecReport] = []
+        self._tally = ErrorTally(log)
+        self._held: tuple[set[bytes], set[bytes]] = (set(), set())  # per ring: rejects of a batch not yet done
+        self._current = self._held[0]
         self.dirty = True
 
     def on_intents(self, view: np.ndarray) -> None:
@@ -63,6 +68,7 @@ class Desk:
 
     def _batch(self, view: np.ndarray, manual: bool) -> None:
         t_read = time.monotonic_ns()
+        held = self._current = self._held[manual]
         self.metrics.intents.add(len(view))
         for rec in view.tolist():
             action = rec[11]
@@ -75,8 +81,10 @@ class Desk:
             elif action == SET_STATE and manual and rec[12] in _STATES:
                 self.set_trading(rec[12], "manual SET_STATE", rec[1])
             else:
+                self._tally("bad intent: unknown action or SET_STATE not from the manual ring", repr(rec[:13]))
                 self._refuse(rec, R.INVALID_ORDER)
-        self.flush()
+        self.flush()  # RingFull: the cursor stays, the batch comes again (its rejects are in ``held``)
+        held.clear()
 
     def new(self, rec: tuple, t_read: int, manual: bool) -> None:
         """One NEW intent (hot path): every check, then journal and hand to the venue's executor."""
@@ -120,7 +128,7 @@ class Desk:
         if self.blotter.orders.decided[coid] == rec[0]:
             self.metrics.replayed.add(1)
             rejected = self.blotter.orders.rejected.get(coid)
-            if rejected is not None:
+            if rejected is not None and coid not in self._current:  # else its event is already queued
                 self.events.reject(coid, rejected, rejected.ts_origin_ns)
             return
         order = self.blotter.orders.all.get(coid)
@@ -128,9 +136,12 @@ class Desk:
 
     def _reject(self, rec: tuple, reason: int) -> None:
         """Journal the decision (when the id is usable), then the REJECT event."""
+        if reason in _BAD_INPUT:
+            self._tally(f"bad intent: {R(reason).name}", repr(rec[:13]))
         rejected = _rejected(rec, reason)
         if rec[4].isalnum():
             self.blotter.reject(rec[4], rec[0], rejected, time.time_ns())
+            self._current.add(rec[4])
         self.events.reject(rec[4], rejected, rec[1])
         self.metrics.reject(reason)
         self.dirty = True
@@ -174,7 +185,10 @@ class Desk:
         wall = time.time_ns()
         for r in reports:
             order = self.blotter.apply(r, wall)
-            if order is not None:
+            if order is None:
+                self._tally("execution report not applied (unknown order or illegal move)",
+                            f"{executor.venue.name} {r.client_order_id} {r.kind.name} {r.state.name}")
+            else:
                 self.report(order, r)
         return len(reports)
 
@@ -187,7 +201,11 @@ class Desk:
 
     def flush(self) -> None:
         """Publish queued events, then journal the reports they carried. RingFull keeps both queued."""
-        self.metrics.events.add(self.events.flush())
+        published = self.events.published
+        try:
+            self.events.flush()
+        finally:
+            self.metrics.events.add(self.events.published - published)
         if self._unrecorded:
             self.blotter.record(self._unrecorded, time.time_ns())
             self._unrecorded.clear()

@@ -2,8 +2,9 @@
 
 ``event_seq`` is the events ring's own sequence (the segment keeps it), so it keeps increasing
 across gate restarts without a file. A row is assigned from one tuple (one numpy call, not one per
-field). If the ring stays full past the producer's bounded wait, RingFull leaves the batch in place
-for the next flush: the gate stops taking intents meanwhile, and nothing is dropped.
+field). If the ring stays full past the producer's bounded wait, RingFull leaves the rows that did
+not go out in place for the next flush (their sequence numbers still right): the gate stops taking
+intents meanwhile, and nothing is dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from kairos.errors import RingFull
 from kairos.execution.base import ExecReport
 from kairos.gate.orders import Order, Rejected
 from kairos.records import EXEC_EVENT, ExecKind, OrderState
@@ -69,12 +71,25 @@ class EventWriter:
                    0, 0, 0, 0, ExecKind.STATE, 0, 0, state, _PAD))
 
     def flush(self) -> int:
-        """Publish what is buffered; RingFull propagates and keeps the batch for the next call."""
+        """Publish what is buffered. On RingFull what did not fit stays buffered for the next call."""
         n = self._n
         if n == 0:
             return 0
-        last = self._prod.publish(self._buf[:n])
-        self._next_seq = last + 1
-        self._n = 0
-        self.published += n
+        before = self._prod.published
+        try:
+            self._prod.publish(self._buf[:n])
+        except RingFull:
+            self._consume(self._prod.published - before)  # a batch over a lap goes in pieces
+            raise
+        self._consume(n)
         return n
+
+    def _consume(self, done: int) -> None:
+        """Drop the first ``done`` rows (published); the rest keep their sequence numbers."""
+        if done <= 0:
+            return
+        rest = self._n - done
+        self._buf[:rest] = self._buf[done : self._n]
+        self._n = rest
+        self._next_seq += done
+        self.published += done

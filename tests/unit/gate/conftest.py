@@ -53,9 +53,10 @@ def intent(coid: str, side: Side = Side.BUY, price: float = 101.0, qty: float = 
 class Harness:
     """Rings + board under one prefix, settings from the real loader, events read as consumer 'test'."""
 
-    def __init__(self, prefix: str, tmp: Path, env: dict[str, str]) -> None:
+    def __init__(self, prefix: str, tmp: Path, env: dict[str, str], events_capacity: int = 1024) -> None:
         self.prefix = prefix
-        self.rings = {n: Ring.create(n, d, 1024, o, c, prefix) for n, (d, o, c) in RINGS.items()}
+        self.rings = {n: Ring.create(n, d, events_capacity if n == "events" else 1024, o, c, prefix)
+                      for n, (d, o, c) in RINGS.items()}
         self.board = StatusBoard.create(prefix)
         base = {"KAIROS__SHM_PREFIX": prefix, "KAIROS__RISK__JOURNAL_DIR": str(tmp / "journal"),
                 "KAIROS__EXECUTION__PAPER_LATENCY_MS": "0", "KAIROS__LOGGING__DIR": str(tmp / "log")}
@@ -124,8 +125,8 @@ class Harness:
 def make_harness(shm_prefix: str, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
-    def make(**env: str) -> Harness:
-        harness = Harness(shm_prefix, tmp_path, {f"KAIROS__{k.upper()}": v for k, v in env.items()})
+    def make(events_capacity: int = 1024, **env: str) -> Harness:
+        harness = Harness(shm_prefix, tmp_path, {f"KAIROS__{k.upper()}": v for k, v in env.items()}, events_capacity)
         made.append(harness)
         return harness
 

@@ -202,3 +202,20 @@ def test_market_order_and_balance_check(make_harness: Callable[..., Harness]) ->
     blob = h.blob(gate, lambda b: b["counters"]["fills"] == 1)
     usdt = next(b for b in blob["balances"] if b["venue"] == "binance" and b["asset"] == "USDT")
     assert usdt["free"] == pytest.approx(50.0 - 0.4 * 101.0101 * 1.001, rel=1e-6) and usdt["locked"] == 0.0
+
+
+def test_full_events_ring_holds_intents_back_and_loses_nothing(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(events_capacity=4, rings__block_timeout_ms="5", risk__max_order_qty="0.5")
+    gate = h.gate()
+    batch = np.concatenate([intent(f"f{i}", qty=1.0) for i in range(10)])   # ten rejects in one ring batch
+    h.send(batch)
+    for _ in range(5):
+        gate.do_work()                                      # the ring takes 4 events, then stays full
+    assert gate._intents.cursor == -1                       # the batch is not consumed: it will come back
+    assert h.events_in.lag == 4
+    h.run(gate, lambda seen: gate._intents.cursor == 9)   # redelivered once the events went out
+    events = h.run(gate, cycles=5)
+    assert [int(e["event_seq"]) for e in events] == list(range(10))           # no gap, no reuse, in order
+    assert sorted(e["client_order_id"] for e in events) == sorted(f"f{i}".encode() for i in range(10))
+    assert all(e["reason"] == RejectReason.MAX_ORDER_QTY for e in events)   # each once: the replay re-sent none
+    assert h.board.snapshot()[0]["counters"]["replayed"] == 10
