@@ -42,7 +42,9 @@ class ExecReport:
     The fields after ``ts_exchange_ns`` are optional extras: ``ts_sent_ns`` is stamped when the
     request was handed to HTTP (gate-latency benchmark); instrument/side/price/qty describe the
     order itself and are filled by ``snapshot``/``query`` so the gate can adopt orders it did not
-    know about (reconciliation after a restart).
+    know about (reconciliation after a restart). In a STATE report (``query``/``snapshot``),
+    ``last_px`` is the average fill price and ``fee`` the cumulative fee. ``fee`` is a cost
+    (positive) in ``fee_asset``.
     """
 
     client_order_id: str
