@@ -67,6 +67,9 @@ class StageLayout:
         body = ", ".join(f"{c.name} {c.pg_type}" for c in self.columns)
         return f"CREATE TEMP TABLE IF NOT EXISTS {self.table} ({body})"
 
+    def copy_sql(self) -> str:
+        return f"COPY {self.table} ({', '.join(c.name for c in self.columns)}) FROM STDIN (FORMAT binary)"
+
     def encode(self, records: np.ndarray) -> bytes:
         """The whole COPY payload for ``records`` (any dtype that has the source fields)."""
         out = np.empty(len(records), list(self.row))

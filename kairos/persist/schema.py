@@ -102,6 +102,24 @@ STAGE_EVENTS: Final = StageLayout("kairos_stage_events", (
     StageColumn("state", ">i2"), StageColumn("flags", ">i2"),
 ))
 
+_HEAD = (StageColumn("ts_recv_ns", ">i8"), StageColumn("ts_exchange_ns", ">i8"), StageColumn("venue", ">i2"),
+         StageColumn("instrument", ">i4"), StageColumn("venue_seq", ">i8"))
+_QUOTE = (StageColumn("bid_px", ">f8", "price"), StageColumn("bid_qty", ">f8", "qty"),
+          StageColumn("ask_px", ">f8", "price2"), StageColumn("ask_qty", ">f8", "qty2"))
+_DIRECT_MD = (
+    (Kind.BBO, "md_bbo", _HEAD + _QUOTE),
+    (Kind.TRADE, "md_trades", (*_HEAD, StageColumn("price", ">f8"), StageColumn("qty", ">f8"),
+                               StageColumn("side", ">i2", "flags"))),
+    (Kind.DEPTH, "md_depth", (*_HEAD, StageColumn("level", ">i2", "flags"), *_QUOTE)),
+    (Kind.STATUS, "md_status", (*_HEAD, StageColumn("status", ">i2", "flags"))),
+)
+
+
+def direct_md_layouts(schema: str) -> tuple[tuple[Kind, StageLayout], ...]:
+    """Per market-data kind, a COPY straight into its table (the fast path for batches never seen)."""
+    return tuple((kind, StageLayout(f"{schema}.{table}", cols)) for kind, table, cols in _DIRECT_MD)
+
+
 _MD_COLS = "ts_recv_ns, ts_exchange_ns, venue, instrument, venue_seq"
 _MD_INSERT = "INSERT INTO {s}.%s (%s, %s) SELECT %s, %s FROM kairos_stage_md WHERE kind = %d ON CONFLICT DO NOTHING"
 _TWO = "bid_px, bid_qty, ask_px, ask_qty"

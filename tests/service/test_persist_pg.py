@@ -168,11 +168,24 @@ def test_copy_writes_every_row_once_and_a_replay_adds_nothing(pg_dsn: str, pg_sc
     sink.write(make_batch(md[:3000], events[:450]))
     sink.write(make_batch(md[2000:], events[300:]))  # overlaps the first batch: a replay
     sink.write(make_batch(md, events))
+    assert (sink.direct_batches, sink.staged_batches) == (1, 2)  # replays fell back to staging
     assert table_counts(pg, pg_schema) == expected_counts(counts_by_kind(md), 300)
     bbo = rows(pg, f"SELECT venue_seq, bid_px, ask_qty FROM {pg_schema}.md_bbo WHERE venue_seq = 10")
     assert bbo == [(10, float(md[10]["price"]), float(md[10]["qty2"]))]
     depth = rows(pg, f"SELECT level FROM {pg_schema}.md_depth ORDER BY ts_recv_ns LIMIT 3")
     assert [lvl for (lvl,) in depth] == [int(x) for x in md[md["kind"] == Kind.DEPTH]["flags"][:3]]
+    sink.close()
+
+
+def test_the_staging_path_alone_is_idempotent_too(pg_dsn: str, pg_schema: str, pg: object) -> None:
+    sink = PgSink(pg_dsn, pg_schema, direct=False)
+    sink.connect()
+    md = market_data(3000)
+    sink.write(make_batch(md[:2000]))
+    sink.write(make_batch(md[1000:]))
+    assert (sink.direct_batches, sink.staged_batches) == (0, 2)
+    counts = table_counts(pg, pg_schema)
+    assert {k: counts[k] for k in MD_TABLE.values()} == {MD_TABLE[k]: n for k, n in counts_by_kind(md).items()}
     sink.close()
 
 
