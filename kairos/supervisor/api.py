@@ -36,8 +36,8 @@ class EngineApi:
         self._rings = rings
         self.manual = ManualOrders(rings["manual"].producer(timeout_s=settings.rings.block_timeout_ms / 1000))
         consumer = rings["events"].consumer("supervisor")
-        self._waiter = Waiter([consumer], prefix=rings.prefix, name="supervisor", timeout_s=PUMP_WAKE_S,
-                              wait=settings.rings.wait)
+        # always "block": the supervisor must not spin a core of a 2-core box whatever rings.wait says
+        self._waiter = Waiter([consumer], prefix=rings.prefix, name="supervisor", timeout_s=PUMP_WAKE_S, wait="block")
         self.hub = EventHub(consumer, self._waiter.idle, instruments, cfg.max_subscribers)
         self.gate = GateStateReader(rings.prefix)
         self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s)
