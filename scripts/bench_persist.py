@@ -104,9 +104,7 @@ def _spool_to_pg(schema: str, batches: list[np.ndarray]) -> dict[str, dict[str, 
             "spool->pg": {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}}
 
 
-def run(quick: bool) -> dict[str, Any]:
-    n_copy, n_many = (200_000, 20_000) if quick else (1_000_000, 50_000)
-    schema = f"kairos_bench_{uuid.uuid4().hex[:10]}"
+def _measure(schema: str, n_copy: int, n_many: int) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
     conn = psycopg2.connect(DSN)
     sink, staging = PgSink(DSN, schema), PgSink(DSN, schema, direct=False)
     try:
@@ -121,7 +119,7 @@ def run(quick: bool) -> dict[str, Any]:
         }
         work = [_executemany_args(schema, md) for md in _batches(n_many, 3 * 10**9)]
         results["executemany"] = _timed(lambda: _executemany(conn, work), n_many)
-        paths = {"direct": sink.direct_batches, "staged": sink.staged_batches}
+        return results, {"direct": sink.direct_batches, "staged": sink.staged_batches}
     finally:
         sink.close()
         staging.close()
@@ -129,7 +127,9 @@ def run(quick: bool) -> dict[str, Any]:
             cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.commit()
         conn.close()
-    rate = {name: r["rows_per_s"] for name, r in results.items()}
+
+
+def _judge(rate: dict[str, float]) -> tuple[dict[str, float], dict[str, bool]]:
     ratios = {
         "copy direct / executemany": rate["copy direct"] / rate["executemany"],
         "copy+stage / executemany": rate["copy+stage"] / rate["executemany"],
@@ -143,6 +143,14 @@ def run(quick: bool) -> dict[str, Any]:
         f"spool->pg >= {times:g}x executemany": ratios["spool->pg / executemany"] >= times,
         f"copy+stage >= {times:g}x executemany": ratios["copy+stage / executemany"] >= times,
     }
+    return ratios, targets
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """Sustained rows/s of each path into a throwaway schema, with same-run ratios and targets."""
+    n_copy, n_many = (200_000, 20_000) if quick else (1_000_000, 50_000)
+    results, paths = _measure(f"kairos_bench_{uuid.uuid4().hex[:10]}", n_copy, n_many)
+    ratios, targets = _judge({name: r["rows_per_s"] for name, r in results.items()})
     rows = [{"path": name, **{k: round(v, 3) if k == "seconds" else v for k, v in r.items()}}
             for name, r in results.items()]
     meta = {"quick": quick, "batch_rows": BATCH, "sink batches": paths, "cpus": os.cpu_count(),
