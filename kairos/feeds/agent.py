@@ -16,6 +16,7 @@ beyond feeds.ws_max_reconnect_attempts (0 = never give up) raise FeedError and e
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -29,7 +30,7 @@ from kairos.errors import FeedError, ProtocolError
 from kairos.feeds.base import BAD_INPUT, Backoff, BookMsg, FeedAdapter, Reconnect
 from kairos.feeds.session import CLOSE, PING, PONG, TEXT, TRANSPORT_ERRORS, WsSession
 from kairos.feeds.stats import FeedStats
-from kairos.feeds.sync import BookSync, SnapshotFetcher
+from kairos.feeds.sync import BookSync, Fetcher, SnapshotFetcher
 from kairos.logs import ErrorTally
 from kairos.records import MARKET_DATA
 
@@ -38,6 +39,16 @@ log = logging.getLogger(__name__)
 BATCH_ROWS: Final = 4096
 MAX_FRAMES: Final = 512
 IDLE_MAX_S: Final = 0.05
+
+
+SKIPPED: Final = (ProtocolError, *BAD_INPUT)
+"""Bad input from the venue: counted by kind, logged rate-limited, skipped."""
+
+
+def _bad_kind(exc: Exception) -> str:
+    if isinstance(exc, ProtocolError):
+        return "unexpected_message"
+    return "malformed_json" if isinstance(exc, json.JSONDecodeError | orjson.JSONDecodeError) else "bad_message"
 
 
 class Publisher(Protocol):
@@ -52,7 +63,7 @@ class FeedAgent:
                  "tally")
 
     def __init__(self, adapter: FeedAdapter, urls: EndpointConfig, cfg: FeedConfig, publisher: Publisher,
-                 stats: FeedStats) -> None:
+                 stats: FeedStats, fetcher: Fetcher | None = None) -> None:
         self.role = f"feed.{adapter.venue.name.lower()}"
         self._adapter, self._cfg, self._publisher, self.stats = adapter, cfg, publisher, stats
         self._url = adapter.stream_url(urls.ws_url)
@@ -61,7 +72,7 @@ class FeedAgent:
         self._wake = os.pipe()  # a finished snapshot wakes the idle wait
         os.set_blocking(self._wake[0], False)
         os.set_blocking(self._wake[1], False)
-        self._fetcher = SnapshotFetcher(cfg.rest_timeout_s, self._wake[1])
+        self._fetcher = fetcher or SnapshotFetcher(cfg.rest_timeout_s, self._wake[1])
         self.sync = BookSync(adapter, urls.rest_url, cfg, self._fetcher, self.tally,
                              book_bbo="bbo" not in cfg.channels)
         self._backoff = Backoff(cfg.ws_reconnect_delay_ms, cfg.ws_max_reconnect_delay_ms)
@@ -78,11 +89,7 @@ class FeedAgent:
     def do_work(self) -> int:
         if not self._session.connected:
             return self._connect()
-        work = self._read()
-        if self._adapter.wants_depth:
-            rows = self.sync.poll(self._out, self._rows, len(self._out) - self._rows, time.time_ns())
-            self._rows += rows
-            work += rows
+        work = self._read() + self.poll_books()
         now = time.monotonic_ns()
         try:
             reason = self._session.due(now)
@@ -94,10 +101,17 @@ class FeedAgent:
         self.stats.maybe_flush(now, self)
         return work
 
+    def poll_books(self) -> int:
+        """Start due REST snapshots and splice finished ones; returns rows written."""
+        if not self._adapter.wants_depth:
+            return 0
+        rows = self.sync.poll(self._out, self._rows, len(self._out) - self._rows, time.time_ns())
+        self._rows += rows
+        return rows
+
     def _read(self) -> int:
-        """Hot path: drain buffered frames into rows; stop early when the batch is nearly full."""
-        session, parse, out, books, recv = self._session, self._adapter.parse, self._out, self._books, self._recv
-        limit, frames = len(out) - self._reserve, 0
+        """Drain buffered frames into rows; stop early when the batch is nearly full."""
+        session, ingest, limit, frames = self._session, self.ingest, len(self._out) - self._reserve, 0
         while frames < MAX_FRAMES and self._rows < limit:
             try:
                 item = session.read()
@@ -110,25 +124,35 @@ class FeedAgent:
             if item[0] != TEXT:
                 if self._control(item[0]):
                     break
-                continue
-            start = self._rows
-            try:
-                self._rows += parse(item[1], out, start, time.time_ns(), books)
-            except Reconnect as exc:
-                self._disconnect(f"venue asked: {exc}", venue_asked=True)
+            elif not ingest(item[1], session.last_rx_ns):
                 break
-            except ProtocolError as exc:
-                self.tally("unexpected_message", f"{exc} | {item[1][:120]!r}")
-            except orjson.JSONDecodeError as exc:
-                self.tally("malformed_json", f"{exc} | {item[1][:120]!r}")
-            except BAD_INPUT as exc:
-                self.tally("bad_message", f"{exc!r} | {item[1][:120]!r}")
-            if books:
-                self._rows += self._apply_books(out, books)
-            if self._rows > start:
-                recv.append(session.last_rx_ns)
         self.stats.frames += frames
         return frames
+
+    def ingest(self, raw: bytes, rx_mono_ns: int) -> bool:
+        """Hot path, one text frame: parse into rows, book messages through BookSync; False = reconnecting."""
+        start, books = self._rows, self._books
+        try:
+            self._rows += self._adapter.parse(raw, self._out, start, time.time_ns(), books)
+        except Reconnect as exc:
+            self._disconnect(f"venue asked: {exc}", venue_asked=True)
+            return False
+        except SKIPPED as exc:
+            self.tally(_bad_kind(exc), f"{exc!r} | {raw[:120]!r}")
+        if books:
+            self._rows += self._apply_books(self._out, books)
+        if self._rows > start:
+            self._recv.append(rx_mono_ns)
+        return True
+
+    @property
+    def room(self) -> bool:
+        """Whether another frame fits in this batch (callers publish with `flush` when not)."""
+        return self._rows < len(self._out) - self._reserve
+
+    def flush(self) -> None:
+        """Publish the rows gathered so far as one ring batch."""
+        self._publish()
 
     def _apply_books(self, out: np.ndarray, books: list[BookMsg]) -> int:
         rows, recv_ns, on_book = self._rows, time.time_ns(), self.sync.on_book

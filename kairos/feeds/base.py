@@ -20,11 +20,13 @@ from __future__ import annotations
 import random
 import struct
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Final, NamedTuple
 
 import numpy as np
+import orjson
 
 from kairos.records import MARKET_DATA, Venue
 
@@ -96,6 +98,8 @@ class FeedAdapter(ABC):
     venue: ClassVar[Venue]
     caps: ClassVar[FeedCaps]
     channel_names: ClassVar[dict[Channel, str]]
+    loads: ClassVar[Callable[[bytes], Any]] = staticmethod(orjson.loads)
+    """JSON decoder used by `parse` (a benchmark subclass swaps in json.loads as its baseline)."""
 
     def __init__(self, symbols: dict[str, int], channels: tuple[str, ...]) -> None:
         self.symbols = dict(symbols)  # venue symbol -> instrument id

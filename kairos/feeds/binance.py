@@ -67,7 +67,7 @@ class BinanceFeed(FeedAdapter):
         return []
 
     def parse(self, raw: bytes, out: np.ndarray, at: int, recv_ns: int, books: list[BookMsg]) -> int:
-        msg = orjson.loads(raw)
+        msg = self.loads(raw)
         route = self._routes.get(msg.get("stream"))
         if route is None:
             return _control(msg)

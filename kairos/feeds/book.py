@@ -7,7 +7,9 @@ Layout (per side)::
 
 A wire price string becomes its key once, at the edge: ``int(float(s) * 1e8 + 0.5)``. The float
 is only an intermediate: for prices < 2**53 / 1e8 (~9e7) with at most 8 decimals its error is far
-below half a unit, so the int is exact (checked against Decimal in tests). Inserting or deleting a
+below half a unit, so the int is exact (checked against Decimal in tests). Keys are memoised per
+price string (prices recur across updates; a dict hit costs less than the conversion; the memo is
+dropped when it reaches KEY_CACHE entries). Inserting or deleting a
 level is a C ``bisect`` plus a list memmove (books hold hundreds to a few thousand levels);
 updating an existing level is one dict store. `apply` reports whether the top ``depth`` levels
 changed, by comparing the best rank it touched with the depth-th rank after the update.
@@ -25,13 +27,14 @@ from kairos.records import Kind
 
 SCALE: Final = 100_000_000
 MAX_PRICE: Final = float(2**53 // SCALE)
+KEY_CACHE: Final = 65_536
 _NONE: Final = 1 << 62
 _DEPTH: Final = int(Kind.DEPTH)
 _BBO: Final = int(Kind.BBO)
 
 
 class L2Book:
-    __slots__ = ("ask_ranks", "asks", "bid_ranks", "bids", "depth", "instrument", "venue")
+    __slots__ = ("_keys", "ask_ranks", "asks", "bid_ranks", "bids", "depth", "instrument", "venue")
 
     def __init__(self, instrument: int, venue: int, depth: int) -> None:
         self.instrument = instrument
@@ -41,6 +44,7 @@ class L2Book:
         self.asks: dict[int, float] = {}
         self.bid_ranks: list[int] = []
         self.ask_ranks: list[int] = []
+        self._keys: dict[str, int] = {}
 
     def clear(self) -> None:
         self.bids.clear()
@@ -52,8 +56,8 @@ class L2Book:
         """Replace the whole book with a snapshot (ValueError on a bad level leaves it empty)."""
         self.clear()
         try:
-            _apply(bids, self.bids, self.bid_ranks, -1)
-            _apply(asks, self.asks, self.ask_ranks, 1)
+            _apply(bids, self.bids, self.bid_ranks, -1, self._keys)
+            _apply(asks, self.asks, self.ask_ranks, 1, self._keys)
         except BAD_LEVEL:
             self.clear()
             raise
@@ -63,8 +67,11 @@ class L2Book:
 
         A bad level raises ValueError after earlier levels were applied: the caller must resync.
         """
-        best_bid = _apply(bids, self.bids, self.bid_ranks, -1)
-        best_ask = _apply(asks, self.asks, self.ask_ranks, 1)
+        keys = self._keys
+        if len(keys) > KEY_CACHE:
+            keys.clear()
+        best_bid = _apply(bids, self.bids, self.bid_ranks, -1, keys)
+        best_ask = _apply(asks, self.asks, self.ask_ranks, 1, keys)
         return _touched_top(best_bid, self.bid_ranks, self.depth) or _touched_top(best_ask, self.ask_ranks, self.depth)
 
     def crossed(self) -> bool:
@@ -112,14 +119,13 @@ class L2Book:
 BAD_LEVEL: Final = (ValueError, TypeError, IndexError, OverflowError)
 
 
-def _apply(levels: list[Any], book: dict[int, float], ranks: list[int], sign: int) -> int:
+def _apply(levels: list[Any], book: dict[int, float], ranks: list[int], sign: int, keys: dict[str, int]) -> int:
     """Hot path: returns the best (lowest) rank touched, or _NONE."""
-    best = _NONE
+    best, known = _NONE, keys.get
     for level in levels:
-        price = float(level[0])
-        if not 0.0 < price < MAX_PRICE:
-            raise ValueError(f"price out of range: {level[0]!r}")
-        key = int(price * SCALE + 0.5)
+        key = known(level[0])
+        if key is None:
+            key = keys[level[0]] = _key(level[0])
         qty = float(level[1])
         rank = key * sign
         if qty > 0.0:
@@ -135,6 +141,13 @@ def _apply(levels: list[Any], book: dict[int, float], ranks: list[int], sign: in
         if rank < best:
             best = rank
     return best
+
+
+def _key(text: str) -> int:
+    price = float(text)
+    if not 0.0 < price < MAX_PRICE:
+        raise ValueError(f"price out of range: {text!r}")
+    return int(price * SCALE + 0.5)
 
 
 def _touched_top(best: int, ranks: list[int], depth: int) -> bool:

@@ -82,7 +82,7 @@ class OkxFeed(FeedAdapter):
         return frames
 
     def parse(self, raw: bytes, out: np.ndarray, at: int, recv_ns: int, books: list[BookMsg]) -> int:
-        msg = orjson.loads(raw)
+        msg = self.loads(raw)
         data = msg.get("data")
         if data is None:
             return _event(msg)

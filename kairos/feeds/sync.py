@@ -23,7 +23,7 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import IntEnum
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import requests
@@ -61,6 +61,14 @@ class _Track:
         self.retries = 0
         self.next_try_ns = 0
         self.top = (0.0, 0.0, 0.0, 0.0)
+
+
+class Fetcher(Protocol):
+    """Where snapshot bodies come from (REST in production)."""
+
+    def fetch(self, url: str, params: dict[str, str]) -> Future[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 class SnapshotFetcher:
@@ -111,7 +119,7 @@ class BookSync:
         "tracks",
     )
 
-    def __init__(self, adapter: FeedAdapter, rest_url: str, cfg: FeedConfig, fetcher: SnapshotFetcher,
+    def __init__(self, adapter: FeedAdapter, rest_url: str, cfg: FeedConfig, fetcher: Fetcher,
                  tally: ErrorTally, book_bbo: bool) -> None:
         self._adapter = adapter
         self._rest_url = rest_url
