@@ -34,6 +34,7 @@ ROLE = "supervisor"
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 SIG_NAMES = {sig: sig.name[3:].lower() for sig in SIGNALS}
 TICK_S = 0.1
+_BEATING = (ProcState.RUNNING, ProcState.DEGRADED)  # self-reported states in which a process heartbeats
 SAMPLE_S = 1.0
 
 
@@ -187,12 +188,13 @@ class Arbiter:
                         "%s (pid %d) %s: %s -> %s", child.role, pid, describe_exit(code), before.name, child.state.name)
 
     def murder_stale(self, rows: list[dict]) -> None:
-        """A RUNNING child whose heartbeat is older than heartbeat_timeout_s is hung: SIGTERM, later SIGKILL."""
+        """A child in its duty loop whose heartbeat is older than heartbeat_timeout_s is hung: SIGTERM, later
+        SIGKILL. Start-up (self-reported STARTING: reconciliation, snapshots) is not judged by heartbeats."""
         now_ns, now = time.monotonic_ns(), time.monotonic()
         by_role = {r["role"]: r for r in rows}
         for child in self.children:
             row = by_role.get(child.role)
-            if row is None or row["pid"] != child.pid or not row["heartbeat_ns"]:
+            if row is None or row["pid"] != child.pid or row["state"] not in _BEATING:
                 continue
             age = (now_ns - row["heartbeat_ns"]) / 1e9
             if age > self.cfg.heartbeat_timeout_s:

@@ -2,7 +2,8 @@
 
 ``python -m tests.process.childproc ROLE MODE [--log FILE]``, prefix from KAIROS__SHM_PREFIX:
 
-- ``run``    claim the row, heartbeat until SIGTERM (``--grandchild``: also start a ``sleep``)
+- ``run``    claim the row, heartbeat until SIGTERM (``--grandchild``: also start a ``sleep``;
+             ``--after S``: a start-up that takes S seconds without heartbeats)
 - ``crash``  exit with ``--code`` after ``--after`` seconds
 - ``hang``   claim the row, heartbeat once, then ignore SIGTERM and never heartbeat again
 - ``gate``   a minimal gate: reads `manual` as consumer "gate", answers every intent with an
@@ -24,7 +25,7 @@ import numpy as np
 
 from kairos.agent import AgentRunner, sleep_idle
 from kairos.gate.snapshot import GateStateWriter
-from kairos.records import EXEC_EVENT, ORDER_INTENT, Action, ExecKind, OrderState, TradingState
+from kairos.records import EXEC_EVENT, ORDER_INTENT, Action, ExecKind, OrderState, ProcState, TradingState
 from kairos.ring import Ring
 from kairos.status import StatusBoard
 
@@ -38,10 +39,11 @@ def note(path: str | None, role: str, event: str, detail: object = "") -> None:
 
 
 class Idler:
-    def __init__(self, role: str, log: str | None, grandchild: bool) -> None:
-        self.role, self.log, self.grandchild = role, log, grandchild
+    def __init__(self, role: str, log: str | None, grandchild: bool, startup_s: float = 0.0) -> None:
+        self.role, self.log, self.grandchild, self.startup_s = role, log, grandchild, startup_s
 
     def on_start(self) -> None:
+        time.sleep(self.startup_s)
         if self.grandchild:
             note(self.log, self.role, "grandchild", subprocess.Popen(["sleep", "600"]).pid)
         note(self.log, self.role, "started", os.getpid())
@@ -124,12 +126,13 @@ def main() -> int:
         return args.code
     slot = StatusBoard.attach(PREFIX).claim(args.role)
     if args.mode == "hang":
+        slot.set_state(ProcState.RUNNING)
         slot.heartbeat()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         note(args.log, args.role, "hanging", os.getpid())
         time.sleep(600)
         return 0
-    agent = (MiniGate if args.mode == "gate" else Idler)(args.role, args.log, args.grandchild)
+    agent = (MiniGate if args.mode == "gate" else Idler)(args.role, args.log, args.grandchild, args.after)
     agent.role = args.role
     return AgentRunner(agent, sleep_idle(0.01), slot, heartbeat_interval_s=0.05).run()
 

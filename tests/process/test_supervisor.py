@@ -68,6 +68,15 @@ def test_stale_heartbeat_is_terminated_then_killed_and_restarted(supervised: Sta
     assert sup.stop() == 0
 
 
+def test_a_slow_start_up_is_not_taken_for_a_hang(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("gate", "run", log, "--after", "4")])  # 4 s without heartbeats > 1.5 s timeout
+    wait_until(lambda: lines(log, "gate", "started"), "the slow start-up to finish")
+    gate = sup.wait_process("gate", lambda p: p.self_state == "RUNNING", "its duty loop")
+    assert gate.restarts == 0 and gate.state == pb.CHILD_STATE_RUNNING
+    assert sup.stop() == 0
+
+
 def test_sigterm_stops_in_dependency_order_and_leaves_nothing(supervised: Start, tmp_path: Path,
                                                                shm_prefix: str) -> None:
     log = tmp_path / "children.log"
