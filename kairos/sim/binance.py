@@ -70,6 +70,8 @@ class BinanceDialect:
         recent = [t for t in self._rate.get(session.id, []) if now - t < 1.0]
         recent.append(now)
         self._rate[session.id] = recent
+        if len(self._rate) > 1000:  # forget sessions that have been quiet for a second (closed ones, mostly)
+            self._rate = {k: v for k, v in self._rate.items() if now - v[-1] < 1.0}
         return len(recent) <= MAX_CLIENT_FRAMES_PER_S
 
     def render(self, event: Event) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from kairos.sim.hub import VenueHub
 from kairos.sim.market import SimMarket, build_specs
 from kairos.sim.okx import OkxDialect
 from kairos.sim.replay import load_recordings, register_replay_depth
-from kairos.sim.router import HttpServer, Request, Response, Router, json_response
+from kairos.sim.router import HttpError, HttpServer, Request, Response, Router, json_response
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,12 @@ class SimServer:
 
     def _set_mid(self, request: Request) -> Response:
         body: dict[str, Any] = request.json()
-        venue = Venue[str(body.get("venue", request.venue.name)).upper()]
-        self.market.set_mid(venue, str(body["symbol"]), None if body.get("price") is None else float(body["price"]))
+        try:
+            venue = Venue[str(body.get("venue", request.venue.name)).upper()]
+            price = None if body.get("price") is None else float(body["price"])
+            self.market.set_mid(venue, str(body["symbol"]), price)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HttpError(400, {"error": f"need venue, symbol and price (or null): {exc!r}"}) from exc
         return json_response({"ok": True})
 
     def close(self) -> None:
