@@ -201,9 +201,9 @@ class GateAgent:
         desk = self.desk
         if now - self._published_ns < (STATE_MIN_NS if desk.dirty else STATE_MAX_NS):
             return
-        venues = [v for v, e in enumerate(self._executors) if e is not None]
-        blob = describe(desk.blotter, self._instruments, venues, desk.metrics,
-                        self._settings.execution.mode, self._ready)
+        executors = {v: e for v, e in enumerate(self._executors) if e is not None}
+        blob = describe(desk.blotter, self._instruments, executors, desk.metrics, self._settings.execution.mode,
+                        self._ready)
         if not self._writer.write(blob):
             self._tally("gate state too large for its segment", f"{len(blob['orders'])} orders")
         desk.dirty = False

@@ -11,7 +11,8 @@ for venues, instruments and the trading state. Schema (version 1)::
                     "cum_quantity", "strategy", "flags"}],                      open orders only
      "pnl": {"realized_today", "unrealized"},
      "counters": {"intents", "orders_sent", "fills", "rejects", "replayed", "events",
-                  "rejects_by_reason": {REASON: n}}}
+                  "rejects_by_reason": {REASON: n}},
+     "executors": {venue: Executor.stats()}}                                  retries, rate limits ...
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import time
 from typing import Any
 
+from kairos.execution.base import Executor
 from kairos.gate.blotter import Blotter
 from kairos.gate.metrics import GateMetrics
 from kairos.gate.orders import Order
@@ -29,14 +31,14 @@ from kairos.records import TradingState
 _NAMES = {int(v): name for name, v in VENUE_NAMES.items()}
 
 
-def describe(blotter: Blotter, instruments: InstrumentTable, venues: list[int], metrics: GateMetrics, mode: str,
-             reconciled: bool) -> dict[str, Any]:
+def describe(blotter: Blotter, instruments: InstrumentTable, executors: dict[int, Executor], metrics: GateMetrics,
+             mode: str, reconciled: bool) -> dict[str, Any]:
     book, s = blotter.book, blotter.book.s
     names = {i.id: i.symbol for i in instruments}
     return {
         "version": 1, "ts_ns": time.time_ns(), "pid": os.getpid(), "mode": mode, "reconciled": reconciled,
         "trading_state": TradingState(s.trading).name, "trading_state_id": int(s.trading),
-        "balances": _balances(blotter, venues),
+        "balances": _balances(blotter, list(executors)),
         "positions": _positions(blotter, names),
         "orders": [_order(o, names) for o in blotter.orders.open.values()],
         "pnl": {"realized_today": book.realised_day, "unrealized": book.unrealised()},
@@ -44,6 +46,7 @@ def describe(blotter: Blotter, instruments: InstrumentTable, venues: list[int], 
                      "fills": metrics.fills.value, "rejects": metrics.rejects.value,
                      "replayed": metrics.replayed.value, "events": metrics.events.value,
                      "rejects_by_reason": metrics.rejects_by_reason()},
+        "executors": {_NAMES[v]: e.stats() for v, e in executors.items()},
     }
 
 

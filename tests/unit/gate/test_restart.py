@@ -37,6 +37,11 @@ def test_restart_recovers_orders_positions_and_sends_nothing_twice(make_harness:
     assert second.desk.blotter.orders.open[b"g1"].state == OrderState.ACK
     assert second.state.open_orders == 1 and second.state.reserved[second.state.grid.quote_slot[k]] > 0.0
     assert h.seen[-1]["reason"] == RejectReason.DUPLICATE_ORDER and h.seen[-1]["event_seq"] == last_seq + 1
+    blob = h.blob(second, lambda b: b["reconciled"])
+    assert [o["client_order_id"] for o in blob["orders"]] == ["g1"] and blob["orders"][0]["state"] == OrderState.ACK
+    [pos] = blob["positions"]
+    assert (pos["venue"], pos["instrument"], pos["quantity"]) == ("binance", "BTC-USDT", pytest.approx(0.2))
+    assert pos["avg_price"] == pytest.approx(101.0) and "binance" in blob["executors"]
     h.mark(100.0, 101.0)                                     # marks are not persisted: NO_MARK until fresh data
     h.send(intent("p2", qty=0.1))
     h.run(second, has(ExecKind.FILL, "p2"))
