@@ -218,6 +218,7 @@ class Desk:
             for k, pos in enumerate(s.position):
                 if pos and now >= self._exit_at[k]:
                     self._exit(k, pos, now)
+        book.roll(time.time_ns())
         if s.trading != _HALTED and self._post.loss_breached(book.realised_day, book.unrealised()):
             self.set_trading(_HALTED, f"daily loss limit: realised {book.realised_day:.2f} + unrealised "
                                       f"{book.unrealised():.2f} <= -{self._post.loss_limit:.2f}")
