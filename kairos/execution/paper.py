@@ -92,7 +92,10 @@ class PaperExecutor(Executor):
             if due:
                 self._inbox = [item for item in self._inbox if item[0] > now]
                 for _, item in due:
-                    self._arrive(item) if isinstance(item, OrderRequest) else self._cancel(item)
+                    if isinstance(item, OrderRequest):
+                        self._arrive(item)
+                    else:
+                        self._cancel(item)
         reports, self._reports = self._reports, []
         return reports
 
