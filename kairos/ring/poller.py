@@ -21,7 +21,8 @@ import numpy as np
 from kairos.ring import layout as L
 
 Handler = Callable[[np.ndarray], object]
-"""Called with one contiguous batch (a view valid only during the call)."""
+"""Called with one contiguous batch (a view valid only during the call). During the call the
+consumer's ``cursor + 1`` is the sequence of ``view[0]``."""
 
 
 class Poller:

@@ -101,6 +101,14 @@ class Ring:
     def published(self) -> int:
         return self._hdr[L.PUBLISHED_OFFSET >> 3]
 
+    def cursors(self) -> dict[str, int]:
+        """Every consumer's stored cursor, read without attaching as it (for lag monitoring)."""
+        hdr = self._hdr
+        return {
+            name: hdr[(L.consumer_offset(slot) + L.CURSOR_FIELD) >> 3]
+            for slot, name in enumerate(self.header.consumers)
+        }
+
     def producer(self, timeout_s: float = 1.0) -> Sequencer:
         """The ring's single producer; ``timeout_s`` bounds the wait on a full block ring."""
         self._take(L.PRODUCER_PID_OFFSET, "producer")

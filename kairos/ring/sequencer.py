@@ -22,14 +22,19 @@ import numpy as np
 
 from kairos.errors import RingFull
 from kairos.ring.sequence import split, wrap_limit
-from kairos.ring.wait import fence
+from kairos.ring.wait import _fence_acquire, _fence_release
 
 
 class Sequencer:
-    """Shared machinery of both policies; use `publish(batch)`."""
+    """Shared machinery of both policies; use `publish(batch)`.
+
+    ``publish`` is the hot path: a batch that fits before the wrap point goes in with one memcpy
+    and one publish store. Everything else (wrap, a full block ring, a batch over one lap, a
+    strided or foreign-dtype batch) takes `_slow`, which does the same steps in pieces.
+    """
 
     __slots__ = (
-        "_buf", "_capacity", "_cursors", "_data", "_dtype", "_hdr", "_names", "_next",
+        "_buf", "_capacity", "_cursors", "_data", "_dtype", "_hdr", "_mask", "_names", "_next",
         "_published_i", "_size", "_sleepers", "name",
     )  # fmt: skip
 
@@ -47,6 +52,7 @@ class Sequencer:
         self.name = name
         self._buf, self._hdr = buf, hdr
         self._dtype, self._capacity, self._data, self._published_i = layout
+        self._mask = self._capacity - 1
         self._size = self._dtype.itemsize
         self._names = tuple(c[0] for c in consumers)
         self._cursors = tuple(c[1] for c in consumers)
@@ -61,47 +67,39 @@ class Sequencer:
     def remaining_capacity(self) -> int:
         """Records that fit before the slowest consumer would be lapped."""
         hdr = self._hdr
-        return min(hdr[i] for i in self._cursors) + self._capacity - self.published
+        return wrap_limit(min(hdr[i] for i in self._cursors), self._capacity) - self.published
 
-    def _write(self, lo: int, n: int, batch: np.ndarray) -> None:
-        """Copy ``n`` records for sequences lo.. into their slots (two memcpys across the wrap)."""
-        size, base, buf = self._size, self._data, self._buf
-        slot, first = split(lo, n, self._capacity)
-        try:
-            if first == n:
-                buf[base + slot * size : base + (slot + n) * size] = batch
-            else:
-                buf[base + slot * size : base + (slot + first) * size] = batch[:first]
-                buf[base : base + (n - first) * size] = batch[first:]
-        except ValueError:  # a strided batch has no flat buffer: copy it once (slow path)
-            self._write(lo, n, np.ascontiguousarray(batch))
+    def _reserve(self, hi: int) -> None:
+        """Make sequences up to ``hi`` writable (policy: wait for consumers, or claim)."""
+        raise NotImplementedError
 
     def _commit(self, hi: int) -> int:
-        """Publish ``hi`` (data stores precede it: TSO), then wake sleepers (fence: store->load)."""
+        """Publish ``hi`` (the data stores precede it: TSO), fence (store->load), wake sleepers."""
         hdr = self._hdr
         hdr[self._published_i] = hi
         self._next = hi + 1
-        fence()
-        self._wake_sleepers()
-        return hi
-
-    def _wake_sleepers(self) -> None:
-        hdr = self._hdr
+        _fence_acquire()
+        _fence_release()
         for index, post in self._sleepers:
             if hdr[index]:
                 post()
+        return hi
 
-    def _checked(self, batch: np.ndarray) -> np.ndarray:
-        """Slow path: the batch must be of the ring's dtype; made C-contiguous if it is not."""
+    def _slow(self, batch: np.ndarray) -> int:
+        """Publish any batch of the ring dtype: in pieces of at most one lap, across the wrap."""
         if batch.dtype != self._dtype:
             raise TypeError(f"ring {self.name}: batch dtype {batch.dtype} is not the ring dtype {self._dtype}")
-        return np.ascontiguousarray(batch).view(self._dtype)
-
-    def _chunks(self, batch: np.ndarray) -> int:
-        """Publish in pieces of at most one lap; returns the last sequence."""
-        batch, hi = self._checked(batch), self.published
+        batch = np.ascontiguousarray(batch).view(self._dtype)
+        hi = self.published
         for start in range(0, len(batch), self._capacity):
-            hi = self.publish(batch[start : start + self._capacity])
+            chunk = batch[start : start + self._capacity]
+            lo, hi = self._next, self._next + len(chunk) - 1
+            self._reserve(hi)
+            slot, first = split(lo, len(chunk), self._capacity)
+            at = self._data + slot * self._size
+            self._buf[at : at + first * self._size] = chunk[:first]
+            self._buf[self._data : self._data + (len(chunk) - first) * self._size] = chunk[first:]
+            self._commit(hi)
         return hi
 
 
@@ -113,40 +111,37 @@ class GatedSequencer(Sequencer):
     def __init__(self, *args: object, timeout_s: float = 1.0) -> None:
         super().__init__(*args)  # type: ignore[arg-type]
         self._timeout_s = timeout_s
-        self._limit = -1
+        self._limit = -1  # cached wrap_limit: refreshed only when a batch would pass it
 
     def publish(self, batch: np.ndarray) -> int:
-        """Copy ``batch`` in and publish it; returns the last sequence. May raise RingFull."""
+        """Copy ``batch`` in and publish it; returns its last sequence. May raise RingFull."""
         n = len(batch)
         lo = self._next
-        hi = lo + n - 1
-        if hi > self._limit or batch.dtype is not self._dtype or not n:
-            return self._slow(batch, hi)
-        self._write(lo, n, batch)
-        return self._commit(hi)
+        slot = lo & self._mask
+        if lo + n - 1 > self._limit or slot + n > self._capacity or batch.dtype is not self._dtype or not n:
+            return self._slow(batch)
+        at = self._data + slot * self._size
+        try:
+            self._buf[at : at + n * self._size] = batch
+        except ValueError:  # strided: no flat buffer
+            return self._slow(batch)
+        return self._commit(lo + n - 1)
 
-    def _slow(self, batch: np.ndarray, hi: int) -> int:
-        if not len(batch):
-            return self.published
-        if len(batch) > self._capacity or batch.dtype is not self._dtype:
-            return self._chunks(batch)
-        self._await(hi)
-        self._write(self._next, len(batch), batch)
-        return self._commit(hi)
-
-    def _await(self, hi: int) -> None:
-        """Wait until ``hi`` fits (yield, then 50-500 us sleeps), bounded by the timeout."""
+    def _reserve(self, hi: int) -> None:
+        """Wait until ``hi`` fits (yield, then 10-500 us sleeps), bounded by the timeout."""
         hdr, cursors, cap = self._hdr, self._cursors, self._capacity
         deadline = time.monotonic() + self._timeout_s
         attempt = 0
         while True:
-            attempt += 1
             self._limit = wrap_limit(min(hdr[i] for i in cursors), cap)
             if hi <= self._limit:
                 return
-            self._wake_sleepers()
+            for index, post in self._sleepers:  # a consumer asleep on a full ring: wake it
+                if hdr[index]:
+                    post()
             if time.monotonic() > deadline:
                 raise RingFull(self._full_message(hi))
+            attempt += 1
             if attempt < 50:
                 os.sched_yield()
             else:
@@ -174,12 +169,20 @@ class OverwritingSequencer(Sequencer):
         self._restart_claimed = self._hdr[claimed_index]
 
     def publish(self, batch: np.ndarray) -> int:
-        """Claim, copy ``batch`` in, publish; returns the last sequence. Never waits."""
+        """Claim, copy ``batch`` in, publish; returns its last sequence. Never waits."""
         n = len(batch)
         lo = self._next
-        hi = lo + n - 1
-        if n > self._capacity or batch.dtype is not self._dtype or not n:
-            return self._chunks(batch) if n else self.published
+        slot = lo & self._mask
+        if slot + n > self._capacity or batch.dtype is not self._dtype or not n:
+            return self._slow(batch)
+        self._reserve(lo + n - 1)
+        at = self._data + slot * self._size
+        try:
+            self._buf[at : at + n * self._size] = batch
+        except ValueError:  # strided: no flat buffer (the claim above stays valid)
+            return self._slow(batch)
+        return self._commit(lo + n - 1)
+
+    def _reserve(self, hi: int) -> None:
+        """Claim up to ``hi`` before writing: consumers copying those slots now drop them."""
         self._hdr[self._claimed_i] = hi if hi > self._restart_claimed else self._restart_claimed
-        self._write(lo, n, batch)
-        return self._commit(hi)

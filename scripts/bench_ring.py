@@ -1,0 +1,202 @@
+"""Ring vs multiprocessing.Queue / Pipe between two spawned processes, baselines in the same run.
+
+- ``lat10k``: one-way latency at 10k msgs/s, sleep-paced producer. The producer stamps
+  ``time.perf_counter_ns()`` (CLOCK_MONOTONIC, system-wide) into ``ts_recv_ns`` right before the
+  send; the consumer subtracts it from its own clock on receipt. First 5% dropped as warm-up.
+- ``tput1`` / ``tput256``: unpaced throughput, one record per send/poll call, or 256 per call
+  (ring: one 16 KB publish and a poll limit of 256; mp.Queue: one 16 KB bytes blob per put).
+  Rate = records / (last receipt - first receipt), measured by the consumer.
+
+Queue/Pipe messages are the same 64-byte MARKET_DATA record (``tobytes`` to send, ``frombuffer``
+on receipt), so every transport moves and decodes the same bytes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from kairos.records import MARKET_DATA
+from kairos.ring import Overflow, Ring, Waiter
+
+RECORD = MARKET_DATA
+RATE = 10_000
+TS_FIELD = "ts_recv_ns"
+TARGETS = {"block_p50_us_max": 8.0, "p50_vs_mpqueue_min": 3.0, "tput1_min": 1e6, "tput256_min": 50e6,
+           "tput256_vs_mpqueue_min": 5.0}  # fmt: skip
+
+
+def _sender(spec: tuple) -> tuple[Callable[[np.ndarray], object], Callable[[], None]]:
+    kind = spec[0]
+    if kind == "ring":
+        ring = Ring.attach("bench", RECORD, prefix=spec[1])
+        return ring.producer(timeout_s=30.0).publish, ring.close
+    if kind == "queue":
+        return (lambda arr: spec[1].put(arr.tobytes())), spec[1].close
+    return (lambda arr: spec[1].send_bytes(arr.tobytes())), spec[1].close
+
+
+def _receiver(spec: tuple, limit: int) -> tuple[Callable, Callable[[int], None], Callable[[], None]]:
+    """(poll(handler) -> count, idle(work), close) for one transport."""
+    kind = spec[0]
+    if kind == "ring":
+        ring = Ring.attach("bench", RECORD, prefix=spec[1])
+        cons = ring.consumer("bench")
+        waiter = Waiter([cons], prefix=spec[1], name="bench", timeout_s=0.05, wait=spec[2])
+
+        def close() -> None:
+            waiter.close()
+            ring.close()
+
+        return (lambda handler: cons.poll(handler, limit)), waiter.idle, close
+    get = spec[1].get if kind == "queue" else spec[1].recv_bytes
+
+    def poll(handler: Callable[[np.ndarray], object]) -> int:
+        view = np.frombuffer(get(), RECORD)
+        handler(view)
+        return len(view)
+
+    return poll, (lambda work: None), spec[1].close
+
+
+def _produce(spec: tuple, n: int, batch: int, paced: bool, out: Any) -> None:
+    send, close = _sender(spec)
+    arr = np.zeros(batch, RECORD)
+    stamp, seq, pc = arr[TS_FIELD][:1], arr["venue_seq"][:1], time.perf_counter_ns
+    period, cpu0, t0 = 1e9 / RATE, time.process_time(), pc()
+    for i in range(0, n, batch):
+        if paced:
+            delay = t0 + i * period - pc()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+        seq[0] = i
+        stamp[0] = pc()
+        send(arr)
+    wall = (pc() - t0) / 1e9
+    out.put({"side": "producer", "rate": n / wall, "cpu": 100 * (time.process_time() - cpu0) / wall})
+    close()
+
+
+def _consume(spec: tuple, n: int, limit: int, paced: bool, ready: Any, out: Any) -> None:
+    """Receive n records; when paced, record each one's latency, else only count (throughput)."""
+    poll, idle, close = _receiver(spec, limit)
+    lat = np.zeros(n if paced else 0, np.int64)
+    got, pc = [0], time.perf_counter_ns
+
+    def latency(view: np.ndarray) -> None:
+        now, k = pc(), got[0]
+        lat[k : k + len(view)] = now - view[TS_FIELD]
+        got[0] = k + len(view)
+
+    handler = latency if paced else len
+
+    ready.set()
+    deadline = time.monotonic() + 120
+    total = 0
+    while not total and time.monotonic() < deadline:  # the clock starts at the first receipt
+        total = poll(handler)
+        idle(total)
+    first, cpu0 = pc(), time.process_time()
+    while total < n and time.monotonic() < deadline:
+        work = poll(handler)
+        total += work
+        idle(work)
+    wall = (pc() - first) / 1e9
+    out.put({"side": "consumer", "received": total, "rate": (total - 1) / wall,
+             "cpu": 100 * (time.process_time() - cpu0) / wall, "lat": lat[: got[0]]})  # fmt: skip
+    close()
+
+
+def _trial(cons_spec: tuple, prod_spec: tuple, n: int, batch: int, limit: int, paced: bool) -> dict[str, Any]:
+    """Run one consumer and one producer process; returns both sides' reports."""
+    ctx = mp.get_context(os.environ.get("BENCH_MP", "spawn"))
+    ready, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_consume, args=(cons_spec, n, limit, paced, ready, out), daemon=True)]
+    procs[0].start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("consumer did not start")
+        procs.append(ctx.Process(target=_produce, args=(prod_spec, n, batch, paced, out), daemon=True))
+        procs[-1].start()
+        reports = {r["side"]: r for r in (out.get(timeout=180) for _ in range(2))}
+    finally:
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    if reports["consumer"]["received"] < n:
+        raise RuntimeError(f"{cons_spec[0]}: consumer got {reports['consumer']['received']} of {n}")
+    return reports
+
+
+def _measure(kind: str, wait: str, n: int, batch: int, paced: bool) -> dict[str, Any]:
+    """Build the channel here (ring segment, mp.Queue or Pipe ends), run a trial, clean up."""
+    ctx = mp.get_context(os.environ.get("BENCH_MP", "spawn"))
+    prefix = f"kairos-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    if kind == "ring":
+        ring = Ring.create("bench", RECORD, 1 << 16, Overflow.BLOCK, ("bench",), prefix=prefix)
+        try:
+            return _trial(("ring", prefix, wait), ("ring", prefix), n, batch, batch, paced)
+        finally:
+            ring.close()
+            Ring.unlink("bench", prefix)
+    if kind == "queue":
+        q = ctx.Queue()
+        return _trial(("queue", q), ("queue", q), n, batch, batch, paced)
+    reader, writer = ctx.Pipe(duplex=False)
+    return _trial(("pipe", reader), ("pipe", writer), n, batch, batch, paced)
+
+
+def _latency_row(name: str, reports: dict[str, Any]) -> dict[str, Any]:
+    lat = reports["consumer"]["lat"]
+    lat_us = lat[len(lat) // 20 :] / 1e3
+    p50, p90, p99, p999 = np.percentile(lat_us, [50, 90, 99, 99.9])
+    return {"test": "lat10k", "transport": name, "p50_us": p50, "p90_us": p90, "p99_us": p99,
+            "p999_us": p999, "max_us": float(lat_us.max()), "msgs_per_s": reports["producer"]["rate"],
+            "cpu_prod_pct": reports["producer"]["cpu"], "cpu_cons_pct": reports["consumer"]["cpu"]}  # fmt: skip
+
+
+def _tput_row(test: str, name: str, reports: dict[str, Any]) -> dict[str, Any]:
+    return {"test": test, "transport": name, "msgs_per_s": reports["consumer"]["rate"],
+            "cpu_prod_pct": reports["producer"]["cpu"], "cpu_cons_pct": reports["consumer"]["cpu"]}  # fmt: skip
+
+
+LATENCY = (("ring-block", "ring", "block"), ("ring-yield", "ring", "yield"), ("ring-spin", "ring", "spin"),
+           ("mpqueue", "queue", ""), ("pipe", "pipe", ""))  # fmt: skip
+THROUGHPUT = (("ring-block", "ring", "block"), ("ring-spin", "ring", "spin"), ("mpqueue", "queue", ""))
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """Latency at 10k msgs/s and unpaced throughput for the ring and its baselines."""
+    n_lat, n_one, n_batch = (4_000, 100_000, 1 << 21) if quick else (60_000, 1_000_000, 20 << 20)
+    rows = [_latency_row(name, _measure(kind, wait, n_lat, 1, True)) for name, kind, wait in LATENCY]
+    for test, n, batch in (("tput1", n_one, 1), ("tput256", n_batch, 256)):
+        rows += [_tput_row(test, name, _measure(kind, wait, n, batch, False)) for name, kind, wait in THROUGHPUT]
+    by = {(r["test"], r["transport"]): r for r in rows}
+    block, queue = by["lat10k", "ring-block"], by["lat10k", "mpqueue"]
+    ratios = {
+        "lat p50 mpqueue/ring-block": queue["p50_us"] / block["p50_us"],
+        "lat p50 pipe/ring-block": by["lat10k", "pipe"]["p50_us"] / block["p50_us"],
+        "lat p99 mpqueue/ring-block": queue["p99_us"] / block["p99_us"],
+        "tput1 ring-block/mpqueue": by["tput1", "ring-block"]["msgs_per_s"] / by["tput1", "mpqueue"]["msgs_per_s"],
+        "tput256 ring-block/mpqueue": by["tput256", "ring-block"]["msgs_per_s"]
+        / by["tput256", "mpqueue"]["msgs_per_s"],
+    }
+    targets = {
+        f"ring-block p50 <= {TARGETS['block_p50_us_max']} us": block["p50_us"] <= TARGETS["block_p50_us_max"],
+        f"p50 >= {TARGETS['p50_vs_mpqueue_min']}x lower than mpqueue": ratios["lat p50 mpqueue/ring-block"]
+        >= TARGETS["p50_vs_mpqueue_min"],
+        "tput1 ring-block >= 1M/s": by["tput1", "ring-block"]["msgs_per_s"] >= TARGETS["tput1_min"],
+        "tput256 ring-block >= 50M/s": by["tput256", "ring-block"]["msgs_per_s"] >= TARGETS["tput256_min"],
+        "tput256 >= 5x mpqueue": ratios["tput256 ring-block/mpqueue"] >= TARGETS["tput256_vs_mpqueue_min"],
+    }
+    meta = {"quick": quick, "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0], "lat_msgs": n_lat,
+            "tput1_msgs": n_one, "tput256_msgs": n_batch}  # fmt: skip
+    return {"rows": rows, "ratios": ratios, "targets": targets, "meta": meta}
