@@ -18,6 +18,7 @@ from typing import Final
 import websocket
 
 from kairos.config import FeedConfig
+from kairos.errors import ConfigError
 from kairos.feeds.base import FeedCaps
 
 TEXT: Final = websocket.ABNF.OPCODE_TEXT
@@ -37,7 +38,7 @@ class WsSession:
         self._caps = caps
         interval = cfg.ping_interval_s
         if caps.ping_text is not None and not 0 < interval < caps.max_ping_interval_s:
-            raise ValueError(f"feeds.ping_interval_s must be in (0, {caps.max_ping_interval_s}) for this venue")
+            raise ConfigError(f"must be in (0, {caps.max_ping_interval_s}) s for this venue", "feeds.ping_interval_s")
         self._ping_ns = int(interval * 1e9)
         self._watchdog_ns = cfg.watchdog_ms * 1_000_000
         self._ws: websocket.WebSocket | None = None
