@@ -3,7 +3,8 @@
 WebSocket: ``/stream?streams=btcusdt@bookTicker/btcusdt@depth@100ms/...`` (also ``@depth``,
 ``@trade``, ``@aggTrade``); payloads wrapped ``{"stream", "data"}``; SUBSCRIBE/UNSUBSCRIBE/
 LIST_SUBSCRIPTIONS answered ``{"result", "id"}``; more than 5 client frames in a second closes
-the connection (1008), as Binance does. Server pings every ``sim.binance_ping_interval_s``.
+the connection, as Binance does. Server pings every ``sim.binance_ping_interval_s``; no matching
+pong within three intervals (Binance: 20 s / 1 min) closes the connection.
 REST: GET /api/v3/depth (lastUpdateId coherent with the stream), /api/v3/time, /api/v3/ping,
 /api/v3/exchangeInfo (PRICE_FILTER, LOT_SIZE, NOTIONAL).
 """

@@ -88,7 +88,7 @@ class VenueHub:
         self._loop = asyncio.get_running_loop()
         ping = self._dialect.server_ping_interval_s
         self._server = await serve(self._handle, self._host, self._port, compression=None, process_request=self._admit,
-                                   ping_interval=ping, ping_timeout=60.0 if ping else None, close_timeout=0.2)
+                                   ping_interval=ping, ping_timeout=3 * ping if ping else None, close_timeout=0.2)
         venue = self._dialect.venue
         self._faults.on(venue, "disconnect", lambda f: self._soon(self._abort_all))
         self._faults.on(venue, "malformed", lambda f: self._soon(self._send_malformed, f))

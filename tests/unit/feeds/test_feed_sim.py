@@ -110,6 +110,15 @@ def test_okx_ping_is_answered_and_keeps_the_connection(make_sim, make_agent) -> 
     assert agent.pings_sent >= 3 and agent.stats.disconnects == 0 and agent.tally.total == 0
 
 
+def test_binance_server_pings_are_answered_with_their_payload(make_sim, make_agent) -> None:
+    settings = sim_settings({**FAST, "watchdog_ms": 60_000}, rate_hz=0.0, binance_ping_interval_s=0.1)
+    server = make_sim(settings)
+    agent, _ = make_agent(settings, server, Venue.BINANCE)
+    assert pump(agent, lambda: agent.stats.pings >= 10, timeout_s=10)  # > 3 intervals: the server accepted our pongs
+    assert agent.stats.disconnects == 0 and server.hubs[Venue.BINANCE].stats["connections"] == 1
+    assert len(server.hubs[Venue.BINANCE].sessions) == 1
+
+
 def test_okx_unanswered_ping_reconnects(make_sim, make_agent) -> None:
     settings = sim_settings({**FAST, "ping_interval_s": 0.2, "watchdog_ms": 60_000}, rate_hz=0.0)
     server = make_sim(settings)
