@@ -188,8 +188,11 @@ def run(quick: bool) -> dict[str, Any]:
                          "us_per_msg": 1e6 * median / len(timed)})
         ratios[f"{name}_orjson_vs_json"] = statistics.median(
             j / o for o, j in zip(seconds["orjson"], seconds["json"], strict=True))
+    return _report(rows, ratios, frames["btcusdt@depth@100ms"], trials)
+
+
+def _report(rows: list[dict[str, Any]], ratios: dict[str, float], depth_frames: list[bytes], trials: int) -> dict:
     by = {(r["feed"], r["decoder"]): r["msgs_per_s"] for r in rows}
-    depth_frames = frames["btcusdt@depth@100ms"]
     levels = sum(len(orjson.loads(f)["data"]["b"]) + len(orjson.loads(f)["data"]["a"]) for f in depth_frames)
     return {
         "rows": rows,

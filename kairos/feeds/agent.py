@@ -76,8 +76,9 @@ class FeedAgent:
         self.sync = BookSync(adapter, urls.rest_url, cfg, self._fetcher, self.tally,
                              book_bbo="bbo" not in cfg.channels)
         self._backoff = Backoff(cfg.ws_reconnect_delay_ms, cfg.ws_max_reconnect_delay_ms)
-        self._out = np.zeros(BATCH_ROWS, MARKET_DATA)
-        self._reserve = self.sync.row_need + 64
+        # room kept free before each frame: one book event, a trades message, a DISCONNECTED per book
+        self._reserve = self.sync.row_need + 64 + len(adapter.symbols)
+        self._out = np.zeros(max(BATCH_ROWS, 4 * self._reserve), MARKET_DATA)
         self._books: list[BookMsg] = []
         self._recv: list[int] = []
         self._rows = self._attempts = self._next_connect_ns = 0
@@ -91,15 +92,19 @@ class FeedAgent:
             return self._connect()
         work = self._read() + self.poll_books()
         now = time.monotonic_ns()
+        if self._session.connected:  # the read above may have dropped the connection
+            self._keepalive(now)
+        self._publish()
+        self.stats.maybe_flush(now, self)
+        return work
+
+    def _keepalive(self, now_ns: int) -> None:
         try:
-            reason = self._session.due(now)
+            reason = self._session.due(now_ns)
         except TRANSPORT_ERRORS as exc:
             reason = f"send failed: {exc!r}"
         if reason is not None:
             self._disconnect(reason, venue_asked=False)
-        self._publish()
-        self.stats.maybe_flush(now, self)
-        return work
 
     def poll_books(self) -> int:
         """Start due REST snapshots and splice finished ones; returns rows written."""
