@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 BATCH_ROWS: Final = 4096
 MAX_FRAMES: Final = 512
 IDLE_MAX_S: Final = 0.05
+SESSION_SLACK_NS: Final = 60_000_000_000
+"""A drop within a minute (or 1 %) of the venue's session limit is that scheduled cut."""
 
 
 SKIPPED: Final = (ProtocolError, *BAD_INPUT)
@@ -210,6 +212,10 @@ class FeedAgent:
         """Close, invalidate every book, and schedule the next attempt."""
         if not self._session.connected:
             return
+        limit_ns = int(self._adapter.caps.session_limit_s * 1e9)
+        age_ns = time.monotonic_ns() - self._session.opened_ns
+        if limit_ns and age_ns >= limit_ns - min(SESSION_SLACK_NS, limit_ns // 100):
+            venue_asked = True  # the venue's scheduled cut (Binance 24 h): reconnect at once
         self._session.close()
         self._rows += self.sync.stop(self._out, self._rows, time.time_ns())
         self.stats.disconnected(reason)

@@ -84,6 +84,7 @@ class FeedCaps:
     max_control_per_s: float  # outgoing control frames allowed per second (Binance 5)
     max_ping_interval_s: float  # keepalive must fire before the venue's idle cut (OKX < 30 s)
     snapshot_depth: int  # levels asked for in a REST snapshot
+    session_limit_s: float = 0.0  # the venue cuts connections this old (Binance 24 h); 0 = no limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ Wire facts used here (binance-spot-api-docs, web-socket-streams.md):
 - bookTicker has no event time: its records carry ``ts_exchange_ns = 0``; ``u`` is the book update id.
 - trade/aggTrade ``m`` = buyer is maker, so ``m: true`` means the aggressor SOLD.
 - depthUpdate ``U``/``u`` are the first/last update ids; sizes are absolute, ``"0"`` deletes.
-- ``{"e": "serverShutdown"}`` (stream ``!serverShutdown``) precedes a shutdown: reconnect at once.
+- ``{"e": "serverShutdown"}`` (stream ``!serverShutdown``) precedes a shutdown: reconnect at once;
+  so does the 24 h cut of every connection, however it arrives (close frame or reset).
 - REST ``GET /api/v3/depth?symbol=&limit=`` returns ``lastUpdateId`` + bids/asks.
 """
 
@@ -36,7 +37,7 @@ class BinanceFeed(FeedAdapter):
     venue: ClassVar[Venue] = Venue.BINANCE
     caps: ClassVar[FeedCaps] = FeedCaps(
         ping_text=None, pong_text=None, subscribe_in_url=True, max_subscriptions=1024,
-        max_control_per_s=5.0, max_ping_interval_s=0.0, snapshot_depth=1000,
+        max_control_per_s=5.0, max_ping_interval_s=0.0, snapshot_depth=1000, session_limit_s=86_400.0,
     )
     channel_names: ClassVar[dict[Channel, str]] = {
         Channel.BBO: "bookTicker", Channel.TRADES: "trade", Channel.DEPTH: "depth@100ms",

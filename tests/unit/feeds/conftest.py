@@ -79,9 +79,10 @@ def make_agent(make_sim: Callable[..., SimServer]) -> Iterator[Callable[..., tup
     """Feed agents wired to a simulator; closed (socket, snapshot threads) before the simulator stops."""
     agents: list[FeedAgent] = []
 
-    def make(settings: Settings, server: SimServer, venue: Venue) -> tuple[FeedAgent, Collect]:
-        adapter = FEEDS[venue.name.lower()](InstrumentTable(settings.instruments).venue_symbols(venue),
-                                            settings.feeds.channels)
+    def make(settings: Settings, server: SimServer, venue: Venue, adapter_cls: type | None = None
+             ) -> tuple[FeedAgent, Collect]:
+        cls = adapter_cls or FEEDS[venue.name.lower()]
+        adapter = cls(InstrumentTable(settings.instruments).venue_symbols(venue), settings.feeds.channels)
         publisher = Collect()
         agent = FeedAgent(adapter, server.urls(venue), settings.feeds, publisher, FeedStats(None))
         agents.append(agent)

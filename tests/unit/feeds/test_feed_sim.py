@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pytest
 import requests
 
 from kairos.errors import BookSyncError, FeedError
+from kairos.feeds.binance import BinanceFeed
 from kairos.feeds.sync import State
 from kairos.records import BookStatus, Kind, Venue
 from tests.unit.feeds.conftest import assert_book_matches, in_step, pump, sim_settings, sync_up
@@ -155,6 +159,24 @@ def test_venue_shutdown_notice_reconnects_at_once(make_sim, make_agent, venue: V
     _fault(server, venue, kind="shutdown")
     assert pump(agent, lambda: agent.stats.connects == 2, timeout_s=4.0)  # the 5-10 s backoff did not apply
     assert agent.stats.reasons == {"venue asked": 1}
+
+
+class ShortSessionBinance(BinanceFeed):
+    """Binance with its 24 h connection limit scaled down to 0.3 s (a variant is data, not code)."""
+
+    caps = dataclasses.replace(BinanceFeed.caps, session_limit_s=0.3)
+
+
+def test_drop_at_the_session_limit_reconnects_at_once(make_sim, make_agent) -> None:
+    slow_backoff = {"ws_reconnect_delay_ms": 10_000, "ws_max_reconnect_delay_ms": 10_000}
+    settings = sim_settings({**FAST, **slow_backoff}, rate_hz=20.0)
+    server = make_sim(settings)
+    agent, _ = make_agent(settings, server, Venue.BINANCE, ShortSessionBinance)
+    opened = time.monotonic()
+    assert pump(agent, lambda: agent.stats.connects == 1 and time.monotonic() - opened > 0.4)
+    _fault(server, Venue.BINANCE, kind="disconnect")  # a reset, not a close frame
+    assert pump(agent, lambda: agent.stats.connects == 2, timeout_s=4.0)  # not the 5-10 s backoff
+    assert agent.stats.reasons.get("transport", 0) == 1
 
 
 def test_slow_rest_snapshot_is_retried_until_it_works(make_sim, make_agent) -> None:
