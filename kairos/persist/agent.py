@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
+from kairos.errors import PersistError
 from kairos.logs import ErrorTally
 from kairos.persist.batch import STREAM_FINGERPRINTS, Stream
 from kairos.persist.gatestate import GATE_STATE_FINGERPRINT, GateStateSampler
@@ -96,7 +97,23 @@ class PersisterAgent:
                 self._counters["spool_errors"].add(1)
 
     def _report(self) -> None:
-        """Counters and RUNNING/DEGRADED: degraded while a sink is down (rows are being spooled)."""
+        """Counters, then RUNNING/DEGRADED: degraded while a sink is down (rows are being spooled).
+        A crashed sink thread is a bug: raise, so the process exits and is restarted."""
+        self._publish_counters()
+        for w in self._workers:
+            if w.crashed is not None:
+                raise PersistError(f"{w.sink.name} worker crashed: {w.crashed!r}")
+        down = [w.sink.name for w in self._workers if w.down]
+        state = ProcState.DEGRADED if down else ProcState.RUNNING
+        if state != self._state:
+            self._state = state
+            self._slot.set_state(state)
+            if down:
+                log.warning("DEGRADED: %s down, spooling to %s", " and ".join(down), self._spool.directory)
+            else:
+                log.info("RUNNING: all sinks up (the spool backlog drains in order)")
+
+    def _publish_counters(self) -> None:
         c, spool = self._counters, self._spool
         c["spooled_rows"].set(self.rows)
         c["spool_bytes"].set(spool.appended_bytes)
@@ -106,15 +123,6 @@ class PersisterAgent:
         for w in self._workers:
             c[f"{w.sink.name}_rows"].set(w.rows)
             c[f"{w.sink.name}_failures"].set(w.failures)
-        down = [w.sink.name for w in self._workers if w.down]
-        state = ProcState.DEGRADED if down else ProcState.RUNNING
-        if state != self._state:
-            self._state = state
-            self._slot.set_state(state)
-            if down:
-                log.warning("DEGRADED: %s down, spooling to %s", " and ".join(down), spool.directory)
-            else:
-                log.info("RUNNING: all sinks up (the spool backlog drains in order)")
 
     def _keep(self) -> None:
         """fsync the spool every ``fsync_s`` and drop segments every sink has checkpointed past."""
@@ -133,6 +141,6 @@ class PersisterAgent:
             worker.join()
         self._stop.set()
         self._keeper.join(self._fsync_s + 5.0)
-        self._report()
+        self._publish_counters()
         self._spool.close()
 

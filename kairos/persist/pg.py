@@ -65,7 +65,10 @@ class PgSink:
         self.storage = ""
 
     def connect(self) -> None:
+        """Connect, migrate, create the staging tables. Any failure is `SinkUnavailable` (retried
+        with backoff): a schema the role may not create is an operator's fix, not a crash loop."""
         self.close()
+        conn = None
         try:
             conn = psycopg2.connect(self._dsn, connect_timeout=max(1, round(self._timeout)),
                                     application_name=f"kairos-persister/{self.schema}", options=STATEMENT_TIMEOUT,
@@ -75,10 +78,11 @@ class PgSink:
                 for stage in (STAGE_MD, STAGE_EVENTS):
                     cur.execute(stage.ddl() + " ON COMMIT DELETE ROWS")
             conn.commit()
-        except _TRANSIENT as exc:
-            raise SinkUnavailable(f"PostgreSQL unreachable: {_one_line(exc)}") from exc
-        except psycopg2.Error as exc:
-            raise PersistError(f"PostgreSQL migration failed: {_one_line(exc)}") from exc
+        except (psycopg2.Error, PersistError) as exc:
+            if conn is not None:
+                conn.close()
+            what = "unreachable" if isinstance(exc, _TRANSIENT) else "start-up failed"
+            raise SinkUnavailable(f"PostgreSQL {what}: {_one_line(exc)}") from exc
         self._conn = conn
         self._next_maintain = time.monotonic() + self._maintain_every
 

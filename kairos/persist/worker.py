@@ -37,13 +37,15 @@ class Sink(Protocol):
 
 
 class SinkWorker:
-    """Owns its sink and its spool reader; the agent reads ``down``, ``position`` and the counters."""
+    """Owns its sink and its spool reader; the agent reads ``down``, ``position`` and the counters
+    (``failures`` counts every failed connect or write)."""
 
     def __init__(self, sink: Sink, spool: Spool, batch_rows: int, flush_s: float, retry_s: float) -> None:
         self.sink, self._spool = sink, spool
         self._batch_rows, self._flush_s, self._retry_s = batch_rows, flush_s, retry_s
         self.position = spool.checkpoint_of(sink.name)
         self.up = self.down = False
+        self.crashed: Exception | None = None
         self.rows = self.batches = self.failures = self.dead_frames = 0
         self._stop = threading.Event()
         self._drain_until = 0.0
@@ -75,6 +77,9 @@ class SinkWorker:
                         continue
                 failures += 1
                 self._stop.wait(min(self._retry_s, self._retry_s * 2.0 ** (failures - 3)))
+        except Exception as exc:  # a bug: make it loud, the agent exits and the supervisor restarts us
+            log.exception("%s worker crashed", self.sink.name)
+            self.crashed = exc
         finally:
             self.sink.close()
 
@@ -89,6 +94,7 @@ class SinkWorker:
             self.sink.connect()
         except SinkUnavailable as exc:
             self._tally(f"{self.sink.name} unavailable, spooling to {self._spool.directory}", str(exc))
+            self.failures += 1
             self.down = True
             return False
         log.info("%s connected; writing from spool position %s", self.sink.name, tuple(self.position))
