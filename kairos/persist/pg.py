@@ -21,7 +21,7 @@ import psycopg2
 from psycopg2.extensions import connection, cursor
 from psycopg2.extras import execute_values
 
-from kairos.errors import BatchRejected, PersistError, SinkUnavailable
+from kairos.errors import BatchRejected, ConfigError, PersistError, SinkUnavailable
 from kairos.persist.batch import Batch
 from kairos.persist.copybin import StageLayout
 from kairos.persist.migrate import NativePartitions, migrate
@@ -49,6 +49,10 @@ class PgSink:
 
     def __init__(self, dsn: str, schema: str, storage: str = "auto", native: NativePartitions | None = None,
                  connect_timeout_s: float = 3.0, maintain_every_s: float = 3600.0, direct: bool = True) -> None:
+        try:
+            psycopg2.extensions.parse_dsn(dsn)
+        except psycopg2.ProgrammingError as exc:
+            raise ConfigError(str(exc).strip(), "persister.dsn") from None
         self._dsn = dsn
         self.schema = check_schema_name(schema)
         self._storage_mode = storage

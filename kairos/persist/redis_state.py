@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import redis
 
-from kairos.errors import SinkUnavailable
+from kairos.errors import ConfigError, SinkUnavailable
 from kairos.persist.batch import Batch
 from kairos.persist.hotstate import Changes, HotState
 from kairos.records import ProcState
@@ -35,6 +35,10 @@ class RedisSink:
 
     def __init__(self, url: str, prefix: str, symbols: Mapping[int, str], status: StatusSource | None = None,
                  status_every_s: float = 1.0, timeout_s: float = 2.0) -> None:
+        try:
+            redis.connection.parse_url(url)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "persister.redis_url") from None
         self._url, self.prefix, self._timeout = url, prefix, timeout_s
         self._status, self._status_every = status, status_every_s
         self._next_status = 0.0
