@@ -146,7 +146,7 @@ class PgSink:
         self._next_maintain = now + self._maintain_every
         try:
             migrate(self._conn, self.schema, self._storage_mode, self._native)
-        except _TRANSIENT as exc:
+        except (psycopg2.Error, PersistError) as exc:
             self.close()
             raise SinkUnavailable(f"PostgreSQL maintenance failed: {_one_line(exc)}") from exc
 
