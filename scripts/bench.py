@@ -64,6 +64,13 @@ def render(name: str, result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays (which benchmarks naturally return) as plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__.splitlines()[0])
     parser.add_argument("name", help=f"one of: all, {', '.join(available())}")
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print(render(name, results[name]), flush=True)
     if args.json:
-        print(json.dumps(results if args.name == "all" else results[args.name]))
+        print(json.dumps(results if args.name == "all" else results[args.name], default=_jsonable))
     return 1 if failed else 0
 
 

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
 import time
+import timeit
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import posix_ipc
 
 from kairos.records import MARKET_DATA
-from kairos.ring import Overflow, Ring, Waiter
+from kairos.ring import Overflow, Ring, Waiter, fence
+from kairos.ring.wait import DEFAULT_SPIN
 
 RECORD = MARKET_DATA
 RATE = 10_000
@@ -48,7 +52,8 @@ def _receiver(spec: tuple, limit: int) -> tuple[Callable, Callable[[int], None],
     if kind == "ring":
         ring = Ring.attach("bench", RECORD, prefix=spec[1])
         cons = ring.consumer("bench")
-        waiter = Waiter([cons], prefix=spec[1], name="bench", timeout_s=0.05, wait=spec[2])
+        wait, spin = spec[2]
+        waiter = Waiter([cons], prefix=spec[1], name="bench", timeout_s=0.05, wait=wait, spin=spin)
 
         def close() -> None:
             waiter.close()
@@ -136,7 +141,7 @@ def _trial(cons_spec: tuple, prod_spec: tuple, n: int, batch: int, limit: int, p
     return reports
 
 
-def _measure(kind: str, wait: str, n: int, batch: int, paced: bool) -> dict[str, Any]:
+def _measure(kind: str, wait: tuple, n: int, batch: int, paced: bool) -> dict[str, Any]:
     """Build the channel here (ring segment, mp.Queue or Pipe ends), run a trial, clean up."""
     ctx = mp.get_context(os.environ.get("BENCH_MP", "spawn"))
     prefix = f"kairos-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -157,7 +162,7 @@ def _measure(kind: str, wait: str, n: int, batch: int, paced: bool) -> dict[str,
 def _latency_row(name: str, reports: dict[str, Any]) -> dict[str, Any]:
     lat = reports["consumer"]["lat"]
     lat_us = lat[len(lat) // 20 :] / 1e3
-    p50, p90, p99, p999 = np.percentile(lat_us, [50, 90, 99, 99.9])
+    p50, p90, p99, p999 = (float(p) for p in np.percentile(lat_us, [50, 90, 99, 99.9]))
     return {"test": "lat10k", "transport": name, "p50_us": p50, "p90_us": p90, "p99_us": p99,
             "p999_us": p999, "max_us": float(lat_us.max()), "msgs_per_s": reports["producer"]["rate"],
             "cpu_prod_pct": reports["producer"]["cpu"], "cpu_cons_pct": reports["consumer"]["cpu"]}  # fmt: skip
@@ -168,9 +173,38 @@ def _tput_row(test: str, name: str, reports: dict[str, Any]) -> dict[str, Any]:
             "cpu_prod_pct": reports["producer"]["cpu"], "cpu_cons_pct": reports["consumer"]["cpu"]}  # fmt: skip
 
 
-LATENCY = (("ring-block", "ring", "block"), ("ring-yield", "ring", "yield"), ("ring-spin", "ring", "spin"),
-           ("mpqueue", "queue", ""), ("pipe", "pipe", ""))  # fmt: skip
-THROUGHPUT = (("ring-block", "ring", "block"), ("ring-spin", "ring", "spin"), ("mpqueue", "queue", ""))
+def _ns_per_op(stmt: str, names: dict[str, Any], number: int) -> float:
+    return min(timeit.repeat(stmt, globals=names, number=number, repeat=5)) / number * 1e9
+
+
+def _micro(quick: bool) -> list[dict[str, Any]]:
+    """In-process costs: fence candidates (the eventcount needs a store->load fence) and ring ops."""
+    prefix = f"kairos-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    ring = Ring.create("micro", RECORD, 1 << 16, Overflow.OVERWRITE, ("c",), prefix=prefix)
+    sem = posix_ipc.Semaphore(f"/{prefix}.fence", posix_ipc.O_CREX, initial_value=1)
+    lock = threading.Lock()
+    try:
+        prod, cons = ring.producer(), ring.consumer("c")
+        names = {"acq": lock.acquire, "rel": lock.release, "post": sem.release, "take": sem.acquire,
+                 "fence": fence, "pub": prod.publish, "poll": cons.poll, "one": np.zeros(1, RECORD),
+                 "b256": np.zeros(256, RECORD)}  # fmt: skip
+        number = 2_000 if quick else 20_000
+        ops = [("fence: threading.Lock acquire+release (chosen)", "acq(); rel()"),
+               ("fence: posix_ipc sem release+acquire", "post(); take()"), ("fence() call", "fence()"),
+               ("publish 1 record", "pub(one)"), ("poll 1 record", "pub(one); poll(len, 1)"),
+               ("publish 256 records", "pub(b256)"), ("poll 256 records", "pub(b256); poll(len, 256)")]  # fmt: skip
+        return [{"op": op, "ns": _ns_per_op(stmt, names, number)} for op, stmt in ops]
+    finally:
+        sem.unlink()
+        ring.close()
+        Ring.unlink("micro", prefix)
+
+
+BLOCK, NOSPIN = ("block", DEFAULT_SPIN), ("block", 0)
+LATENCY = (("ring-block", "ring", BLOCK), ("ring-block-nospin", "ring", NOSPIN), ("ring-yield", "ring", ("yield", 0)),
+           ("ring-spin", "ring", ("spin", 0)), ("mpqueue", "queue", ()), ("pipe", "pipe", ()))  # fmt: skip
+THROUGHPUT = (("ring-block", "ring", BLOCK), ("ring-block-nospin", "ring", NOSPIN), ("ring-spin", "ring", ("spin", 0)),
+              ("mpqueue", "queue", ()))  # fmt: skip
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -199,4 +233,5 @@ def run(quick: bool) -> dict[str, Any]:
     }
     meta = {"quick": quick, "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0], "lat_msgs": n_lat,
             "tput1_msgs": n_one, "tput256_msgs": n_batch}  # fmt: skip
-    return {"rows": rows, "ratios": ratios, "targets": targets, "meta": meta}
+    return {"rows": rows, "ratios": ratios, "targets": targets, "micro_ns": {r["op"]: r["ns"] for r in _micro(quick)},
+            "meta": meta}  # fmt: skip

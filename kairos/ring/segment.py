@@ -34,6 +34,7 @@ VERSION_OFFSET: Final = 8
 CREATOR_PID_OFFSET: Final = 16
 CREATOR_START_OFFSET: Final = 24
 PREAMBLE_LENGTH: Final = 32
+MAGIC_FAMILY: Final = b"KAIROS"  # first 6 bytes of every KAIRÓS magic (little-endian i64 of b"KAIROSxx")
 SHM_DIR: Final = Path("/dev/shm")
 
 
@@ -147,7 +148,11 @@ def _reclaim(name: str) -> None:
 
 
 def sweep_stale(prefix: str) -> list[str]:
-    """Unlink every segment under ``prefix`` whose creator is dead; returns the names removed."""
+    """Unlink every KAIRÓS segment under ``prefix`` whose creator is dead; returns the names removed.
+
+    Only segments whose magic starts with ``KAIROS`` are touched: anything else under the prefix
+    (or a segment still being initialised) is not ours to judge.
+    """
     removed = []
     for path in sorted(SHM_DIR.glob(f"{prefix}.*")):
         try:
@@ -155,10 +160,10 @@ def sweep_stale(prefix: str) -> list[str]:
         except RingNotFound:
             continue
         try:
-            pid = seg.read_i64(CREATOR_PID_OFFSET) if seg.size >= PREAMBLE_LENGTH else 0
-            start = seg.read_i64(CREATOR_START_OFFSET) if pid else 0
+            ours = seg.size >= PREAMBLE_LENGTH and bytes(seg.buf[:6]) == MAGIC_FAMILY
+            pid, start = (seg.read_i64(CREATOR_PID_OFFSET), seg.read_i64(CREATOR_START_OFFSET)) if ours else (0, 0)
         finally:
             seg.close()
-        if not owner_alive(pid, start) and unlink("/" + path.name):
+        if ours and not owner_alive(pid, start) and unlink("/" + path.name):
             removed.append("/" + path.name)
     return removed

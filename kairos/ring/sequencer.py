@@ -17,12 +17,17 @@ import mmap
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import Final
 
 import numpy as np
 
 from kairos.errors import RingFull
 from kairos.ring.sequence import split, wrap_limit
-from kairos.ring.wait import _fence_acquire, _fence_release
+from kairos.ring.wait import fence_lock
+
+YIELDS: Final = 1000
+SLEEP_S: Final = 0.0005
+_fence_acquire, _fence_release = fence_lock.acquire, fence_lock.release
 
 
 class Sequencer:
@@ -128,7 +133,8 @@ class GatedSequencer(Sequencer):
         return self._commit(lo + n - 1)
 
     def _reserve(self, hi: int) -> None:
-        """Wait until ``hi`` fits (yield, then 10-500 us sleeps), bounded by the timeout."""
+        """Wait until ``hi`` fits, bounded by the timeout: ~1 ms of sched_yield (a draining consumer
+        frees space within microseconds), then 0.5 ms sleeps (a stalled one)."""
         hdr, cursors, cap = self._hdr, self._cursors, self._capacity
         deadline = time.monotonic() + self._timeout_s
         attempt = 0
@@ -142,10 +148,10 @@ class GatedSequencer(Sequencer):
             if time.monotonic() > deadline:
                 raise RingFull(self._full_message(hi))
             attempt += 1
-            if attempt < 50:
+            if attempt < YIELDS:
                 os.sched_yield()
             else:
-                time.sleep(min(0.0005, 0.00001 * attempt))
+                time.sleep(SLEEP_S)
 
     def _full_message(self, hi: int) -> str:
         hdr = self._hdr

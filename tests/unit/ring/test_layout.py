@@ -113,15 +113,19 @@ def test_create_refuses_a_segment_of_a_live_creator(shm_prefix: str) -> None:
 
 def test_sweep_removes_only_dead_creators_segments(shm_prefix: str) -> None:
     live = Ring.create("live", MARKET_DATA, 8, Overflow.BLOCK, ("a",), prefix=shm_prefix)
-    dead = Segment.create(segment_name(shm_prefix, "dead"), 4096)
-    dead.write_i64(CREATOR_PID_OFFSET, 2**22 + 1)
-    dead.close()
+    for name, magic in (("dead", L.MAGIC), ("foreign", 0x1234), ("unfinished", 0)):
+        seg = Segment.create(segment_name(shm_prefix, name), 4096)
+        seg.write_i64(CREATOR_PID_OFFSET, 2**22 + 1)
+        seg.write_i64(MAGIC_OFFSET, magic)
+        seg.close()
     try:
         assert sweep_stale(shm_prefix) == [segment_name(shm_prefix, "dead")]
         Ring.attach("live", MARKET_DATA, prefix=shm_prefix).close()
     finally:
         live.close()
         Ring.unlink("live", shm_prefix)
+        for name in ("foreign", "unfinished"):
+            assert unlink(segment_name(shm_prefix, name))
 
 
 @pytest.mark.parametrize(

@@ -248,3 +248,14 @@ def test_unlink_removes_segment_and_bells(shm_prefix: str) -> None:
     assert not Ring.unlink("r", shm_prefix)
     with pytest.raises(posix_ipc.ExistentialError):
         posix_ipc.Semaphore(bell_name(shm_prefix, "c"))
+
+
+def test_restarted_overwrite_producer_never_moves_claimed_back(make_ring: MakeRing) -> None:
+    ring = make_ring("md", MARKET_DATA, capacity=8, overflow=Overflow.OVERWRITE, consumers=("c",))
+    ring.producer().publish(batch(0, 8))
+    ring._hdr[L.CLAIMED_OFFSET >> 3] = 10  # the producer died copying seqs 8..10 over slots 0..2
+    again = ring.producer()
+    assert again.published == 7 and again.publish(batch(8, 1)) == 8
+    assert ring._hdr[L.CLAIMED_OFFSET >> 3] == 10  # seqs 0..2 stay invalid
+    cons = ring.consumer("c")
+    assert drain(cons) == [3, 4, 5, 6, 7, 8] and cons.overruns == 3
