@@ -35,7 +35,6 @@ from kairos.execution import EXECUTORS, OrderRequest
 from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderType, Side, Tif, Venue
-from kairos.sim import router as sim_router
 from kairos.sim.market import SimMarket
 from kairos.sim.server import SimServer
 
@@ -126,10 +125,6 @@ def _wait_ack(ex: RestExecution, coid: str) -> Any:
 @contextlib.contextmanager
 def running_sim() -> Iterator[tuple[SimMarket, dict[str, RestExecution]]]:
     """The simulator's market + REST side on ephemeral ports, and a started executor per venue."""
-    # The simulator's stdlib server writes headers and body in two sends; with Nagle on, the body
-    # waits for the client's delayed ACK (~40 ms) on some exchanges, which would swamp what this
-    # measures. Real venues set TCP_NODELAY; so does this run (reported to the kairos/sim owner).
-    sim_router._Handler.disable_nagle_algorithm = True
     server = SimServer(_settings({}))
     executors: dict[str, RestExecution] = {}
     try:
