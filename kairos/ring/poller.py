@@ -2,7 +2,8 @@
 
 The cursor is the last sequence this consumer has fully handled. It is stored after the handler
 returns, so a consumer killed at any point resumes at the first record it had not finished:
-nothing lost, nothing read twice (a batch interrupted inside the handler is handed over again).
+nothing lost, nothing finished handed again (a batch interrupted inside the handler is handed
+again, whole).
 
 - `GatedPoller` (block rings) hands the handler a zero-copy view into the ring: the producer
   cannot overwrite it until the cursor moves. Copy what you keep beyond the call.
@@ -19,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kairos.ring import layout as L
+from kairos.ring.sequence import readable_end
 
 Handler = Callable[[np.ndarray], object]
 """Called with one contiguous batch (a view valid only during the call). During the call the
@@ -72,9 +74,9 @@ class Poller:
 
     def read(self, limit: int) -> np.ndarray:
         """A copy of up to ``limit`` records (fewer at the ring's wrap point; empty if none)."""
-        out: list[np.ndarray] = []
-        if self.poll(out.append, limit):
-            return np.frombuffer(bytearray(out[0]), self._dtype)
+        out: list[bytearray] = []
+        if self.poll(lambda view: out.append(bytearray(view)), limit):  # copy before the cursor moves
+            return np.frombuffer(out[0], self._dtype)
         return np.empty(0, self._dtype)
 
 
@@ -146,17 +148,12 @@ class OverwritePoller(Poller):
 
     def _copy(self, lo: int, hi: int, limit: int) -> int:
         """Copy lo..min(hi, limit, wrap) into scratch with one slice copy; returns the count."""
-        mask = self._mask
-        if hi >= lo + limit:
-            hi = lo + limit - 1
-        if hi > lo | mask:
-            hi = lo | mask
-        n = hi - lo + 1
+        n = readable_end(lo, hi, limit, self._mask) - lo + 1
         if n <= 0:
             return 0
         if n > len(self._scratch):
             self._grow(n)
-        size, slot = self._size, lo & mask
+        size, slot = self._size, lo & self._mask
         self._scratch_bytes[: n * size] = self._ring_bytes[slot * size : (slot + n) * size]
         return n
 

@@ -8,6 +8,9 @@ is never shared.
 
 from __future__ import annotations
 
+import platform
+from typing import Final
+
 import numpy as np
 
 from kairos.errors import RingError, RingNotFound
@@ -21,8 +24,17 @@ from kairos.ring.wait import bell_name, open_bell, unlink_bell
 Overflow = L.Overflow
 
 
+TSO_MACHINES: Final = ("x86_64", "AMD64")
+
+
 def segment_name(prefix: str, name: str) -> str:
     return f"/{prefix}.ring.{name}"
+
+
+def check_machine() -> None:
+    """The ring relies on x86-64 TSO ordering (docs/RING.md); elsewhere it would misread silently."""
+    if platform.machine() not in TSO_MACHINES:
+        raise RingError(f"rings need x86-64 memory ordering (TSO); this is {platform.machine()}: see docs/RING.md")
 
 
 class Ring:
@@ -47,6 +59,7 @@ class Ring:
         prefix: str,
     ) -> Ring:
         """Create (or reclaim from a dead creator) and initialise; the segment is live when this returns."""
+        check_machine()
         L.check_name("ring", name)
         L.check_capacity(capacity)
         if not 0 < len(consumers) <= L.MAX_CONSUMERS or len(set(consumers)) != len(consumers):
@@ -61,6 +74,7 @@ class Ring:
     @classmethod
     def attach(cls, name: str, dtype: np.dtype, prefix: str, capacity: int | None = None) -> Ring:
         """Map an existing ring; RingNotFound if absent or not yet live, RingLayoutError on mismatch."""
+        check_machine()
         seg = Segment.open(segment_name(prefix, name))
         try:
             if seg.size < 8 or seg.read_i64(MAGIC_OFFSET) == 0:

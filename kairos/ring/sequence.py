@@ -4,9 +4,11 @@ A sequence names a record forever; its slot is ``seq & mask``. Readers and write
 sequence are in different processes, so a value is one aligned 8-byte load or store through a
 ``memoryview.cast('q')`` (atomic on x86-64; see docs/RING.md for the ordering assumptions).
 
-The pure functions below are the ring's arithmetic. The hot paths in sequencer.py and poller.py
-inline the same expressions (a Python call costs more than the arithmetic); the unit tests pin
-the rules here and the stress tests pin the inlined copies.
+The pure functions below are the ring's arithmetic. The single-record hot paths (``publish``,
+``GatedPoller.poll``) inline the same expressions, because a Python call costs more than the
+arithmetic; unit tests pin the rules here, the ring and stress tests pin the inlined copies.
+One more rule lives inline in OverwritePoller: after the producer claims ``claimed``, every
+sequence <= claimed - capacity may be torn.
 """
 
 from __future__ import annotations
@@ -31,11 +33,6 @@ class Sequence:
 def readable_end(lo: int, published: int, limit: int, mask: int) -> int:
     """Last sequence a consumer at ``lo`` may take in one contiguous slice (< lo when none)."""
     return min(published, lo + limit - 1, lo | mask)
-
-
-def overwritten_upto(claimed: int, capacity: int) -> int:
-    """Every sequence <= this may be (or is being) overwritten once the producer claimed ``claimed``."""
-    return claimed - capacity
 
 
 def wrap_limit(slowest_cursor: int, capacity: int) -> int:

@@ -117,6 +117,10 @@ class BlockingWait:
             for pending in self._pending:
                 if pending():
                     return
+        self._sleep()
+
+    def _sleep(self) -> None:
+        """Eventcount: flag up, fence, re-check, wait (bounded), flag down."""
         flags = self._flags
         for view, index in flags:
             view[index] = 1

@@ -7,6 +7,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from kairos.ring import Ring
+from kairos.ring.segment import SHM_DIR
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(shm_prefix: str) -> Iterator[None]:
+    """Every test must clean up its own segments and doorbells (checked before the generic sweep)."""
+    yield
+    left = [p.name for p in SHM_DIR.iterdir() if p.name.startswith((shm_prefix, f"sem.{shm_prefix}"))]
+    assert left == [], f"left in /dev/shm: {left}"
 
 
 @pytest.fixture

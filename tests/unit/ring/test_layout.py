@@ -141,3 +141,11 @@ def test_create_validates_arguments(make_ring: Callable[..., Ring], kwargs: dict
     args = {"capacity": 64, "overflow": Overflow.BLOCK, "consumers": ("a",)} | kwargs
     with pytest.raises(ValueError, match=message):
         make_ring("r", MARKET_DATA, **args)
+
+
+def test_rings_refuse_machines_without_tso(monkeypatch: pytest.MonkeyPatch, shm_prefix: str) -> None:
+    import platform
+
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    with pytest.raises(RingError, match="x86-64 memory ordering"):
+        Ring.create("r", MARKET_DATA, 8, Overflow.BLOCK, ("c",), prefix=shm_prefix)

@@ -23,10 +23,8 @@ def test_readable_end(lo: int, published: int, limit: int, mask: int, expected: 
     assert S.readable_end(lo, published, limit, mask) == expected
 
 
-def test_overwritten_and_wrap_limit_are_inverse_views_of_one_lap() -> None:
+def test_wrap_limit_is_one_lap_past_the_slowest_cursor() -> None:
     cap = 16
-    assert S.overwritten_upto(claimed=15, capacity=cap) == -1  # first lap destroys nothing
-    assert S.overwritten_upto(claimed=16, capacity=cap) == 0  # seq 16 reuses seq 0's slot
     assert S.wrap_limit(slowest_cursor=-1, capacity=cap) == 15
     assert S.wrap_limit(slowest_cursor=4, capacity=cap) == 20
 
