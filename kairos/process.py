@@ -1,0 +1,70 @@
+"""The edge every ``procs/<role>.py`` shares: config, logging, build, run, close, exit code.
+
+Errors become exit codes here and nowhere else: a bad config or a ring layout mismatch is
+EXIT_BOOT_ERROR (the supervisor marks the process FATAL), anything else deliberate is the error's
+own code (the supervisor backs off and restarts).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Protocol
+
+from kairos import config
+from kairos.agent import Agent, AgentRunner
+from kairos.config import Settings
+from kairos.errors import EXIT_BOOT_ERROR, KairosError
+from kairos.logs import setup_logging
+from kairos.status import Slot, StatusBoard
+
+
+class Process(Protocol):
+    def run(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class IdlingAgent(Agent, Protocol):
+    def idle(self, work: int) -> None: ...
+
+
+def run_process(role: str, build: Callable[[Settings], Process]) -> int:
+    """Load config, set up logging, build the process, run it until stopped; return the exit code."""
+    try:
+        settings = config.load()
+    except KairosError as exc:
+        print(f"{role}: {exc}", file=sys.stderr)
+        return EXIT_BOOT_ERROR
+    setup_logging(role, settings.logging)
+    try:
+        process = build(settings)
+    except KairosError as exc:
+        logging.getLogger(role).error("%s cannot start: %s", role, exc)
+        return exc.exit_code
+    try:
+        return process.run()
+    finally:
+        process.close()
+
+
+class BoardAgentProcess:
+    """An agent on its own status-board row, idling on its own wait: the gate and the strategy host."""
+
+    __slots__ = ("_agent", "_board", "_slot")
+
+    def __init__(self, settings: Settings, role: str, make: Callable[[Settings, Slot], IdlingAgent]) -> None:
+        self._board = StatusBoard.attach(settings.shm_prefix)
+        try:
+            self._slot = self._board.claim(role)
+            self._agent = make(settings, self._slot)
+        except BaseException:
+            self._board.close()
+            raise
+
+    def run(self) -> int:
+        return AgentRunner(self._agent, self._agent.idle, self._slot).run()
+
+    def close(self) -> None:
+        self._board.close()
