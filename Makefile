@@ -20,8 +20,12 @@ venv: $(STAMP)  #-- create/update the local .venv (idempotent)
 proto: $(STAMP)  #-- regenerate gRPC code from proto/ into kairos/api/gen
 	$(BIN)/python -m scripts.gen_proto
 
+DEV_TOKEN := $(or $(KAIROS__SUPERVISOR__API_TOKEN),kairos-dev)
+
 run: $(STAMP) proto  #-- run the whole engine offline against the bundled exchange simulator (paper)
-	$(BIN)/python -m procs.supervisor --sim
+	@echo "KAIROS: paper trading against the local simulator; gRPC on 127.0.0.1:50551, API token '$(DEV_TOKEN)'."
+	@echo "        In another shell: export KAIROS_API_TOKEN=$(DEV_TOKEN); $(BIN)/kairosctl status. Ctrl-C stops everything."
+	KAIROS__SUPERVISOR__API_TOKEN=$(DEV_TOKEN) KAIROS__EXECUTION__MODE=paper $(BIN)/python -m procs.supervisor --sim
 
 test: $(STAMP) proto  #-- run every test (unit, stress, process, service, e2e)
 	$(BIN)/python -m pytest -q

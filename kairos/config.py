@@ -243,6 +243,9 @@ class SimConfig:
     levels: int = 50
     volatility_bps: float = 0.2
     trade_probability: float = 0.3
+    dislocation_probability: float = 0.0
+    dislocation_bps: float = 40.0
+    dislocation_decay: float = 0.9
     okx_ws_snapshot: bool = True
     binance_ping_interval_s: float = 20.0
     okx_idle_timeout_s: float = 30.0

@@ -53,7 +53,8 @@ def build_specs(instruments: tuple[InstrumentConfig, ...], sim: SimConfig) -> li
 
 
 class SimMarket:
-    __slots__ = ("_books", "_cfg", "_fair", "_listeners", "_lock", "_rng", "_sink", "_steer", "_trade_id")
+    __slots__ = ("_books", "_cfg", "_dislocation", "_fair", "_listeners", "_lock", "_rng", "_sink", "_steer",
+                 "_trade_id")
 
     def __init__(self, specs: list[tuple[VenueSpec, float]], cfg: SimConfig, sink: Sink) -> None:
         self._cfg = cfg
@@ -63,6 +64,7 @@ class SimMarket:
         self._listeners: list[Listener] = []
         self._books: dict[tuple[Venue, str], SimBook] = {}
         self._fair: dict[str, float] = {}
+        self._dislocation: dict[tuple[Venue, str], float] = {}
         self._steer: dict[tuple[Venue, str], float] = {}
         self._trade_id = 100_000
         for spec, price in specs:
@@ -104,10 +106,19 @@ class SimMarket:
             for inst in self._fair:
                 self._fair[inst] *= math.exp(self._rng.gauss(0.0, self._cfg.volatility_bps * 1e-4))
             for key, book in self._books.items():
-                noise = self._rng.gauss(0.0, self._cfg.volatility_bps * 1e-4)
+                noise = self._rng.gauss(0.0, self._cfg.volatility_bps * 1e-4) + self._dislocate(key)
                 self._walk(book, self._steer.get(key, self._fair[book.spec.instrument] * (1.0 + noise)))
         for venue, symbol in list(self._books):
             self._notify(venue, symbol)
+
+    def _dislocate(self, key: tuple[Venue, str]) -> float:
+        """A venue-local price shock that decays: what gives cross-venue arbitrage something to find."""
+        cfg = self._cfg
+        offset = self._dislocation.get(key, 0.0) * cfg.dislocation_decay
+        if cfg.dislocation_probability and self._rng.random() < cfg.dislocation_probability:
+            offset = self._rng.choice((-1.0, 1.0)) * cfg.dislocation_bps * 1e-4
+        self._dislocation[key] = offset
+        return offset
 
     def take(self, venue: Venue, symbol: str, side: Side, qty: Decimal, limit: Decimal | None) -> list[Level]:
         """Aggressor ``side`` consumes resting liquidity up to ``limit`` (None = market); returns fills."""
