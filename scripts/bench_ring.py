@@ -13,6 +13,7 @@ on receipt), so every transport moves and decodes the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import threading
@@ -27,7 +28,8 @@ import posix_ipc
 
 from kairos.records import MARKET_DATA
 from kairos.ring import Overflow, Ring, Waiter, fence
-from kairos.ring.wait import DEFAULT_SPIN
+from kairos.ring.segment import Segment, unlink
+from kairos.ring.wait import DEFAULT_SPIN, open_bell
 
 RECORD = MARKET_DATA
 RATE = 10_000
@@ -36,8 +38,52 @@ TARGETS = {"block_p50_us_max": 8.0, "p50_vs_mpqueue_min": 3.0, "tput1_min": 1e6,
            "tput256_vs_mpqueue_min": 5.0}  # fmt: skip
 
 
+class _Mailbox:
+    """Floor reference: one 64-byte slot, a counter and the same flag+semaphore doorbell, no ring
+    logic at all (what the ring's blocking wait costs on this machine before any of our code)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.seg = Segment.open(f"/{prefix}.mailbox")
+        self.words = memoryview(self.seg.buf).cast("q")  # [32] count, [33] sleeping
+        self.record = np.frombuffer(self.seg.buf, RECORD, 1, 320)
+        self.bell = open_bell(f"/{prefix}.mailbox")
+        self.last = 0
+
+    def send(self, arr: np.ndarray) -> None:
+        words = self.words
+        self.seg.buf[320:384] = arr
+        words[32] += 1
+        if words[33]:
+            self.bell.release()
+
+    def poll(self, handler: Callable[[np.ndarray], object]) -> int:
+        count = self.words[32]
+        if count == self.last:
+            return 0
+        handler(self.record)
+        got, self.last = count - self.last, count
+        return got
+
+    def idle(self, work: int) -> None:
+        if work:
+            return
+        self.words[33] = 1
+        if self.words[32] == self.last:
+            with contextlib.suppress(posix_ipc.BusyError):
+                self.bell.acquire(0.05)
+        self.words[33] = 0
+
+    def close(self) -> None:
+        self.words.release()
+        self.bell.close()
+        self.seg.close()
+
+
 def _sender(spec: tuple) -> tuple[Callable[[np.ndarray], object], Callable[[], None]]:
     kind = spec[0]
+    if kind == "mailbox":
+        box = _Mailbox(spec[1])
+        return box.send, box.close
     if kind == "ring":
         ring = Ring.attach("bench", RECORD, prefix=spec[1])
         return ring.producer(timeout_s=30.0).publish, ring.close
@@ -49,6 +95,9 @@ def _sender(spec: tuple) -> tuple[Callable[[np.ndarray], object], Callable[[], N
 def _receiver(spec: tuple, limit: int) -> tuple[Callable, Callable[[int], None], Callable[[], None]]:
     """(poll(handler) -> count, idle(work), close) for one transport."""
     kind = spec[0]
+    if kind == "mailbox":
+        box = _Mailbox(spec[1])
+        return box.poll, box.idle, box.close
     if kind == "ring":
         ring = Ring.attach("bench", RECORD, prefix=spec[1])
         cons = ring.consumer("bench")
@@ -152,6 +201,14 @@ def _measure(kind: str, wait: tuple, n: int, batch: int, paced: bool) -> dict[st
         finally:
             ring.close()
             Ring.unlink("bench", prefix)
+    if kind == "mailbox":
+        seg, bell = Segment.create(f"/{prefix}.mailbox", 4096), open_bell(f"/{prefix}.mailbox")
+        try:
+            return _trial(("mailbox", prefix), ("mailbox", prefix), n, batch, batch, paced)
+        finally:
+            bell.unlink()
+            seg.close()
+            unlink(f"/{prefix}.mailbox")
     if kind == "queue":
         q = ctx.Queue()
         return _trial(("queue", q), ("queue", q), n, batch, batch, paced)
@@ -181,29 +238,36 @@ def _micro(quick: bool) -> list[dict[str, Any]]:
     """In-process costs: fence candidates (the eventcount needs a store->load fence) and ring ops."""
     prefix = f"kairos-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     ring = Ring.create("micro", RECORD, 1 << 16, Overflow.OVERWRITE, ("c",), prefix=prefix)
+    gated = Ring.create("gated", RECORD, 1 << 16, Overflow.BLOCK, ("c",), prefix=prefix)
     sem = posix_ipc.Semaphore(f"/{prefix}.fence", posix_ipc.O_CREX, initial_value=1)
     lock = threading.Lock()
     try:
         prod, cons = ring.producer(), ring.consumer("c")
         names = {"acq": lock.acquire, "rel": lock.release, "post": sem.release, "take": sem.acquire,
                  "fence": fence, "pub": prod.publish, "poll": cons.poll, "one": np.zeros(1, RECORD),
-                 "b256": np.zeros(256, RECORD)}  # fmt: skip
+                 "b256": np.zeros(256, RECORD), "gpub": gated.producer().publish,
+                 "gpoll": gated.consumer("c").poll}  # fmt: skip
         number = 2_000 if quick else 20_000
         ops = [("fence: threading.Lock acquire+release (chosen)", "acq(); rel()"),
                ("fence: posix_ipc sem release+acquire", "post(); take()"), ("fence() call", "fence()"),
-               ("publish 1 record", "pub(one)"), ("poll 1 record", "pub(one); poll(len, 1)"),
-               ("publish 256 records", "pub(b256)"), ("poll 256 records", "pub(b256); poll(len, 256)")]  # fmt: skip
+               ("overwrite: publish 1", "pub(one)"), ("overwrite: publish 1 + poll 1", "pub(one); poll(len, 1)"),
+               ("overwrite: publish 256", "pub(b256)"),
+               ("overwrite: publish 256 + poll 256", "pub(b256); poll(len, 256)"),
+               ("block: publish 1 + poll 1", "gpub(one); gpoll(len, 1)"),
+               ("block: publish 256 + poll 256", "gpub(b256); gpoll(len, 256)")]  # fmt: skip
         return [{"op": op, "ns": _ns_per_op(stmt, names, number)} for op, stmt in ops]
     finally:
         sem.unlink()
-        ring.close()
-        Ring.unlink("micro", prefix)
+        for r in (ring, gated):
+            r.close()
+            Ring.unlink(r.name, prefix)
 
 
-BLOCK, NOSPIN = ("block", DEFAULT_SPIN), ("block", 0)
-LATENCY = (("ring-block", "ring", BLOCK), ("ring-block-nospin", "ring", NOSPIN), ("ring-yield", "ring", ("yield", 0)),
-           ("ring-spin", "ring", ("spin", 0)), ("mpqueue", "queue", ()), ("pipe", "pipe", ()))  # fmt: skip
-THROUGHPUT = (("ring-block", "ring", BLOCK), ("ring-block-nospin", "ring", NOSPIN), ("ring-spin", "ring", ("spin", 0)),
+BLOCK, SPIN20 = ("block", DEFAULT_SPIN), ("block", 20)
+LATENCY = (("ring-block", "ring", BLOCK), ("ring-block-spin20", "ring", SPIN20), ("ring-yield", "ring", ("yield", 0)),
+           ("ring-spin", "ring", ("spin", 0)), ("mpqueue", "queue", ()), ("pipe", "pipe", ()),
+           ("bare-sem-floor", "mailbox", ()))  # fmt: skip
+THROUGHPUT = (("ring-block", "ring", BLOCK), ("ring-block-spin20", "ring", SPIN20), ("ring-spin", "ring", ("spin", 0)),
               ("mpqueue", "queue", ()))  # fmt: skip
 
 
@@ -218,6 +282,7 @@ def run(quick: bool) -> dict[str, Any]:
     ratios = {
         "lat p50 mpqueue/ring-block": queue["p50_us"] / block["p50_us"],
         "lat p50 pipe/ring-block": by["lat10k", "pipe"]["p50_us"] / block["p50_us"],
+        "lat p50 ring-block/bare-sem-floor": block["p50_us"] / by["lat10k", "bare-sem-floor"]["p50_us"],
         "lat p99 mpqueue/ring-block": queue["p99_us"] / block["p99_us"],
         "tput1 ring-block/mpqueue": by["tput1", "ring-block"]["msgs_per_s"] / by["tput1", "mpqueue"]["msgs_per_s"],
         "tput256 ring-block/mpqueue": by["tput256", "ring-block"]["msgs_per_s"]

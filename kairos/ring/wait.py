@@ -22,7 +22,7 @@ import posix_ipc
 
 WAITS: Final = ("block", "yield", "spin")
 DEFAULT_TIMEOUT_S: Final = 0.05
-DEFAULT_SPIN: Final = 20
+DEFAULT_SPIN: Final = 0  # measured: spinning 20 re-checks first bought nothing here (docs/RING.md)
 
 fence_lock = threading.Lock()
 """Never held across anything: acquire+release is only a full fence (see `fence`)."""
@@ -94,8 +94,8 @@ class YieldingWait:
 class BlockingWait:
     """Sleep on the doorbell when idle (the default: an idle process costs no CPU).
 
-    ``spin`` re-checks before sleeping (~0.1 us each) catch a busy producer's next batch, so
-    under load the consumer rarely sleeps and the producer rarely pays a post (a syscall).
+    ``spin`` optional re-checks before sleeping (~0.1 us each) to catch a busy producer's next
+    batch without a post; off by default (no gain measured on 2 cores, see docs/RING.md).
     """
 
     __slots__ = ("_acquire", "_flags", "_pending", "_spins", "_timeout", "bell")
