@@ -43,8 +43,11 @@ def mismatches(view: np.ndarray, first: int) -> int:
     return int((got != expected.view(np.uint8).reshape(got.shape)).any(axis=1).sum())
 
 
-def produce(prefix: str, ring_name: str, total: int, max_batch: int, seed: int, timeout_s: float) -> None:
-    """Publish sequences 0..total-1 in random batch sizes 1..max_batch."""
+def produce(
+    prefix: str, ring_name: str, total: int, max_batch: int, seed: int, timeout_s: float, nap_s: float = 0.0
+) -> None:
+    """Publish sequences published+1..total-1 in random batch sizes 1..max_batch (a restarted
+    producer continues where the dead one stopped); ``nap_s`` sleeps every 16 batches."""
     ring = Ring.attach(ring_name, MARKET_DATA, prefix=prefix)
     prod = ring.producer(timeout_s=timeout_s)
     rng = np.random.default_rng(seed)
@@ -56,6 +59,8 @@ def produce(prefix: str, ring_name: str, total: int, max_batch: int, seed: int, 
         k += 1
         fill(buf[:n], sent)
         sent = prod.publish(buf[:n]) + 1
+        if nap_s and k % 16 == 0:
+            time.sleep(nap_s)
     ring.close()
 
 

@@ -56,7 +56,7 @@ def test_overwrite_slow_consumer_counts_exactly_what_it_missed(lab: Lab) -> None
     lab.ring("md", MARKET_DATA, capacity=256, overflow=Overflow.OVERWRITE, consumers=("fast", "slow"))
     results = lab.ctx.Queue()
     lab.start(consume, lab.prefix, "md", "fast", total, 4096, results, {"deadline_s": 60.0})
-    slow_opts = {"deadline_s": 60.0, "nap_every": 20, "nap_s": 0.0005}
+    slow_opts = {"deadline_s": 60.0, "nap_every": 5, "nap_s": 0.001}  # <= 320k records/s
     lab.start(consume, lab.prefix, "md", "slow", total, 64, results, slow_opts)
     producer = lab.start(produce, lab.prefix, "md", total, 64, 2, 30.0)
     got = collect(results, 2, 70.0)
@@ -82,7 +82,7 @@ def test_kill_9_consumer_mid_stream_restart_resumes_without_loss_or_duplicate(la
         counts.append(np.frombuffer(seg.buf, np.uint8, total, PREAMBLE_LENGTH))
     results = lab.ctx.Queue()
     producer = lab.start(produce, lab.prefix, "events", total, 64, 3, 60.0)
-    opts = {"deadline_s": 60.0, "counts": f"/{lab.prefix}.counts0", "nap_every": 50, "nap_s": 0.001}
+    opts = {"deadline_s": 60.0, "counts": f"/{lab.prefix}.counts0", "nap_every": 10, "nap_s": 0.001}
     victim = lab.start(consume, lab.prefix, "events", "victim", total, 50, results, opts)
     deadline = time.monotonic() + 60
     while ring.cursors()["victim"] < total // 4 and time.monotonic() < deadline:
@@ -102,3 +102,25 @@ def test_kill_9_consumer_mid_stream_restart_resumes_without_loss_or_duplicate(la
     assert (after[committed + 1 :] == 1).all()  # everything after the cursor, each once
     assert np.count_nonzero(before[committed + 1 :]) <= 50  # at most the batch the kill interrupted
     del before, after, counts
+
+
+@pytest.mark.parametrize("overflow", [Overflow.BLOCK, Overflow.OVERWRITE])
+def test_kill_9_producer_mid_stream_restart_continues_the_sequence(lab: Lab, overflow: Overflow) -> None:
+    total = 600_000
+    ring = lab.ring("md", MARKET_DATA, capacity=1024, overflow=overflow, consumers=("c",))
+    results = lab.ctx.Queue()
+    lab.start(consume, lab.prefix, "md", "c", total, 256, results, {"deadline_s": 60.0})
+    first = lab.start(produce, lab.prefix, "md", total, 64, 4, 30.0, 0.001)  # >= 1 s in all
+    deadline = time.monotonic() + 60
+    while ring.published < total // 4 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(first.pid, signal.SIGKILL)
+    first.join(10)
+    assert ring.published < total - 1, "producer finished before the kill"
+    second = lab.start(produce, lab.prefix, "md", total, 64, 5, 30.0)  # takes over the dead slot
+    report = collect(results, 1, 70.0)["c"]
+    second.join(10)
+    assert second.exitcode == 0 and report["bad"] == 0 and report["cursor"] == total - 1, report
+    assert report["received"] + report["overruns"] == total and report["gaps"] == report["overruns"], report
+    if overflow is Overflow.BLOCK:
+        assert report["overruns"] == 0, report
