@@ -19,6 +19,8 @@ MARKET_DATA (64 B)::
 
 ORDER_INTENT (128 B): one order or cancel, from a strategy or from gRPC.
 EXEC_EVENT (128 B): everything the gate says about an order (ack, reject + reason, fill, cancel).
+ORDER_TRACE (64 B): one submitted order's timestamps (wall-clock ns): feed receipt of the tick
+that triggered it, intent created, intent read by the gate, request handed to the executor.
 """
 
 from __future__ import annotations
@@ -214,6 +216,24 @@ EXEC_EVENT: Final = np.dtype(
     align=True,
 )
 assert EXEC_EVENT.itemsize == 128, EXEC_EVENT.itemsize
+
+
+ORDER_TRACE: Final = np.dtype(
+    [
+        ("ts_origin_ns", "<i8"),
+        ("ts_created_ns", "<i8"),
+        ("ts_read_ns", "<i8"),
+        ("ts_sent_ns", "<i8"),
+        ("instrument", "<u4"),
+        ("strategy", "<u2"),
+        ("venue", "<u2"),
+        ("side", "u1"),
+        ("flags", "u1"),
+        ("_pad", "V22"),
+    ],
+    align=True,
+)
+assert ORDER_TRACE.itemsize == 64, ORDER_TRACE.itemsize
 
 
 def fingerprint(dtype: np.dtype) -> int:

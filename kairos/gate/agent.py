@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from kairos.config import Settings
-from kairos.errors import ExecutionError, RingFull
+from kairos.errors import ExecutionError, RingFull, RingNotFound
 from kairos.execution import live_executor
 from kairos.execution.base import Executor
 from kairos.execution.paper import PaperExecutor
@@ -24,14 +24,14 @@ from kairos.gate.desk import Desk
 from kairos.gate.events import EventWriter
 from kairos.gate.journal import AppendLog
 from kairos.gate.marks import Marks
-from kairos.gate.metrics import GateMetrics
+from kairos.gate.metrics import GateMetrics, NoTrace, OrderTrace
 from kairos.gate.orders import Orders
 from kairos.gate.reconcile import reconcile
 from kairos.gate.snapshot import GateStateWriter
 from kairos.gate.state import describe
 from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.logs import ErrorTally
-from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, OrderType, ProcState, TradingState
+from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE, OrderType, ProcState, TradingState
 from kairos.ring import Poller, Ring, Waiter
 from kairos.risk import Grid, PostTrade, PreTrade, RiskState
 from kairos.risk.state import N_VENUES
@@ -95,12 +95,23 @@ class GateAgent:
             fees[VENUE_NAMES[name]] = cfg.taker_fee_bps
         self._pre = PreTrade(s.risk, fees)
         self.desk = Desk(blotter, self._pre, PostTrade(s.risk), self._executors,
-                         EventWriter(events.producer(s.rings.block_timeout_ms / 1000)), GateMetrics(self._slot))
+                         EventWriter(events.producer(s.rings.block_timeout_ms / 1000)),
+                         GateMetrics(self._slot, self._trace()))
         self.desk.metrics.trading_state.set(self.state.trading)
         self._attach_inputs()
         self._writer = GateStateWriter(self._prefix)
         log.info("journal replayed: %d entries, %d open orders, trading %s; reconciling before taking intents",
                  entries, len(blotter.orders.open), TradingState(self.state.trading).name)
+
+    def _trace(self) -> OrderTrace | NoTrace:
+        """Order traces go to the ``trace`` ring when the supervisor made one (older set-ups: off)."""
+        try:
+            ring = Ring.attach("trace", ORDER_TRACE, self._prefix)
+        except RingNotFound:
+            log.info("no trace ring: per-order stage timestamps are off")
+            return NoTrace()
+        self._rings.append(ring)
+        return OrderTrace(ring.producer())
 
     def _attach_inputs(self) -> None:
         consumers: list[Poller] = []

@@ -118,7 +118,9 @@ class Desk:
         self.executors[order.venue].submit(OrderRequest(  # type: ignore[union-attr]
             order.coid.decode(), order.instrument, self._symbol[order.k], _SIDES[order.side],
             _TYPES[order.order_type], _TIFS[order.tif], order.price, order.qty, order.ts_origin_ns))
-        self.metrics.latency.record(time.monotonic_ns() - t_read)
+        sent = time.monotonic_ns()
+        self.metrics.latency.record(sent - t_read)
+        self.metrics.trace.sent(order, t_read, sent)
         self.metrics.orders.add(1)
         self.dirty = True
 
@@ -210,6 +212,7 @@ class Desk:
             self.blotter.record(self._unrecorded, time.time_ns())
             self._unrecorded.clear()
         self.metrics.open_orders.set(self.state.open_orders)
+        self.metrics.trace.flush()
 
     def scan(self, now: int) -> None:
         """Post-trade, after new marks: stop-loss / take-profit exits, then the daily loss limit."""

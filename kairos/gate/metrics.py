@@ -1,4 +1,5 @@
-"""The gate's row on the status board: counters, the gate-latency histogram, rejects by reason.
+"""The gate's row on the status board: counters, the gate-latency histogram, rejects by reason;
+and the order trace (exact per-order stage timestamps on the ``trace`` ring).
 
 A row has 16 counter slots, so a reason gets its own ``rej.<REASON>`` counter on first use while
 slots last (then ``rej.OTHER``); the full breakdown by reason is in the gate-state blob.
@@ -6,17 +7,69 @@ slots last (then ``rej.OTHER``); the full breakdown by reason is in the gate-sta
 
 from __future__ import annotations
 
+import time
+from typing import Protocol
+
+import numpy as np
+
 from kairos.errors import RingError
-from kairos.records import RejectReason
+from kairos.gate.orders import Order
+from kairos.records import ORDER_TRACE, RejectReason
 from kairos.status import Counter, Slot
+
+_PAD = b""
+
+
+class Producer(Protocol):
+    def publish(self, batch: np.ndarray) -> int: ...
+
+
+class OrderTrace:
+    """One ORDER_TRACE row per order handed to an executor, published once per `flush` (never
+    between the stamps it carries). Read/sent stamps are monotonic ns moved to the wall clock of the
+    feeds' receipt stamps by one offset taken at start (as the strategy's LiveClock does)."""
+
+    __slots__ = ("_buf", "_n", "_offset", "_producer")
+
+    def __init__(self, producer: Producer, capacity: int = 256) -> None:
+        self._producer = producer
+        self._buf = np.zeros(capacity, ORDER_TRACE)
+        self._n = 0
+        self._offset = time.time_ns() - time.monotonic_ns()
+
+    def sent(self, order: Order, t_read: int, t_sent: int) -> None:
+        if self._n == len(self._buf):
+            self.flush()
+        off = self._offset
+        self._buf[self._n] = (order.ts_origin_ns, order.ts_created_ns, t_read + off, t_sent + off, order.instrument,
+                              order.strategy, order.venue, order.side, order.flags, _PAD)
+        self._n += 1
+
+    def flush(self) -> None:
+        if self._n:
+            self._producer.publish(self._buf[: self._n])
+            self._n = 0
+
+
+class NoTrace:
+    """The trace when there is no ``trace`` ring: nothing is recorded."""
+
+    __slots__ = ()
+
+    def sent(self, order: Order, t_read: int, t_sent: int) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
 
 
 class GateMetrics:
     __slots__ = ("_by_counter", "_slot", "by_reason", "events", "fills", "intents", "latency", "open_orders",
-                 "orders", "other", "rejects", "replayed", "trading_state")
+                 "orders", "other", "rejects", "replayed", "trace", "trading_state")
 
-    def __init__(self, slot: Slot) -> None:
+    def __init__(self, slot: Slot, trace: OrderTrace | NoTrace | None = None) -> None:
         self._slot = slot
+        self.trace = trace or NoTrace()
         self.intents = slot.counter("intents")
         self.orders = slot.counter("orders_sent")
         self.fills = slot.counter("fills")

@@ -9,15 +9,20 @@ supervisor adopts the rings of still-running processes instead of recreating the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
 from kairos.config import Settings
 from kairos.errors import RingError
-from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT
+from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE
 from kairos.ring import Overflow, Ring, segment_name
 from kairos.ring import layout as L
 from kairos.ring.segment import Segment
+
+TRACE_CAPACITY: Final = 8192
+"""``trace``: one ORDER_TRACE per order the gate hands to an executor (stage latencies); overwrite,
+so a reader that is away (or none at all) never slows the gate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,7 @@ def ring_specs(settings: Settings) -> tuple[RingSpec, ...]:
         RingSpec("intents", ORDER_INTENT, rings.intents_capacity, Overflow.BLOCK, ("gate",)),
         RingSpec("manual", ORDER_INTENT, rings.manual_capacity, Overflow.BLOCK, ("gate",)),
         RingSpec("events", EXEC_EVENT, rings.events_capacity, Overflow.BLOCK, ("strategy", *persister, "supervisor")),
+        RingSpec("trace", ORDER_TRACE, TRACE_CAPACITY, Overflow.OVERWRITE, ("supervisor",)),
     )
 
 
