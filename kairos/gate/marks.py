@@ -3,10 +3,14 @@
 Only the records that move a mark are looked at: BBO, the level-0 record of a DEPTH burst, and
 STATUS (a book invalidated by its feed clears the mark until fresh data: orders then get NO_MARK).
 Records are applied in ring order; the keys touched are collected for the paper venue and the
-post-trade scan, which run once per batch.
+post-trade scan, which run once per batch. A batch of up to ``SMALL`` records (one tick, the usual
+case: the gate wakes per md publish) is read with one ``tolist()``; numpy masks, which cost ~1 us
+per call whatever the size, first cut longer batches to the records that matter.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 import numpy as np
 
@@ -15,7 +19,7 @@ from kairos.risk.state import RiskState
 
 _BBO, _DEPTH, _STATUS = int(Kind.BBO), int(Kind.DEPTH), int(Kind.STATUS)
 _SYNCED = int(BookStatus.SYNCED)
-_FIELDS = ("instrument", "kind", "flags", "price", "price2")
+SMALL: Final = 64
 
 
 class Marks:
@@ -30,18 +34,24 @@ class Marks:
         self.changed = changed
 
     def __call__(self, view: np.ndarray) -> None:
-        kinds = view["kind"]
-        rows = view[(kinds == _BBO) | (kinds == _STATUS) | ((kinds == _DEPTH) & (view["flags"] == 0))]
-        if not len(rows):
-            return
-        bid, ask, stride, base = self._s.bid, self._s.ask, self._stride, self._base
-        for inst, kind, flags, px, px2 in zip(*(rows[f].tolist() for f in _FIELDS), strict=True):
+        bid, ask, stride, base, changed = self._s.bid, self._s.ask, self._stride, self._base, self.changed
+        for _ex, _rx, _seq, px, _qty, px2, _qty2, inst, _venue, kind, flags in _relevant(view).tolist():
             if not 0 < inst < stride:
                 continue
             k = base + inst
-            if kind == _STATUS:
+            if kind == _BBO or (kind == _DEPTH and flags == 0):
+                bid[k], ask[k] = px, px2
+            elif kind == _STATUS:
                 if flags != _SYNCED:
                     bid[k] = ask[k] = 0.0
             else:
-                bid[k], ask[k] = px, px2
-            self.changed.add(k)
+                continue
+            changed.add(k)
+
+
+def _relevant(view: np.ndarray) -> np.ndarray:
+    """The batch itself when small (the loop skips trades and deeper levels), else only BBO, DEPTH level 0, STATUS."""
+    if len(view) <= SMALL:
+        return view
+    kinds = view["kind"]
+    return view[(kinds == _BBO) | (kinds == _STATUS) | ((kinds == _DEPTH) & (view["flags"] == 0))]
