@@ -21,6 +21,7 @@ Percentiles in microseconds; ratios are queue / ring (> 1: the rings are faster)
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import sys
@@ -102,7 +103,10 @@ class Bench:
         pids = {**pipeline.pids(), "tick_source": self.source.pid or 0}
         cpu0, t0, overruns = {r: cpu_ticks(p) for r, p in pids.items()}, time.monotonic(), pipeline.md_overruns
         self.ctl.send(("run", pipeline.name, rate, seconds))
+        deadline = time.monotonic() + seconds + START_TIMEOUT_S
         while not self.ctl.poll(0.005):
+            if not self.source.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the tick source died or hung during a {seconds} s phase")
             pipeline.drain()
         ticks = self.ctl.recv()
         if "error" in ticks:
@@ -118,14 +122,23 @@ class Bench:
         return Phase(pipeline.name, rate, ticks, trace, md, feed, cpu, pipeline.md_overruns - overruns)
 
     def close(self) -> None:
-        for pipeline in self.pipelines:
-            pipeline.close()
+        """Stop every child and remove every segment; each step runs even if an earlier one raised."""
+        with contextlib.ExitStack() as steps:  # callbacks run last-in first-out
+            steps.callback(self._unlink)
+            steps.callback(self.board.close)
+            steps.callback(self._stop_source)
+            for pipeline in self.pipelines:
+                steps.callback(pipeline.close)
+
+    def _stop_source(self) -> None:
         if self.source.is_alive():
             self.ctl.send(("stop",))
             self.source.join(5)
-            if self.source.is_alive():
-                self.source.kill()
-        self.board.close()
+        if self.source.is_alive():
+            self.source.kill()
+            self.source.join(5)
+
+    def _unlink(self) -> None:
         status.StatusBoard.unlink(self.prefix)
         for leftover in Path("/dev/shm").glob(f"*{self.prefix}*"):  # doorbells, gate state: belt and braces
             leftover.unlink(missing_ok=True)

@@ -158,6 +158,7 @@ class QueuePipeline:
 
     name = "queue"
     roles: Final = ("gate", "strategy", "feed.binance", "feed.okx")
+    md_overruns = 0  # the baseline gate keeps every md batch it got; nothing to overrun
 
     def __init__(self, env: dict[str, str], tmp: Path) -> None:
         ctx = mp.get_context("spawn")
@@ -193,8 +194,6 @@ class QueuePipeline:
         md = np.frombuffer(got["md"], pipeline_queue.MARKET_DATA)
         return (np.frombuffer(got["trace"], ORDER_TRACE),
                 np.stack([md[c].astype(np.int64) for c in MD_COLUMNS], axis=1))
-
-    md_overruns = 0
 
     def pids(self) -> dict[str, int]:
         return {role: proc.pid or 0 for role, proc in self.procs.items()}
