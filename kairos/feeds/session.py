@@ -31,8 +31,8 @@ TRANSPORT_ERRORS: Final = (OSError, websocket.WebSocketException, ssl.SSLError)
 
 
 class WsSession:
-    __slots__ = ("_caps", "_ping_ns", "_ping_sent_ns", "_watchdog_ns", "_ws", "last_data_ns", "last_rx_ns",
-                 "opened_ns", "pings_sent")
+    __slots__ = ("_caps", "_ping_ns", "_ping_sent_ns", "_poll", "_watchdog_ns", "_ws", "last_data_ns",
+                 "last_rx_ns", "opened_ns", "pings_sent")
 
     def __init__(self, caps: FeedCaps, cfg: FeedConfig) -> None:
         self._caps = caps
@@ -42,6 +42,7 @@ class WsSession:
         self._ping_ns = int(interval * 1e9)
         self._watchdog_ns = cfg.watchdog_ms * 1_000_000
         self._ws: websocket.WebSocket | None = None
+        self._poll = select.poll()
         self._ping_sent_ns = 0
         self.opened_ns = self.last_rx_ns = self.last_data_ns = 0
         self.pings_sent = 0
@@ -65,6 +66,8 @@ class WsSession:
             ws.close()
             raise
         self._ws = ws
+        self._poll = select.poll()
+        self._poll.register(ws.sock.fileno(), select.POLLIN)
         now = time.monotonic_ns()
         self.opened_ns = self.last_rx_ns = self.last_data_ns = now
         self._ping_sent_ns = 0
@@ -74,6 +77,8 @@ class WsSession:
 
     def read(self) -> tuple[int, bytes] | None:
         """Next complete frame (opcode, payload) or None when nothing is buffered. Pongs are swallowed."""
+        if not self._readable():
+            return None
         try:
             opcode, frame = self._ws.recv_data_frame(True)  # type: ignore[union-attr]
         except NOT_READY:
@@ -87,6 +92,17 @@ class WsSession:
         if opcode in (TEXT, BINARY):
             self.last_data_ns = now
         return (opcode, data)
+
+    def _readable(self) -> bool:
+        """A 1 µs poll(0) instead of a read that raises through websocket-client (~5 µs) when drained.
+
+        websocket-client reads only what the current frame still needs, so the rest of the stream
+        waits in the kernel (poll sees it) or, for TLS, in the SSL object (``pending``).
+        """
+        sock = self._ws.sock  # type: ignore[union-attr]
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        return bool(self._poll.poll(0))
 
     def due(self, now_ns: int) -> str | None:
         """Keepalive and watchdog for this cycle; returns why the connection must go, or None."""
