@@ -306,7 +306,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", "", str(path)) from exc
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"invalid YAML{at}: {getattr(exc, 'problem', None) or exc}", "", str(path)) from exc
     if not isinstance(data, dict):
         raise ConfigError("top level must be a mapping", "", str(path))
     return data

@@ -26,8 +26,8 @@ class ConfigError(KairosError):
     exit_code = EXIT_BOOT_ERROR
 
     def __init__(self, message: str, key: str = "", source: str = "") -> None:
-        where = f" [key {key!r}" + (f" in {source}]" if source else "]") if key else ""
-        super().__init__(f"{message}{where}")
+        place = " ".join(part for part in (f"key {key!r}" if key else "", f"in {source}" if source else "") if part)
+        super().__init__(f"{message} [{place}]" if place else message)
         self.key = key
         self.source = source
 

@@ -74,6 +74,7 @@ def test_invalid_yaml_is_a_config_error(cfg_dir: Path) -> None:
     with pytest.raises(ConfigError) as err:
         config.load(cfg_dir, {})
     assert err.value.source.endswith("local.yaml")
+    assert str(err.value).endswith(f"[in {cfg_dir / 'local.yaml'}]")
 
 
 def test_secret_in_a_file_is_refused(cfg_dir: Path) -> None:
