@@ -3,41 +3,27 @@
 Layers, later wins: ``config/default.yaml`` <- ``config/{APP_ENV}.yaml`` <- ``config/local.yaml`` <-
 environment ``KAIROS__SECTION__KEY`` (values parsed as YAML scalars). An unknown key, a wrong type or
 a missing secret is one ConfigError naming the key and the file that set it. Secrets are `Secret`
-fields: they may only come from the environment and never show in repr, logs or APIs.
+fields: they may only come from the environment and never show in repr, logs or APIs. The generic
+merge/validate machinery is kairos/layers.py; this module declares the sections and their checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kairos.errors import ConfigError
+from kairos.layers import NO_SECRET, Secret, build, env_layer, merge, plain, read_yaml
 
 ENV_PREFIX = "KAIROS__"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
-class Secret(str):
-    """A string that never prints itself."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self else "Secret('')"
-
-    __str__ = __repr__
-
-    def reveal(self) -> str:
-        return str.__str__(self)
-
-
-NO_SECRET = Secret("")
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,105 +283,9 @@ def load(config_dir: Path | None = None, env: Mapping[str, str] | None = None) -
         raise ConfigError("default configuration file is missing", "", str(files[0]))
     for path in files:
         if path.exists():
-            _merge(merged, _read_yaml(path), sources, str(path), "")
-    _merge(merged, _env_layer(environ), sources, "environment", "")
-    return _build(Settings, merged, sources, "")
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"invalid YAML{at}: {getattr(exc, 'problem', None) or exc}", "", str(path)) from exc
-    if not isinstance(data, dict):
-        raise ConfigError("top level must be a mapping", "", str(path))
-    return data
-
-
-def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
-    layer: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
-        node = layer
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        is_secret = parts[-1] in _SECRET_NAMES
-        node[parts[-1]] = _EnvSecret(raw) if is_secret else yaml.safe_load(raw) if raw else ""
-    return layer
-
-
-class _EnvSecret(str):
-    """Marks a value that arrived through the environment, the only place secrets may come from."""
-
-
-def _merge(dst: dict[str, Any], src: dict[str, Any], sources: dict[str, str], origin: str, prefix: str) -> None:
-    for key, value in src.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and isinstance(dst.get(key), dict):
-            _merge(dst[key], value, sources, origin, path + ".")
-        else:
-            dst[key] = value
-        _mark(value, sources, origin, path)
-
-
-def _mark(value: Any, sources: dict[str, str], origin: str, path: str) -> None:
-    sources[path] = origin
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            _mark(sub, sources, origin, f"{path}.{key}")
-
-
-def _build(cls: type, data: Any, sources: dict[str, str], prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping, got {type(data).__name__}", prefix.rstrip("."),
-                          sources.get(prefix.rstrip("."), ""))
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise ConfigError("unknown key", f"{prefix}{key}", sources.get(f"{prefix}{key}", ""))
-    kwargs = {name: _coerce(hints[name], data[name], sources, f"{prefix}{name}") for name in names if name in data}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        where = prefix.rstrip(".")
-        raise ConfigError(f"missing required key: {exc}", where, sources.get(where, "")) from exc
-    except ConfigError as exc:
-        if exc.source or not exc.key:
-            raise
-        raise ConfigError(str(exc).split(" [key")[0], exc.key, sources.get(exc.key, "")) from exc
-
-
-def _coerce(hint: Any, value: Any, sources: dict[str, str], key: str) -> Any:
-    source = sources.get(key, "")
-    origin = typing.get_origin(hint)
-    if hint is Secret:
-        if value and not isinstance(value, _EnvSecret):
-            raise ConfigError("secrets may only come from the environment", key, source)
-        return Secret(value or "")
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, sources, key + ".")
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"expected a list, got {type(value).__name__}", key, source)
-        item = typing.get_args(hint)[0]
-        return tuple(_coerce(item, v, sources, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"expected a mapping, got {type(value).__name__}", key, source)
-        item = typing.get_args(hint)[1]
-        return {str(k): _coerce(item, v, sources, f"{key}.{k}") for k, v in value.items()}
-    if isinstance(hint, types.UnionType):
-        raise ConfigError("unsupported union type", key, source)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and (type(value) is not hint):
-        raise ConfigError(f"expected {hint.__name__}, got {type(value).__name__} {value!r}", key, source)
-    return value
+            merge(merged, read_yaml(path), sources, str(path), "")
+    merge(merged, env_layer(environ, ENV_PREFIX, _SECRET_NAMES), sources, "environment", "")
+    return build(Settings, merged, sources, "")
 
 
 _SECRET_NAMES = frozenset(
@@ -406,16 +296,4 @@ _SECRET_NAMES = frozenset(
 
 def redacted(settings: Settings) -> dict[str, Any]:
     """The settings as plain data with every secret replaced: safe to log or return over gRPC."""
-    return _plain(settings)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return "***" if value else ""
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
+    return plain(settings)

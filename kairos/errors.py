@@ -28,6 +28,7 @@ class ConfigError(KairosError):
     def __init__(self, message: str, key: str = "", source: str = "") -> None:
         place = " ".join(part for part in (f"key {key!r}" if key else "", f"in {source}" if source else "") if part)
         super().__init__(f"{message} [{place}]" if place else message)
+        self.message = message
         self.key = key
         self.source = source
 
