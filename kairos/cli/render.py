@@ -49,7 +49,9 @@ def status(s: Any) -> str:
                   rows)
     cursors = [(r.ring, r.consumer, r.depth, r.overruns) for p in s.processes for r in p.rings]
     rings = table(("RING", "CONSUMER", "DEPTH", "OVERRUNS"), sorted(cursors))
-    return f"{head}\n\n{procs}\n\n{rings}"
+    stages = [(h.name, f"{h.p50_us:.1f}", f"{h.p99_us:.1f}", f"{h.p999_us:.1f}", h.count) for h in s.order_latencies]
+    traced = table(("ORDER STAGE", "P50 us", "P99 us", "P99.9 us", "ORDERS"), stages) if stages else "(no orders yet)"
+    return f"{head}\n\n{procs}\n\n{rings}\n\n{traced}"
 
 
 def _rates(p: Any) -> str:

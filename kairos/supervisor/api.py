@@ -23,6 +23,7 @@ from kairos.status import StatusBoard
 from kairos.supervisor.child import ChildInfo
 from kairos.supervisor.rings import RingSet
 from kairos.supervisor.status import StatusView
+from kairos.supervisor.trace import OrderLatencies
 
 log = logging.getLogger(__name__)
 PUMP_WAKE_S = 0.1  # the event pump re-checks its stop flag at least this often
@@ -40,7 +41,9 @@ class EngineApi:
         self._waiter = Waiter([consumer], prefix=rings.prefix, name="supervisor", timeout_s=PUMP_WAKE_S, wait="block")
         self.hub = EventHub(consumer, self._waiter.idle, instruments, cfg.max_subscribers)
         self.gate = GateStateReader(rings.prefix)
-        self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s)
+        orders = OrderLatencies(rings["trace"].consumer("supervisor")) if "trace" in rings.rings else None
+        self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s,
+                                 orders)
         servicer = TradingEngineServicer(Validator.from_settings(instruments, settings.venues), self.manual,
                                          self.hub, self.gate, self.status, cfg.order_timeout_s)
         self.server = ApiServer(servicer, cfg.grpc_host, cfg.grpc_port, cfg.api_token.reveal())

@@ -19,6 +19,7 @@ from kairos.api.pb import pb
 from kairos.records import ProcState
 from kairos.supervisor.child import ChildInfo, ChildState
 from kairos.supervisor.rings import RingSet
+from kairos.supervisor.trace import OrderLatencies
 
 _OBSERVED = {ProcState.STARTING: ChildState.STARTING, ProcState.RUNNING: ChildState.RUNNING,
              ProcState.DEGRADED: ChildState.RUNNING, ProcState.STOPPING: ChildState.STOPPING,
@@ -59,8 +60,10 @@ class StatusView:
     """Read side for the API: safe to call from gRPC threads (copies only)."""
 
     def __init__(self, mode: str, children: Callable[[], tuple[ChildInfo, ...]], board: Any, rings: RingSet,
-                 gate: Any, halting_roles: frozenset[str], heartbeat_timeout_s: float) -> None:
+                 gate: Any, halting_roles: frozenset[str], heartbeat_timeout_s: float,
+                 orders: OrderLatencies | None = None) -> None:
         self.mode, self._children, self._board, self._rings, self._gate = mode, children, board, rings, gate
+        self._orders = orders
         self._halting, self._timeout_s = halting_roles, heartbeat_timeout_s
         self._started = time.monotonic()
         self.meter = RateMeter()
@@ -71,6 +74,8 @@ class StatusView:
         rows = self._board.snapshot()
         with self._lock:
             self.meter.sample(rows, time.monotonic_ns())
+        if self._orders is not None:
+            self._orders.sample()
         return rows
 
     def trading_blocked(self) -> str | None:
@@ -97,6 +102,8 @@ class StatusView:
             rings=[pb.RingInfo(name=n, capacity=r.capacity, published=r.published, overflow=r.overflow.name)
                    for n, r in self._rings.rings.items()],
             uptime_s=time.monotonic() - self._started, shm_prefix=self._rings.prefix,
+            order_latencies=[pb.Latency(name=name, p50_us=p50, p99_us=p99, p999_us=p999, count=n)
+                             for name, p50, p99, p999, n in (self._orders.stats() if self._orders else ())],
         )
 
     def _managed(self, info: ChildInfo, row: dict[str, Any] | None, now_ns: int) -> Any:

@@ -91,6 +91,11 @@ def test_order_via_grpc_gets_ack_and_fill_events(engine: Supervised) -> None:
     assert [e.kind for e in mine][:1] == [pb.EXEC_KIND_ACK] and mine[-1].kind == pb.EXEC_KIND_FILL
     assert mine[-1].quantity == pytest.approx(0.001) and mine[-1].price > 0
     wait_until(lambda: engine.stub.GetPositions(pb.GetPositionsRequest(), timeout=5).positions, "a position")
+    status = wait_until(lambda: engine.stub.GetSystemStatus(pb.GetSystemStatusRequest(), timeout=5).order_latencies
+                        or None, "traced order latencies", timeout_s=15, step_s=0.25)
+    stages = {h.name: h for h in status}
+    assert set(stages) == {"to_intent", "to_gate", "gate", "tick_to_order"}
+    assert stages["tick_to_order"].count >= 1 and stages["tick_to_order"].p50_us > 0
 
 
 def test_kill_9_of_each_child_is_restarted(engine: Supervised) -> None:
