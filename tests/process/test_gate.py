@@ -19,7 +19,6 @@ import pytest
 
 from kairos.gate.snapshot import GateStateReader
 from kairos.records import (
-    EXEC_EVENT,
     MARKET_DATA,
     ORDER_INTENT,
     Action,
@@ -33,17 +32,9 @@ from kairos.records import (
     TradingState,
     Venue,
 )
-from kairos.ring import Overflow, Ring
-from kairos.status import StatusBoard
+from tests.gate_shm import INPUTS, GateShm
 
 ROOT = Path(__file__).resolve().parents[2]
-RINGS = {
-    "intents": (ORDER_INTENT, Overflow.BLOCK, ("gate",)),
-    "manual": (ORDER_INTENT, Overflow.BLOCK, ("gate",)),
-    "events": (EXEC_EVENT, Overflow.BLOCK, ("test",)),
-    "md.binance": (MARKET_DATA, Overflow.OVERWRITE, ("gate",)),
-    "md.okx": (MARKET_DATA, Overflow.OVERWRITE, ("gate",)),
-}
 
 
 def intent(coid: str, side: Side = Side.BUY, price: float = 101.0, qty: float = 0.01, tif: Tif = Tif.IOC,
@@ -62,9 +53,9 @@ class GateProcess:
 
     def __init__(self, prefix: str, tmp: Path, **env: str) -> None:
         self.prefix, self.tmp = prefix, tmp
-        self.rings = {n: Ring.create(n, d, 4096, o, c, prefix) for n, (d, o, c) in RINGS.items()}
-        self.board = StatusBoard.create(prefix)
-        self.pub = {n: self.rings[n].producer() for n in ("intents", "manual", "md.binance", "md.okx")}
+        self.shm = GateShm(prefix, 4096)
+        self.rings, self.board = self.shm.rings, self.shm.board
+        self.pub = {n: self.rings[n].producer() for n in INPUTS}
         self.events = self.rings["events"].consumer("test")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS")} | {
             "KAIROS__SHM_PREFIX": prefix, "KAIROS__EXECUTION__MODE": "paper",
@@ -118,13 +109,7 @@ class GateProcess:
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.kill()
-        for ring in self.rings.values():
-            ring.close()
-        for name in self.rings:
-            Ring.unlink(name, self.prefix)
-        self.board.close()
-        StatusBoard.unlink(self.prefix)
-        GateStateReader.unlink(self.prefix)
+        self.shm.close()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from kairos import config
 from kairos.gate.agent import GateAgent
 from kairos.gate.snapshot import GateStateReader
 from kairos.records import (
-    EXEC_EVENT,
     MARKET_DATA,
     ORDER_INTENT,
     Action,
@@ -24,16 +23,8 @@ from kairos.records import (
     Tif,
     Venue,
 )
-from kairos.ring import Overflow, Ring
-from kairos.status import StatusBoard
+from tests.gate_shm import INPUTS, GateShm
 
-RINGS = {
-    "intents": (ORDER_INTENT, Overflow.BLOCK, ("gate",)),
-    "manual": (ORDER_INTENT, Overflow.BLOCK, ("gate",)),
-    "events": (EXEC_EVENT, Overflow.BLOCK, ("test",)),
-    "md.binance": (MARKET_DATA, Overflow.OVERWRITE, ("gate",)),
-    "md.okx": (MARKET_DATA, Overflow.OVERWRITE, ("gate",)),
-}
 BTC = 1
 
 
@@ -55,13 +46,12 @@ class Harness:
 
     def __init__(self, prefix: str, tmp: Path, env: dict[str, str], events_capacity: int = 1024) -> None:
         self.prefix = prefix
-        self.rings = {n: Ring.create(n, d, events_capacity if n == "events" else 1024, o, c, prefix)
-                      for n, (d, o, c) in RINGS.items()}
-        self.board = StatusBoard.create(prefix)
+        self.shm = GateShm(prefix, 1024, events_capacity)
+        self.rings, self.board = self.shm.rings, self.shm.board
         base = {"KAIROS__SHM_PREFIX": prefix, "KAIROS__RISK__JOURNAL_DIR": str(tmp / "journal"),
                 "KAIROS__EXECUTION__PAPER_LATENCY_MS": "0", "KAIROS__LOGGING__DIR": str(tmp / "log")}
         self.settings = config.load(env=base | env)
-        self.producers = {n: self.rings[n].producer() for n in ("intents", "manual", "md.binance", "md.okx")}
+        self.producers = {n: self.rings[n].producer() for n in INPUTS}
         self.events_in = self.rings["events"].consumer("test")
         self.seen: list[np.void] = []
         self.agents: list[GateAgent] = []
@@ -112,13 +102,7 @@ class Harness:
     def close(self) -> None:
         for agent in self.agents:
             agent.on_close()
-        for ring in self.rings.values():
-            ring.close()
-        for name in self.rings:
-            Ring.unlink(name, self.prefix)
-        self.board.close()
-        StatusBoard.unlink(self.prefix)
-        GateStateReader.unlink(self.prefix)
+        self.shm.close()
 
 
 @pytest.fixture
