@@ -104,13 +104,18 @@ def test_feed_process_publishes_books_reconnects_and_stops_cleanly(world: dict[s
             seen.append(batch)
         return np.concatenate(seen) if seen else np.zeros(0, MARKET_DATA)
 
+    def status_records(status: BookStatus) -> np.ndarray:
+        recs = records()  # read once: each call may append records the masks would not cover
+        return recs[(recs["kind"] == Kind.STATUS) & (recs["flags"] == status)]
+
     def statuses(status: BookStatus) -> set[int]:
-        recs = records()
-        return set(recs[(recs["kind"] == Kind.STATUS) & (recs["flags"] == status)]["instrument"])
+        return set(status_records(status)["instrument"])
+
+    def counts(kind: Kind) -> int:
+        return int((records()["kind"] == kind).sum())
 
     _wait(lambda: statuses(BookStatus.SYNCED) == {1, 2}, 30, f"both {venue} books SYNCED on the ring")
-    _wait(lambda: (records()["kind"] == Kind.DEPTH).sum() > 20 and (records()["kind"] == Kind.BBO).sum() > 5, 30,
-          "depth bursts and BBO records")
+    _wait(lambda: counts(Kind.DEPTH) > 20 and counts(Kind.BBO) > 5, 30, "depth bursts and BBO records")
     board = world["board"]
     _wait(lambda: (_row(board, f"feed.{venue}") or {}).get("counters", {}).get("records", 0) > 0, 10, "counters")
     row = _row(board, f"feed.{venue}")
@@ -119,9 +124,8 @@ def test_feed_process_publishes_books_reconnects_and_stops_cleanly(world: dict[s
 
     requests.post(f"{rest}/_sim/fault", json={"kind": "disconnect", "duration": 0.2}, timeout=5).raise_for_status()
     _wait(lambda: statuses(BookStatus.DISCONNECTED) == {1, 2}, 30, "DISCONNECTED after the injected disconnect")
-    synced_before = len(records()[(records()["kind"] == Kind.STATUS) & (records()["flags"] == BookStatus.SYNCED)])
-    _wait(lambda: len(records()[(records()["kind"] == Kind.STATUS) & (records()["flags"] == BookStatus.SYNCED)])
-          >= synced_before + 2, 30, "books SYNCED again after reconnecting")
+    synced_before = len(status_records(BookStatus.SYNCED))
+    _wait(lambda: len(status_records(BookStatus.SYNCED)) >= synced_before + 2, 30, "SYNCED again after reconnecting")
     _wait(lambda: _row(board, f"feed.{venue}")["counters"]["reconnects"] >= 1, 10, "reconnect counter")
 
     feed.send_signal(signal.SIGTERM)
