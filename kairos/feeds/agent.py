@@ -60,9 +60,9 @@ class Publisher(Protocol):
 class FeedAgent:
     """One venue's market data: a WsSession, its BookSync, and the md ring producer."""
 
-    __slots__ = ("_adapter", "_attempts", "_backoff", "_books", "_cfg", "_fetcher", "_next_connect_ns", "_out",
-                 "_publisher", "_recv", "_reserve", "_rows", "_session", "_url", "_wake", "role", "stats", "sync",
-                 "tally")
+    __slots__ = ("_adapter", "_attempts", "_backoff", "_books", "_cfg", "_drained", "_fetcher", "_next_connect_ns",
+                 "_out", "_publisher", "_recv", "_reserve", "_rows", "_session", "_url", "_wake", "role", "stats",
+                 "sync", "tally")
 
     def __init__(self, adapter: FeedAdapter, urls: EndpointConfig, cfg: FeedConfig, publisher: Publisher,
                  stats: FeedStats, fetcher: Fetcher | None = None) -> None:
@@ -84,6 +84,7 @@ class FeedAgent:
         self._books: list[BookMsg] = []
         self._recv: list[int] = []
         self._rows = self._attempts = self._next_connect_ns = 0
+        self._drained = False
 
     def on_start(self) -> None:
         log.info("%s: %s (%d instruments, channels %s)", self.role, self._url, len(self._adapter.symbols),
@@ -92,7 +93,10 @@ class FeedAgent:
     def do_work(self) -> int:
         if not self._session.connected:
             return self._connect()
-        work = self._read() + self.poll_books()
+        frames = self._read()
+        spliced = self.poll_books()
+        self._drained = self._drained and not spliced  # a splice may have stopped short of room
+        work = frames + spliced
         now = time.monotonic_ns()
         if self._session.connected:  # the read above may have dropped the connection
             self._keepalive(now)
@@ -119,6 +123,7 @@ class FeedAgent:
     def _read(self) -> int:
         """Drain buffered frames into rows; stop early when the batch is nearly full."""
         session, ingest, limit, frames = self._session, self.ingest, len(self._out) - self._reserve, 0
+        self._drained = False
         while frames < MAX_FRAMES and self._rows < limit:
             try:
                 item = session.read()
@@ -126,6 +131,7 @@ class FeedAgent:
                 self._disconnect(f"transport: {exc!r}", venue_asked=False)
                 break
             if item is None:
+                self._drained = True
                 break
             frames += 1
             if item[0] != TEXT:
@@ -204,6 +210,7 @@ class FeedAgent:
             self._schedule(self._attempts + 1)
             return 0
         self.stats.connects += 1
+        self._drained = False
         if self._adapter.wants_depth:
             self.sync.start()
         return 1
@@ -232,8 +239,12 @@ class FeedAgent:
         self._next_connect_ns = time.monotonic_ns() + self._backoff.delay_ns(attempts)
 
     def idle(self, work: int) -> None:
-        """Wait for the socket, a finished snapshot or the next timer, at most IDLE_MAX_S."""
-        if work:
+        """Wait for the socket, a finished snapshot or the next timer, at most IDLE_MAX_S.
+
+        A cycle that drained the socket waits at once: one more cycle would only find it empty,
+        and on a busy box its CPU delays the processes this feed just woke.
+        """
+        if work and not self._drained:
             return
         now = time.monotonic_ns()
         if not self._session.connected:

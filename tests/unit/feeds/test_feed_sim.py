@@ -10,6 +10,7 @@ import requests
 
 from kairos.errors import BookSyncError, FeedError
 from kairos.feeds.binance import BinanceFeed
+from kairos.feeds.session import WsSession
 from kairos.feeds.sync import State
 from kairos.records import BookStatus, Kind, Venue
 from tests.unit.feeds.conftest import assert_book_matches, in_step, pump, sim_settings, sync_up
@@ -93,6 +94,32 @@ def test_disconnect_reconnects_and_rebuilds_the_books(make_sim, make_agent, venu
         assert out.statuses(instrument) == [BookStatus.SYNCED, BookStatus.DISCONNECTED, BookStatus.SYNCED]
     assert server.hubs[venue].stats["connections"] >= 2
     assert_book_matches(out, agent, server, venue, settings.feeds)
+
+
+def test_a_cycle_that_drains_the_socket_waits_at_once(make_sim, make_agent, monkeypatch) -> None:
+    settings = sim_settings(FAST, rate_hz=0.0)
+    server = make_sim(settings)
+    agent, _ = make_agent(settings, server, Venue.BINANCE)
+    assert sync_up(agent, server, Venue.BINANCE)
+    waits: list[float] = []
+    real_wait = WsSession.wait
+    monkeypatch.setattr(WsSession, "wait", lambda self, timeout_s, fd: waits.append(timeout_s) or real_wait(
+        self, timeout_s, fd))
+
+    def cycle_with_frames() -> int:
+        _steps(server, 1)
+        for _ in range(10_000):  # bounded: the step's frames arrive within milliseconds
+            work = agent.do_work()
+            if work:
+                return work
+            time.sleep(0.001)
+        raise AssertionError("the step's frames never arrived")
+
+    agent.idle(cycle_with_frames())
+    assert len(waits) == 1, "drained: no second cycle before waiting"
+    monkeypatch.setattr("kairos.feeds.agent.MAX_FRAMES", 1)
+    agent.idle(cycle_with_frames())
+    assert len(waits) == 1, "stopped at the frame limit: more may be buffered, so no wait"
 
 
 @pytest.mark.parametrize("venue", VENUES)
