@@ -19,6 +19,7 @@ from typing import Any
 
 from kairos.errors import ConfigError
 from kairos.layers import NO_SECRET, Secret, build, env_layer, merge, plain, read_yaml
+from kairos.ring.wait import WAITS
 
 ENV_PREFIX = "KAIROS__"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -48,11 +49,36 @@ class RingsConfig:
     block_timeout_ms: int = 1000
 
     def __post_init__(self) -> None:
-        _choice("rings.wait", self.wait, ("block", "yield", "spin"))
+        _choice("rings.wait", self.wait, WAITS)
         for name in ("md_capacity", "intents_capacity", "manual_capacity", "events_capacity"):
             value = getattr(self, name)
             if value < 2 or value & (value - 1):
                 raise ConfigError(f"must be a power of two >= 2, got {value}", f"rings.{name}")
+
+
+PINNABLE_ROLES = ("feed.binance", "feed.okx", "strategy", "gate", "persister")
+"""The processes that pin themselves (kairos.process.run_process), under both the supervisor and systemd."""
+WAITING_ROLES = ("strategy", "gate", "persister")
+"""The processes that idle on ring waits (feeds wait on their sockets)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TuningConfig:
+    """Per-process placement for bare metal: pin latency-critical processes to isolated cores and let
+    them spin instead of sleeping (a wake-up from sleep is the largest cost per hop, docs/BENCHMARKS.md)."""
+
+    cpus: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    waits: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for role, cpus in self.cpus.items():
+            _choice("tuning.cpus", role, PINNABLE_ROLES)
+            if not cpus or any(cpu < 0 for cpu in cpus):
+                raise ConfigError(f"expected a non-empty list of CPU numbers >= 0, got {list(cpus)}",
+                                  f"tuning.cpus.{role}")
+        for role, wait in self.waits.items():
+            _choice("tuning.waits", role, WAITING_ROLES)
+            _choice(f"tuning.waits.{role}", wait, WAITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +278,11 @@ class Settings:
     persister: PersisterConfig = field(default_factory=PersisterConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+
+    def wait_for(self, role: str) -> str:
+        """How ``role`` waits when its rings are idle: its tuning.waits entry, else rings.wait."""
+        return self.tuning.waits.get(role, self.rings.wait)
 
     def __post_init__(self) -> None:
         for name, venue in self.venues.items():

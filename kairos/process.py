@@ -8,6 +8,7 @@ own code (the supervisor backs off and restarts).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Protocol
@@ -15,7 +16,7 @@ from typing import Protocol
 from kairos import config
 from kairos.agent import Agent, AgentRunner
 from kairos.config import Settings
-from kairos.errors import EXIT_BOOT_ERROR, KairosError
+from kairos.errors import EXIT_BOOT_ERROR, ConfigError, KairosError
 from kairos.logs import setup_logging
 from kairos.status import Slot, StatusBoard
 
@@ -39,6 +40,7 @@ def run_process(role: str, build: Callable[[Settings], Process]) -> int:
         return EXIT_BOOT_ERROR
     setup_logging(role, settings.logging)
     try:
+        pin(role, settings)
         process = build(settings)
     except KairosError as exc:
         logging.getLogger(role).error("%s cannot start: %s", role, exc)
@@ -47,6 +49,24 @@ def run_process(role: str, build: Callable[[Settings], Process]) -> int:
         return process.run()
     finally:
         process.close()
+
+
+def pin(role: str, settings: Settings) -> None:
+    """Apply tuning.cpus for ``role`` to every thread so far (logging has started some); later ones inherit it."""
+    cpus = settings.tuning.cpus.get(role)
+    if not cpus:
+        return
+    allowed = os.sched_getaffinity(0)
+    missing = sorted(set(cpus) - allowed)
+    if missing:
+        raise ConfigError(f"CPU(s) {missing} not available to this process (allowed: {sorted(allowed)})",
+                          f"tuning.cpus.{role}")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            continue  # that thread has ended
+    logging.getLogger(role).info("%s pinned to CPU(s) %s, idle wait %s", role, sorted(cpus), settings.wait_for(role))
 
 
 class BoardAgentProcess:

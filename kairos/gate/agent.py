@@ -126,7 +126,7 @@ class GateAgent:
                 self._rings.append(ring)
                 consumers.append(ring.consumer(ROLE))
                 self._md.append((consumers[-1], Marks(self.state, venue, self._changed)))
-        self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.rings.wait)
+        self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.wait_for(ROLE))
 
     def do_work(self) -> int:
         desk = self.desk

@@ -43,7 +43,7 @@ class Persister:
             self._rings.append(ring)
             sources.append((stream, ring.consumer(ROLE)))
         self._waiter = Waiter([c for _, c in sources], prefix=prefix, name=ROLE,
-                              timeout_s=settings.rings.block_timeout_ms / 1000, wait=settings.rings.wait)
+                              timeout_s=settings.rings.block_timeout_ms / 1000, wait=settings.wait_for(ROLE))
         spool = Spool(cfg.spool_dir, cfg.spool_segment_mb << 20)
         symbols = {inst.id: inst.symbol for inst in InstrumentTable(settings.instruments)}
         sinks = (

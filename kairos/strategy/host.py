@@ -86,7 +86,7 @@ class StrategyHost:
             rings.append(events)
             intents = Ring.attach("intents", ORDER_INTENT, prefix=prefix)
             rings.append(intents)
-            return cls(strategies, view, clock, md, events, intents, slot, settings.rings.wait,
+            return cls(strategies, view, clock, md, events, intents, slot, settings.wait_for(ROLE),
                        settings.rings.block_timeout_ms / 1000)
         except BaseException:
             for ring in rings:

@@ -153,3 +153,29 @@ def test_bad_strategy_config_is_a_boot_error(engine: Engine) -> None:
     assert child.proc.wait(timeout=20) == EXIT_BOOT_ERROR
     out = child.proc.stdout.read().decode()
     assert "NOPE-USDT" in out and "strategy.arbitrage.instruments" in out
+
+
+def _allowed_cpus(pid: int) -> set[str]:
+    """Cpus_allowed_list of every thread of ``pid``."""
+    return {line.split(":", 1)[1].strip() for status in Path(f"/proc/{pid}/task").glob("*/status")
+            for line in status.read_text().splitlines() if line.startswith("Cpus_allowed_list:")}
+
+
+@pytest.mark.slow
+def test_tuning_pins_the_process_and_a_spinning_strategy_still_trades(engine: Engine) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    child = engine.spawn(tuning__cpus=f"{{strategy: [{cpu}]}}", tuning__waits="{strategy: spin}")
+    engine.running()
+    assert _allowed_cpus(child.proc.pid) == {str(cpu)}
+    opportunity(engine)
+    assert len(engine.intents(2)) == 2
+    assert child.stop() == 0
+
+
+@pytest.mark.slow
+def test_pinning_to_a_cpu_the_process_may_not_use_is_a_boot_error(engine: Engine) -> None:
+    missing = max(os.sched_getaffinity(0)) + 1
+    child = engine.spawn(tuning__cpus=f"{{strategy: [{missing}]}}")
+    assert child.proc.wait(timeout=20) == EXIT_BOOT_ERROR
+    out = child.proc.stdout.read().decode()
+    assert "tuning.cpus.strategy" in out and f"[{missing}]" in out

@@ -109,3 +109,25 @@ def test_secrets_never_print(cfg_dir: Path) -> None:
 def test_missing_default_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="default configuration file is missing"):
         config.load(tmp_path, {})
+
+
+def test_tuning_pins_and_waits_per_role(cfg_dir: Path) -> None:
+    (cfg_dir / "local.yaml").write_text("tuning: {cpus: {strategy: [1], gate: [0, 1]}, waits: {gate: spin}}\n")
+    settings = config.load(cfg_dir, {"KAIROS__RINGS__WAIT": "yield"})
+    assert settings.tuning.cpus == {"strategy": (1,), "gate": (0, 1)}
+    assert (settings.wait_for("gate"), settings.wait_for("strategy")) == ("spin", "yield")
+
+
+@pytest.mark.parametrize(("yaml", "key", "words"), [
+    ("tuning: {cpus: {supervisor: [0]}}", "tuning.cpus", "not one of"),
+    ("tuning: {cpus: {gate: []}}", "tuning.cpus.gate", "non-empty"),
+    ("tuning: {cpus: {gate: [-1]}}", "tuning.cpus.gate", "CPU numbers >= 0"),
+    ("tuning: {cpus: {gate: [x]}}", "tuning.cpus.gate[0]", "expected int"),
+    ("tuning: {waits: {feed.okx: spin}}", "tuning.waits", "not one of"),
+    ("tuning: {waits: {gate: busy}}", "tuning.waits.gate", "not one of"),
+])
+def test_bad_tuning_names_the_key(cfg_dir: Path, yaml: str, key: str, words: str) -> None:
+    (cfg_dir / "local.yaml").write_text(yaml + "\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(cfg_dir, {})
+    assert err.value.key == key and words in str(err.value)
