@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kairos.api.convert import exec_event, to_pb
@@ -28,18 +28,24 @@ BATCH = 256
 
 
 class Outcome:
-    """The first event of the expected kinds for one client order id, set once by the pump."""
+    """The first event of the expected kinds for one client order id, set once by the pump.
 
-    __slots__ = ("_done", "event", "kinds")
+    ``listener`` (optional) is called with the event as it is set: PlaceOrder's log records it.
+    """
+
+    __slots__ = ("_done", "event", "kinds", "listener")
 
     def __init__(self, kinds: frozenset[ExecKind]) -> None:
         self.kinds = frozenset(to_pb(k) for k in kinds)
         self.event: Any = None
+        self.listener: Callable[[Any], None] | None = None
         self._done = threading.Event()
 
     def set(self, event: Any) -> None:
         self.event = event
         self._done.set()
+        if self.listener is not None:
+            self.listener(event)
 
     def wait(self, timeout_s: float) -> Any:
         """The event, or None if it did not arrive within the timeout."""

@@ -1,18 +1,38 @@
 """Idempotency for PlaceOrder: the first call with a client order id is the only one that sends.
 
-A repeat (a client retrying after a timeout or a dropped connection) gets the first call's
-outcome, waiting for it if it is still pending; a repeat with different parameters is refused.
-Bounded LRU: the gate also rejects duplicate ids (DUPLICATE_ORDER) as the last line of defence.
+A repeat (a client retrying after a timeout, a dropped connection or a supervisor restart) gets the
+first call's outcome, waiting for it if it is still pending; a repeat with different parameters is
+refused. Bounded LRU. With a log file the placements outlive the supervisor: each first call is
+written before its order is queued, each outcome when it arrives, so after a restart a repeat gets
+the recorded outcome, or ``pending`` when the outcome was never seen. The gate also rejects
+duplicate ids (DUPLICATE_ORDER) as the last line of defence.
+
+Log lines (JSON): ``{"c": id, "o": order}`` first call, ``{"c": id, "e": hex ExecutionEvent}`` its
+outcome, ``{"c": id, "x": 1}`` abandoned (never queued). Rewritten to the live entries at start.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from kairos.api.events import Outcome
+import orjson
+from google.protobuf.message import DecodeError
+
+from kairos.api.events import PLACE_OUTCOMES, Outcome
+from kairos.api.pb import pb
 from kairos.api.validation import OrderCommand
+from kairos.gate.journal import AppendLog
+from kairos.records import OrderType, Side, Tif, Venue
+
+log = logging.getLogger(__name__)
+LIMIT = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,28 +42,113 @@ class Placement:
 
 
 class Placements:
-    __slots__ = ("_by_id", "_limit", "_lock")
+    __slots__ = ("_by_id", "_limit", "_lock", "_log")
 
-    def __init__(self, limit: int = 65536) -> None:
+    def __init__(self, path: Path | None = None, limit: int = LIMIT) -> None:
         self._by_id: OrderedDict[str, Placement] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
+        self._log: AppendLog | None = None
+        if path is not None:
+            self._by_id = _restore(path, limit)
+            self._log = AppendLog(path)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
     def begin(self, cmd: OrderCommand, outcome: Outcome) -> tuple[Placement, bool]:
         """(placement, True) if this call must send the order; (the first placement, False) if not."""
+        cid = cmd.client_order_id
         with self._lock:
-            first = self._by_id.get(cmd.client_order_id)
+            first = self._by_id.get(cid)
             if first is not None:
-                self._by_id.move_to_end(cmd.client_order_id)
+                self._by_id.move_to_end(cid)
                 return first, False
             placement = Placement(cmd, outcome)
-            self._by_id[cmd.client_order_id] = placement
+            self._by_id[cid] = placement
             if len(self._by_id) > self._limit:
                 self._by_id.popitem(last=False)
+            if self._log is not None:
+                self._log.append({"c": cid, "o": _order_row(cmd)})
+                outcome.listener = lambda event: self._record(cid, event)
             return placement, True
 
     def abandon(self, placement: Placement) -> None:
         """The order never reached the ring (RingFull): a retry with this id may send it."""
+        cid = placement.cmd.client_order_id
         with self._lock:
-            if self._by_id.get(placement.cmd.client_order_id) is placement:
-                del self._by_id[placement.cmd.client_order_id]
+            if self._by_id.get(cid) is placement:
+                del self._by_id[cid]
+                if self._log is not None:
+                    self._log.append({"c": cid, "x": 1})
+
+    def close(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def _record(self, cid: str, event: Any) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.append({"c": cid, "e": event.SerializeToString().hex()})
+
+
+def _order_row(cmd: OrderCommand) -> dict[str, Any]:
+    return {f.name: getattr(cmd, f.name) for f in dataclasses.fields(cmd)}
+
+
+def _command(row: dict[str, Any]) -> OrderCommand:
+    return OrderCommand(row["client_order_id"], Venue(row["venue"]), row["instrument"], Side(row["side"]),
+                        OrderType(row["order_type"]), Tif(row["tif"]), row["price"], row["qty"], row["reduce_only"])
+
+
+def _restore(path: Path, limit: int) -> OrderedDict[str, Placement]:
+    """Read the log (bad lines are logged and skipped), keep the newest ``limit``, rewrite it compacted."""
+    rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    if path.exists():
+        journal = AppendLog(path)
+        try:
+            for entry in journal.replay():
+                _fold(rows, entry, path)
+        finally:
+            journal.close()
+    while len(rows) > limit:
+        rows.popitem(last=False)
+    placements: OrderedDict[str, Placement] = OrderedDict()
+    for cid, row in rows.items():
+        outcome = Outcome(PLACE_OUTCOMES)
+        outcome.set(pb.ExecutionEvent.FromString(bytes.fromhex(row["e"])) if "e" in row else None)  # unseen: pending
+        placements[cid] = Placement(_command(row["o"]), outcome)
+    _rewrite(path, rows)
+    if placements:
+        log.info("PlaceOrder idempotency: %d earlier placement(s) restored from %s", len(placements), path)
+    return placements
+
+
+def _fold(rows: OrderedDict[str, dict[str, Any]], entry: Any, path: Path) -> None:
+    try:
+        cid = entry["c"]
+        if "o" in entry:
+            _command(entry["o"])  # a row that cannot be rebuilt is refused here, not at a client's repeat
+            rows[cid] = {"o": entry["o"]}
+        elif "e" in entry and cid in rows:
+            pb.ExecutionEvent.FromString(bytes.fromhex(entry["e"]))
+            rows[cid]["e"] = entry["e"]
+        elif "x" in entry:
+            rows.pop(cid, None)
+    except (KeyError, TypeError, ValueError, AttributeError, DecodeError) as exc:
+        log.error("%s: unusable placement entry skipped (%r): %r", path, exc, str(entry)[:120])
+
+
+def _rewrite(path: Path, rows: OrderedDict[str, dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        for cid, row in rows.items():
+            fh.write(orjson.dumps({"c": cid, "o": row["o"]}, option=orjson.OPT_APPEND_NEWLINE))
+            if "e" in row:
+                fh.write(orjson.dumps({"c": cid, "e": row["e"]}, option=orjson.OPT_APPEND_NEWLINE))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

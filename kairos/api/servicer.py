@@ -40,10 +40,10 @@ class GateState(Protocol):
 
 class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     def __init__(self, validator: Validator, manual: ManualOrders, hub: EventHub, gate: GateState,
-                 status: StatusSource, timeout_s: float) -> None:
+                 status: StatusSource, timeout_s: float, placements: Placements) -> None:
         self._validator, self._manual, self._hub = validator, manual, hub
         self._gate, self._status, self._timeout_s = gate, status, timeout_s
-        self._placements = Placements()
+        self._placements = placements
         self._tally = ErrorTally(log)
 
     def PlaceOrder(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from kairos.api.commands import ManualOrders
 from kairos.api.events import EventHub
+from kairos.api.orders import Placements
 from kairos.api.server import ApiServer
 from kairos.api.servicer import TradingEngineServicer
 from kairos.api.validation import Validator
 from kairos.config import Settings
-from kairos.errors import RingFull
+from kairos.errors import ConfigError, RingFull
 from kairos.gate.snapshot import GateStateReader
 from kairos.instruments import InstrumentTable
 from kairos.records import TradingState
@@ -34,6 +36,7 @@ class EngineApi:
                  children: Callable[[], tuple[ChildInfo, ...]], halting_roles: frozenset[str]) -> None:
         cfg = settings.supervisor
         instruments = InstrumentTable(settings.instruments)
+        self.placements = _placements(Path(settings.risk.journal_dir) / f"{rings.prefix}.api-placements.jsonl")
         self._rings = rings
         self.manual = ManualOrders(rings["manual"].producer(timeout_s=settings.rings.block_timeout_ms / 1000))
         consumer = rings["events"].consumer("supervisor")
@@ -45,7 +48,7 @@ class EngineApi:
         self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s,
                                  orders)
         servicer = TradingEngineServicer(Validator.from_settings(instruments, settings.venues), self.manual,
-                                         self.hub, self.gate, self.status, cfg.order_timeout_s)
+                                         self.hub, self.gate, self.status, cfg.order_timeout_s, self.placements)
         self.server = ApiServer(servicer, cfg.grpc_host, cfg.grpc_port, cfg.api_token.reveal())
 
     def start(self) -> None:
@@ -55,6 +58,7 @@ class EngineApi:
     def stop(self) -> None:
         self.server.stop()
         self.hub.stop()
+        self.placements.close()
         self._waiter.close()
         self.gate.close()
 
@@ -80,3 +84,11 @@ class EngineApi:
             time.sleep(0.02)
         log.error("the gate did not read CANCEL_ALL within %.1fs", timeout_s)
         return False
+
+
+def _placements(path: Path) -> Placements:
+    """PlaceOrder's idempotency log sits next to the gate journal: both remember ids for one shm_prefix."""
+    try:
+        return Placements(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the PlaceOrder log {path}: {exc}", "risk.journal_dir") from exc

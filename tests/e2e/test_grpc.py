@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,7 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from kairos.api.auth import NO_TOKEN_MESSAGE
 from kairos.api.pb import SERVICE_NAME, pb
-from tests.process.support import AUTH, Supervised, wait_until
+from tests.process.support import AUTH, Supervised, child, wait_until
 
 pytestmark = pytest.mark.slow
 Start = Callable[..., Supervised]
@@ -115,6 +116,26 @@ def test_place_order_is_acked_once_per_client_order_id(gate_engine: Supervised) 
     assert code == grpc.StatusCode.ALREADY_EXISTS and "different order" in details
     news = [line for line in gate_engine.gate_log.read_text().splitlines() if line.startswith("gate NEW idem1 ")]
     assert len(news) == 1
+
+
+def test_a_repeat_after_a_supervisor_restart_gets_the_first_result(engines: list[Supervised], shm_prefix: str,
+                                                                  tmp_path: Path) -> None:
+    gate_log = tmp_path / "gate.log"
+    table = [child("gate", "gate", gate_log, phase=0, halts=True)]
+    first_run = Supervised.harness(shm_prefix, tmp_path / "engine1.log", table)
+    engines.append(first_run)
+    first = first_run.connect().stub.PlaceOrder(order(client_order_id="keep1"), metadata=AUTH, timeout=10)
+    assert first.event.kind == pb.EXEC_KIND_ACK and not first.duplicate
+    assert first_run.stop() == 0
+    second_run = Supervised.harness(shm_prefix, tmp_path / "engine2.log", table)
+    engines.append(second_run)
+    again = second_run.connect().stub.PlaceOrder(order(client_order_id="keep1"), metadata=AUTH, timeout=10)
+    assert again.duplicate and not again.pending and again.event == first.event
+    code, _ = code_of(lambda: second_run.stub.PlaceOrder(order(client_order_id="keep1", price=101.0),
+                                                         metadata=AUTH, timeout=10))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    news = [line for line in gate_log.read_text().splitlines() if line.startswith("gate NEW keep1 ")]
+    assert len(news) == 1, "the repeat after the restart never reached the gate"
 
 
 def test_server_assigns_an_id_when_none_is_given(gate_engine: Supervised) -> None:

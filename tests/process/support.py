@@ -74,12 +74,12 @@ class Supervised:
     @classmethod
     def harness(cls, prefix: str, log: Path, children: list[dict], watch: bool = False, **env: object) -> Supervised:
         argv = [sys.executable, "-m", "tests.process.harness", json.dumps({"watch": watch, "children": children})]
-        return cls(argv, fast_env(prefix, **env), log)
+        return cls(argv, fast_env(prefix, **{"risk__journal_dir": log.parent / "journal", **env}), log)
 
     @classmethod
     def real(cls, prefix: str, log: Path, *args: str, **env: object) -> Supervised:
         argv = [sys.executable, "-m", "procs.supervisor", *args]
-        return cls(argv, fast_env(prefix, **env), log)
+        return cls(argv, fast_env(prefix, **{"risk__journal_dir": log.parent / "journal", **env}), log)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
