@@ -218,9 +218,15 @@ class PersisterConfig:
     fsync_ms: int = 200
     stop_drain_s: float = 5.0
     connect_timeout_s: float = 3.0
+    md_retention_days: int = 0
+    state_retention_days: int = 0
 
     def __post_init__(self) -> None:
         _choice("persister.storage", self.storage, ("auto", "native", "timescale"))
+        for name in ("md_retention_days", "state_retention_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0 (0 keeps everything), got {getattr(self, name)}",
+                                  f"persister.{name}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from kairos.instruments import InstrumentTable
 from kairos.persist.agent import PersisterAgent
 from kairos.persist.batch import RING_STREAMS, STREAM_DTYPES
 from kairos.persist.gatestate import GateStateSampler
-from kairos.persist.migrate import NativePartitions
+from kairos.persist.migrate import NativePartitions, Retention
 from kairos.persist.pg import PgSink
 from kairos.persist.redis_state import RedisSink
 from kairos.persist.spool import Spool
@@ -48,7 +48,7 @@ class Persister:
         symbols = {inst.id: inst.symbol for inst in InstrumentTable(settings.instruments)}
         sinks = (
             PgSink(cfg.dsn, cfg.schema, cfg.storage, NativePartitions(1, cfg.partition_days_ahead),
-                   cfg.connect_timeout_s),
+                   cfg.connect_timeout_s, retention=Retention(cfg.md_retention_days, cfg.state_retention_days)),
             RedisSink(cfg.redis_url, cfg.redis_prefix, symbols, self._board.snapshot, timeout_s=cfg.connect_timeout_s),
         )
         workers = [SinkWorker(s, spool, cfg.batch_rows, cfg.flush_ms / 1000, cfg.retry_s) for s in sinks]

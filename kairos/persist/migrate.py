@@ -1,5 +1,7 @@
 """Idempotent migrations and time-partition storage: TimescaleDB hypertables when the extension
 can be created, native declarative range partitions (daily, plus a DEFAULT partition) otherwise.
+Retention drops whole days (partitions or chunks) of market data and state snapshots older than
+configured; execution tables (order events, fills) are the audit trail and are never expired.
 
 `migrate` holds a session advisory lock (two persisters never race), records each applied
 version in ``{schema}.schema_migrations`` and applies each migration in its own transaction. The
@@ -12,6 +14,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
@@ -44,6 +47,22 @@ class Storage(Protocol):
 
     def maintain(self, cur: cursor, schema: str, now_ns: int) -> int: ...
 
+    def expire(self, cur: cursor, schema: str, table: TimeTable, cutoff_ns: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Whole UTC days kept before today, per table group; 0 keeps everything."""
+
+    md_days: int = 0
+    state_days: int = 0
+
+    def cutoffs(self, now_ns: int) -> list[tuple[tuple[TimeTable, ...], int]]:
+        """(tables, cutoff ns) for each group with a limit: rows before the cutoff go."""
+        today = now_ns // DAY_NS * DAY_NS
+        return [(tables, today - days * DAY_NS) for tables, days in ((MD_TABLES, self.md_days),
+                                                                     (STATE_TABLES, self.state_days)) if days > 0]
+
 
 def _create_plain(cur: cursor, schema: str, table: TimeTable, suffix: str = "") -> None:
     key = ", ".join(table.key)
@@ -68,6 +87,12 @@ class Timescale:
     def maintain(self, cur: cursor, schema: str, now_ns: int) -> int:
         return 0
 
+    def expire(self, cur: cursor, schema: str, table: TimeTable, cutoff_ns: int) -> int:
+        """TimescaleDB drops every chunk that ends at or before the cutoff."""
+        cur.execute("SELECT count(*) FROM drop_chunks(%s, older_than => %s::bigint)",
+                    (f"{schema}.{table.name}", cutoff_ns))
+        return cur.fetchone()[0]
+
 
 class NativePartitions:
     """``PARTITION BY RANGE`` on the ns column: one partition per UTC day from ``days_back`` to
@@ -91,9 +116,30 @@ class NativePartitions:
                 created += ensure_partition(cur, schema, table, today + day * DAY_NS)
         return created
 
+    def expire(self, cur: cursor, schema: str, table: TimeTable, cutoff_ns: int) -> int:
+        """Drop the day partitions that end at or before ``cutoff_ns``; delete older rows from DEFAULT."""
+        cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = %s::regclass", (f"{schema}.{table.name}",))
+        dropped = 0
+        for (name,) in cur.fetchall():
+            day = partition_day(table, name)
+            if day is not None and day + DAY_NS <= cutoff_ns:
+                cur.execute(f"DROP TABLE {schema}.{name}")
+                dropped += 1
+        cur.execute(f"DELETE FROM {schema}.{table.name}_default WHERE {table.time_column} < %s", (cutoff_ns,))
+        return dropped
+
 
 def partition_name(table: TimeTable, day_start_ns: int) -> str:
     return f"{table.name}_p{datetime.fromtimestamp(day_start_ns // 10**9, UTC):%Y%m%d}"
+
+
+def partition_day(table: TimeTable, name: str) -> int | None:
+    """Start (ns) of the day a partition of ours holds, or None for DEFAULT and foreign tables."""
+    stamp = name.removeprefix(f"{table.name}_p")
+    if stamp == name or len(stamp) != 8 or not stamp.isdigit():
+        return None
+    return int(datetime.strptime(stamp, "%Y%m%d").replace(tzinfo=UTC).timestamp()) * 10**9
 
 
 def ensure_partition(cur: cursor, schema: str, table: TimeTable, lo: int) -> bool:
@@ -167,8 +213,9 @@ def lock_key(schema: str) -> int:
 
 
 def migrate(conn: connection, schema: str, mode: str = "auto", native: NativePartitions | None = None,
-            now_ns: int | None = None) -> Storage:
-    """Bring ``schema`` to the latest version and create partitions ahead; safe to run concurrently."""
+            now_ns: int | None = None, retention: Retention | None = None) -> Storage:
+    """Bring ``schema`` to the latest version, create partitions ahead and expire old days; safe to
+    run concurrently."""
     schema = check_schema_name(schema)
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(%s)", (lock_key(schema),))
@@ -176,7 +223,9 @@ def migrate(conn: connection, schema: str, mode: str = "auto", native: NativePar
         try:
             storage = _bootstrap(conn, cur, schema, mode, native or NativePartitions())
             _apply_pending(conn, cur, schema, storage)
-            storage.maintain(cur, schema, now_ns if now_ns is not None else _now_ns())
+            now_ns = now_ns if now_ns is not None else _now_ns()
+            storage.maintain(cur, schema, now_ns)
+            _expire(cur, schema, storage, retention or Retention(), now_ns)
             conn.commit()
             return storage
         except psycopg2.Error:
@@ -185,6 +234,15 @@ def migrate(conn: connection, schema: str, mode: str = "auto", native: NativePar
         finally:
             cur.execute("SELECT pg_advisory_unlock(%s)", (lock_key(schema),))
             conn.commit()
+
+
+def _expire(cur: cursor, schema: str, storage: Storage, retention: Retention, now_ns: int) -> None:
+    for tables, cutoff in retention.cutoffs(now_ns):
+        for table in tables:
+            dropped = storage.expire(cur, schema, table, cutoff)
+            if dropped:
+                log.info("retention: dropped %d day(s) of %s.%s before %s", dropped, schema, table.name,
+                         datetime.fromtimestamp(cutoff // 10**9, UTC).date())
 
 
 def _bootstrap(conn: connection, cur: cursor, schema: str, mode: str, native: NativePartitions) -> Storage:

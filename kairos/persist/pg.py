@@ -24,7 +24,7 @@ from psycopg2.extras import execute_values
 from kairos.errors import BatchRejected, ConfigError, PersistError, SinkUnavailable
 from kairos.persist.batch import Batch
 from kairos.persist.copybin import StageLayout
-from kairos.persist.migrate import NativePartitions, migrate
+from kairos.persist.migrate import NativePartitions, Retention, migrate
 from kairos.persist.schema import (
     EVENT_INSERTS,
     MD_INSERTS,
@@ -43,12 +43,14 @@ _TRANSIENT = (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.error
 
 
 class PgSink:
-    """Writes batches to ``schema``; migrates and creates partitions on (re)connect and hourly."""
+    """Writes batches to ``schema``; migrates, creates partitions and expires old days on (re)connect
+    and hourly."""
 
     name = "pg"
 
     def __init__(self, dsn: str, schema: str, storage: str = "auto", native: NativePartitions | None = None,
-                 connect_timeout_s: float = 3.0, maintain_every_s: float = 3600.0, direct: bool = True) -> None:
+                 connect_timeout_s: float = 3.0, maintain_every_s: float = 3600.0, direct: bool = True,
+                 retention: Retention | None = None) -> None:
         try:
             psycopg2.extensions.parse_dsn(dsn)
         except psycopg2.ProgrammingError as exc:
@@ -57,6 +59,7 @@ class PgSink:
         self.schema = check_schema_name(schema)
         self._storage_mode = storage
         self._native = native or NativePartitions()
+        self._retention = retention or Retention()
         self._timeout = connect_timeout_s
         self._maintain_every = maintain_every_s
         self._next_maintain = 0.0
@@ -77,7 +80,8 @@ class PgSink:
             conn = psycopg2.connect(self._dsn, connect_timeout=max(1, round(self._timeout)),
                                     application_name=f"kairos-persister/{self.schema}", options=STATEMENT_TIMEOUT,
                                     keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
-            self.storage = migrate(conn, self.schema, self._storage_mode, self._native).name
+            self.storage = migrate(conn, self.schema, self._storage_mode, self._native,
+                                   retention=self._retention).name
             with conn.cursor() as cur:
                 for stage in (STAGE_MD, STAGE_EVENTS):
                     cur.execute(stage.ddl() + " ON COMMIT DELETE ROWS")
@@ -140,12 +144,12 @@ class PgSink:
             cur.execute(sql)
 
     def tick(self, now: float) -> None:
-        """Hourly: create tomorrow's partitions before rows need them."""
+        """Hourly: create tomorrow's partitions before rows need them, expire days past retention."""
         if self._conn is None or now < self._next_maintain:
             return
         self._next_maintain = now + self._maintain_every
         try:
-            migrate(self._conn, self.schema, self._storage_mode, self._native)
+            migrate(self._conn, self.schema, self._storage_mode, self._native, retention=self._retention)
         except (psycopg2.Error, PersistError) as exc:
             self.close()
             raise SinkUnavailable(f"PostgreSQL maintenance failed: {_one_line(exc)}") from exc

@@ -11,7 +11,16 @@ import pytest
 
 from kairos.errors import PersistError
 from kairos.persist.batch import Batch
-from kairos.persist.migrate import DAY_NS, MIGRATIONS, NativePartitions, Timescale, ensure_partition, migrate
+from kairos.persist.migrate import (
+    DAY_NS,
+    MIGRATIONS,
+    NativePartitions,
+    Retention,
+    Timescale,
+    ensure_partition,
+    migrate,
+    partition_day,
+)
 from kairos.persist.pg import PgSink
 from kairos.persist.schema import MD_TABLES, TIME_TABLES
 from kairos.persist.synthetic import T0_NS, counts_by_kind, exec_events, market_data
@@ -216,3 +225,68 @@ def test_gate_state_rows_are_written_once(pg_dsn: str, pg_schema: str, pg: objec
     assert rows(pg, f"SELECT venue, instrument, qty, avg_px, realized_pnl FROM {pg_schema}.positions") == [
         (1, 1, 0.5, 60000.0, 1.5)]
     sink.close()
+
+
+def _days(pg: psycopg2.extensions.connection, schema: str, table: str) -> set[int]:
+    """The UTC days (ns) that have rows in ``table``."""
+    return {r[0] for r in rows(pg, f"SELECT DISTINCT {_time(table)} / {DAY_NS} * {DAY_NS} FROM {schema}.{table}")}
+
+
+def _time(table: str) -> str:
+    return next(t.time_column for t in TIME_TABLES if t.name == table)
+
+
+def test_retention_drops_old_days_of_md_and_state_never_executions(pg_dsn: str, pg_schema: str, pg: object) -> None:
+    today = T0_NS // DAY_NS * DAY_NS
+    days = [today - back * DAY_NS for back in (12, 4, 3, 2, 1, 0)]  # 12 days back: no partition, in DEFAULT
+    conn = psycopg2.connect(pg_dsn)
+    try:
+        migrate(conn, pg_schema, native=NativePartitions(days_back=4, days_ahead=1), now_ns=today)
+        sink = PgSink(pg_dsn, pg_schema)
+        sink.connect()
+        for n, day in enumerate(days):
+            sink.write(make_batch(market_data(10, start=100 * n, t0_ns=day + 3600 * 10**9),
+                                  exec_events(1, start_order=n, t0_ns=day + 3600 * 10**9)))
+            sink.write(Batch(balances=[(day + 1, 1, "USDT", 1.0, 0.0)], positions=[(day + 1, 1, 1, 0.5, 1.0, 0.0)],
+                             rows=2))
+        sink.close()
+        assert _days(pg, pg_schema, "md_bbo") == set(days)
+        migrate(conn, pg_schema, native=NativePartitions(4, 1), now_ns=today + 5, retention=Retention(md_days=2))
+        kept = set(days[3:])
+        for table in ("md_bbo", "md_trades", "md_depth", "md_status"):
+            assert _days(pg, pg_schema, table) == kept, table
+        for table in ("order_events", "fills", "balances", "positions"):
+            assert _days(pg, pg_schema, table) == set(days), table
+        parts = {r[0] for r in rows(pg, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                        "WHERE i.inhparent = %s::regclass", f"{pg_schema}.md_bbo")}
+        part_days = {partition_day(MD_TABLES[0], name) for name in parts}
+        assert "md_bbo_default" in parts and kept <= part_days and min(part_days - {None}) == days[3]
+        migrate(conn, pg_schema, native=NativePartitions(4, 1), now_ns=today + 5,
+                retention=Retention(md_days=2, state_days=1))
+        assert _days(pg, pg_schema, "balances") == _days(pg, pg_schema, "positions") == set(days[4:])
+        assert _days(pg, pg_schema, "order_events") == set(days)
+        assert _days(pg, pg_schema, "md_bbo") == kept, "a second pass changes nothing more"
+    finally:
+        conn.close()
+
+
+def test_timescale_retention_drops_chunks_of_md_and_state_only(pg_dsn: str, pg_schema: str, pg: object) -> None:
+    """As above, a SQL stand-in with drop_chunks' signature records the calls (no extension here)."""
+    pg.cursor().execute(f"""CREATE SCHEMA {pg_schema};
+        CREATE TABLE {pg_schema}.dropped (rel regclass, older_than bigint);
+        CREATE FUNCTION {pg_schema}.create_hypertable(relation regclass, time_column_name name,
+            chunk_time_interval bigint, if_not_exists boolean) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+        CREATE FUNCTION {pg_schema}.drop_chunks(relation regclass, older_than bigint) RETURNS SETOF text
+            LANGUAGE sql AS $$ INSERT INTO {pg_schema}.dropped VALUES (relation, older_than) RETURNING 'chunk' $$;
+        CREATE TABLE {pg_schema}.kairos_meta (key text PRIMARY KEY, value text NOT NULL);
+        INSERT INTO {pg_schema}.kairos_meta VALUES ('storage', 'timescale')""")
+    today = T0_NS // DAY_NS * DAY_NS
+    conn = psycopg2.connect(pg_dsn, options=f"-c search_path={pg_schema},public")
+    try:
+        migrate(conn, pg_schema, now_ns=today + 7, retention=Retention(md_days=3, state_days=30))
+    finally:
+        conn.close()
+    made = rows(pg, f"SELECT rel::text, older_than FROM {pg_schema}.dropped ORDER BY 1")
+    expected = [(f"{pg_schema}.{t.name}", today - 3 * DAY_NS) for t in MD_TABLES]
+    expected += [(f"{pg_schema}.{t}", today - 30 * DAY_NS) for t in ("balances", "positions")]
+    assert made == sorted(expected)

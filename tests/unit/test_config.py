@@ -131,3 +131,9 @@ def test_bad_tuning_names_the_key(cfg_dir: Path, yaml: str, key: str, words: str
     with pytest.raises(ConfigError) as err:
         config.load(cfg_dir, {})
     assert err.value.key == key and words in str(err.value)
+
+
+def test_negative_retention_is_refused(cfg_dir: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.load(cfg_dir, {"KAIROS__PERSISTER__MD_RETENTION_DAYS": "-1"})
+    assert err.value.key == "persister.md_retention_days" and err.value.source == "environment"
