@@ -179,9 +179,13 @@ class RiskConfig:
     take_profit_bps: float = 0.0
     daily_loss_limit: float = 1000.0
     journal_dir: str = "var/gate"
+    journal_compact_entries: int = 200_000
 
     def __post_init__(self) -> None:
         _choice("risk.initial_state", self.initial_state, ("ACTIVE", "REDUCE_ONLY", "HALTED"))
+        if self.journal_compact_entries < 0:
+            raise ConfigError(f"must be >= 0 (0 never compacts), got {self.journal_compact_entries}",
+                              "risk.journal_compact_entries")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from kairos.execution.base import Executor
 from kairos.execution.paper import PaperExecutor
 from kairos.gate.blotter import Blotter
 from kairos.gate.book import Book
+from kairos.gate.compact import compact
 from kairos.gate.desk import Desk
 from kairos.gate.events import EventWriter
 from kairos.gate.journal import AppendLog
@@ -87,6 +88,10 @@ class GateAgent:
         self._journal = AppendLog(Path(s.risk.journal_dir) / f"{self._prefix}.gate.jsonl")
         blotter = Blotter(Orders(), Book(self.state), self._journal)
         entries = blotter.replay()
+        limit = s.risk.journal_compact_entries
+        if limit and entries > limit:
+            compact(blotter, time.time_ns())
+            self._journal = blotter.journal
         events = Ring.attach("events", EXEC_EVENT, self._prefix)
         self._rings.append(events)
         self._executors = build_executors(s, self._instruments)

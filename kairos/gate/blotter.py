@@ -92,4 +92,13 @@ class Blotter:
                 self.apply(J.report_of(e), e["ts"])
             elif kind == "T":
                 self.trading(e["s"], e["why"], e["ts"], record=False)
+            elif kind == "O":
+                self._restore(J.snapshot_of(e))
+            elif kind == "B":
+                self.book.restore({int(k): v for k, v in e["k"].items()}, e["rd"], e["day"])
         return count
+
+    def _restore(self, order: Order) -> None:
+        """An order snapshot: open ones count and reserve again (what remains of them), closed ones are remembered."""
+        if self.orders.restore(order):
+            self.book.open(order)

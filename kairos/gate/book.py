@@ -91,6 +91,12 @@ class Book:
         open_qty[order.k] = max(open_qty[order.k] - order.leaves, 0.0)
         s.open_orders -= 1
 
+    def restore(self, keys: Mapping[int, tuple[float, float, float]], realised_day: float, day: int) -> None:
+        """Positions, average costs and realised PnL from a compacted journal (`kairos.gate.compact`)."""
+        for k, (position, entry, realised) in keys.items():
+            self.s.position[k], self.entry[k], self.realised[k] = position, entry, realised
+        self.realised_day, self.day = realised_day, day
+
     def set_balances(self, venue: int, balances: Mapping[str, tuple[float, float]]) -> None:
         """Totals from the venue (free + locked) for every asset the instruments trade."""
         grid, balance = self.grid, self.s.balance

@@ -5,7 +5,9 @@ effect it records (a submit, an event) happens, so it survives ``kill -9`` of th
 power cut: there is no fsync per entry). A torn last line is cut off when the file is reopened.
 
 Gate entries (``t``): ``A`` accepted order (written before the submit), ``R`` rejected intent
-(written before its REJECT event), ``E`` execution report applied, ``T`` trading-state change.
+(written before its REJECT event), ``E`` execution report applied, ``T`` trading-state change;
+a compacted journal (`kairos.gate.compact`) starts with ``B`` (the book) and holds ``O`` (an order
+as it stands) instead of ``A`` + ``E``.
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ def accepted(order: Order, wall_ns: int) -> dict[str, Any]:
 def order_of(e: dict[str, Any]) -> Order:
     return Order(e["c"].encode("latin-1"), e["v"], e["i"], e["k"], e["st"], e["s"], e["o"], e["f"], e["p"], e["q"],
                  e["r"], e["to"], e["tc"], e["fl"])
+
+
+def snapshot(order: Order, wall_ns: int) -> dict[str, Any]:
+    return {**accepted(order, wall_ns), "t": "O", "st": order.state, "cq": order.cum_qty, "vo": order.venue_order_id,
+            "an": order.accepted_ns}
+
+
+def snapshot_of(e: dict[str, Any]) -> Order:
+    order = order_of(e)
+    order.state, order.cum_qty, order.venue_order_id, order.accepted_ns = e["st"], e["cq"], e["vo"], e["an"]
+    return order
 
 
 def rejected(coid: bytes, ts_created_ns: int, r: Rejected, wall_ns: int) -> dict[str, Any]:

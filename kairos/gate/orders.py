@@ -94,6 +94,15 @@ class Orders:
         self.open[order.coid] = order
         self.decided[order.coid] = order.ts_created_ns
 
+    def restore(self, order: Order) -> bool:
+        """An order from a compacted journal, as it stood; True if it is still open."""
+        self.all[order.coid] = order
+        self.decided[order.coid] = order.ts_created_ns
+        if is_terminal(order.state):
+            return False
+        self.open[order.coid] = order
+        return True
+
     def reject(self, coid: bytes, ts_created_ns: int, rejected: Rejected) -> None:
         self.decided[coid] = ts_created_ns
         self.rejected[coid] = rejected

@@ -133,7 +133,9 @@ def test_bad_tuning_names_the_key(cfg_dir: Path, yaml: str, key: str, words: str
     assert err.value.key == key and words in str(err.value)
 
 
-def test_negative_retention_is_refused(cfg_dir: Path) -> None:
+@pytest.mark.parametrize("key", ["persister.md_retention_days", "persister.state_retention_days",
+                                 "risk.journal_compact_entries"])
+def test_negative_counts_are_refused(cfg_dir: Path, key: str) -> None:
     with pytest.raises(ConfigError) as err:
-        config.load(cfg_dir, {"KAIROS__PERSISTER__MD_RETENTION_DAYS": "-1"})
-    assert err.value.key == "persister.md_retention_days" and err.value.source == "environment"
+        config.load(cfg_dir, {"KAIROS__" + key.upper().replace(".", "__"): "-1"})
+    assert err.value.key == key and err.value.source == "environment"

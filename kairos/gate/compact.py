@@ -1,0 +1,85 @@
+"""Journal compaction at gate start: what replay rebuilt, rewritten as a short journal.
+
+The journal grows by every decision and report for as long as its shm_prefix is used, and every
+start replays all of it. Once a replay read more than ``risk.journal_compact_entries`` entries, the
+gate writes the state replay rebuilt to a new file: the book (``B``: position, average cost and
+realised PnL per key, today's realised PnL), the trading state (``T``), and the newest ``KEEP``
+decisions plus every open order, as order snapshots (``O``: the accepted order with its state,
+filled quantity and venue id) or rejections (``R``, unchanged). The file is fsynced and renamed
+over the journal; the journal before it stays as ``<name>.prev``. Replaying the result rebuilds
+the same positions, PnL, open orders, reservations, trading state and duplicate detection (tested).
+
+What is dropped: the fill-by-fill history (PostgreSQL keeps it) and decisions older than the newest
+``KEEP``, which only a ring redelivery or a reused client order id could still ask about.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from kairos.gate import journal as J
+from kairos.gate.blotter import Blotter
+from kairos.gate.journal import AppendLog
+from kairos.records import TradingState
+
+log = logging.getLogger(__name__)
+KEEP: Final = 65536
+"""Decisions kept: far more than the intents and manual rings can redeliver, as many ids as the
+API's PlaceOrder idempotency log remembers."""
+
+
+def compact(blotter: Blotter, wall_ns: int, keep: int = KEEP) -> int:
+    """Rewrite ``blotter.journal`` from the blotter's state and reopen it; returns the entries written."""
+    path = blotter.journal.path
+    entries = [_book(blotter, wall_ns), J.trading(blotter.book.s.trading, "compacted", wall_ns)]
+    entries += _decisions(blotter, keep, wall_ns)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.writelines(orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in entries)
+        fh.flush()
+        os.fsync(fh.fileno())
+    blotter.journal.close()
+    os.replace(path, path.with_name(path.name + ".prev"))
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    blotter.journal = AppendLog(path)
+    log.info("journal compacted: %d entries (%d open orders, trading %s); the previous journal is %s.prev",
+             len(entries), len(blotter.orders.open), TradingState(blotter.book.s.trading).name, path.name)
+    return len(entries)
+
+
+def _book(blotter: Blotter, wall_ns: int) -> dict[str, Any]:
+    book, position = blotter.book, blotter.book.s.position
+    keys = {k: [position[k], book.entry[k], book.realised[k]]
+            for k in range(len(position)) if position[k] or book.realised[k]}
+    return {"t": "B", "k": {str(k): v for k, v in keys.items()}, "rd": book.realised_day, "day": book.day,
+            "ts": wall_ns}
+
+
+def _decisions(blotter: Blotter, keep: int, wall_ns: int) -> list[dict[str, Any]]:
+    orders = blotter.orders
+    recent = list(orders.decided)[-keep:] if keep else []
+    chosen = dict.fromkeys(recent) | dict.fromkeys(c for c in orders.decided if c in orders.open)
+    out = []
+    for coid in orders.decided:  # original order: the newest decisions stay the newest
+        if coid not in chosen:
+            continue
+        order = orders.all.get(coid)
+        if order is not None:
+            out.append(J.snapshot(order, wall_ns))
+        else:
+            out.append(J.rejected(coid, orders.decided[coid], orders.rejected[coid], wall_ns))
+    return out
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
