@@ -163,6 +163,8 @@ class MarketMakingConfig:
 class StrategyConfig:
     arbitrage: ArbitrageConfig = field(default_factory=ArbitrageConfig)
     market_making: MarketMakingConfig = field(default_factory=MarketMakingConfig)
+    recover_on_start: bool = True
+    recover_cancel_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

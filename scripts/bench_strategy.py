@@ -199,7 +199,8 @@ def bench_batches(n: int, size: int = 256) -> dict:
 
 PROCESS_ENV = {"KAIROS__STRATEGY__ARBITRAGE__INSTRUMENTS": "[BTC-USDT, ETH-USDT]",
                "KAIROS__STRATEGY__ARBITRAGE__COOLDOWN_MS": "0", "KAIROS__PERSISTER__ENABLED": "false",
-               "KAIROS__LOGGING__JSON_FILES": "false", "KAIROS__LOGGING__LEVEL": "WARNING"}
+               "KAIROS__LOGGING__JSON_FILES": "false", "KAIROS__LOGGING__LEVEL": "WARNING",
+               "KAIROS__STRATEGY__RECOVER_ON_START": "false"}  # the bench plays the gate: no gate state to settle
 
 
 def _pair(inst: int, ts: int) -> tuple[np.ndarray, np.ndarray]:

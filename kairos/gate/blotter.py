@@ -95,7 +95,8 @@ class Blotter:
             elif kind == "O":
                 self._restore(J.snapshot_of(e))
             elif kind == "B":
-                self.book.restore({int(k): v for k, v in e["k"].items()}, e["rd"], e["day"])
+                self.book.restore({int(k): v for k, v in e["k"].items()}, e["rd"], e["day"],
+                                  {(st, inst): net for st, inst, net in e["sn"]})
         return count
 
     def _restore(self, order: Order) -> None:

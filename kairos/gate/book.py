@@ -20,7 +20,7 @@ DAY_NS = 86_400 * 10**9
 
 
 class Book:
-    __slots__ = ("day", "entry", "grid", "realised", "realised_day", "s")
+    __slots__ = ("day", "entry", "grid", "nets", "realised", "realised_day", "s")
 
     def __init__(self, state: RiskState) -> None:
         self.s = state
@@ -29,6 +29,9 @@ class Book:
         self.realised = [0.0] * state.grid.size
         self.realised_day = 0.0
         self.day = 0
+        self.nets: dict[tuple[int, int], float] = {}
+        """(strategy, instrument) -> signed base quantity its fills added, over all venues: what a
+        restarted strategy must know to hedge a residual it no longer remembers."""
 
     def reserve_slot(self, order: Order) -> int:
         """Balance slot an order locks: quote for a buy, base for a sell."""
@@ -63,6 +66,8 @@ class Book:
         fee_quote = fee * px if fee_slot == grid.base_slot[k] else fee if fee_slot >= 0 else 0.0
         self.roll(wall_ns)
         self._trade(k, sign * qty, px, fee_quote)
+        net = (order.strategy, order.instrument)
+        self.nets[net] = self.nets.get(net, 0.0) + sign * qty
 
     def _trade(self, k: int, signed: float, px: float, fee_quote: float) -> None:
         """Average-cost position update; realised PnL on the part that closes."""
@@ -91,11 +96,13 @@ class Book:
         open_qty[order.k] = max(open_qty[order.k] - order.leaves, 0.0)
         s.open_orders -= 1
 
-    def restore(self, keys: Mapping[int, tuple[float, float, float]], realised_day: float, day: int) -> None:
-        """Positions, average costs and realised PnL from a compacted journal (`kairos.gate.compact`)."""
+    def restore(self, keys: Mapping[int, tuple[float, float, float]], realised_day: float, day: int,
+                nets: Mapping[tuple[int, int], float]) -> None:
+        """Positions, average costs, realised PnL and strategy nets from a compacted journal (`kairos.gate.compact`)."""
         for k, (position, entry, realised) in keys.items():
             self.s.position[k], self.entry[k], self.realised[k] = position, entry, realised
         self.realised_day, self.day = realised_day, day
+        self.nets = dict(nets)
 
     def set_balances(self, venue: int, balances: Mapping[str, tuple[float, float]]) -> None:
         """Totals from the venue (free + locked) for every asset the instruments trade."""

@@ -3,11 +3,12 @@
 The journal grows by every decision and report for as long as its shm_prefix is used, and every
 start replays all of it. Once a replay read more than ``risk.journal_compact_entries`` entries, the
 gate writes the state replay rebuilt to a new file: the book (``B``: position, average cost and
-realised PnL per key, today's realised PnL), the trading state (``T``), and the newest ``KEEP``
-decisions plus every open order, as order snapshots (``O``: the accepted order with its state,
-filled quantity and venue id) or rejections (``R``, unchanged). The file is fsynced and renamed
-over the journal; the journal before it stays as ``<name>.prev``. Replaying the result rebuilds
-the same positions, PnL, open orders, reservations, trading state and duplicate detection (tested).
+realised PnL per key, today's realised PnL, each strategy's net per instrument), the trading
+state (``T``), and the newest ``KEEP`` decisions plus every open order, as order snapshots
+(``O``: the accepted order with its state, filled quantity and venue id) or rejections (``R``,
+unchanged). The file is fsynced and renamed over the journal; the journal before it stays as
+``<name>.prev``. Replaying the result rebuilds the same positions, PnL, open orders, reservations,
+trading state and duplicate detection (tested).
 
 What is dropped: the fill-by-fill history (PostgreSQL keeps it) and decisions older than the newest
 ``KEEP``, which only a ring redelivery or a reused client order id could still ask about.
@@ -58,7 +59,7 @@ def _book(blotter: Blotter, wall_ns: int) -> dict[str, Any]:
     keys = {k: [position[k], book.entry[k], book.realised[k]]
             for k in range(len(position)) if position[k] or book.realised[k]}
     return {"t": "B", "k": {str(k): v for k, v in keys.items()}, "rd": book.realised_day, "day": book.day,
-            "ts": wall_ns}
+            "sn": [[strategy, instrument, net] for (strategy, instrument), net in book.nets.items()], "ts": wall_ns}
 
 
 def _decisions(blotter: Blotter, keep: int, wall_ns: int) -> list[dict[str, Any]]:

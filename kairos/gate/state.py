@@ -9,6 +9,7 @@ for venues, instruments and the trading state. Schema (version 1)::
      "orders":    [{"client_order_id", "venue_order_id", "venue", "venue_id", "instrument",
                     "instrument_id", "side", "order_type", "tif", "state", "price", "quantity",
                     "cum_quantity", "strategy", "flags"}],                      open orders only
+     "strategies": [{"strategy", "instrument", "instrument_id", "net_quantity"}]   signed fills per strategy
      "pnl": {"realized_today", "unrealized"},
      "counters": {"intents", "orders_sent", "fills", "rejects", "replayed", "events",
                   "rejects_by_reason": {REASON: n}},
@@ -41,6 +42,8 @@ def describe(blotter: Blotter, instruments: InstrumentTable, executors: dict[int
         "balances": _balances(blotter, list(executors)),
         "positions": _positions(blotter, names),
         "orders": [_order(o, names) for o in blotter.orders.open.values()],
+        "strategies": [{"strategy": st, "instrument": names[inst], "instrument_id": inst, "net_quantity": net}
+                       for (st, inst), net in sorted(book.nets.items())],
         "pnl": {"realized_today": book.realised_day, "unrealized": book.unrealised()},
         "counters": {"intents": metrics.intents.value, "orders_sent": metrics.orders.value,
                      "fills": metrics.fills.value, "rejects": metrics.rejects.value,

@@ -100,6 +100,11 @@ def new_run_id(wall_ns: int) -> str:
     return base36(wall_ns // 1_000_000).rjust(RUN_ID_LEN, "0")[-RUN_ID_LEN:]
 
 
+def id_prefix(strategy_id: int, run_id: str) -> str:
+    """What every client order id of ``strategy_id`` in run ``run_id`` starts with."""
+    return "K" + base36(strategy_id).rjust(2, "0") + run_id
+
+
 class OrderIds:
     """Client order ids ``K`` + strategy id (2 base-36 chars) + run id (8) + sequence (base 36).
 
@@ -111,8 +116,13 @@ class OrderIds:
     def __init__(self, strategy_id: int, run_id: str) -> None:
         if not 0 < strategy_id < 36 * 36 or len(run_id) != RUN_ID_LEN or not run_id.isalnum():
             raise ValueError(f"bad strategy id {strategy_id} or run id {run_id!r}")
-        self._prefix = "K" + base36(strategy_id).rjust(2, "0") + run_id
+        self._prefix = id_prefix(strategy_id, run_id)
         self._seq = 0
+
+    @property
+    def prefix(self) -> str:
+        """What every id of this strategy in this run starts with."""
+        return self._prefix
 
     def next(self) -> bytes:
         self._seq += 1
@@ -216,6 +226,10 @@ class Strategy(Protocol):
 
     def on_timer(self, now_ns: int, out: IntentSink) -> None:
         """Periodic tick (timeouts, retries)."""
+
+    def recover(self, nets: dict[int, float], now_ns: int, out: IntentSink) -> None:
+        """Once after a restart, before any ``on_market``: the signed base quantity this strategy's
+        fills left per instrument id, as the gate recorded them (kairos.strategy.recovery)."""
 
     def counters(self) -> dict[str, int]:
         """Cumulative counters for the status board (read off the hot path)."""

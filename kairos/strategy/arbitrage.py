@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 ARBITRAGE_ID: Final = 1
 COUNTERS: Final = ("fired", "too_small", "completed", "missed", "leg_failures", "leg_timeouts", "hedges_sent",
                    "hedges_filled", "hedges_failed", "hedges_deferred", "hedges_abandoned", "dust",
-                   "unknown_events")
+                   "unknown_events", "recovered")
 BOARD: Final = ("fired", "leg_failures", "hedges_sent", "hedges_filled", "hedges_failed", "hedges_abandoned")
 
 
@@ -124,6 +124,20 @@ class CrossArbitrage:
 
     def on_timer(self, now_ns: int, out: IntentSink) -> None:
         for trade in list(self._active.values()):
+            self._review(trade, now_ns, out)
+
+    def recover(self, nets: dict[int, float], now_ns: int, out: IntentSink) -> None:
+        """A residual the previous run left (its legs' fills do not net out) becomes a trade to hedge."""
+        for inst in self._instruments:
+            net = nets.get(inst, 0.0)
+            if abs(net) < self._cfg.min_qty:
+                continue
+            self.stats["recovered"] += 1
+            log.warning("arb instrument %d: a previous run left a residual of %+.8f: hedging it", inst, net)
+            trade = Trade(inst, now_ns)
+            trade.legs.append(Leg(b"recovered", 0, Side.BUY if net > 0 else Side.SELL, abs(net), filled=abs(net),
+                                  done=True))
+            self._active[inst] = trade
             self._review(trade, now_ns, out)
 
     def _check(self, inst: int, now: int, out: IntentSink) -> None:

@@ -24,13 +24,15 @@ import numpy as np
 
 from kairos.config import Settings
 from kairos.errors import RingFull
+from kairos.gate.snapshot import GateStateReader
 from kairos.instruments import VENUE_NAMES
 from kairos.logs import ErrorTally
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, Action, ExecKind, OrderState, RejectReason
 from kairos.ring import GatedPoller, OverwritePoller, Ring, Waiter
 from kairos.status import Counter, Slot
 from kairos.strategy import build_strategies
-from kairos.strategy.api import Clock, IntentSink, LiveClock, MarketView, Strategy, new_run_id
+from kairos.strategy.api import Clock, IntentSink, LiveClock, MarketView, Strategy, id_prefix, new_run_id
+from kairos.strategy.recovery import Recovery
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,13 @@ class StrategyHost:
     role: str = ROLE
 
     def __init__(self, strategies: list[Strategy], view: MarketView, clock: Clock, md: dict[int, Ring],
-                 events: Ring, intents: Ring, slot: Slot, wait: str = "block", publish_timeout_s: float = 1.0) -> None:
+                 events: Ring, intents: Ring, slot: Slot, wait: str = "block", publish_timeout_s: float = 1.0,
+                 recovery: Recovery | None = None) -> None:
         self._strategies, self._view, self._clock, self._slot = strategies, view, clock, slot
         self._sink = IntentSink(clock)
         self._by_id = [(s.strategy_id, s) for s in strategies]
-        self._on_market = [s.on_market for s in strategies]
+        self._recovery = recovery
+        self._on_market = [] if recovery else [s.on_market for s in strategies]  # filled once recovered
         self._local: list[np.ndarray] = []
         self.stats = dict.fromkeys(HOST_COUNTERS, 0)
         self._counters: dict[str, Counter] = {name: slot.counter(name) for name in HOST_COUNTERS}
@@ -75,8 +79,12 @@ class StrategyHost:
     def open(cls, settings: Settings, slot: Slot, clock: Clock | None = None) -> StrategyHost:
         """Attach the rings the supervisor created (RingNotFound if it has not) and build the strategies."""
         clock = clock or LiveClock()
-        prefix, view = settings.shm_prefix, MarketView(len(settings.instruments))
-        strategies = build_strategies(settings, view, clock, new_run_id(clock.now_ns()))
+        prefix, view, run_id = settings.shm_prefix, MarketView(len(settings.instruments)), new_run_id(clock.now_ns())
+        strategies = build_strategies(settings, view, clock, run_id)
+        cfg = settings.strategy
+        recovery = Recovery(GateStateReader(prefix), strategies,
+                            {s.strategy_id: id_prefix(s.strategy_id, run_id) for s in strategies},
+                            cfg.recover_cancel_timeout_s) if cfg.recover_on_start and strategies else None
         rings: list[Ring] = []
         try:
             md = {VENUE_NAMES[name]: Ring.attach(f"md.{name}", MARKET_DATA, prefix=prefix)
@@ -87,11 +95,18 @@ class StrategyHost:
             intents = Ring.attach("intents", ORDER_INTENT, prefix=prefix)
             rings.append(intents)
             return cls(strategies, view, clock, md, events, intents, slot, settings.wait_for(ROLE),
-                       settings.rings.block_timeout_ms / 1000)
+                       settings.rings.block_timeout_ms / 1000, recovery)
         except BaseException:
             for ring in rings:
                 ring.close()
+            if recovery is not None:
+                recovery.close()
             raise
+
+    @property
+    def recovering(self) -> bool:
+        """True until the previous run is settled with the gate (no strategy trades before)."""
+        return self._recovery is not None
 
     def on_start(self) -> None:
         names = ", ".join(s.name for s in self._strategies) or "none (all disabled)"
@@ -112,6 +127,8 @@ class StrategyHost:
     def on_close(self) -> None:
         self._export()
         log.info("strategy host stopping: %s", self._summary())
+        if self._recovery is not None:
+            self._recovery.close()
         self._waiter.close()
         for ring in self._rings:
             ring.close()
@@ -162,6 +179,13 @@ class StrategyHost:
                                        strict=True):
                 record(created - origin)
 
+    def _recover(self, now: int) -> None:
+        """Until the previous run is settled (kairos.strategy.recovery) no strategy sees data or timers."""
+        if self._recovery.step(now, self._sink):  # type: ignore[union-attr]
+            self._recovery = None
+            self._on_market.extend(s.on_market for s in self._strategies)
+            log.info("strategy host: recovered, trading")
+
     def _dropped(self, intents: np.ndarray, exc: RingFull) -> None:
         self.stats["intents_dropped"] += len(intents)
         self._tally("intents_ring_full", f"dropped {len(intents)} intent(s): {exc}")
@@ -180,8 +204,11 @@ class StrategyHost:
         for venue, consumer in self._md:
             if consumer.overruns != self._seen_overruns[venue]:
                 self._overrun(venue, consumer)
-        for strategy in self._strategies:
-            strategy.on_timer(now, self._sink)
+        if self._recovery is not None:
+            self._recover(now)
+        else:
+            for strategy in self._strategies:
+                strategy.on_timer(now, self._sink)
         if len(self._sink):
             self._flush(0)
         self._export()

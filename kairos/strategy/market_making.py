@@ -103,6 +103,11 @@ class MarketMaker:
         for inst in self._instruments:
             self._requote(inst, now_ns, out)
 
+    def recover(self, nets: dict[int, float], now_ns: int, out: IntentSink) -> None:
+        """The previous run's fills are this run's starting inventory (its quotes were cancelled)."""
+        for inst in self._instruments:
+            self.inventory[inst] = nets.get(inst, 0.0)
+
     def targets(self, inst: int, now: int) -> tuple[float | None, float | None, float]:
         """Desired (bid, ask) prices (None: do not quote that side) and the order size."""
         top, cfg = self._tops[inst], self._cfg

@@ -24,6 +24,7 @@ def state_of(gate: GateAgent) -> dict[str, object]:
     return {
         "position": list(s.position), "entry": list(blotter.book.entry), "realised": list(blotter.book.realised),
         "realised_day": blotter.book.realised_day, "day": blotter.book.day, "trading": s.trading,
+        "nets": dict(blotter.book.nets),
         "reserved": [round(x, 9) for x in s.reserved], "open_buy": list(s.open_buy), "open_sell": list(s.open_sell),
         "open_orders": s.open_orders,
         "open": {c: (o.state, o.cum_qty, round(o.reserved, 9), o.venue_order_id) for c, o in orders.open.items()},
@@ -57,7 +58,7 @@ def test_a_long_journal_is_compacted_at_start_and_rebuilds_the_same_state(
     first = h.gate()
     trade_a_while(h, first)
     before = state_of(first)
-    assert before["open"] and before["rejected"] and any(before["realised"]), "the scenario covers every part"
+    assert before["open"] and before["rejected"] and any(before["realised"]) and before["nets"], "covers every part"
     path = first.desk.blotter.journal.path
     long = lines(path)
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from typing import Any
+
 from kairos import config
 from kairos.config import Settings
+from kairos.gate.snapshot import GateStateReader, GateStateWriter
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT
 from kairos.ring import Overflow, Ring
 
@@ -37,3 +42,36 @@ def close_rings(rings: dict[str, Ring], prefix: str) -> None:
         ring.close()
         Ring.unlink(name, prefix=prefix)
 
+
+
+class GateStub:
+    """The gate-state blob a test acting as the gate publishes (the host's restart recovery reads it),
+    republished every 50 ms like the gate does, so it stays fresh however slowly the host starts."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._writer = GateStateWriter(prefix)
+        self._state: dict[str, Any] = {}
+        self._lock = threading.Lock()  # one writer at a time: the blob is a seqlock
+        self._stop = threading.Event()
+        self.publish()
+        self._thread = threading.Thread(target=self._run, name="gate-stub", daemon=True)
+        self._thread.start()
+
+    def publish(self, orders: Sequence[dict[str, Any]] = (), strategies: Sequence[dict[str, Any]] = (),
+                reconciled: bool = True) -> None:
+        with self._lock:
+            self._state = {"version": 1, "reconciled": reconciled, "orders": list(orders),
+                           "strategies": list(strategies)}
+            self._writer.write(self._state)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            with self._lock:
+                self._writer.write(self._state)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._writer.close()
+        GateStateReader.unlink(self.prefix)

@@ -13,7 +13,7 @@ from kairos.ring import Ring
 from kairos.status import StatusBoard
 from kairos.strategy.host import StrategyHost
 from tests.unit.strategy.helpers import batch, bbo, fill, reject, status
-from tests.unit.strategy.rings import close_rings, create_rings, settings_for
+from tests.unit.strategy.rings import GateStub, close_rings, create_rings, settings_for
 
 B, X = Venue.BINANCE, Venue.OKX  # X: OKX
 
@@ -21,6 +21,7 @@ B, X = Venue.BINANCE, Venue.OKX  # X: OKX
 class Engine:
     def __init__(self, prefix: str, rings: dict[str, Ring], board: StatusBoard) -> None:
         self.prefix, self.rings, self.board = prefix, rings, board
+        self.gate_state = GateStub(prefix)
         self.md = {B: rings["md.binance"].producer(), X: rings["md.okx"].producer()}
         self.events = rings["events"].producer()
         self.gate = rings["intents"].consumer("gate")
@@ -30,6 +31,7 @@ class Engine:
         settings, _ = settings_for(self.prefix, **env)
         self.host = StrategyHost.open(settings, self.board.claim("strategy"))
         self.host.on_start()
+        self.run_until(lambda: not self.host.recovering)
         return self.host
 
     def run_until(self, done: Callable[[], bool], cycles: int = 500, timeout_s: float = 10.0) -> None:
@@ -68,6 +70,7 @@ def engines(shm_prefix: str) -> Iterator[Callable[..., Engine]]:
             if eng.host is not None:
                 eng.host.on_close()
             close_rings(eng.rings, shm_prefix)
+            eng.gate_state.close()
             eng.board.close()
             StatusBoard.unlink(shm_prefix)
 
