@@ -42,6 +42,8 @@ def test_restart_recovers_orders_positions_and_sends_nothing_twice(make_harness:
     [pos] = blob["positions"]
     assert (pos["venue"], pos["instrument"], pos["quantity"]) == ("binance", "BTC-USDT", pytest.approx(0.2))
     assert pos["avg_price"] == pytest.approx(101.0) and "binance" in blob["executors"]
+    [net] = blob["strategies"]                               # what a restarted strategy host recovers from
+    assert (net["strategy"], net["instrument"], net["net_quantity"]) == (7, "BTC-USDT", pytest.approx(0.2))
     h.mark(100.0, 101.0)                                     # marks are not persisted: NO_MARK until fresh data
     h.send(intent("p2", qty=0.1))
     h.run(second, has(ExecKind.FILL, "p2"))
