@@ -4,14 +4,14 @@ The journal grows by every decision and report for as long as its shm_prefix is 
 start replays all of it. Once a replay read more than ``risk.journal_compact_entries`` entries, the
 gate writes the state replay rebuilt to a new file: the book (``B``: position, average cost and
 realised PnL per key, today's realised PnL, each strategy's net per instrument), the trading
-state (``T``), and the newest ``KEEP`` decisions plus every open order, as order snapshots
-(``O``: the accepted order with its state, filled quantity and venue id) or rejections (``R``,
-unchanged). The file is fsynced and renamed over the journal; the journal before it stays as
+state (``T``), and the newest ``KEEP_DECISIONS`` decisions plus every open order, as order
+snapshots (``O``: the accepted order with its state, filled quantity and venue id) or rejections
+(``R``, unchanged). The file is fsynced and renamed over the journal; the journal before it stays as
 ``<name>.prev``. Replaying the result rebuilds the same positions, PnL, open orders, reservations,
 trading state and duplicate detection (tested).
 
 What is dropped: the fill-by-fill history (PostgreSQL keeps it) and decisions older than the newest
-``KEEP``, which only a ring redelivery or a reused client order id could still ask about.
+``KEEP_DECISIONS``, which only a ring redelivery or a reused client order id could still ask about.
 """
 
 from __future__ import annotations
@@ -19,22 +19,20 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
 from kairos.gate import journal as J
 from kairos.gate.blotter import Blotter
 from kairos.gate.journal import AppendLog
+from kairos.gate.orders import KEEP_DECISIONS
 from kairos.records import TradingState
 
 log = logging.getLogger(__name__)
-KEEP: Final = 65536
-"""Decisions kept: far more than the intents and manual rings can redeliver, as many ids as the
-API's PlaceOrder idempotency log remembers."""
 
 
-def compact(blotter: Blotter, wall_ns: int, keep: int = KEEP) -> int:
+def compact(blotter: Blotter, wall_ns: int, keep: int = KEEP_DECISIONS) -> int:
     """Rewrite ``blotter.journal`` from the blotter's state and reopen it; returns the entries written."""
     path = blotter.journal.path
     entries = [_book(blotter, wall_ns), J.trading(blotter.book.s.trading, "compacted", wall_ns)]

@@ -10,9 +10,16 @@ same id with another time is a real duplicate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
+from typing import Final
 
 from kairos.execution.state import ALLOWED, LIVE, TERMINAL
 from kairos.records import OrderState, Side
+
+KEEP_DECISIONS: Final = 65536
+"""Decisions a compacted journal keeps (kairos.gate.compact); memory holds at most twice as many.
+Far more than the intents and manual rings can redeliver, as many ids as the API's PlaceOrder
+idempotency log remembers."""
 
 _LIVE_STATES = frozenset(int(s) for s in LIVE)
 _TERMINAL_STATES = frozenset(int(s) for s in TERMINAL)
@@ -79,11 +86,14 @@ def is_terminal(state: int) -> bool:
 
 
 class Orders:
-    """Every order and intent decision of this journal; ``open`` holds the non-terminal orders."""
+    """The newest ``limit`` order and intent decisions (and every open order); ``open`` holds the
+    non-terminal orders. Older closed decisions are forgotten one by one as new ones come, so a
+    gate that runs for months stays bounded; the journal keeps them until the next compaction."""
 
-    __slots__ = ("all", "decided", "open", "rejected")
+    __slots__ = ("_limit", "all", "decided", "open", "rejected")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 2 * KEEP_DECISIONS) -> None:
+        self._limit = limit
         self.all: dict[bytes, Order] = {}
         self.open: dict[bytes, Order] = {}
         self.decided: dict[bytes, int] = {}
@@ -93,19 +103,37 @@ class Orders:
         self.all[order.coid] = order
         self.open[order.coid] = order
         self.decided[order.coid] = order.ts_created_ns
+        self._trim()
 
     def restore(self, order: Order) -> bool:
         """An order from a compacted journal, as it stood; True if it is still open."""
         self.all[order.coid] = order
         self.decided[order.coid] = order.ts_created_ns
         if is_terminal(order.state):
+            self._trim()
             return False
         self.open[order.coid] = order
+        self._trim()
         return True
 
     def reject(self, coid: bytes, ts_created_ns: int, rejected: Rejected) -> None:
         self.decided[coid] = ts_created_ns
         self.rejected[coid] = rejected
+        self._trim()
+
+    def _trim(self) -> None:
+        """Forget the oldest closed decisions beyond the limit (the oldest open orders are skipped)."""
+        over = len(self.decided) - self._limit
+        if over <= 0:
+            return
+        for coid in list(islice(self.decided, over + len(self.open))):
+            if coid not in self.open:
+                del self.decided[coid]
+                self.all.pop(coid, None)
+                self.rejected.pop(coid, None)
+                over -= 1
+                if not over:
+                    return
 
     def close(self, order: Order) -> None:
         self.open.pop(order.coid, None)

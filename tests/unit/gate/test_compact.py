@@ -1,5 +1,5 @@
 """Journal compaction: a gate started on a long journal rewrites it, and the rewritten journal
-rebuilds exactly the state the long one did."""
+rebuilds exactly the state the long one did; in memory, decisions are bounded the same way."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from kairos.gate.agent import GateAgent
 from kairos.gate.compact import compact
-from kairos.records import Action, ExecKind, RejectReason, Side, Tif, TradingState
+from kairos.gate.orders import Order, Orders, Rejected
+from kairos.records import Action, ExecKind, OrderState, RejectReason, Side, Tif, TradingState
 
 from .conftest import Harness, intent
 from .test_desk import has
@@ -101,3 +102,24 @@ def test_compaction_is_off_at_zero(make_harness: Callable[..., Harness]) -> None
     path = second.desk.blotter.journal.path
     assert not path.with_name(path.name + ".prev").exists()
     assert pytest.approx(second.state.position[second.state.grid.key(1, 1)]) == 0.2
+
+
+def test_memory_keeps_the_newest_decisions_and_every_open_order() -> None:
+    orders = Orders(limit=4)
+    opened = [order(f"open{i}") for i in range(2)]
+    for o in opened:
+        orders.add(o)
+    for i in range(10):
+        closed = order(f"c{i}")
+        orders.add(closed)
+        closed.state = OrderState.FILLED
+        orders.close(closed)
+        orders.reject(f"r{i}".encode(), i, Rejected(1, 1, 7, 1, 100.0, 0.1, 0, RejectReason.MAX_ORDER_QTY))
+    assert len(orders.decided) == 4
+    assert list(orders.decided) == [b"open0", b"open1", b"c9", b"r9"]
+    assert set(orders.all) == {b"open0", b"open1", b"c9"} and set(orders.rejected) == {b"r9"}
+    assert set(orders.open) == {b"open0", b"open1"}
+
+
+def order(coid: str) -> Order:
+    return Order(coid.encode(), 1, 1, 5, 7, 1, 1, 1, 100.0, 0.1, 100.0, 0, 1)
