@@ -51,6 +51,11 @@ def positions(blob: dict[str, Any]) -> list[Any]:
     ]
 
 
+def strategy_nets(blob: dict[str, Any]) -> list[Any]:
+    return [pb.StrategyNet(strategy=int(n["strategy"]), instrument=n["instrument"],
+                           net_quantity=float(n["net_quantity"])) for n in blob.get("strategies", ())]
+
+
 def orders(blob: dict[str, Any], venue: Venue, instrument: str) -> list[Any]:
     return [
         pb.Order(

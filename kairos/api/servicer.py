@@ -123,7 +123,8 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
 
     def GetPositions(self, request: Any, context: grpc.ServicerContext) -> Any:
         blob = self._gate_blob(context)
-        return pb.GetPositionsResponse(positions=gatestate.positions(blob), state_age_s=gatestate.age_s(blob))
+        return pb.GetPositionsResponse(positions=gatestate.positions(blob), state_age_s=gatestate.age_s(blob),
+                                       strategy_nets=gatestate.strategy_nets(blob))
 
     def GetSystemStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._status.system_status()

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from kairos.api.pb import pb
+from kairos.strategy import REGISTRY
 
 VENUES = ("binance", "okx")
+STRATEGY_NAMES = {0: "manual"} | {sid: strategy for strategy, (sid, _) in REGISTRY.items()}
 
 
 def venue(name: str | None) -> int:
@@ -74,7 +76,10 @@ def orders(r: Any) -> str:
 def positions(r: Any) -> str:
     rows = [(name(pb.Venue, p.venue), p.instrument, f"{p.quantity:g}", f"{p.avg_price:g}", f"{p.realized_pnl:g}")
             for p in r.positions]
-    return table(("VENUE", "INSTRUMENT", "QTY", "AVG PRICE", "REALIZED PNL"), rows)
+    body = table(("VENUE", "INSTRUMENT", "QTY", "AVG PRICE", "REALIZED PNL"), rows)
+    nets = [(STRATEGY_NAMES.get(n.strategy, str(n.strategy)), n.instrument, f"{n.net_quantity:+g}")
+            for n in r.strategy_nets]
+    return f"{body}\n\n{table(('STRATEGY', 'INSTRUMENT', 'NET QTY (all venues)'), nets)}" if nets else body
 
 
 def balances(r: Any) -> str:

@@ -201,8 +201,9 @@ def test_balances_positions_orders_come_from_the_gate_state(gate_engine: Supervi
     assert [(b.asset, b.free, b.locked) for b in balances.balances] == [("USDT", 1000.0, 5.0)]
     assert balances.state_age_s >= 0
     assert not stub.GetBalance(pb.GetBalanceRequest(venue=pb.VENUE_OKX), timeout=5).balances
-    positions = stub.GetPositions(pb.GetPositionsRequest(), timeout=5).positions
-    assert [(p.instrument, p.quantity, p.venue) for p in positions] == [("BTC-USDT", 0.5, pb.VENUE_BINANCE)]
+    reply = stub.GetPositions(pb.GetPositionsRequest(), timeout=5)
+    assert [(p.instrument, p.quantity, p.venue) for p in reply.positions] == [("BTC-USDT", 0.5, pb.VENUE_BINANCE)]
+    assert [(n.strategy, n.instrument, n.net_quantity) for n in reply.strategy_nets] == [(1, "BTC-USDT", -0.002)]
     orders = wait_until(lambda: stub.ListOrders(pb.ListOrdersRequest(instrument="BTC-USDT"), timeout=5).orders,
                         "the order in the published gate state")
     assert [(o.client_order_id, o.side, o.price, o.state) for o in orders] == [

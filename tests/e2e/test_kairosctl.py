@@ -55,7 +55,8 @@ def test_trading_round_trip(gate_engine: Supervised) -> None:
     assert again.stdout.startswith("(repeat of an earlier call)")
     wait_until(lambda: "cli1" in ctl(gate_engine, "orders").stdout, "the order in `kairosctl orders`")
     assert "USDT" in ctl(gate_engine, "balance").stdout
-    assert "BTC-USDT" in ctl(gate_engine, "positions").stdout
+    shown = ctl(gate_engine, "positions").stdout
+    assert "BTC-USDT" in shown and "arbitrage" in shown and "-0.002" in shown
     halted = ctl(gate_engine, "halt", "--cancel-all", token=TOKEN)
     assert halted.stdout.strip() == "trading ACTIVE -> HALTED: confirmed by the gate"
     rejected = ctl(gate_engine, "place", "okx", "BTC-USDT", "sell", "0.1", "--price", "100", token=TOKEN)

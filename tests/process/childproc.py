@@ -108,6 +108,7 @@ class MiniGate(Idler):
             "balances": [{"venue": "binance", "venue_id": 1, "asset": "USDT", "free": 1000.0, "locked": 5.0}],
             "positions": [{"venue": "binance", "venue_id": 1, "instrument": "BTC-USDT", "instrument_id": 1,
                            "quantity": 0.5, "avg_price": 100.0, "realized_pnl": 0.0}],
+            "strategies": [{"strategy": 1, "instrument": "BTC-USDT", "instrument_id": 1, "net_quantity": -0.002}],
             "orders": list(self.open.values())})
 
 
