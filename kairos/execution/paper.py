@@ -9,7 +9,10 @@ Fees (taker/maker bps) are charged in the quote asset; balances start at ``paper
 
 Every state change is one ledger entry (``N`` new, ``F`` fill, ``X`` end, ``J`` rejected),
 applied by the same code live and on replay, so a paper venue outlives a gate ``kill -9`` like a
-real one: the restarted gate reconciles against it.
+real one: the restarted gate reconciles against it. A start that replays more than
+``compact_entries`` entries rewrites the ledger as the venue stands: balances and the next venue
+order id (``K``), then every resting order and the newest ``KEEP_DECISIONS`` others as they are
+(``S``), and the newest rejected ids (``J``); the ledger before it stays as ``<name>.prev``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilt
 from kairos.execution.filters import ZERO
 from kairos.execution.state import LIVE
 from kairos.gate.journal import AppendLog
+from kairos.gate.orders import KEEP_DECISIONS
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
 
@@ -48,7 +52,8 @@ class PaperExecutor(Executor):
     """`Executor` for one venue in paper mode; also fed marks through `on_mark`."""
 
     def __init__(self, venue: Venue, instruments: InstrumentTable, cfg: ExecutionConfig, venue_cfg: VenueConfig,
-                 ledger: Path | None = None, clock: Callable[[], int] = time.monotonic_ns) -> None:
+                 ledger: Path | None = None, clock: Callable[[], int] = time.monotonic_ns,
+                 compact_entries: int = 0) -> None:
         self.venue = venue
         self._assets = {i.id: (i.base, i.quote) for i in instruments if venue in i.venue_symbols}
         self._latency_ns = int(cfg.paper_latency_ms * 1e6)
@@ -58,21 +63,51 @@ class PaperExecutor(Executor):
         self._top: dict[int, tuple[float, float]] = {}
         self._orders: dict[str, _Order] = {}
         self._resting: dict[int, dict[str, _Order]] = {}
-        self._rejected: set[str] = set()
+        self._rejected: dict[str, None] = {}  # ordered: compaction keeps the newest
         self._inbox: list[tuple[int, OrderRequest | str]] = []
         self._reports: list[ExecReport] = []
         self._ledger = AppendLog(ledger) if ledger else None
         self._clock = clock
         self._next_id = 1
+        self._compact_entries = compact_entries
 
     def start(self) -> None:
-        """Replay the ledger: orders, fills and balances as the venue last had them."""
-        if self._ledger is not None:
-            for entry in self._ledger.replay():
-                if entry["t"] == "J":
-                    self._rejected.add(entry["c"])
-                else:
-                    self._apply(entry, live=False)
+        """Replay the ledger: orders, fills and balances as the venue last had them; compact it if long."""
+        if self._ledger is None:
+            return
+        entries = 0
+        for entry in self._ledger.replay():
+            entries += 1
+            kind = entry["t"]
+            if kind == "J":
+                self._rejected[entry["c"]] = None
+            elif kind == "S":
+                self._restore(entry)
+            elif kind == "K":
+                self._balances = {asset: list(amounts) for asset, amounts in entry["b"].items()}
+                self._next_id = entry["id"]
+            else:
+                self._apply(entry, live=False)
+        if self._compact_entries and entries > self._compact_entries:
+            self._ledger.rewrite(self._compacted())
+
+    def _compacted(self) -> list[dict[str, Any]]:
+        """The venue as it stands (module docstring): what a compacted ledger holds."""
+        newest = list(self._orders)[-KEEP_DECISIONS:]
+        kept = dict.fromkeys(c for c, o in self._orders.items() if o.state in LIVE) | dict.fromkeys(newest)
+        out: list[dict[str, Any]] = [{"t": "K", "b": self._balances, "id": self._next_id}]
+        out += [_snapshot_entry(self._orders[c]) for c in self._orders if c in kept]
+        out += [{"t": "J", "c": c} for c in list(self._rejected)[-KEEP_DECISIONS:]]
+        return out
+
+    def _restore(self, e: dict[str, Any]) -> None:
+        """An order from a compacted ledger, as it stood (its lock is already in the balances)."""
+        req = OrderRequest(e["c"], e["i"], e["sym"], Side(e["s"]), OrderType(e["o"]), Tif(e["f"]), e["p"], e["q"],
+                           e["to"])
+        order = _Order(req, e["vo"], e["lk"], e["la"], OrderState(e["st"]), e["cq"], e["cqq"], e["fc"])
+        self._orders[req.client_order_id] = order
+        if order.state in LIVE:
+            self._resting.setdefault(req.instrument, {})[req.client_order_id] = order
 
     def submit(self, req: OrderRequest) -> None:
         self._inbox.append((self._clock() + self._latency_ns, req))
@@ -164,7 +199,7 @@ class PaperExecutor(Executor):
     def _reject(self, req: OrderRequest, reason: RejectReason, code: str, message: str) -> None:
         if self._ledger is not None:
             self._ledger.append({"t": "J", "c": req.client_order_id})
-        self._rejected.add(req.client_order_id)
+        self._rejected[req.client_order_id] = None
         self._reports.append(ExecReport(req.client_order_id, ExecKind.REJECT, OrderState.REJECTED, reason=reason,
                                         venue_code=code, message=message, instrument=req.instrument,
                                         side=req.side, price=req.price, qty=req.qty))
@@ -273,6 +308,11 @@ def _crosses(req: OrderRequest, touch: float) -> bool:
     if req.order_type == OrderType.MARKET:
         return True
     return req.price >= touch if req.side == Side.BUY else req.price <= touch
+
+
+def _snapshot_entry(order: _Order) -> dict[str, Any]:
+    return {**_new_entry(order.req, order.venue_order_id, order.lock, order.lock_asset), "t": "S",
+            "st": int(order.state), "cq": order.cum_qty, "cqq": order.cum_quote, "fc": order.fee_cum}
 
 
 def _new_entry(req: OrderRequest, venue_order_id: int, lock: float, asset: str) -> dict[str, Any]:

@@ -53,7 +53,8 @@ def build_executors(settings: Settings, instruments: InstrumentTable) -> list[Ex
         if cfg.enabled:
             venue = VENUE_NAMES[name]
             out[venue] = (PaperExecutor(venue, instruments, settings.execution, cfg,
-                                        ledgers / f"{settings.shm_prefix}.paper.{name}.jsonl")
+                                        ledgers / f"{settings.shm_prefix}.paper.{name}.jsonl",
+                                        compact_entries=settings.risk.journal_compact_entries)
                           if settings.execution.mode == "paper" else live_executor(name, settings, instruments))
     return out
 
@@ -91,7 +92,6 @@ class GateAgent:
         limit = s.risk.journal_compact_entries
         if limit and entries > limit:
             compact(blotter, time.time_ns())
-            self._journal = blotter.journal
         events = Ring.attach("events", EXEC_EVENT, self._prefix)
         self._rings.append(events)
         self._executors = build_executors(s, self._instruments)

@@ -17,15 +17,10 @@ What is dropped: the fill-by-fill history (PostgreSQL keeps it) and decisions ol
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from kairos.gate import journal as J
 from kairos.gate.blotter import Blotter
-from kairos.gate.journal import AppendLog
 from kairos.gate.orders import KEEP_DECISIONS
 from kairos.records import TradingState
 
@@ -33,23 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def compact(blotter: Blotter, wall_ns: int, keep: int = KEEP_DECISIONS) -> int:
-    """Rewrite ``blotter.journal`` from the blotter's state and reopen it; returns the entries written."""
-    path = blotter.journal.path
+    """Rewrite ``blotter.journal`` from the blotter's state; returns the entries written."""
     entries = [_book(blotter, wall_ns), J.trading(blotter.book.s.trading, "compacted", wall_ns)]
     entries += _decisions(blotter, keep, wall_ns)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.writelines(orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in entries)
-        fh.flush()
-        os.fsync(fh.fileno())
-    blotter.journal.close()
-    os.replace(path, path.with_name(path.name + ".prev"))
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    blotter.journal = AppendLog(path)
+    written = blotter.journal.rewrite(entries)
     log.info("journal compacted: %d entries (%d open orders, trading %s); the previous journal is %s.prev",
-             len(entries), len(blotter.orders.open), TradingState(blotter.book.s.trading).name, path.name)
-    return len(entries)
+             written, len(blotter.orders.open), TradingState(blotter.book.s.trading).name,
+             blotter.journal.path.name)
+    return written
 
 
 def _book(blotter: Blotter, wall_ns: int) -> dict[str, Any]:
@@ -74,11 +60,3 @@ def _decisions(blotter: Blotter, keep: int, wall_ns: int) -> list[dict[str, Any]
         else:
             out.append(J.rejected(coid, orders.decided[coid], orders.rejected[coid], wall_ns))
     return out
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

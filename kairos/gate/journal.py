@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,27 @@ class AppendLog:
 
     def append(self, entry: dict[str, Any]) -> None:
         os.write(self._fd, orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+
+    def rewrite(self, entries: Iterable[dict[str, Any]]) -> int:
+        """Replace the log with ``entries`` (compaction): written to a temp file, fsynced, renamed over
+        it (directory fsynced too); the log before it stays as ``<name>.prev``. Returns the count."""
+        tmp, count = self.path.with_name(self.path.name + ".tmp"), 0
+        with open(tmp, "wb") as fh:
+            for entry in entries:
+                fh.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+                count += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.close(self._fd)
+        os.replace(self.path, self.path.with_name(self.path.name + ".prev"))
+        os.replace(tmp, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o644)
+        return count
 
     def replay(self) -> Iterator[dict[str, Any]]:
         """Every entry so far; a corrupt line is logged and skipped, never fatal."""

@@ -171,3 +171,47 @@ def test_ledger_replay_restores_orders_fills_and_balances(clock: Clock, tmp_path
 def arrive_reports(ex: PaperExecutor, clock: Clock) -> list:
     clock.now += 2 * MS
     return ex.drain()
+
+
+def test_a_long_ledger_is_compacted_at_start_and_the_venue_stays_the_same(clock: Clock, tmp_path: Path) -> None:
+    ledger = tmp_path / "paper.jsonl"
+    first = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, ledger, clock, compact_entries=3)
+    first.start()
+    first.on_mark(1, 99.0, 101.0)
+    first.submit(order("taken", price=102.0, qty=2.0))            # fills as taker
+    first.submit(order("resting", price=95.0, qty=1.0))           # rests, locks quote
+    first.submit(order("sold", side=Side.SELL, price=98.0, qty=0.5))
+    first.submit(order("broke", price=100.0, qty=50.0))           # insufficient balance: rejected
+    arrive(first, clock)
+    first.cancel("sold", 1, "BTCUSDT")
+    arrive(first, clock)
+
+    def venue(ex: PaperExecutor) -> tuple:
+        snap = ex.snapshot()
+        queried = {c: ex.query(c, "BTCUSDT") for c in ("taken", "resting", "sold", "broke", "never")}
+        return (snap.balances, [(r.client_order_id, r.state, r.cum_qty) for r in snap.open_orders],
+                {c: r and (r.state, r.cum_qty, r.last_px, r.fee, r.venue_order_id) for c, r in queried.items()})
+
+    before, long = venue(first), ledger.read_bytes().splitlines()
+    first.close()
+    second = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, ledger, clock, compact_entries=3)
+    second.start()
+    assert venue(second) == before
+    assert ledger.with_name("paper.jsonl.prev").read_bytes().splitlines() == long
+    short = ledger.read_bytes().splitlines()
+    assert len(short) < len(long) and short[0].startswith(b'{"t":"K"')
+    second.close()
+    third = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, ledger, clock)
+    third.start()
+    assert venue(third) == before
+    third.on_mark(1, 99.0, 101.0)
+    third.submit(order("taken", price=102.0))                     # old ids are still duplicates
+    third.submit(order("broke", price=102.0, qty=0.1))
+    third.submit(order("next", price=102.0, qty=0.1))
+    clock.now += 2 * MS
+    reports = third.drain()
+    refused = [(r.client_order_id, r.kind) for r in reports][:2]
+    assert refused == [("taken", ExecKind.REJECT), ("broke", ExecKind.REJECT)]
+    acked = next(r for r in reports if r.client_order_id == "next" and r.kind == ExecKind.ACK)
+    assert acked.venue_order_id > max(r[4] for r in before[2].values() if r)   # venue ids keep growing
+    third.close()
