@@ -51,9 +51,11 @@ class AppendLog:
                 count += 1
             fh.flush()
             os.fsync(fh.fileno())
-        os.close(self._fd)
-        os.replace(self.path, self.path.with_name(self.path.name + ".prev"))
+        prev = self.path.with_name(self.path.name + ".prev")
+        prev.unlink(missing_ok=True)
+        os.link(self.path, prev)  # the old log stays whole under .prev; the name switches atomically
         os.replace(tmp, self.path)
+        os.close(self._fd)
         directory = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
