@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError
 
 from kairos.api.events import PLACE_OUTCOMES, Outcome
@@ -50,8 +48,8 @@ class Placements:
         self._lock = threading.Lock()
         self._log: AppendLog | None = None
         if path is not None:
-            self._by_id = _restore(path, limit)
             self._log = AppendLog(path)
+            self._by_id = _restore(self._log, limit)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -103,16 +101,11 @@ def _command(row: dict[str, Any]) -> OrderCommand:
                         OrderType(row["order_type"]), Tif(row["tif"]), row["price"], row["qty"], row["reduce_only"])
 
 
-def _restore(path: Path, limit: int) -> OrderedDict[str, Placement]:
+def _restore(journal: AppendLog, limit: int) -> OrderedDict[str, Placement]:
     """Read the log (bad lines are logged and skipped), keep the newest ``limit``, rewrite it compacted."""
     rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
-    if path.exists():
-        journal = AppendLog(path)
-        try:
-            for entry in journal.replay():
-                _fold(rows, entry, path)
-        finally:
-            journal.close()
+    for entry in journal.replay():
+        _fold(rows, entry, journal.path)
     while len(rows) > limit:
         rows.popitem(last=False)
     placements: OrderedDict[str, Placement] = OrderedDict()
@@ -120,9 +113,10 @@ def _restore(path: Path, limit: int) -> OrderedDict[str, Placement]:
         outcome = Outcome(PLACE_OUTCOMES)
         outcome.set(pb.ExecutionEvent.FromString(bytes.fromhex(row["e"])) if "e" in row else None)  # unseen: pending
         placements[cid] = Placement(_command(row["o"]), outcome)
-    _rewrite(path, rows)
+    journal.rewrite(entry for cid, row in rows.items()
+                    for entry in ({"c": cid, "o": row["o"]}, *([{"c": cid, "e": row["e"]}] if "e" in row else [])))
     if placements:
-        log.info("PlaceOrder idempotency: %d earlier placement(s) restored from %s", len(placements), path)
+        log.info("PlaceOrder idempotency: %d earlier placement(s) restored from %s", len(placements), journal.path)
     return placements
 
 
@@ -139,16 +133,3 @@ def _fold(rows: OrderedDict[str, dict[str, Any]], entry: Any, path: Path) -> Non
             rows.pop(cid, None)
     except (KeyError, TypeError, ValueError, AttributeError, DecodeError) as exc:
         log.error("%s: unusable placement entry skipped (%r): %r", path, exc, str(entry)[:120])
-
-
-def _rewrite(path: Path, rows: OrderedDict[str, dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        for cid, row in rows.items():
-            fh.write(orjson.dumps({"c": cid, "o": row["o"]}, option=orjson.OPT_APPEND_NEWLINE))
-            if "e" in row:
-                fh.write(orjson.dumps({"c": cid, "e": row["e"]}, option=orjson.OPT_APPEND_NEWLINE))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
