@@ -38,7 +38,7 @@ class Recovery:
     """Driven by the host's timer (``step``) until it returns True."""
 
     __slots__ = ("_cancel_deadline", "_cancelled", "_gate", "_phase", "_prefixes", "_strategies", "_timeout_ns",
-                 "_waiting_logged")
+                 "_unreadable", "_waiting_logged")
 
     def __init__(self, gate: StateSource, strategies: Sequence[Strategy], run_prefixes: dict[int, str],
                  cancel_timeout_s: float) -> None:
@@ -48,6 +48,7 @@ class Recovery:
         self._cancel_deadline = 0
         self._phase = "gate"
         self._waiting_logged = False
+        self._unreadable = 0
 
     def step(self, now_ns: int, out: IntentSink) -> bool:
         """One look at the gate's state; True once every strategy has recovered."""
@@ -57,6 +58,15 @@ class Recovery:
                 self._waiting_logged = True
                 log.info("recovery: waiting for a reconciled gate before trading")
             return False
+        try:
+            return self._settle(blob, now_ns, out)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._unreadable += 1
+            if self._unreadable == 1:  # logged once; retried every tick: the gate rewrites the blob
+                log.error("recovery: the gate's state does not have the expected shape (%r); still waiting", exc)
+            return False
+
+    def _settle(self, blob: dict[str, Any], now_ns: int, out: IntentSink) -> bool:
         old = self._previous_run_orders(blob)
         if old and self._phase == "gate":
             self._phase = "cancel"
@@ -88,8 +98,8 @@ class Recovery:
 
     def _recover(self, blob: dict[str, Any], now_ns: int, out: IntentSink) -> None:
         nets: dict[int, dict[int, float]] = {}
-        for row in blob.get("strategies", ()):
-            nets.setdefault(row["strategy"], {})[row["instrument_id"]] = row["net_quantity"]
+        for row in blob.get("strategies", ()):  # all parsed before any strategy acts: a bad row changes nothing
+            nets.setdefault(int(row["strategy"]), {})[int(row["instrument_id"])] = float(row["net_quantity"])
         for strategy in self._strategies:
             mine = nets.get(strategy.strategy_id, {})
             log.info("recovery: %s starts from net quantities %s", strategy.name,

@@ -106,3 +106,13 @@ def test_market_making_starts_from_the_recovered_inventory() -> None:
     t_bid, t_ask, _ = mm.mm.targets(1, mm.clock.now_ns())
     mid = test_market_making.MID
     assert t_bid == pytest.approx(mid * (1 - 10e-4)) and t_ask == pytest.approx(mid * (1 + 0e-4))
+
+
+def test_a_blob_of_the_wrong_shape_is_logged_once_and_waited_out(caplog: pytest.LogCaptureFixture) -> None:
+    gate, strategies, recovery, sink = rig()
+    gate.blob = {"reconciled": True, "orders": [{"client_order_id": "K01oldrun1a"}], "strategies": "nonsense"}
+    with caplog.at_level(logging.ERROR):
+        assert not recovery.step(T0, sink) and not recovery.step(T0 + 20 * MS, sink)
+    assert caplog.text.count("expected shape") == 1 and strategies[0].nets is None
+    gate.blob = {"reconciled": True, "orders": [], "strategies": []}
+    assert recovery.step(T0 + 40 * MS, sink) and strategies[0].nets == {}
