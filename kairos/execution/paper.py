@@ -17,6 +17,7 @@ order id (``K``), then every resting order and the newest ``KEEP_DECISIONS`` oth
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from kairos.gate.orders import KEEP_DECISIONS
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
 
+log = logging.getLogger(__name__)
 _END = {OrderState.CANCELED: ExecKind.CANCELED, OrderState.EXPIRED: ExecKind.EXPIRED}
 _NO_FILTERS = SymbolFilters(tick=ZERO, step=ZERO)
 
@@ -89,7 +91,11 @@ class PaperExecutor(Executor):
             else:
                 self._apply(entry, live=False)
         if self._compact_entries and entries > self._compact_entries:
-            self._ledger.rewrite(self._compacted())
+            try:
+                self._ledger.rewrite(self._compacted())
+            except OSError as exc:
+                log.error("paper %s: ledger compaction failed, going on with the full ledger: %s",
+                          self.venue.name, exc)
 
     def _compacted(self) -> list[dict[str, Any]]:
         """The venue as it stands (module docstring): what a compacted ledger holds."""

@@ -28,10 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def compact(blotter: Blotter, wall_ns: int, keep: int = KEEP_DECISIONS) -> int:
-    """Rewrite ``blotter.journal`` from the blotter's state; returns the entries written."""
+    """Rewrite ``blotter.journal`` from the blotter's state; returns the entries written (0: it could not,
+    the error is logged and the full journal stays in use)."""
     entries = [_book(blotter, wall_ns), J.trading(blotter.book.s.trading, "compacted", wall_ns)]
     entries += _decisions(blotter, keep, wall_ns)
-    written = blotter.journal.rewrite(entries)
+    try:
+        written = blotter.journal.rewrite(entries)
+    except OSError as exc:
+        log.error("journal compaction failed, going on with the full journal: %s", exc)
+        return 0
     log.info("journal compacted: %d entries (%d open orders, trading %s); the previous journal is %s.prev",
              written, len(blotter.orders.open), TradingState(blotter.book.s.trading).name,
              blotter.journal.path.name)

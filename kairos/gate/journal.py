@@ -43,18 +43,23 @@ class AppendLog:
 
     def rewrite(self, entries: Iterable[dict[str, Any]]) -> int:
         """Replace the log with ``entries`` (compaction): written to a temp file, fsynced, renamed over
-        it (directory fsynced too); the log before it stays as ``<name>.prev``. Returns the count."""
+        it (directory fsynced too); the log before it stays as ``<name>.prev``. Returns the count.
+        On an error (disk full) the log is left as it was and the error raised."""
         tmp, count = self.path.with_name(self.path.name + ".tmp"), 0
-        with open(tmp, "wb") as fh:
-            for entry in entries:
-                fh.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
-                count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        prev = self.path.with_name(self.path.name + ".prev")
-        prev.unlink(missing_ok=True)
-        os.link(self.path, prev)  # the old log stays whole under .prev; the name switches atomically
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as fh:
+                for entry in entries:
+                    fh.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+                    count += 1
+                fh.flush()
+                os.fsync(fh.fileno())
+            prev = self.path.with_name(self.path.name + ".prev")
+            prev.unlink(missing_ok=True)
+            os.link(self.path, prev)  # the old log stays whole under .prev; the name switches atomically
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # the log itself is untouched and still open for appends
+            raise
         os.close(self._fd)
         directory = os.open(self.path.parent, os.O_RDONLY)
         try:

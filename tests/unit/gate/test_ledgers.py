@@ -49,6 +49,27 @@ def order(book: Book, side: Side, qty: float, price: float = 100.0, unit: float 
     return o
 
 
+def test_rewrite_replaces_the_log_atomically_and_a_failed_one_changes_nothing(tmp_path: Path) -> None:
+    log = AppendLog(tmp_path / "j.jsonl")
+    for i in range(5):
+        log.append({"n": i})
+    assert log.rewrite([{"n": 4}]) == 1
+    log.append({"n": 5})
+    assert list(log.replay()) == [{"n": 4}, {"n": 5}]
+    assert (tmp_path / "j.jsonl.prev").read_bytes().count(b"\n") == 5
+
+    def disk_full() -> object:
+        yield {"n": 6}
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        log.rewrite(disk_full())
+    log.append({"n": 7})
+    assert list(log.replay()) == [{"n": 4}, {"n": 5}, {"n": 7}], "untouched and still appendable"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.jsonl", "j.jsonl.prev"]
+    log.close()
+
+
 def test_fills_move_balances_release_reservations_and_track_average_cost(book: Book) -> None:
     s, k = book.s, book.grid.key(Venue.BINANCE, 1)
     quote, base = book.grid.quote_slot[k], book.grid.base_slot[k]
