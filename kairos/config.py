@@ -273,6 +273,7 @@ class SimConfig:
     okx_ws_snapshot: bool = True
     binance_ping_interval_s: float = 20.0
     okx_idle_timeout_s: float = 30.0
+    okx_keepalive_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ MAX_CLIENT_FRAMES_PER_S = 5
 class BinanceDialect:
     venue = Venue.BINANCE
     idle_timeout_s = None
+    keepalive_s = None
 
     def __init__(self, market: SimMarket, cfg: SimConfig) -> None:
         self._market = market
@@ -37,6 +38,9 @@ class BinanceDialect:
         self._rate: dict[int, list[float]] = {}
 
     # -- WebSocket -----------------------------------------------------------------------------------
+    def keepalive(self, key: str) -> str | None:
+        return None  # Binance streams have no keep-alive pushes: the server pings instead
+
     def subscriptions_from_path(self, path: str) -> set[str] | None:
         parts = urlsplit(path)
         if parts.path.rstrip("/") != "/stream":

@@ -52,6 +52,10 @@ class Dialect(Protocol):
     venue: Venue
     server_ping_interval_s: float | None  # protocol pings from the server (Binance), None for OKX
     idle_timeout_s: float | None  # close after this long without a push or a client frame (OKX)
+    keepalive_s: float | None  # a subscription with no push this long gets a keep-alive push (OKX books)
+
+    def keepalive(self, key: str) -> str | None:
+        """The keep-alive push for subscription ``key``, or None if that channel has none."""
 
     def subscriptions_from_path(self, path: str) -> set[str] | None: ...
 
@@ -67,7 +71,8 @@ class Dialect(Protocol):
 
 
 class VenueHub:
-    __slots__ = ("_dialect", "_faults", "_host", "_ids", "_loop", "_port", "_replay", "_server", "sessions", "stats")
+    __slots__ = ("_dialect", "_faults", "_host", "_ids", "_last_push", "_loop", "_port", "_replay", "_server",
+                 "_tasks", "sessions", "stats")
 
     def __init__(self, dialect: Dialect, faults: Faults, host: str, port: int,
                  replay: list[tuple[float, str]] | None, replay_speed: float) -> None:
@@ -76,8 +81,11 @@ class VenueHub:
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ids = itertools.count(1)
+        self._last_push: dict[str, float] = {}  # subscription key -> when it last got a push
+        self._tasks: list[asyncio.Task[None]] = []
         self.sessions: set[Session] = set()
-        self.stats = {"connections": 0, "frames": 0, "gap_dropped": 0, "stall_dropped": 0, "refused": 0}
+        self.stats = {"connections": 0, "frames": 0, "gap_dropped": 0, "stall_dropped": 0, "refused": 0,
+                      "keepalives": 0}
 
     @property
     def port(self) -> int:
@@ -93,8 +101,12 @@ class VenueHub:
         self._faults.on(venue, "disconnect", lambda f: self._soon(self._abort_all))
         self._faults.on(venue, "malformed", lambda f: self._soon(self._send_malformed, f))
         self._faults.on(venue, "shutdown", lambda f: self._soon(self._shutdown_all))
+        if self._dialect.keepalive_s and self._replay is None:
+            self._tasks.append(asyncio.create_task(self._keepalives(self._dialect.keepalive_s)))
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -110,10 +122,29 @@ class VenueHub:
             return
         if not self.sessions or self._replay is not None:
             return
+        now = time.monotonic()
         for key, frame in self._dialect.render(event):
+            self._last_push[key] = now
             for session in self.sessions:
                 if key in session.subs:
                     session.send(frame)
+
+    async def _keepalives(self, idle_s: float) -> None:
+        """OKX books: a subscription with no push for ``idle_s`` gets an empty update (seqId == prevSeqId)."""
+        while True:
+            await asyncio.sleep(idle_s / 4)
+            now, last = time.monotonic(), self._last_push
+            for key in {k for session in self.sessions for k in session.subs}:
+                if now - last.setdefault(key, now) < idle_s:
+                    continue
+                frame = self._dialect.keepalive(key)
+                if frame is None:
+                    continue
+                last[key] = now
+                self.stats["keepalives"] += 1
+                for session in self.sessions:
+                    if key in session.subs:
+                        session.send(frame)
 
     def _admit(self, conn: ServerConnection, request: Request) -> Response | None:
         if self._faults.refusing(self._dialect.venue):

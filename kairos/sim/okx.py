@@ -3,8 +3,9 @@
 WebSocket ``/ws/v5/public``: text ``ping`` -> ``pong``; ``{"op": "subscribe", "args": [...]}`` for
 ``books`` (snapshot first when ``sim.okx_ws_snapshot``, then updates; checksum always 0, as since
 2026-06-23), ``bbo-tbt``, ``tickers``, ``trades``; unknown channel or instrument -> error 60018,
-bad request -> 60012. A connection with no push and no client frame for
-``sim.okx_idle_timeout_s`` is closed. REST: GET /api/v5/market/books (seqId coherent with the
+bad request -> 60012. A ``books`` subscription with no update for ``sim.okx_keepalive_s`` gets
+an empty keep-alive update (``prevSeqId == seqId``). A connection with no push and no client frame
+for ``sim.okx_idle_timeout_s`` is closed. REST: GET /api/v5/market/books (seqId coherent with the
 stream), /api/v5/public/time, /api/v5/public/instruments (tickSz, lotSz, minSz).
 """
 
@@ -33,7 +34,9 @@ class OkxDialect:
         self._market = market
         self._ws_snapshot = cfg.okx_ws_snapshot
         self.idle_timeout_s = cfg.okx_idle_timeout_s
+        self.keepalive_s = cfg.okx_keepalive_s or None
         self._last_trade: dict[str, tuple[str, str]] = {}
+        self._last_seq: dict[str, int] = {}  # per instrument: the seqId last pushed on books
 
     # -- WebSocket -----------------------------------------------------------------------------------
     def subscriptions_from_path(self, path: str) -> set[str] | None:
@@ -41,6 +44,18 @@ class OkxDialect:
 
     def keepalive_reply(self, text: str) -> str | None:
         return "pong" if text == "ping" else None
+
+    def keepalive(self, key: str) -> str | None:
+        """A books subscription idle for ``sim.okx_keepalive_s``: empty sides, ``prevSeqId == seqId``."""
+        channel, _, inst = key.partition(":")
+        if channel != "books":
+            return None
+        seq = self._last_seq.get(inst)
+        if seq is None:
+            seq = self._last_seq[inst] = self._market.book(self.venue, inst, 1).update_id
+        data = {"asks": [], "bids": [], "ts": str(time.time_ns() // 1_000_000), "checksum": 0,
+                "prevSeqId": seq, "seqId": seq}
+        return _push("books", inst, [data], "update")[1]
 
     def on_text(self, session: Session, text: str) -> list[str]:
         if text == "ping":
@@ -84,6 +99,7 @@ class OkxDialect:
         spec = event.spec
         inst = spec.symbol
         if isinstance(event, DepthEvent):
+            self._last_seq[inst] = event.last_id
             data = {"asks": _levels(spec, event.asks), "bids": _levels(spec, event.bids), "ts": str(event.ts_ms),
                     "checksum": 0, "prevSeqId": event.prev_id, "seqId": event.last_id}
             return [_push("books", inst, [data], "update")]

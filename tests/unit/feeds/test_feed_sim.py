@@ -133,6 +133,22 @@ def test_stalled_stream_trips_the_watchdog(make_sim, make_agent, venue: Venue) -
     assert pump(agent, lambda: _all_live(agent) and agent.stats.connects >= 2)
 
 
+def test_okx_keepalive_updates_keep_an_idle_book_live_and_in_sequence(make_sim, make_agent) -> None:
+    settings = sim_settings({**FAST, "watchdog_ms": 600, "ping_interval_s": 20.0}, rate_hz=0.0, okx_keepalive_s=0.1)
+    server = make_sim(settings)
+    agent, _ = make_agent(settings, server, Venue.OKX)
+    assert sync_up(agent, server, Venue.OKX)
+    hub = server.hubs[Venue.OKX]
+    before = hub.stats["keepalives"]
+    pump(agent, lambda: False, timeout_s=1.5)  # no market step: only keep-alives, well past the 600 ms watchdog
+    assert hub.stats["keepalives"] - before >= 2 * len(agent.sync.tracks)
+    assert agent.stats.connects == 1 and agent.stats.reasons.get("watchdog", 0) == 0
+    assert _all_live(agent) and agent.sync.counts["gaps"] == 0
+    _steps(server, 5)                                       # the next real updates continue the sequence
+    assert pump(agent, lambda: in_step(agent, server, Venue.OKX))
+    assert agent.sync.counts["gaps"] == 0 and agent.tally.total == 0
+
+
 def test_okx_ping_is_answered_and_keeps_the_connection(make_sim, make_agent) -> None:
     settings = sim_settings({**FAST, "ping_interval_s": 0.15, "watchdog_ms": 60_000}, rate_hz=0.0)
     server = make_sim(settings)
