@@ -226,10 +226,11 @@ class PersisterConfig:
     connect_timeout_s: float = 3.0
     md_retention_days: int = 0
     state_retention_days: int = 0
+    spool_max_mb: int = 4096
 
     def __post_init__(self) -> None:
         _choice("persister.storage", self.storage, ("auto", "native", "timescale"))
-        for name in ("md_retention_days", "state_retention_days"):
+        for name in ("md_retention_days", "state_retention_days", "spool_max_mb"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0 (0 keeps everything), got {getattr(self, name)}",
                                   f"persister.{name}")

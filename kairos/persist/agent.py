@@ -20,8 +20,10 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
+
+import numpy as np
 
 from kairos.errors import PersistError
 from kairos.logs import ErrorTally
@@ -36,6 +38,7 @@ from kairos.status import Slot
 log = logging.getLogger(__name__)
 
 REPORT_NS: Final = 250_000_000
+MD_STREAMS: Final = frozenset({Stream.MD_BINANCE, Stream.MD_OKX})
 COLLECT_EVERY_S: Final = 5.0
 
 
@@ -46,12 +49,11 @@ class PersisterAgent:
 
     def __init__(self, sources: Sequence[tuple[Stream, Poller]], spool: Spool, workers: Sequence[SinkWorker],
                  slot: Slot, gate: GateStateSampler | None = None, poll_limit: int = 4096, fsync_s: float = 0.2,
-                 stop_drain_s: float = 5.0) -> None:
+                 stop_drain_s: float = 5.0, spool_max_bytes: int = 0) -> None:
         self._spool, self._workers, self._slot, self._gate = spool, tuple(workers), slot, gate
-        self._polls = tuple(
-            (cons.poll, functools.partial(spool.append, int(stream), STREAM_FINGERPRINTS[stream]))
-            for stream, cons in sources
-        )
+        self._max_bytes = spool_max_bytes
+        self.md_shed = 0
+        self._polls = tuple((cons.poll, self._appender(stream)) for stream, cons in sources)
         self._consumers = tuple(cons for _, cons in sources)
         self._limit, self._fsync_s, self._stop_drain_s = poll_limit, fsync_s, stop_drain_s
         self._tally = ErrorTally(log)
@@ -62,7 +64,24 @@ class PersisterAgent:
         self.rows = 0
         self._counters = {name: slot.counter(name) for name in (
             "spooled_rows", "spool_bytes", "pg_rows", "redis_rows", "pg_failures", "redis_failures",
-            "dead_frames", "md_overruns", "spool_errors", "spool_skipped_bytes")}
+            "dead_frames", "md_overruns", "spool_errors", "spool_skipped_bytes", "md_shed_rows")}
+
+    def _appender(self, stream: Stream) -> Callable[[np.ndarray], object]:
+        """Spool append for one ring; market data is shed (counted) while the backlog is over the cap,
+        so a long database outage cannot fill the disk and stall ``events`` (which is never shed)."""
+        append = functools.partial(self._spool.append, int(stream), STREAM_FINGERPRINTS[stream])
+        if stream not in MD_STREAMS or not self._max_bytes:
+            return append
+
+        def capped(records: np.ndarray) -> object:
+            if self._spool.backlog_bytes(min(w.position for w in self._workers)) <= self._max_bytes:
+                return append(records)
+            self.md_shed += len(records)
+            self._tally("spool over persister.spool_max_mb: market data shed",
+                        f"{self.md_shed} md rows shed so far; executions and state are still spooled")
+            return None
+
+        return capped
 
     def on_start(self) -> None:
         for worker in self._workers:
@@ -119,6 +138,7 @@ class PersisterAgent:
         c["spool_bytes"].set(spool.appended_bytes)
         c["md_overruns"].set(sum(cons.overruns for cons in self._consumers))
         c["spool_skipped_bytes"].set(spool.torn_bytes + spool.skipped_bytes)
+        c["md_shed_rows"].set(self.md_shed)
         c["dead_frames"].set(sum(w.dead_frames for w in self._workers))
         for w in self._workers:
             c[f"{w.sink.name}_rows"].set(w.rows)

@@ -54,7 +54,8 @@ class Persister:
         workers = [SinkWorker(s, spool, cfg.batch_rows, cfg.flush_ms / 1000, cfg.retry_s) for s in sinks]
         self._gate = GateStateReader(prefix)
         self.agent = PersisterAgent(sources, spool, workers, self._slot, GateStateSampler(self._gate),
-                                    fsync_s=cfg.fsync_ms / 1000, stop_drain_s=cfg.stop_drain_s)
+                                    fsync_s=cfg.fsync_ms / 1000, stop_drain_s=cfg.stop_drain_s,
+                                    spool_max_bytes=cfg.spool_max_mb << 20)
 
     def run(self) -> int:
         return AgentRunner(self.agent, self._waiter.idle, self._slot).run()

@@ -180,6 +180,11 @@ class Spool:
         with self._new_data:
             self._new_data.notify_all()
 
+    def backlog_bytes(self, since: Position) -> int:
+        """About how much is spooled after ``since`` (segments count as full: a cap, not an audit)."""
+        end = self.end
+        return (end.segment - since.segment) * self._segment_bytes + end.offset - since.offset
+
     def collect(self, keep_from: Position) -> int:
         """Delete whole segments every reader has passed; returns how many were removed."""
         removed = 0
