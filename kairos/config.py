@@ -185,9 +185,7 @@ class RiskConfig:
 
     def __post_init__(self) -> None:
         _choice("risk.initial_state", self.initial_state, ("ACTIVE", "REDUCE_ONLY", "HALTED"))
-        if self.journal_compact_entries < 0:
-            raise ConfigError(f"must be >= 0 (0 never compacts), got {self.journal_compact_entries}",
-                              "risk.journal_compact_entries")
+        _not_negative("risk.journal_compact_entries", self.journal_compact_entries, "0 never compacts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,9 +229,7 @@ class PersisterConfig:
     def __post_init__(self) -> None:
         _choice("persister.storage", self.storage, ("auto", "native", "timescale"))
         for name in ("md_retention_days", "state_retention_days", "spool_max_mb"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0 (0 keeps everything), got {getattr(self, name)}",
-                                  f"persister.{name}")
+            _not_negative(f"persister.{name}", getattr(self, name), "0 keeps everything")
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +310,11 @@ class Settings:
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{value!r} is not one of {', '.join(allowed)}", key)
+
+
+def _not_negative(key: str, value: int, zero: str) -> None:
+    if value < 0:
+        raise ConfigError(f"must be >= 0 ({zero}), got {value}", key)
 
 
 def load(config_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -101,34 +101,47 @@ def _command(row: dict[str, Any]) -> OrderCommand:
                         OrderType(row["order_type"]), Tif(row["tif"]), row["price"], row["qty"], row["reduce_only"])
 
 
+@dataclass(slots=True)
+class _Logged:
+    """One placement as read back: its command, its outcome (None: never seen) and the lines to keep."""
+
+    cmd: OrderCommand
+    lines: list[dict[str, Any]]
+    event: Any = None
+
+
 def _restore(journal: AppendLog, limit: int) -> OrderedDict[str, Placement]:
-    """Read the log (bad lines are logged and skipped), keep the newest ``limit``, rewrite it compacted."""
-    rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    """Read the log (bad lines are logged and skipped), keep the newest ``limit``; rewrite it compacted
+    when that dropped anything."""
+    rows: OrderedDict[str, _Logged] = OrderedDict()
+    read = 0
     for entry in journal.replay():
+        read += 1
         _fold(rows, entry, journal.path)
     while len(rows) > limit:
         rows.popitem(last=False)
     placements: OrderedDict[str, Placement] = OrderedDict()
     for cid, row in rows.items():
         outcome = Outcome(PLACE_OUTCOMES)
-        outcome.set(pb.ExecutionEvent.FromString(bytes.fromhex(row["e"])) if "e" in row else None)  # unseen: pending
-        placements[cid] = Placement(_command(row["o"]), outcome)
-    journal.rewrite(entry for cid, row in rows.items()
-                    for entry in ({"c": cid, "o": row["o"]}, *([{"c": cid, "e": row["e"]}] if "e" in row else [])))
+        outcome.set(row.event)  # None: the outcome was never seen, a repeat is answered pending at once
+        placements[cid] = Placement(row.cmd, outcome)
+    if read > sum(len(row.lines) for row in rows.values()):  # only when something is dropped
+        journal.rewrite(line for row in rows.values() for line in row.lines)
     if placements:
         log.info("PlaceOrder idempotency: %d earlier placement(s) restored from %s", len(placements), journal.path)
     return placements
 
 
-def _fold(rows: OrderedDict[str, dict[str, Any]], entry: Any, path: Path) -> None:
+def _fold(rows: OrderedDict[str, _Logged], entry: Any, path: Path) -> None:
+    """Apply one log line; a line that cannot be rebuilt is refused here, not at a client's repeat."""
     try:
         cid = entry["c"]
         if "o" in entry:
-            _command(entry["o"])  # a row that cannot be rebuilt is refused here, not at a client's repeat
-            rows[cid] = {"o": entry["o"]}
+            rows[cid] = _Logged(_command(entry["o"]), [entry])
         elif "e" in entry and cid in rows:
-            pb.ExecutionEvent.FromString(bytes.fromhex(entry["e"]))
-            rows[cid]["e"] = entry["e"]
+            row = rows[cid]
+            row.event = pb.ExecutionEvent.FromString(bytes.fromhex(entry["e"]))
+            row.lines[1:] = [entry]
         elif "x" in entry:
             rows.pop(cid, None)
     except (KeyError, TypeError, ValueError, AttributeError, DecodeError) as exc:

@@ -158,11 +158,6 @@ class FeedAgent:
             self._recv.append(rx_mono_ns)
         return True
 
-    @property
-    def room(self) -> bool:
-        """Whether another frame fits in this batch (callers publish with `flush` when not)."""
-        return self._rows < len(self._out) - self._reserve
-
     def flush(self) -> None:
         """Publish the rows gathered so far as one ring batch."""
         self._publish()

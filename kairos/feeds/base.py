@@ -79,7 +79,6 @@ class FeedCaps:
 
     ping_text: bytes | None  # client keepalive sent after ping_interval_s of silence (OKX b"ping")
     pong_text: bytes | None  # its answer, swallowed before the JSON parser (OKX b"pong")
-    subscribe_in_url: bool  # Binance combined stream URL carries every subscription
     max_subscriptions: int  # streams (Binance 1024) or args per connection
     max_control_per_s: float  # outgoing control frames allowed per second (Binance 5)
     max_ping_interval_s: float  # keepalive must fire before the venue's idle cut (OKX < 30 s)

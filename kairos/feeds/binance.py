@@ -36,7 +36,7 @@ Route = Callable[[dict[str, Any], np.ndarray, int, int, int, list[BookMsg]], int
 class BinanceFeed(FeedAdapter):
     venue: ClassVar[Venue] = Venue.BINANCE
     caps: ClassVar[FeedCaps] = FeedCaps(
-        ping_text=None, pong_text=None, subscribe_in_url=True, max_subscriptions=1024,
+        ping_text=None, pong_text=None, max_subscriptions=1024,
         max_control_per_s=5.0, max_ping_interval_s=0.0, snapshot_depth=1000, session_limit_s=86_400.0,
     )
     channel_names: ClassVar[dict[Channel, str]] = {

@@ -49,7 +49,7 @@ Route = Callable[[list[dict[str, Any]], np.ndarray, int, int, int, dict[str, Any
 class OkxFeed(FeedAdapter):
     venue: ClassVar[Venue] = Venue.OKX
     caps: ClassVar[FeedCaps] = FeedCaps(
-        ping_text=b"ping", pong_text=b"pong", subscribe_in_url=False, max_subscriptions=4096,
+        ping_text=b"ping", pong_text=b"pong", max_subscriptions=4096,
         max_control_per_s=3.0, max_ping_interval_s=29.0, snapshot_depth=400,
     )
     channel_names: ClassVar[dict[Channel, str]] = {

@@ -38,11 +38,11 @@ class BoardRow(Protocol):
 
 class FeedStats:
     __slots__ = ("_counters", "_hist", "_next_flush_ns", "connect_failures", "connects", "disconnects", "frames",
-                 "latency_count", "pings", "pongs", "publishes", "reasons", "records")
+                 "pings", "pongs", "publishes", "reasons", "records")
 
     def __init__(self, row: BoardRow | None) -> None:
         self.frames = self.records = self.publishes = self.pings = self.pongs = 0
-        self.connects = self.connect_failures = self.disconnects = self.latency_count = 0
+        self.connects = self.connect_failures = self.disconnects = 0
         self.reasons: dict[str, int] = {}
         self._next_flush_ns = 0
         self._hist = row.histogram("latency_ns") if row is not None else None
@@ -57,7 +57,6 @@ class FeedStats:
         if hist is not None:
             for received in recv_mono_ns:
                 hist.record(now_ns - received)
-        self.latency_count += len(recv_mono_ns)
 
     def disconnected(self, reason: str) -> None:
         self.disconnects += 1

@@ -231,9 +231,9 @@ class BookSync:
             snapshot = self._adapter.parse_snapshot(future.result())  # type: ignore[union-attr]
         except (requests.RequestException, ProtocolError, *BAD_INPUT) as exc:
             return self._failed(track, "snapshot_failed", repr(exc))
-        buffered = [m for m in track.buffer if m.last > snapshot.last]
-        if buffered and buffered[0].first > snapshot.last + 1:
-            return self._failed(track, "snapshot_too_old", f"{track.symbol}: {snapshot.last} < {buffered[0].first - 1}")
+        first = next((m for m in track.buffer if m.last > snapshot.last), None)
+        if first is not None and first.first > snapshot.last + 1:
+            return self._failed(track, "snapshot_too_old", f"{track.symbol}: {snapshot.last} < {first.first - 1}")
         return self._load(track, snapshot, out, at, recv_ns)
 
     def _load(self, track: _Track, snap: Snapshot, out: np.ndarray, at: int, recv_ns: int) -> int:

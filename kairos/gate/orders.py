@@ -109,12 +109,11 @@ class Orders:
         """An order from a compacted journal, as it stood; True if it is still open."""
         self.all[order.coid] = order
         self.decided[order.coid] = order.ts_created_ns
-        if is_terminal(order.state):
-            self._trim()
-            return False
-        self.open[order.coid] = order
+        is_open = not is_terminal(order.state)
+        if is_open:
+            self.open[order.coid] = order
         self._trim()
-        return True
+        return is_open
 
     def reject(self, coid: bytes, ts_created_ns: int, rejected: Rejected) -> None:
         self.decided[coid] = ts_created_ns

@@ -22,7 +22,7 @@ from kairos.records import Side, Venue
 from kairos.sim.book import DepthEvent, Event, TopEvent, TradeEvent, VenueSpec
 from kairos.sim.hub import Session
 from kairos.sim.market import SimMarket
-from kairos.sim.router import HttpError, Request, Response, Router, json_response
+from kairos.sim.router import HttpError, Request, Response, Router, json_response, json_text, now_ms
 
 MAX_CLIENT_FRAMES_PER_S = 5
 
@@ -83,11 +83,11 @@ class BinanceDialect:
         spec = event.spec
         name = spec.symbol.lower()
         if isinstance(event, DepthEvent):
-            data = _json({"e": "depthUpdate", "E": event.ts_ms, "s": spec.symbol, "U": event.prev_id + 1,
+            data = json_text({"e": "depthUpdate", "E": event.ts_ms, "s": spec.symbol, "U": event.prev_id + 1,
                           "u": event.last_id, "b": _levels(spec, event.bids), "a": _levels(spec, event.asks)})
             return [_wrap(f"{name}@depth@100ms", data), _wrap(f"{name}@depth", data)]
         if isinstance(event, TopEvent):
-            data = _json({"u": event.update_id, "s": spec.symbol, "b": spec.px(event.bid[0]),
+            data = json_text({"u": event.update_id, "s": spec.symbol, "b": spec.px(event.bid[0]),
                           "B": spec.sz(event.bid[1]), "a": spec.px(event.ask[0]), "A": spec.sz(event.ask[1])})
             return [_wrap(f"{name}@bookTicker", data)]
         return self._trade(event, name)
@@ -97,8 +97,8 @@ class BinanceDialect:
         spec, maker = event.spec, event.aggressor == Side.SELL
         common = {"E": event.ts_ms, "s": spec.symbol, "p": spec.px(event.ticks), "q": spec.sz(event.lots),
                   "T": event.ts_ms, "m": maker, "M": True}
-        trade = _json({"e": "trade", "t": event.trade_id, **common})
-        agg = _json({"e": "aggTrade", "a": event.trade_id, "f": event.trade_id, "l": event.trade_id, **common})
+        trade = json_text({"e": "trade", "t": event.trade_id, **common})
+        agg = json_text({"e": "aggTrade", "a": event.trade_id, "f": event.trade_id, "l": event.trade_id, **common})
         return [_wrap(f"{name}@trade", trade), _wrap(f"{name}@aggTrade", agg)]
 
     def malformed(self, count: int) -> list[str]:
@@ -108,7 +108,7 @@ class BinanceDialect:
         return [samples[i % len(samples)] for i in range(count)]
 
     def shutdown_notice(self) -> str:
-        data = _json({"e": "serverShutdown", "E": time.time_ns() // 1_000_000})
+        data = json_text({"e": "serverShutdown", "E": now_ms()})
         return _wrap("!serverShutdown", data)[1]
 
     # -- REST ------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ class BinanceDialect:
         """Public routes; ``with_depth=False`` when a replay answers /api/v3/depth instead."""
         if with_depth:
             router.register("GET", "/api/v3/depth", self._depth)
-        router.register("GET", "/api/v3/time", lambda r: json_response({"serverTime": time.time_ns() // 1_000_000}))
+        router.register("GET", "/api/v3/time", lambda r: json_response({"serverTime": now_ms()}))
         router.register("GET", "/api/v3/ping", lambda r: json_response({}))
         router.register("GET", "/api/v3/exchangeInfo", self._exchange_info)
 
@@ -143,7 +143,7 @@ class BinanceDialect:
         symbols = [_symbol_info(self._spec(name)) for name in names]
         limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
                   {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100}]
-        return json_response({"timezone": "UTC", "serverTime": time.time_ns() // 1_000_000, "rateLimits": limits,
+        return json_response({"timezone": "UTC", "serverTime": now_ms(), "rateLimits": limits,
                               "exchangeFilters": [], "symbols": symbols})
 
 
@@ -165,10 +165,6 @@ def _symbol_info(spec: VenueSpec) -> dict[str, Any]:
 
 def _levels(spec: VenueSpec, levels: tuple[tuple[int, int], ...]) -> list[list[str]]:
     return [[spec.px(p), spec.sz(q)] for p, q in levels]
-
-
-def _json(payload: dict[str, Any]) -> str:
-    return orjson.dumps(payload).decode()
 
 
 def _wrap(stream: str, data: str) -> tuple[str, str]:

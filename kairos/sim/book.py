@@ -144,10 +144,9 @@ class SimBook:
         self.update_id = prev + max(1, count * stride)
         return DepthEvent(self.spec, prev, self.update_id, ts_ms, real[BID], real[ASK])
 
+    def level(self, side: int, price: int) -> Level:
+        return Level(Decimal(price) * self.spec.tick, Decimal(self.sides[side][price]) * self.spec.lot)
+
     def view(self, depth: int, ts_ms: int) -> BookView:
-        spec = self.spec
-        sides = [
-            tuple(Level(Decimal(p) * spec.tick, Decimal(self.sides[s][p]) * spec.lot) for p in self.ranked(s)[:depth])
-            for s in (BID, ASK)
-        ]
-        return BookView(spec.venue, spec.symbol, self.update_id, ts_ms, sides[BID], sides[ASK])
+        sides = [tuple(self.level(s, p) for p in self.ranked(s)[:depth]) for s in (BID, ASK)]
+        return BookView(self.spec.venue, self.spec.symbol, self.update_id, ts_ms, sides[BID], sides[ASK])

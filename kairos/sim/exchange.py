@@ -17,7 +17,6 @@ locks base. Fees are charged in the asset received. Thread-safe: one lock per ex
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -25,6 +24,7 @@ from enum import Enum
 from kairos.records import Side, Venue
 from kairos.sim.book import VenueSpec
 from kairos.sim.market import SimMarket
+from kairos.sim.router import now_ms
 
 ZERO = Decimal(0)
 MARKET_BUFFER = Decimal("1.02")
@@ -131,7 +131,7 @@ class SimExchange:
             if existing is not None and existing.status in OPEN:
                 raise SimRefused(Refusal.DUPLICATE, coid)
             self._check_filters(spec, side, price, qty)
-            order = SimOrder(coid, self._next_id, symbol, side, kind, tif, price, qty, _now_ms())
+            order = SimOrder(coid, self._next_id, symbol, side, kind, tif, price, qty, now_ms())
             self._reserve(order, spec)
             self._next_id += 1
             self._orders[coid] = order
@@ -243,7 +243,7 @@ class SimExchange:
         order.fee += fee
         self._trade_id += 1
         order.fills.append((price, qty, fee, self._trade_id))
-        order.updated_ms = _now_ms()
+        order.updated_ms = now_ms()
         order.status = Status.FILLED if order.filled >= order.qty else Status.PARTIALLY_FILLED
         if order.status is Status.FILLED:
             self._close(order, Status.FILLED)
@@ -254,7 +254,7 @@ class SimExchange:
             self.account.release(base if order.side is Side.SELL else quote, order.locked)
         order.locked = ZERO
         order.status = status
-        order.updated_ms = _now_ms()
+        order.updated_ms = now_ms()
 
     # -- book reads -------------------------------------------------------------------------------
 
@@ -292,7 +292,3 @@ class SimExchange:
         if symbol not in self._assets:
             raise SimRefused(Refusal.UNKNOWN_SYMBOL, symbol)
         return self._market.spec(self.venue, symbol)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from kairos.instruments import VENUE_NAMES
 from kairos.records import Venue
 from kairos.sim.router import HttpError, Request, Response, Router, json_response
 
 KINDS: Final = ("disconnect", "gap", "malformed", "stall", "slow_rest", "shutdown")
-VENUES: Final = {"binance": Venue.BINANCE, "okx": Venue.OKX}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +117,9 @@ def register_fault_routes(router: Router, faults: Faults, first_symbol: Callable
         body = request.json()
         kind = body.get("kind")
         venue_name = body.get("venue") or request.venue.name.lower()
-        if kind not in KINDS or venue_name not in VENUES:
-            raise HttpError(400, {"error": f"kind must be one of {KINDS}, venue one of {tuple(VENUES)}"})
-        venue = VENUES[venue_name]
+        if kind not in KINDS or venue_name not in VENUE_NAMES:
+            raise HttpError(400, {"error": f"kind must be one of {KINDS}, venue one of {tuple(VENUE_NAMES)}"})
+        venue = VENUE_NAMES[venue_name]
         try:
             fault = Fault(kind, venue, float(body.get("duration", 0.0)), str(body.get("symbol") or first_symbol(venue)),
                           int(body.get("count", 1)), int(body.get("delay_ms", 2000)))

@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
 from collections.abc import Callable
 from decimal import Decimal
 
 from kairos.config import InstrumentConfig, SimConfig
 from kairos.records import Side, Venue
 from kairos.sim.book import ASK, BID, BookView, Event, Level, SimBook, TopEvent, TradeEvent, VenueSpec
+from kairos.sim.router import now_ms
 
 Sink = Callable[[Event], None]
 Listener = Callable[[Venue, str], None]
@@ -82,11 +82,14 @@ class SimMarket:
 
     def book(self, venue: Venue, symbol: str, depth: int = 20) -> BookView:
         with self._lock:
-            return self._books[(venue, symbol)].view(depth, _now_ms())
+            return self._books[(venue, symbol)].view(depth, now_ms())
 
     def best(self, venue: Venue, symbol: str) -> tuple[Level, Level] | None:
-        view = self.book(venue, symbol, 1)
-        return (view.bids[0], view.asks[0]) if view.bids and view.asks else None
+        """The touch (a linear scan per side: every open sim order asks on every step)."""
+        with self._lock:
+            book = self._books[(venue, symbol)]
+            (bid, _), (ask, _) = book.best(BID), book.best(ASK)
+            return (book.level(BID, bid), book.level(ASK, ask)) if bid and ask else None
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -182,7 +185,7 @@ class SimMarket:
 
     def _commit(self, book: SimBook, changes: tuple[dict[int, int], dict[int, int]],
                 trades: list[tuple[int, int]], aggressor: Side) -> None:
-        ts = _now_ms()
+        ts = now_ms()
         before = (book.best(BID), book.best(ASK))
         event = book.apply(changes, _STRIDE[book.spec.venue], ts)
         for price, lots in trades:
@@ -203,7 +206,3 @@ class SimMarket:
 def _grid(spec: VenueSpec, price: float) -> int:
     """Level spacing in ticks (~0.1 bp of price), so a walk step moves the inside a level or two."""
     return max(1, round(price * 1e-5 / float(spec.tick)))
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -11,7 +11,6 @@ stream), /api/v5/public/time, /api/v5/public/instruments (tickSz, lotSz, minSz).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -21,7 +20,7 @@ from kairos.records import Side, Venue
 from kairos.sim.book import BookView, DepthEvent, Event, TopEvent, TradeEvent, VenueSpec
 from kairos.sim.hub import Session
 from kairos.sim.market import SimMarket
-from kairos.sim.router import Request, Response, Router, json_response
+from kairos.sim.router import Request, Response, Router, json_response, json_text, now_ms
 
 CHANNELS = ("books", "bbo-tbt", "tickers", "trades")
 
@@ -53,22 +52,23 @@ class OkxDialect:
         seq = self._last_seq.get(inst)
         if seq is None:
             seq = self._last_seq[inst] = self._market.book(self.venue, inst, 1).update_id
-        data = {"asks": [], "bids": [], "ts": str(time.time_ns() // 1_000_000), "checksum": 0,
+        data = {"asks": [], "bids": [], "ts": str(now_ms()), "checksum": 0,
                 "prevSeqId": seq, "seqId": seq}
         return _push("books", inst, [data], "update")[1]
 
     def on_text(self, session: Session, text: str) -> list[str]:
-        if text == "ping":
-            return ["pong"]
+        pong = self.keepalive_reply(text)
+        if pong is not None:
+            return [pong]
         try:
             msg = orjson.loads(text)
             op, args = msg["op"], msg["args"]
             pairs = [(a["channel"], a["instId"]) for a in args]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return [_json({"event": "error", "code": "60012", "msg": f"Invalid request: {text[:200]}",
+            return [json_text({"event": "error", "code": "60012", "msg": f"Invalid request: {text[:200]}",
                            "connId": f"c{session.id}"})]
         if op not in ("subscribe", "unsubscribe"):
-            return [_json({"event": "error", "code": "60012", "msg": f"Invalid request: op {op}",
+            return [json_text({"event": "error", "code": "60012", "msg": f"Invalid request: op {op}",
                            "connId": f"c{session.id}"})]
         replies = []
         for channel, inst in pairs:
@@ -77,22 +77,22 @@ class OkxDialect:
 
     def _subscribe(self, session: Session, op: str, channel: str, inst: str, ident: Any) -> list[str]:
         if channel not in CHANNELS or inst not in self._market.symbols(self.venue):
-            return [_json({"event": "error", "code": "60018", "msg": f"Wrong URL or channel:{channel},instId:{inst}",
-                           "connId": f"c{session.id}"})]
+            return [json_text({"event": "error", "code": "60018",
+                               "msg": f"Wrong URL or channel:{channel},instId:{inst}", "connId": f"c{session.id}"})]
         key = f"{channel}:{inst}"
         ack = {"event": op, "arg": {"channel": channel, "instId": inst}, "connId": f"c{session.id}"}
         if ident is not None:
             ack["id"] = ident
         if op == "unsubscribe":
             session.subs.discard(key)
-            return [_json(ack)]
+            return [json_text(ack)]
         session.subs.add(key)
-        replies = [_json(ack)]
+        replies = [json_text(ack)]
         if channel == "books" and self._ws_snapshot:
             view = self._market.book(self.venue, inst, 400)
             sides = _book_sides(self._market.spec(self.venue, inst), view)
             data = {**sides, "ts": str(view.ts_ms), "checksum": 0, "prevSeqId": -1, "seqId": view.update_id}
-            replies.append(_json({"arg": ack["arg"], "action": "snapshot", "data": [data]}))
+            replies.append(json_text({"arg": ack["arg"], "action": "snapshot", "data": [data]}))
         return replies
 
     def render(self, event: Event) -> list[tuple[str, str]]:
@@ -130,13 +130,13 @@ class OkxDialect:
         return [samples[i % len(samples)] for i in range(count)]
 
     def shutdown_notice(self) -> str:
-        return _json({"event": "notice", "code": "64008", "connId": "c0",
+        return json_text({"event": "notice", "code": "64008", "connId": "c0",
                       "msg": "The connection will soon be closed for a service upgrade. Please reconnect."})
 
     # -- REST ------------------------------------------------------------------------------------
     def register(self, router: Router) -> None:
         router.register("GET", "/api/v5/market/books", self._books)
-        router.register("GET", "/api/v5/public/time", lambda r: _ok([{"ts": str(time.time_ns() // 1_000_000)}]))
+        router.register("GET", "/api/v5/public/time", lambda r: ok_response([{"ts": str(now_ms())}]))
         router.register("GET", "/api/v5/public/instruments", self._instruments)
 
     def _books(self, request: Request) -> Response:
@@ -146,14 +146,14 @@ class OkxDialect:
         depth = min(int(request.query.get("sz", "1") or 1), 400)
         view = self._market.book(self.venue, inst, depth)
         spec = self._market.spec(self.venue, inst)
-        return _ok([{**_book_sides(spec, view), "ts": str(view.ts_ms), "seqId": view.update_id}])
+        return ok_response([{**_book_sides(spec, view), "ts": str(view.ts_ms), "seqId": view.update_id}])
 
     def _instruments(self, request: Request) -> Response:
         if request.query.get("instType", "SPOT") != "SPOT":
-            return _ok([])
+            return ok_response([])
         wanted = request.query.get("instId")
         specs = [self._market.spec(self.venue, s) for s in self._market.symbols(self.venue) if wanted in (None, s)]
-        return _ok([{"instType": "SPOT", "instId": s.symbol, "baseCcy": s.base, "quoteCcy": s.quote,
+        return ok_response([{"instType": "SPOT", "instId": s.symbol, "baseCcy": s.base, "quoteCcy": s.quote,
                      "tickSz": s.dec(s.tick), "lotSz": s.dec(s.lot), "minSz": s.dec(s.min_qty), "state": "live",
                      "maxLmtSz": "9999999999", "maxMktSz": "1000000", "ctVal": "", "settleCcy": ""} for s in specs])
 
@@ -174,12 +174,8 @@ def _push(channel: str, inst: str, data: list[dict[str, Any]], action: str | Non
     if action:
         payload["action"] = action
     payload["data"] = data
-    return f"{channel}:{inst}", _json(payload)
+    return f"{channel}:{inst}", json_text(payload)
 
 
-def _ok(data: list[Any]) -> Response:
+def ok_response(data: list[Any]) -> Response:
     return json_response({"code": "0", "msg": "", "data": data})
-
-
-def _json(payload: dict[str, Any]) -> str:
-    return orjson.dumps(payload).decode()

@@ -16,7 +16,7 @@ from kairos.execution.signing import binance_check
 from kairos.records import Side, Venue
 from kairos.sim.exchange import OPEN, Refusal, SimOrder, SimRefused
 from kairos.sim.rest_trading import Params, Route, TradingDialect
-from kairos.sim.router import HttpError, Request, Response, json_response
+from kairos.sim.router import HttpError, Request, Response, json_response, now_ms
 
 REFUSALS: Final = {
     Refusal.PRICE_FILTER: (-1013, "Filter failure: PRICE_FILTER"),
@@ -86,7 +86,7 @@ class BinanceTrading(TradingDialect):
         window = float(params.get("recvWindow") or 5000)
         if window > 60000:
             raise _error(400, -1131, "recvWindow must be less than 60000")
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         if stamp >= now + 1000:
             raise _error(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
         if now - stamp > window:
@@ -151,7 +151,7 @@ class BinanceTrading(TradingDialect):
                 for a, (free, locked) in sorted(self.exchange.balances().items()) if not omit or free or locked]
         return json_response({"makerCommission": 0, "takerCommission": 0, "canTrade": True, "canWithdraw": True,
                               "canDeposit": True, "accountType": "SPOT", "balances": rows,
-                              "permissions": ["SPOT"], "uid": 1, "updateTime": time.time_ns() // 1_000_000})
+                              "permissions": ["SPOT"], "uid": 1, "updateTime": now_ms()})
 
     # -- formats ---------------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ from typing import Any, Final
 from kairos.execution.signing import okx_check, okx_parse_timestamp
 from kairos.records import Side, Venue
 from kairos.sim.exchange import OPEN, Refusal, SimOrder, SimRefused, Status
+from kairos.sim.okx import ok_response
 from kairos.sim.rest_trading import Params, Route, TradingDialect
-from kairos.sim.router import HttpError, Request, Response, json_response
+from kairos.sim.router import HttpError, Request, Response, json_response, now_ms
 
 REFUSALS: Final = {
     Refusal.PRICE_FILTER: ("51000", "Parameter px error"),
@@ -43,14 +44,6 @@ def _auth_error(code: str, msg: str) -> HttpError:
     return HttpError(401, {"code": code, "msg": msg})
 
 
-def _ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _ok(data: list[Any]) -> Response:
-    return json_response({"code": "0", "msg": "", "data": data})
-
-
 class OkxTrading(TradingDialect):
     venue = Venue.OKX
 
@@ -71,7 +64,7 @@ class OkxTrading(TradingDialect):
             raise _auth_error("50105", "Invalid OK-ACCESS-PASSPHRASE")
         stamp = headers.get("OK-ACCESS-TIMESTAMP", "")
         try:
-            skew = abs(_ms() - okx_parse_timestamp(stamp))
+            skew = abs(now_ms() - okx_parse_timestamp(stamp))
         except ValueError:
             raise _auth_error("50112", "Invalid OK-ACCESS-TIMESTAMP") from None
         if skew > SKEW_MS:
@@ -88,7 +81,7 @@ class OkxTrading(TradingDialect):
             return json_response({"code": code, "msg": msg, "data": []})
         params = request.json()
         quote = params.get("instId", "-").split("-")[-1]
-        item = {"clOrdId": params.get("clOrdId", ""), "ordId": "", "tag": "", "ts": str(_ms()), "sCode": code,
+        item = {"clOrdId": params.get("clOrdId", ""), "ordId": "", "tag": "", "ts": str(now_ms()), "sCode": code,
                 "sMsg": msg.format(quote=quote), "subCode": "1000" if code == "51008" else ""}
         return json_response({"code": "1", "msg": "All operations failed", "data": [item],
                               "inTime": str(time.time_ns() // 1000), "outTime": str(time.time_ns() // 1000)})
@@ -105,7 +98,7 @@ class OkxTrading(TradingDialect):
 
     def place(self, request: Request, params: Params) -> Response:
         deadline = request.headers.get("expTime", "")
-        if deadline.isdigit() and _ms() > int(deadline):
+        if deadline.isdigit() and now_ms() > int(deadline):
             return self._op_error(params, "50102", "Timestamp request expired")
         kind_tif, side = ORD_TYPES.get(params.get("ordType", "")), SIDES.get(params.get("side", ""))
         if kind_tif is None or side is None or params.get("tdMode") != "cash":
@@ -131,17 +124,17 @@ class OkxTrading(TradingDialect):
         if order is None:
             code, msg = REFUSALS[Refusal.UNKNOWN_ORDER]
             return json_response({"code": code, "msg": msg, "data": []})
-        return _ok([self._order(order)])
+        return ok_response([self._order(order)])
 
     def open_orders(self, request: Request, params: Params) -> Response:
-        return _ok([self._order(o) for o in self.exchange.open_orders(params.get("instId") or None)])
+        return ok_response([self._order(o) for o in self.exchange.open_orders(params.get("instId") or None)])
 
     def balance(self, request: Request, params: Params) -> Response:
         details = [{"ccy": ccy, "availBal": f"{free.normalize():f}", "cashBal": f"{(free + locked).normalize():f}",
                     "frozenBal": f"{locked.normalize():f}", "ordFrozen": f"{locked.normalize():f}",
-                    "eq": f"{(free + locked).normalize():f}", "uTime": str(_ms())}
+                    "eq": f"{(free + locked).normalize():f}", "uTime": str(now_ms())}
                    for ccy, (free, locked) in sorted(self.exchange.balances().items())]
-        return _ok([{"totalEq": "", "uTime": str(_ms()), "details": details}])
+        return ok_response([{"totalEq": "", "uTime": str(now_ms()), "details": details}])
 
     # -- formats ---------------------------------------------------------------------------------
 
@@ -159,7 +152,7 @@ class OkxTrading(TradingDialect):
         return json_response({"code": "0", "msg": "", "data": [item], "inTime": now_us, "outTime": now_us})
 
     def _op_error(self, params: Params, code: str, msg: str) -> Response:
-        item = {"clOrdId": params.get("clOrdId", ""), "ordId": "", "tag": "", "ts": str(_ms()), "sCode": code,
+        item = {"clOrdId": params.get("clOrdId", ""), "ordId": "", "tag": "", "ts": str(now_ms()), "sCode": code,
                 "sMsg": msg, "subCode": ""}
         return json_response({"code": "1", "msg": "All operations failed", "data": [item]})
 

@@ -64,12 +64,11 @@ class Fault:
 class TradingFaults:
     """Armed faults per venue; each fires on the next ``count`` matching requests."""
 
-    __slots__ = ("_armed", "_lock", "fired")
+    __slots__ = ("_armed", "_lock")
 
     def __init__(self) -> None:
         self._armed: dict[Venue, list[Fault]] = {}
         self._lock = threading.Lock()
-        self.fired = 0
 
     def arm(self, venue: Venue, fault: Fault) -> None:
         with self._lock:
@@ -85,7 +84,6 @@ class TradingFaults:
                     fault.count -= 1
                     if fault.count <= 0:
                         self._armed[request.venue].remove(fault)
-                    self.fired += 1
                     return fault
         return None
 

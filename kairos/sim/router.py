@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -173,3 +174,12 @@ class HttpServer:
             self._server.shutdown()
             self._thread.join(timeout=5)
         self._server.server_close()
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: the venues' timestamp unit."""
+    return time.time_ns() // 1_000_000
+
+
+def json_text(payload: Any) -> str:
+    return orjson.dumps(payload).decode()

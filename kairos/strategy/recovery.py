@@ -37,7 +37,7 @@ class StateSource(Protocol):
 class Recovery:
     """Driven by the host's timer (``step``) until it returns True."""
 
-    __slots__ = ("_cancel_deadline", "_cancelled", "_gate", "_phase", "_prefixes", "_strategies", "_timeout_ns",
+    __slots__ = ("_cancel_deadline", "_cancelled", "_gate", "_prefixes", "_strategies", "_timeout_ns",
                  "_unreadable", "_waiting_logged")
 
     def __init__(self, gate: StateSource, strategies: Sequence[Strategy], run_prefixes: dict[int, str],
@@ -45,8 +45,7 @@ class Recovery:
         self._gate, self._strategies, self._prefixes = gate, strategies, run_prefixes
         self._timeout_ns = int(cancel_timeout_s * 1e9)
         self._cancelled: set[str] = set()
-        self._cancel_deadline = 0
-        self._phase = "gate"
+        self._cancel_deadline = 0  # set when the first previous-run order is seen
         self._waiting_logged = False
         self._unreadable = 0
 
@@ -68,8 +67,7 @@ class Recovery:
 
     def _settle(self, blob: dict[str, Any], now_ns: int, out: IntentSink) -> bool:
         old = self._previous_run_orders(blob)
-        if old and self._phase == "gate":
-            self._phase = "cancel"
+        if old and not self._cancel_deadline:
             self._cancel_deadline = now_ns + self._timeout_ns
             log.warning("recovery: cancelling %d open order(s) of a previous run: %s", len(old),
                         ", ".join(o["client_order_id"] for o in old))
