@@ -40,18 +40,13 @@ from kairos.strategy.arbitrage import CrossArbitrage
 from kairos.strategy.host import StrategyHost
 from kairos.strategy.market_making import MarketMaker
 from kairos.supervisor.rings import RingSet, ring_specs
+from scripts.bench_gate import pct
 
 ROOT = Path(__file__).resolve().parent.parent
 B, X = Venue.BINANCE, Venue.OKX  # X: OKX
 FEES = {B: 10.0, X: 10.0}
 ARB = ArbitrageConfig(enabled=True, instruments=("BTC-USDT",), min_edge_bps=5.0, max_qty=0.01, cooldown_ms=0)
 MM = MarketMakingConfig(enabled=True, instruments=("BTC-USDT",), requote_bps=2.0, use_microprice=False)
-
-
-def pct(samples: list[int] | np.ndarray) -> dict[str, float]:
-    a = np.asarray(samples, dtype=np.float64) / 1000.0
-    return {"n": int(a.size), "p50_us": round(float(np.percentile(a, 50)), 2),
-            "p99_us": round(float(np.percentile(a, 99)), 2)}
 
 
 def books(n: int, edge: bool, ts: int, instruments: int = 1) -> list[np.ndarray]:

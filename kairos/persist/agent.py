@@ -62,9 +62,10 @@ class PersisterAgent:
         self._stop = threading.Event()
         self._keeper = threading.Thread(target=self._keep, name="persist-spool", daemon=True)
         self.rows = 0
+        sinks = [f"{w.sink.name}_{what}" for what in ("rows", "failures") for w in self._workers]
         self._counters = {name: slot.counter(name) for name in (
-            "spooled_rows", "spool_bytes", "pg_rows", "redis_rows", "pg_failures", "redis_failures",
-            "dead_frames", "md_overruns", "spool_errors", "spool_skipped_bytes", "md_shed_rows")}
+            "spooled_rows", "spool_bytes", *sinks, "dead_frames", "md_overruns", "spool_errors",
+            "spool_skipped_bytes", "md_shed_rows")}
 
     def _appender(self, stream: Stream) -> Callable[[np.ndarray], object]:
         """Spool append for one ring; market data is shed (counted) while the backlog is over the cap,
@@ -95,8 +96,7 @@ class PersisterAgent:
             for poll, append in self._polls:
                 work += poll(append, limit)
         except OSError as exc:  # disk full or gone: the cursor did not move, retry next cycle
-            self._tally("spool append failed", str(exc))
-            self._counters["spool_errors"].add(1)
+            self._spool_failed(exc)
         self.rows += work
         now = time.monotonic_ns()
         if now >= self._next_report:
@@ -112,8 +112,11 @@ class PersisterAgent:
             try:
                 self._spool.append(Stream.GATE_STATE, GATE_STATE_FINGERPRINT, payload)
             except OSError as exc:
-                self._tally("spool append failed", str(exc))
-                self._counters["spool_errors"].add(1)
+                self._spool_failed(exc)
+
+    def _spool_failed(self, exc: OSError) -> None:
+        self._tally("spool append failed", str(exc))
+        self._counters["spool_errors"].add(1)
 
     def _report(self) -> None:
         """Counters, then RUNNING/DEGRADED: degraded while a sink is down (rows are being spooled).

@@ -34,7 +34,6 @@ STREAM_DTYPES: Final = {
     Stream.EVENTS: EXEC_EVENT,
 }
 STREAM_FINGERPRINTS: Final = {stream: fingerprint(dtype) for stream, dtype in STREAM_DTYPES.items()}
-STREAM_FINGERPRINTS[Stream.GATE_STATE] = GATE_STATE_FINGERPRINT
 RING_STREAMS: Final = {"md.binance": Stream.MD_BINANCE, "md.okx": Stream.MD_OKX, "events": Stream.EVENTS}
 
 WaitForData = Callable[[Position, float], bool]
@@ -43,14 +42,8 @@ WaitForData = Callable[[Position, float], bool]
 
 def decode(frame: Frame) -> np.ndarray | None:
     """The frame's records (zero-copy), or None if its stream or layout is unknown to this build."""
-    try:
-        stream = Stream(frame.stream)
-    except ValueError:
-        return None
-    if frame.fingerprint != STREAM_FINGERPRINTS[stream] or stream not in STREAM_DTYPES:
-        return None
-    dtype = STREAM_DTYPES[stream]
-    if len(frame.payload) % dtype.itemsize:
+    dtype = STREAM_DTYPES.get(frame.stream)
+    if dtype is None or frame.fingerprint != STREAM_FINGERPRINTS[frame.stream] or len(frame.payload) % dtype.itemsize:
         return None
     return np.frombuffer(frame.payload, dtype)
 

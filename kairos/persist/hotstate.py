@@ -24,7 +24,7 @@ TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTE
 Hashes = dict[str, dict[str, str]]
 
 
-def _name(enum: type, value: int) -> str:
+def enum_name(enum: type, value: int) -> str:
     return enum(value).name if value in enum._value2member_map_ else str(value)
 
 
@@ -88,17 +88,21 @@ class HotState:
             out.set(name, "book_status", BookStatus.SYNCED.name)
         for k, i in _last_per_key(key, md["kind"] == Kind.STATUS).items():
             if i > last_bbo.get(k, -1):
-                out.set(self._book_name(md[i]), "book_status", _name(BookStatus, int(md[i]["flags"])))
+                out.set(self._book_name(md[i]), "book_status", enum_name(BookStatus, int(md[i]["flags"])))
+
+    def _venue_key(self, kind: str, venue: int) -> str:
+        """``{prefix}:{kind}:{venue}``: the Redis key scheme of docs/PERSISTENCE.md, in one place."""
+        return f"{self.prefix}:{kind}:{enum_name(Venue, venue).lower()}"
 
     def _book_name(self, rec: np.void) -> str:
-        return f"{self.prefix}:bbo:{_name(Venue, int(rec['venue'])).lower()}:{self.symbol(int(rec['instrument']))}"
+        return f"{self._venue_key('bbo', int(rec['venue']))}:{self.symbol(int(rec['instrument']))}"
 
     def _orders(self, out: Changes, events: np.ndarray) -> None:
         for ev in events[events["kind"] != ExecKind.STATE]:
             cid = bytes(ev["client_order_id"]).decode("ascii", "replace").replace("\x00", "?")
             if not cid:
                 continue
-            name = f"{self.prefix}:orders:open:{_name(Venue, int(ev['venue'])).lower()}"
+            name = self._venue_key("orders:open", int(ev["venue"]))
             if int(ev["state"]) in TERMINAL:
                 out.delete(name, cid)
             else:
@@ -107,7 +111,7 @@ class HotState:
     def _order_json(self, ev: np.void, cid: str) -> str:
         return orjson.dumps({
             "client_order_id": cid, "instrument": self.symbol(int(ev["instrument"])),
-            "side": _name(Side, int(ev["side"])), "state": _name(OrderState, int(ev["state"])),
+            "side": enum_name(Side, int(ev["side"])), "state": enum_name(OrderState, int(ev["state"])),
             "price": float(ev["price"]), "order_qty": float(ev["order_qty"]), "cum_qty": float(ev["cum_qty"]),
             "venue_order_id": int(ev["venue_order_id"]), "strategy": int(ev["strategy"]),
             "ts_event_ns": int(ev["ts_event_ns"]), "event_seq": int(ev["event_seq"]),
@@ -116,7 +120,7 @@ class HotState:
     def _balances(self, out: Changes, rows: list[BalanceRow]) -> None:
         for ts, venue, asset, free, locked in rows:
             value = orjson.dumps({"free": free, "locked": locked, "ts_ns": ts}).decode()
-            out.set(f"{self.prefix}:balances:{_name(Venue, venue).lower()}", asset, value)
+            out.set(self._venue_key("balances", venue), asset, value)
 
     def _positions(self, out: Changes, events: np.ndarray) -> None:
         """Fills newer than the high-water mark move positions; a replayed fill is not newer."""
@@ -127,7 +131,7 @@ class HotState:
             seq, ts = int(ev["event_seq"]), int(ev["ts_event_ns"])
             if seq <= hwm_seq and ts <= hwm_ts:
                 continue
-            name = f"{self.prefix}:positions:{_name(Venue, int(ev['venue'])).lower()}"
+            name = self._venue_key("positions", int(ev["venue"]))
             key = (name, self.symbol(int(ev["instrument"])))
             if key not in qty:
                 qty[key] = float(self.hashes.get(name, {}).get(key[1], 0.0))

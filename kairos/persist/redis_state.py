@@ -19,7 +19,7 @@ import redis
 
 from kairos.errors import ConfigError, SinkUnavailable
 from kairos.persist.batch import Batch
-from kairos.persist.hotstate import Changes, HotState
+from kairos.persist.hotstate import Changes, HotState, enum_name
 from kairos.records import ProcState
 
 log = logging.getLogger(__name__)
@@ -129,5 +129,5 @@ def _status_row(row: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(row)
     state = out.get("state")
     if isinstance(state, int):
-        out["state_name"] = ProcState(state).name if state in ProcState._value2member_map_ else str(state)
+        out["state_name"] = enum_name(ProcState, state)
     return out

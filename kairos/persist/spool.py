@@ -66,15 +66,15 @@ def encode_frame(stream: int, fingerprint: int, payload: bytes | memoryview) -> 
     return [FRAME_HEADER.pack(MAGIC, len(head) + len(payload), crc) + head, payload]
 
 
-def scan(data: bytes, start: int = 0, limit: int | None = None) -> tuple[list[tuple[int, int]], int, int]:
-    """Valid frames in ``data[start:limit]`` as (offset, length); returns (frames, good_end, skipped_bytes).
+def scan(data: bytes) -> tuple[list[tuple[int, int]], int, int]:
+    """Valid frames in ``data`` as (offset, length); returns (frames, good_end, skipped_bytes).
 
     ``good_end`` is where the last valid frame ends; bytes after it are a torn tail. A bad frame
     followed by a valid one is skipped (counted in ``skipped_bytes``) by searching for the next magic.
     """
-    view = memoryview(data)[: len(data) if limit is None else limit]
+    view = memoryview(data)
     frames: list[tuple[int, int]] = []
-    pos = good_end = start
+    pos = good_end = 0
     skipped = 0
     while pos + HEADER_LENGTH <= len(view):
         length = _valid_frame(view, pos)

@@ -46,7 +46,7 @@ class SinkWorker:
         self.position = spool.checkpoint_of(sink.name)
         self.up = self.down = False
         self.crashed: Exception | None = None
-        self.rows = self.batches = self.failures = self.dead_frames = 0
+        self.rows = self.failures = self.dead_frames = 0
         self._stop = threading.Event()
         self._drain_until = 0.0
         self._tally = ErrorTally(log, interval_s=30.0)
@@ -129,7 +129,6 @@ class SinkWorker:
         if batch.rows:
             self.sink.write(batch)
             self.rows += batch.rows
-            self.batches += 1
 
     def _split(self, batch: Batch) -> bool:
         for frame in batch.frames:
