@@ -61,10 +61,6 @@ class AgentRunner:
     def stop(self, *_: object) -> None:
         self._stop = True
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop
-
     def run(self) -> int:
         """Start, loop, close; returns the process exit code."""
         signal.signal(signal.SIGTERM, self.stop)

@@ -37,7 +37,7 @@ class InstrumentTable:
         for index, cfg in enumerate(instruments, start=1):
             if cfg.symbol in self._by_symbol:
                 raise ConfigError(f"duplicate instrument {cfg.symbol!r}", f"instruments[{index - 1}].symbol")
-            names = {Venue.BINANCE: cfg.binance, Venue.OKX: cfg.okx}
+            names = {venue: getattr(cfg, name) for name, venue in VENUE_NAMES.items()}
             inst = Instrument(index, cfg.symbol, cfg.base, cfg.quote, {v: s for v, s in names.items() if s})
             self._by_id[index] = inst
             self._by_symbol[cfg.symbol] = inst

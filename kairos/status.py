@@ -25,7 +25,16 @@ import numpy as np
 
 from kairos.errors import RingError
 from kairos.records import ProcState
-from kairos.ring.segment import MAGIC_OFFSET, Segment, owner_alive, self_identity, unlink
+from kairos.ring.segment import (
+    MAGIC_OFFSET,
+    PREAMBLE_LENGTH,
+    VERSION_OFFSET,
+    Segment,
+    held_by_other,
+    owner_alive,
+    self_identity,
+    unlink,
+)
 
 MAGIC: Final = int.from_bytes(b"KAIROSSB", "little")
 VERSION: Final = 1
@@ -37,7 +46,6 @@ BUCKETS: Final = 64
 QUANTILES: Final = (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))
 
 HEADER_LENGTH: Final = 128
-ROLE_OFFSET: Final = 0
 PID_OFFSET: Final = 32
 PID_START_OFFSET: Final = 40
 STATE_OFFSET: Final = 48
@@ -177,7 +185,7 @@ class StatusBoard:
         """Create the board (reclaiming one left by a dead creator); live when this returns."""
         seg = Segment.create(segment_name(prefix), SIZE)
         for k, value in enumerate(_GEOMETRY):
-            seg.write_i64(32 + 8 * k, value)
+            seg.write_i64(PREAMBLE_LENGTH + 8 * k, value)
         seg.publish_magic(MAGIC, VERSION)
         return cls(seg)
 
@@ -185,8 +193,9 @@ class StatusBoard:
     def attach(cls, prefix: str) -> StatusBoard:
         """Map the board; RingNotFound if absent, RingError if its layout differs from ours."""
         seg = Segment.open(segment_name(prefix))
-        found = (seg.read_i64(MAGIC_OFFSET), seg.read_i64(8)) if seg.size >= 32 else (0, 0)
-        geometry = tuple(seg.read_i64(32 + 8 * k) for k in range(len(_GEOMETRY))) if seg.size == SIZE else ()
+        found = (seg.read_i64(MAGIC_OFFSET), seg.read_i64(VERSION_OFFSET)) if seg.size >= PREAMBLE_LENGTH else (0, 0)
+        words = range(len(_GEOMETRY)) if seg.size == SIZE else range(0)
+        geometry = tuple(seg.read_i64(PREAMBLE_LENGTH + 8 * k) for k in words)
         if found != (MAGIC, VERSION) or geometry != _GEOMETRY:
             seg.close()
             raise RingError(
@@ -208,8 +217,7 @@ class StatusBoard:
             r = self._find(role)
             base = HEADER_LENGTH + r * ROW_LENGTH
             pid, start = self._u64[(base + PID_OFFSET) >> 3], self._u64[(base + PID_START_OFFSET) >> 3]
-            held = _name(self._rows[r, :NAME_LENGTH]) == role and owner_alive(pid, start)
-            if held and (pid, start) != self_identity():
+            if _name(self._rows[r, :NAME_LENGTH]) == role and held_by_other(pid, start):
                 raise RingError(f"status role {role!r} is held by live pid {pid}")
             self._reset(r, base)
             self._rows[r, : len(raw)] = np.frombuffer(raw, np.uint8)

@@ -24,7 +24,7 @@ from kairos.ring.segment import (
     CREATOR_START_OFFSET,
     MAGIC_OFFSET,
     Segment,
-    owner_alive,
+    held_by_other,
     self_identity,
     unlink,
 )
@@ -84,7 +84,7 @@ def _open_own(name: str, size: int) -> Segment:
         seg.publish_magic(MAGIC, VERSION)
         return seg
     pid, start = seg.read_i64(CREATOR_PID_OFFSET), seg.read_i64(CREATOR_START_OFFSET)
-    if owner_alive(pid, start) and (pid, start) != self_identity():
+    if held_by_other(pid, start):
         seg.close()
         raise RingError(f"{name} is written by live pid {pid}: is another gate running?")
     me, my_start = self_identity()

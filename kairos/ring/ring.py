@@ -17,12 +17,9 @@ from kairos.errors import RingError, RingNotFound
 from kairos.records import fingerprint
 from kairos.ring import layout as L
 from kairos.ring.poller import GatedPoller, OverwritePoller, Poller
-from kairos.ring.segment import MAGIC_OFFSET, Segment, owner_alive, self_identity, unlink
+from kairos.ring.segment import MAGIC_OFFSET, Segment, held_by_other, self_identity, unlink
 from kairos.ring.sequencer import GatedSequencer, OverwritingSequencer, Sequencer
 from kairos.ring.wait import bell_name, open_bell, unlink_bell
-
-Overflow = L.Overflow
-
 
 TSO_MACHINES: Final = ("x86_64", "AMD64")
 
@@ -152,7 +149,7 @@ class Ring:
         hdr, index = self._hdr, pid_offset >> 3
         with self._seg.lock():
             pid, start = hdr[index], hdr[index + 1]
-            if owner_alive(pid, start) and (pid, start) != self_identity():
+            if held_by_other(pid, start):
                 raise RingError(f"ring {self.name}: {what} is held by live pid {pid}")
             hdr[index], hdr[index + 1] = self_identity()
         self._owned.append(index)

@@ -53,10 +53,22 @@ def owner_alive(pid: int, start: int) -> bool:
     return pid > 0 and proc_start_ticks(pid) == start
 
 
+_identity: tuple[int, int] = (0, 0)
+
+
 def self_identity() -> tuple[int, int]:
-    """(pid, start ticks) of this process, as recorded in owner fields."""
+    """(pid, start ticks) of this process, as recorded in owner fields (read once per pid: a fork
+    gets its own)."""
+    global _identity
     pid = os.getpid()
-    return pid, proc_start_ticks(pid)
+    if _identity[0] != pid:
+        _identity = (pid, proc_start_ticks(pid))
+    return _identity
+
+
+def held_by_other(pid: int, start: int) -> bool:
+    """An owner field naming a live process that is not this one."""
+    return owner_alive(pid, start) and (pid, start) != self_identity()
 
 
 class Segment:
