@@ -6,6 +6,7 @@ Enums map by name: ``Side.BUY`` <-> ``SIDE_BUY``. A record enum member the proto
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ _PB: dict[type[IntEnum], tuple[Any, str]] = {
 }
 
 
+@functools.lru_cache(maxsize=None, typed=True)  # typed: Side.BUY == Venue.BINANCE == 1
 def to_pb(member: IntEnum) -> int:
     enum, prefix = _PB[type(member)]
     name = f"{prefix}_{member.name}"

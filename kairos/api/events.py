@@ -102,7 +102,6 @@ class EventHub:
         self._subscribers: list[Subscription] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-pump", daemon=True)
-        self.events_seen = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -144,10 +143,6 @@ class EventHub:
                 self._subscribers.remove(sub)
 
     @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
-
-    @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
@@ -162,7 +157,6 @@ class EventHub:
 
     def _on_batch(self, view: Any) -> None:
         events = [exec_event(rec, self._instruments) for rec in view]
-        self.events_seen += len(events)
         with self._lock:
             for event in events:
                 self._resolve(event)

@@ -49,10 +49,10 @@ class ApiServer:
         self.set_serving(True)
         log.info("gRPC API on %s (%s, health, reflection)", self.address, SERVICE_NAME)
 
-    def set_serving(self, serving: bool, service: str = "") -> None:
-        """Overall health ("") and the TradingEngine service, or one service when named."""
+    def set_serving(self, serving: bool) -> None:
+        """Overall health ("") and the TradingEngine service."""
         status = SERVING if serving else NOT_SERVING
-        for name in (service,) if service else ("", SERVICE_NAME):
+        for name in ("", SERVICE_NAME):
             self._health.set(name, status)
 
     def stop(self, grace_s: float = 1.0) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kairos.api.commands import MANUAL_STRATEGY
 from kairos.api.pb import pb
+from kairos.instruments import VENUE_NAMES
 from kairos.strategy import REGISTRY
 
-VENUES = ("binance", "okx")
-STRATEGY_NAMES = {0: "manual"} | {sid: strategy for strategy, (sid, _) in REGISTRY.items()}
+VENUES = tuple(VENUE_NAMES)
+STRATEGY_NAMES = {MANUAL_STRATEGY: "manual"} | {sid: strategy for strategy, (sid, _) in REGISTRY.items()}
 
 
 def venue(name: str | None) -> int:

@@ -108,9 +108,8 @@ class PaperExecutor(Executor):
 
     def _restore(self, e: dict[str, Any]) -> None:
         """An order from a compacted ledger, as it stood (its lock is already in the balances)."""
-        req = OrderRequest(e["c"], e["i"], e["sym"], Side(e["s"]), OrderType(e["o"]), Tif(e["f"]), e["p"], e["q"],
-                           e["to"])
-        order = _Order(req, e["vo"], e["lk"], e["la"], OrderState(e["st"]), e["cq"], e["cqq"], e["fc"])
+        order = _Order(_request(e), e["vo"], e["lk"], e["la"], OrderState(e["st"]), e["cq"], e["cqq"], e["fc"])
+        req = order.req
         self._orders[req.client_order_id] = order
         if order.state in LIVE:
             self._resting.setdefault(req.instrument, {})[req.client_order_id] = order
@@ -235,9 +234,8 @@ class PaperExecutor(Executor):
         return order
 
     def _open(self, e: dict[str, Any]) -> _Order:
-        req = OrderRequest(e["c"], e["i"], e["sym"], Side(e["s"]), OrderType(e["o"]), Tif(e["f"]), e["p"], e["q"],
-                           e["to"])
-        order = _Order(req, e["vo"], e["lk"], e["la"])
+        order = _Order(_request(e), e["vo"], e["lk"], e["la"])
+        req = order.req
         self._orders[req.client_order_id] = order
         self._resting.setdefault(req.instrument, {})[req.client_order_id] = order
         self._next_id = max(self._next_id, order.venue_order_id + 1)
@@ -319,6 +317,11 @@ def _crosses(req: OrderRequest, touch: float) -> bool:
 def _snapshot_entry(order: _Order) -> dict[str, Any]:
     return {**_new_entry(order.req, order.venue_order_id, order.lock, order.lock_asset), "t": "S",
             "st": int(order.state), "cq": order.cum_qty, "cqq": order.cum_quote, "fc": order.fee_cum}
+
+
+def _request(e: dict[str, Any]) -> OrderRequest:
+    """The order request an ``N`` or ``S`` entry carries (the inverse of `_new_entry`)."""
+    return OrderRequest(e["c"], e["i"], e["sym"], Side(e["s"]), OrderType(e["o"]), Tif(e["f"]), e["p"], e["q"], e["to"])
 
 
 def _new_entry(req: OrderRequest, venue_order_id: int, lock: float, asset: str) -> dict[str, Any]:

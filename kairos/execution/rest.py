@@ -171,8 +171,7 @@ class RestExecution(Executor, VenueDialect):
     def _resolve(self, coid: str, symbol: str, cause: Reply) -> None:
         """Unknown outcome: ask the venue; conclude "not placed" only once the request has expired."""
         self._count("unknown_outcome")
-        expires_ns = time.monotonic_ns() + (self.recv_window_ms + EXPIRY_MARGIN_MS) * 1_000_000
-        self._tracker.mark_unknown(coid, expires_ns, cause.code, cause.message)
+        self._tracker.mark_unknown(coid, self._expiry_ns(), cause.code, cause.message)
         for attempt in range(self._cfg.max_retries + 2):
             wait_s = self._settle(coid, symbol)
             if wait_s is None or self._stop.wait(wait_s or min(0.1 * 2**attempt, 2.0)):
@@ -301,6 +300,10 @@ class RestExecution(Executor, VenueDialect):
             self._sessions.append(session)
         return session
 
+    def _expiry_ns(self) -> int:
+        """Monotonic time after which a request sent now can no longer execute at the venue."""
+        return time.monotonic_ns() + (self.recv_window_ms + EXPIRY_MARGIN_MS) * 1_000_000
+
     def _guard(self, job: Any, *args: Any) -> None:
         """Run a worker job; a bug is logged and counted, never lost silently in a Future."""
         try:
@@ -309,8 +312,7 @@ class RestExecution(Executor, VenueDialect):
             self._count("worker_error")
             log.exception("%s: %s failed", self.name, job.__name__)
             if job is self._place:  # the request may have gone out: never assume, poll it
-                expires_ns = time.monotonic_ns() + (self.recv_window_ms + EXPIRY_MARGIN_MS) * 1_000_000
-                self._tracker.mark_unknown(args[0].client_order_id, expires_ns, "LOCAL", "worker error")
+                self._tracker.mark_unknown(args[0].client_order_id, self._expiry_ns(), "LOCAL", "worker error")
 
     def _state_report(self, view: OrderView) -> ExecReport:
         """The venue's view as a STATE report: last_px = average fill price, fee = cumulative."""

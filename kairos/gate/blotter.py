@@ -22,14 +22,12 @@ _FILL, _CANCEL_REJECT = int(ExecKind.FILL), int(ExecKind.CANCEL_REJECT)
 
 
 class Blotter:
-    __slots__ = ("book", "illegal", "journal", "orders", "unknown")
+    __slots__ = ("book", "journal", "orders")
 
     def __init__(self, orders: Orders, book: Book, journal: AppendLog) -> None:
         self.orders = orders
         self.book = book
         self.journal = journal
-        self.illegal = 0
-        self.unknown = 0
 
     def accept(self, order: Order, wall_ns: int, record: bool = True) -> None:
         """A new order: journal it (before the caller submits it), count it open, reserve funds."""
@@ -50,17 +48,15 @@ class Blotter:
         self.book.s.trading = state
 
     def apply(self, r: ExecReport, wall_ns: int) -> Order | None:
-        """Apply one report; None (counted) if it names no order of ours or is an illegal move."""
+        """Apply one report; None if it names no order of ours or is an illegal move (the desk logs it)."""
         order = self.orders.all.get(r.client_order_id.encode("latin-1"))
         if order is None:
-            self.unknown += 1
             return None
         if r.kind == _CANCEL_REJECT:
             order.cancel_pending = False
             return order
         filled = r.kind == _FILL and r.last_qty > 0.0
         if not can_move(order, r.state, filled):
-            self.illegal += 1
             return None
         if filled:
             self.book.fill(order, r.last_px, r.last_qty, r.fee, r.fee_asset, wall_ns)

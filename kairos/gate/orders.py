@@ -14,7 +14,7 @@ from itertools import islice
 from typing import Final
 
 from kairos.execution.state import ALLOWED, LIVE, TERMINAL
-from kairos.records import OrderState, Side
+from kairos.records import OrderState
 
 KEEP_DECISIONS: Final = 65536
 """Decisions a compacted journal keeps (kairos.gate.compact); memory holds at most twice as many.
@@ -50,10 +50,6 @@ class Order:
     venue_order_id: int = 0
     cancel_pending: bool = False
     accepted_ns: int = 0
-
-    @property
-    def signed_qty(self) -> float:
-        return self.qty if self.side == Side.BUY else -self.qty
 
     @property
     def leaves(self) -> float:

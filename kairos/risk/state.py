@@ -67,13 +67,14 @@ class Grid:
 
 
 class TokenBucket:
-    """Order-rate limiter: ``rate`` tokens per second, at most ``burst`` saved up; rate 0 disables."""
+    """Order-rate limiter: ``rate`` tokens per second, at most one second's worth (>= 1) saved up;
+    rate 0 disables."""
 
     __slots__ = ("burst", "last_ns", "rate_per_ns", "tokens")
 
-    def __init__(self, rate_per_s: float, burst: float = 0.0) -> None:
+    def __init__(self, rate_per_s: float) -> None:
         self.rate_per_ns = rate_per_s / 1e9 if rate_per_s > 0 else _INF
-        self.burst = burst or max(rate_per_s, 1.0)
+        self.burst = max(rate_per_s, 1.0)
         self.tokens = self.burst
         self.last_ns = 0
 

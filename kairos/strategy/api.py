@@ -119,11 +119,6 @@ class OrderIds:
         self._prefix = id_prefix(strategy_id, run_id)
         self._seq = 0
 
-    @property
-    def prefix(self) -> str:
-        """What every id of this strategy in this run starts with."""
-        return self._prefix
-
     def next(self) -> bytes:
         self._seq += 1
         cid = f"{self._prefix}{base36(self._seq)}".encode()

@@ -157,10 +157,14 @@ class CrossArbitrage:
         self._next_ok[inst] = now + self._cfg.cooldown_ms * 1_000_000
         self.stats["fired"] += 1
 
+    def _live(self, inst: int, now: int) -> list[tuple[int, Top]]:
+        """(venue, book) for every tradeable book of ``inst``."""
+        return [vt for vt in self._tops[inst] if vt[1].tradeable(now, self._max_age)]
+
     def _best_pair(self, inst: int, now: int) -> tuple[tuple[int, Top], tuple[int, Top]] | None:
         """(buy venue, its book), (sell venue, its book) with the largest edge beyond fees + min_edge_bps."""
         fees, min_edge = self._fees, self._cfg.min_edge_bps
-        live = [vt for vt in self._tops[inst] if vt[1].tradeable(now, self._max_age)]
+        live = self._live(inst, now)
         best, margin = None, 0.0
         for buy, a in live:
             for sell, b in live:
@@ -228,7 +232,7 @@ class CrossArbitrage:
     def _hedge_target(self, inst: int, side: Side, now: int) -> tuple[int, float] | None:
         """Best venue for the hedge (highest bid to sell, lowest ask to buy) and a marketable limit."""
         slip = self._cfg.hedge_slippage_bps / 1e4
-        live = [vt for vt in self._tops[inst] if vt[1].tradeable(now, self._max_age)]
+        live = self._live(inst, now)
         if not live:
             return None
         if side == Side.SELL:

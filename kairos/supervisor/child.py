@@ -81,7 +81,6 @@ class ChildInfo:
     pid: int
     uptime_s: float
     restarts: int
-    retries: int
     last_exit_code: int | None
     last_error: str
 
@@ -97,7 +96,7 @@ def describe_exit(code: int) -> str:
 
 class Child:
     __slots__ = ("_kill_at", "_restart_after_stop", "_spawn_at", "_wanted", "last_error", "last_exit_code",
-                 "pid", "policy", "restarts", "retries", "spawns", "spec", "started_at", "state")
+                 "pid", "policy", "retries", "spawns", "spec", "started_at", "state")
 
     def __init__(self, spec: ChildSpec, policy: RestartPolicy) -> None:
         self.spec = spec
@@ -105,7 +104,6 @@ class Child:
         self.state = ChildState.STOPPED
         self.pid = 0
         self.spawns = 0
-        self.restarts = 0
         self.retries = 0
         self.started_at = 0.0
         self.last_exit_code: int | None = None
@@ -154,7 +152,6 @@ class Child:
 
     def spawned(self, pid: int) -> None:
         self.pid = pid
-        self.restarts += self.spawns > 0
         self.spawns += 1
 
     def spawn_failed(self, error: str, now: float) -> None:
@@ -219,8 +216,12 @@ class Child:
         self._kill_at = now + self.policy.graceful_secs
         return Do.TERM
 
+    @property
+    def restarts(self) -> int:
+        """Spawns after the first (never reset)."""
+        return max(self.spawns - 1, 0)
+
     def info(self, now: float) -> ChildInfo:
         up = now - self.started_at if self.alive else 0.0
-        return ChildInfo(self.role, self.state, self.pid, up, self.restarts, self.retries,
-                         self.last_exit_code, self.last_error)
+        return ChildInfo(self.role, self.state, self.pid, up, self.restarts, self.last_exit_code, self.last_error)
 

@@ -41,16 +41,3 @@ def signal_group(pid: int, sig: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def alive(pid: int) -> bool:
-    """True if ``pid`` exists (signal 0); a zombie still counts until it is reaped."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
