@@ -51,7 +51,7 @@ class Desk:
         self.executors = list(executors)
         self._pre, self._post = pre, post
         self._stride, self._symbol = self.state.grid.stride, self.state.grid.symbol
-        self._exits = post.stop_bps < float("inf") or post.take_bps < float("inf")
+        self._exits = post.exits_enabled
         self._exit_at = [0] * self.state.grid.size
         self._boot, self._seq = time.time_ns() // 1_000_000, 0
         self._unrecorded: list[ExecReport] = []

@@ -9,8 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from kairos.config import RiskConfig
-
-INF = float("inf")
+from kairos.risk.state import active_limit
 
 
 class Exit(IntEnum):
@@ -25,9 +24,14 @@ class PostTrade:
     __slots__ = ("loss_limit", "stop_bps", "take_bps")
 
     def __init__(self, cfg: RiskConfig) -> None:
-        self.stop_bps = cfg.stop_loss_bps if cfg.stop_loss_bps > 0 else INF
-        self.take_bps = cfg.take_profit_bps if cfg.take_profit_bps > 0 else INF
-        self.loss_limit = cfg.daily_loss_limit if cfg.daily_loss_limit > 0 else INF
+        self.stop_bps = active_limit(cfg.stop_loss_bps)
+        self.take_bps = active_limit(cfg.take_profit_bps)
+        self.loss_limit = active_limit(cfg.daily_loss_limit)
+
+    @property
+    def exits_enabled(self) -> bool:
+        """Stop-loss or take-profit is configured (the desk scans positions only then)."""
+        return self.stop_bps < float("inf") or self.take_bps < float("inf")
 
     def exit(self, position: float, entry_px: float, mark: float) -> Exit:
         """STOP_LOSS / TAKE_PROFIT when the mark moved that many bps against / for the position."""

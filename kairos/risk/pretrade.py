@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from kairos.config import RiskConfig
 from kairos.records import OrderType, RejectReason, Side, TradingState
-from kairos.risk.state import RiskState
+from kairos.risk.state import RiskState, active_limit
 
 EPS = 1e-9
 INF = float("inf")
@@ -37,10 +37,6 @@ ORDER_RATE = int(RejectReason.ORDER_RATE)
 TRADING_HALTED = int(RejectReason.TRADING_HALTED)
 
 
-def _limit(value: float) -> float:
-    return value if value > 0 else INF
-
-
 class PreTrade:
     """The configured limits and the checks that apply them."""
 
@@ -49,12 +45,12 @@ class PreTrade:
 
     def __init__(self, cfg: RiskConfig, taker_fee_bps: Sequence[float]) -> None:
         """``taker_fee_bps`` is indexed by venue id; buys reserve price x qty x (1 + fee)."""
-        self.max_qty = _limit(cfg.max_order_qty)
-        self.max_notional = _limit(cfg.max_order_notional)
-        self.max_position = _limit(cfg.max_position)
-        self.max_gross = _limit(cfg.max_gross_exposure)
-        self.band = _limit(cfg.price_band_bps) / 1e4
-        self.max_open = _limit(cfg.max_open_orders)
+        self.max_qty = active_limit(cfg.max_order_qty)
+        self.max_notional = active_limit(cfg.max_order_notional)
+        self.max_position = active_limit(cfg.max_position)
+        self.max_gross = active_limit(cfg.max_gross_exposure)
+        self.band = active_limit(cfg.price_band_bps) / 1e4
+        self.max_open = active_limit(cfg.max_open_orders)
         self.market_up = 1.0 + max(cfg.price_band_bps, 0.0) / 1e4
         self.fee_mult = [1.0 + bps / 1e4 for bps in taker_fee_bps]
 

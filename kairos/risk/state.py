@@ -21,6 +21,11 @@ N_VENUES = max(Venue) + 1
 _INF = float("inf")
 
 
+def active_limit(value: float) -> float:
+    """A configured limit, or infinity when it is 0: a limit of 0 disables its rule (docs/RISK.md)."""
+    return value if value > 0 else _INF
+
+
 class Grid:
     """Key arithmetic shared by the risk state and the gate's book, built once from config."""
 
