@@ -12,6 +12,7 @@ from collections.abc import Callable
 from kairos.config import ArbitrageConfig, MarketMakingConfig, Settings
 from kairos.errors import ConfigError
 from kairos.instruments import VENUE_NAMES, InstrumentTable
+from kairos.risk.state import active_limit
 from kairos.strategy.api import Clock, MarketView, OrderIds, OrderLimits, Strategy
 from kairos.strategy.arbitrage import ARBITRAGE_ID, CrossArbitrage
 from kairos.strategy.market_making import MARKET_MAKING_ID, MarketMaker
@@ -32,7 +33,8 @@ def _instrument_id(table: InstrumentTable, symbol: str, key: str) -> int:
 
 
 def _limits(settings: Settings) -> OrderLimits:
-    return OrderLimits(settings.risk.max_order_qty, settings.risk.max_order_notional)
+    """The gate's per-order caps, as the gate reads them (0 = no cap)."""
+    return OrderLimits(active_limit(settings.risk.max_order_qty), active_limit(settings.risk.max_order_notional))
 
 
 def _arbitrage(settings: Settings, table: InstrumentTable, view: MarketView, ids: OrderIds,

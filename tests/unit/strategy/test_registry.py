@@ -8,9 +8,10 @@ from kairos import config
 from kairos.errors import ConfigError
 from kairos.records import Venue
 from kairos.strategy import build_strategies
-from kairos.strategy.api import ManualClock, MarketView
+from kairos.strategy.api import IntentSink, ManualClock, MarketView
 from kairos.strategy.arbitrage import CrossArbitrage
 from kairos.strategy.market_making import MarketMaker
+from tests.unit.strategy.helpers import batch, bbo
 
 
 def _build(env: dict[str, str]) -> list:
@@ -45,3 +46,18 @@ def test_strategy_order_ids_carry_their_strategy_id() -> None:
     arb, mm = _build({"KAIROS__STRATEGY__MARKET_MAKING__ENABLED": "true"})
     assert arb._ids.next().startswith(b"K0100000001") and mm._ids.next().startswith(b"K0200000001")
     assert Venue.BINANCE in arb._fees and Venue.OKX in arb._fees
+
+
+def test_a_risk_cap_of_zero_is_no_cap_for_the_strategies_too() -> None:
+    """The gate reads risk.max_order_qty / max_order_notional 0 as 'disabled': so must the sizing."""
+    settings = config.load(env={"KAIROS__RISK__MAX_ORDER_QTY": "0", "KAIROS__RISK__MAX_ORDER_NOTIONAL": "0",
+                                "KAIROS__STRATEGY__ARBITRAGE__COOLDOWN_MS": "0"})
+    view, clock = MarketView(len(settings.instruments)), ManualClock(10**12)
+    (arb,) = build_strategies(settings, view, clock, "00000001")
+    sink = IntentSink(clock)
+    md = batch(bbo(Venue.BINANCE, 1, 59990.0, 60000.0, ts=clock.now_ns()),
+               bbo(Venue.OKX, 1, 60500.0, 60510.0, ts=clock.now_ns()))
+    view.update(md)
+    arb.on_market(md, sink)
+    legs = sink.take()
+    assert len(legs) == 2 and list(legs["qty"]) == [settings.strategy.arbitrage.max_qty] * 2
