@@ -120,6 +120,14 @@ class Ring:
             for slot, name in enumerate(self.header.consumers)
         }
 
+    def lag(self) -> dict[str, tuple[int, int]]:
+        """Every consumer's (depth, overruns): records published it has not read, records it lost."""
+        hdr, published = self._hdr, self.published
+        return {
+            name: (max(published - cursor, 0), hdr[(L.consumer_offset(slot) + L.OVERRUNS_FIELD) >> 3])
+            for slot, (name, cursor) in enumerate(self.cursors().items())
+        }
+
     def producer(self, timeout_s: float = 1.0) -> Sequencer:
         """The ring's single producer; ``timeout_s`` bounds the wait on a full block ring."""
         self._take(L.PRODUCER_PID_OFFSET, "producer")

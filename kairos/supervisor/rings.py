@@ -14,11 +14,8 @@ from typing import Final
 import numpy as np
 
 from kairos.config import Settings
-from kairos.errors import RingError
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE
-from kairos.ring import Overflow, Ring, segment_name
-from kairos.ring import layout as L
-from kairos.ring.segment import Segment
+from kairos.ring import Overflow, Ring
 
 TRACE_CAPACITY: Final = 8192
 """``trace``: one ORDER_TRACE per order the gate hands to an executor (stage latencies); overwrite,
@@ -93,26 +90,6 @@ class RingSet:
             Ring.unlink(spec.name, prefix=self.prefix)
 
     def cursors(self) -> list[CursorStats]:
-        """Depth and overruns of every consumer, read without taking any slot."""
-        stats: list[CursorStats] = []
-        for spec in self.specs:
-            try:
-                stats.extend(_read_cursors(segment_name(self.prefix, spec.name), spec.name))
-            except RingError:
-                continue
-        return stats
-
-
-def _read_cursors(segment: str, ring: str) -> list[CursorStats]:
-    seg = Segment.open(segment)
-    try:
-        consumers = L.Header.read(seg).consumers
-        published = seg.read_i64(L.PUBLISHED_OFFSET)
-        out = []
-        for slot, name in enumerate(consumers):
-            base = L.consumer_offset(slot)
-            cursor = seg.read_i64(base + L.CURSOR_FIELD)
-            out.append(CursorStats(ring, name, max(published - cursor, 0), seg.read_i64(base + L.OVERRUNS_FIELD)))
-        return out
-    finally:
-        seg.close()
+        """Depth and overruns of every consumer of every mapped ring, read without taking any slot."""
+        return [CursorStats(name, consumer, depth, overruns) for name, ring in self.rings.items()
+                for consumer, (depth, overruns) in ring.lag().items()]
