@@ -116,9 +116,13 @@ class Book:
         s = self.s
         s.gross = sum(abs(p) * s.mark(k) for k, p in enumerate(s.position) if p)
 
+    def unrealised_at(self, k: int) -> float:
+        """Unrealised PnL of one position at the current mark (0 without a mark)."""
+        mark = self.s.mark(k)
+        return self.s.position[k] * (mark - self.entry[k]) if mark else 0.0
+
     def unrealised(self) -> float:
-        s = self.s
-        return sum(p * (s.mark(k) - self.entry[k]) for k, p in enumerate(s.position) if p and s.mark(k))
+        return sum(self.unrealised_at(k) for k, p in enumerate(self.s.position) if p)
 
     def roll(self, wall_ns: int) -> None:
         """Start a new UTC day: today's realised PnL restarts at zero."""

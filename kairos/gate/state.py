@@ -60,7 +60,7 @@ def _balances(blotter: Blotter, venues: list[int]) -> list[dict[str, Any]]:
         for index, asset in enumerate(grid.assets):
             slot = grid.slot(venue, index)
             out.append({"venue": _NAMES[venue], "venue_id": venue, "asset": asset,
-                        "free": s.balance[slot] - s.reserved[slot], "locked": s.reserved[slot]})
+                        "free": s.free(slot), "locked": s.reserved[slot]})
     return out
 
 
@@ -70,11 +70,9 @@ def _positions(blotter: Blotter, names: dict[int, str]) -> list[dict[str, Any]]:
     for k, qty in enumerate(s.position):
         if qty or book.realised[k]:
             venue, inst = grid.split(k)
-            mark = s.mark(k)
             out.append({"venue": _NAMES[venue], "venue_id": venue, "instrument": names[inst],
                         "instrument_id": inst, "quantity": qty, "avg_price": book.entry[k],
-                        "realized_pnl": book.realised[k], "mark": mark,
-                        "unrealized_pnl": qty * (mark - book.entry[k]) if mark else 0.0})
+                        "realized_pnl": book.realised[k], "mark": s.mark(k), "unrealized_pnl": book.unrealised_at(k)})
     return out
 
 
