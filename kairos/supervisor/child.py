@@ -4,13 +4,21 @@ The arbiter feeds in what happened (``spawned``, ``exited``, ``stale``) and call
 every loop; the child answers with what the arbiter must do (`Do.SPAWN`, `Do.TERM`, `Do.KILL`).
 ``transition`` is the only place a spawn is decided. Edges::
 
-    STOPPED --start--> STARTING --start_secs up--> RUNNING --exit--> EXITED --delay--> STARTING
-                          |  exit early / spawn error               |  \\
-                          v                                         |   crash loop (retries > start_retries)
-                       BACKOFF --delay--> STARTING                  v
-                          \\--retries > start_retries--> FATAL <-- exit code 3 (boot error)
-    STARTING/RUNNING --stop or stale heartbeat--> STOPPING --exit--> STOPPED (stop) | EXITED (stale)
+    STOPPED --start--> STARTING --start_secs up--> RUNNING
+                          |                           |
+                          | exit early / spawn error  | exit (crash, kill -9)
+                          v                           v
+                       BACKOFF <----------------------+
+                          |  delay = min(initial * 2^(retries-1), backoff_max_s), forever
+                          +--delay--> STARTING
+    STARTING/RUNNING --exit code 3 (boot error: bad config, shm layout)--> FATAL (the only way in)
+    STARTING/RUNNING --stop or stale heartbeat--> STOPPING --exit--> STOPPED (stop) | BACKOFF (stale)
     FATAL --SIGHUP (operator retry)--> STOPPED --> STARTING
+
+No role ever gives up on a crash: past ``start_retries`` consecutive failures the child is in a
+*crash loop* (``crash_loop``), still retried at the capped delay; for a ``fail_closed`` role (gate,
+strategy) the arbiter halts trading then, and only the operator resumes it. A run of ``stable_secs``
+forgives earlier failures. EXITED is only ever observed (--watch mode), never entered here.
 """
 
 from __future__ import annotations
@@ -50,7 +58,8 @@ class ChildSpec:
 
     role: str
     argv: tuple[str, ...]
-    halts_trading: bool = False  # FATAL here means nobody checks risk: halt trading
+    halts_trading: bool = False  # the risk gate: down means nobody checks risk (CANCEL_ALL before stopping it)
+    fail_closed: bool = False  # a crash loop or FATAL here halts trading until the operator resumes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,8 @@ class ChildInfo:
     restarts: int
     last_exit_code: int | None
     last_error: str
+    next_attempt_s: float  # BACKOFF: seconds until the next spawn; -1 otherwise
+    crash_loop: bool
 
 
 def describe_exit(code: int) -> str:
@@ -92,6 +103,11 @@ def describe_exit(code: int) -> str:
     if code == EXIT_BOOT_ERROR:
         return f"boot error (exit code {code}): bad config or shm layout, not restarted"
     return f"exited with code {code}"
+
+
+def exit_reason(code: int, note: str) -> str:
+    """The exit as the OS saw it, plus what the process said about it (its exit note), if anything."""
+    return f"{describe_exit(code)}: {note}" if note else describe_exit(code)
 
 
 class Child:
@@ -133,13 +149,8 @@ class Child:
         if state is ChildState.STARTING and self.alive and now - self.started_at >= self.policy.start_secs:
             self.state = ChildState.RUNNING  # STARTING -> RUNNING: stayed up for start_secs
             return None
-        if state in (ChildState.BACKOFF, ChildState.EXITED):
-            if self.retries > self.policy.start_retries:
-                self.state = ChildState.FATAL  # BACKOFF/EXITED -> FATAL: crash loop, retries used up
-                self.last_error = f"gave up after {self.retries} consecutive failures: {self.last_error}"
-                return None
-            if now >= self._spawn_at:
-                return self._spawn(now)  # BACKOFF -> STARTING, EXITED -> STARTING: delay elapsed
+        if state is ChildState.BACKOFF and now >= self._spawn_at:
+            return self._spawn(now)  # BACKOFF -> STARTING: delay elapsed (even in a crash loop: never give up)
         if state is ChildState.STOPPING and self._kill_at and now >= self._kill_at:
             self._kill_at = 0.0  # STOPPING stays STOPPING: escalate to SIGKILL after graceful_secs
             return Do.KILL
@@ -156,10 +167,10 @@ class Child:
 
     def spawn_failed(self, error: str, now: float) -> None:
         self.last_error = f"spawn failed: {error}"
-        self._fail(ChildState.BACKOFF, now)  # STARTING -> BACKOFF: could not even exec
+        self._fail(now)  # STARTING -> BACKOFF: could not even exec
 
-    def exited(self, code: int, now: float) -> None:
-        """The process is gone (code < 0: killed by signal -code)."""
+    def exited(self, code: int, now: float, note: str = "") -> None:
+        """The process is gone (code < 0: killed by signal -code); ``note`` is its own last words, if any."""
         ran_for = now - self.started_at
         self.pid = 0
         self.last_exit_code = code
@@ -168,29 +179,32 @@ class Child:
             self._kill_at = 0.0
             return
         if not self._restart_after_stop:
-            self.last_error = describe_exit(code)
+            self.last_error = exit_reason(code, note)
         if code == EXIT_BOOT_ERROR:
             self.state = ChildState.FATAL  # STARTING/RUNNING -> FATAL: a boot error never heals by retrying
             return
         if ran_for >= self.policy.stable_secs:
             self.retries = 0  # a long, healthy run forgives earlier failures
-        was_starting = self.state is ChildState.STARTING
         self._kill_at = 0.0
         self._restart_after_stop = False
-        # STARTING -> BACKOFF: died before start_secs; RUNNING/STOPPING(stale) -> EXITED: crashed or killed
-        self._fail(ChildState.BACKOFF if was_starting else ChildState.EXITED, now)
+        self._fail(now)  # STARTING/RUNNING/STOPPING(stale) -> BACKOFF: died early, crashed, killed or hung
 
-    def _fail(self, state: ChildState, now: float) -> None:
+    def _fail(self, now: float) -> None:
         self.retries += 1
-        self.state = state
+        self.state = ChildState.BACKOFF
         self._spawn_at = now + self.policy.delay(self.retries)
+
+    @property
+    def crash_loop(self) -> bool:
+        """More than start_retries failures without a stable run: still retried, but something is wrong."""
+        return self.retries > self.policy.start_retries
 
     def stop(self, now: float) -> Do | None:
         """Stop for good (shutdown): SIGTERM if running, SIGKILL after graceful_secs."""
         self._wanted = False
         self._restart_after_stop = False
-        if self.state in (ChildState.BACKOFF, ChildState.EXITED):
-            self.state = ChildState.STOPPED  # BACKOFF/EXITED -> STOPPED: nothing running, no restart
+        if self.state is ChildState.BACKOFF:
+            self.state = ChildState.STOPPED  # BACKOFF -> STOPPED: nothing running, no restart
             return None
         if self.state in (ChildState.STARTING, ChildState.RUNNING) and self.alive:
             return self._terminate(now)  # STARTING/RUNNING -> STOPPING
@@ -209,7 +223,7 @@ class Child:
             return None
         self._restart_after_stop = True
         self.last_error = f"heartbeat stale for {age_s:.1f}s: terminated"
-        return self._terminate(now)  # RUNNING -> STOPPING: hung, will go to EXITED and restart
+        return self._terminate(now)  # RUNNING -> STOPPING: hung, will go to BACKOFF and restart
 
     def _terminate(self, now: float) -> Do:
         self.state = ChildState.STOPPING
@@ -223,5 +237,7 @@ class Child:
 
     def info(self, now: float) -> ChildInfo:
         up = now - self.started_at if self.alive else 0.0
-        return ChildInfo(self.role, self.state, self.pid, up, self.restarts, self.last_exit_code, self.last_error)
+        wait = max(self._spawn_at - now, 0.0) if self.state is ChildState.BACKOFF else -1.0
+        return ChildInfo(self.role, self.state, self.pid, up, self.restarts, self.last_exit_code, self.last_error,
+                         wait, self.crash_loop)
 

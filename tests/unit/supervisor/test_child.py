@@ -78,20 +78,37 @@ def test_delay_is_capped() -> None:
     assert [POLICY.delay(n) for n in (1, 2, 3, 4, 5, 9)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
 
 
-def test_backoff_to_fatal_after_start_retries() -> None:
+def test_a_crash_loop_never_gives_up_and_is_flagged() -> None:
     child = Child(ChildSpec("gate", ("x",)), POLICY)
     child.start()
-    now, spawns = 0.0, 0
-    while child.state is not S.FATAL and spawns < 20:
+    now, spawns, loops = 0.0, 0, []
+    while spawns < 20:
         if child.transition(now) is Do.SPAWN:
             spawns += 1
             child.spawned(1000 + spawns)
             child.exited(1, now + 0.1)
+            loops.append(child.crash_loop)
         now += 0.5
-    assert child.state is S.FATAL
-    assert spawns == POLICY.start_retries + 1
-    assert "gave up after 4 consecutive failures" in child.last_error
-    assert child.transition(now + 1000.0) is None and child.state is S.FATAL
+    assert child.state is S.BACKOFF and child.retries == 20
+    assert loops == [False] * POLICY.start_retries + [True] * (20 - POLICY.start_retries)
+    assert child.last_error == "exited with code 1"
+    info = child.info(now)
+    assert info.crash_loop and 0.0 <= info.next_attempt_s <= POLICY.backoff_max_s
+
+
+def test_backoff_shows_the_time_to_the_next_attempt() -> None:
+    child = running_child()
+    child.exited(1, 10.0)
+    assert child.info(10.0).next_attempt_s == pytest.approx(0.5)
+    assert child.info(10.2).next_attempt_s == pytest.approx(0.3)
+    child.transition(10.5)
+    assert child.state is S.STARTING and child.info(10.5).next_attempt_s == -1.0
+
+
+def test_the_exit_note_is_kept_with_the_exit() -> None:
+    child = running_child()
+    child.exited(1, 5.0, "ValueError: boom")
+    assert child.last_error == "exited with code 1: ValueError: boom"
 
 
 def test_spawn_failure_goes_to_backoff() -> None:
@@ -118,7 +135,7 @@ def test_boot_error_is_fatal_at_once(state_when_dying: ChildState) -> None:
 def test_running_to_exited_then_restart_after_delay() -> None:
     child = running_child()
     child.exited(-signal.SIGKILL, 5.0)
-    assert child.state is S.EXITED and child.last_exit_code == -9
+    assert child.state is S.BACKOFF and child.last_exit_code == -9
     assert child.last_error == "killed by SIGKILL"
     assert child.transition(5.4) is None
     assert child.transition(5.5) is Do.SPAWN and child.state is S.STARTING
@@ -126,26 +143,26 @@ def test_running_to_exited_then_restart_after_delay() -> None:
     assert child.restarts == 1
 
 
-def test_exited_to_fatal_on_crash_loop_after_running() -> None:
+def test_crash_loop_after_running_keeps_restarting_at_the_capped_delay() -> None:
     child = running_child()
     now = 1.0
     for pid in range(200, 210):
-        if child.state is S.FATAL:
-            break
         now += 2.0  # each run reaches RUNNING, then crashes long before stable_secs
         child.exited(1, now)
         now += POLICY.delay(child.retries)
-        if child.transition(now) is Do.SPAWN:
-            child.spawned(pid)
-            child.transition(now + POLICY.start_secs)
-    assert child.state is S.FATAL and child.retries == POLICY.start_retries + 1
+        assert child.transition(now) is Do.SPAWN
+        child.spawned(pid)
+        child.transition(now + POLICY.start_secs)
+        assert child.state is S.RUNNING
+    assert child.retries == 10 and child.crash_loop and POLICY.delay(child.retries) == POLICY.backoff_max_s
 
 
 def test_a_stable_run_resets_the_crash_counter() -> None:
     child = running_child()
-    child.retries = 3
+    child.retries = 7
+    assert child.crash_loop
     child.exited(1, POLICY.stable_secs + 1.0)
-    assert child.state is S.EXITED and child.retries == 1
+    assert child.state is S.BACKOFF and child.retries == 1 and not child.crash_loop
 
 
 def test_running_to_stopping_to_stopped_on_stop() -> None:
@@ -176,10 +193,10 @@ def test_backoff_to_stopped_on_stop() -> None:
     assert child.transition(1000.0) is None
 
 
-def test_exited_to_stopped_on_stop() -> None:
+def test_crashed_to_stopped_on_stop() -> None:
     child = running_child()
     child.exited(1, 5.0)
-    assert child.state is S.EXITED
+    assert child.state is S.BACKOFF
     assert child.stop(5.1) is None and child.state is S.STOPPED
     assert child.transition(1000.0) is None
 
@@ -195,7 +212,7 @@ def test_stale_heartbeat_terminates_then_restarts() -> None:
     assert child.stale(12.0, 20.0) is Do.TERM and child.state is S.STOPPING
     assert child.transition(25.0) is Do.KILL
     child.exited(-signal.SIGKILL, 25.1)
-    assert child.state is S.EXITED and child.retries == 1
+    assert child.state is S.BACKOFF and child.retries == 1
     assert "heartbeat stale for 12.0s" in child.last_error
     assert child.transition(25.6) is Do.SPAWN
 
