@@ -1,4 +1,7 @@
-"""Recorded sessions (exchange-samples/capture) replayed through the feed's parsers and book sync."""
+"""Recorded sessions (exchange-samples/capture) replayed through the feed's parsers and book sync.
+
+Every module here reads the exchange samples (tests/samples.py) and is marked ``requires_samples``.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ from kairos.feeds.base import BookMsg, FeedAdapter
 from kairos.feeds.sync import BookSync
 from kairos.logs import ErrorTally
 from kairos.records import MARKET_DATA
+from tests.samples import CAPTURE
 
-CAPTURE = Path("/work/shared/exchange-samples/capture")
 BINANCE_FILE = CAPTURE / "binance_20211011_timeline.jsonl"
 OKX_FILE = CAPTURE / "okx_20220513_timeline.jsonl"
 BINANCE_SYMBOLS = {"NKNUSDT": 1, "BLZETH": 2, "LRCBTC": 3, "RUNEEUR": 4}
@@ -86,4 +89,5 @@ class Replay:
         return np.concatenate(self.records)
 
 
+from tests.unit.execution.conftest import dialects  # noqa: E402,F401 - shared fixture (unstarted executors)
 from tests.unit.feeds.conftest import make_agent, make_sim  # noqa: E402,F401 - shared fixtures (real simulator)

@@ -8,10 +8,8 @@ the documented snapshot/update pair and on chains derived from it.
 
 from __future__ import annotations
 
-import json
 import zlib
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
 
@@ -21,8 +19,9 @@ from kairos.feeds.okx import OkxFeed
 from kairos.feeds.sync import State
 from kairos.records import BookStatus, Kind
 from tests.replay.conftest import OKX_FILE, OKX_SYMBOLS, RecordedSnapshots, Replay, lines
+from tests.samples import requires_samples, sample, sample_bytes
 
-SAMPLES = Path("/work/shared/exchange-samples")
+pytestmark = requires_samples
 
 
 def _wire(value: Decimal) -> str:
@@ -75,13 +74,13 @@ def test_every_rebuilt_book_matches_the_recorded_checksum() -> None:
 def test_real_snapshot_and_update_fixtures_apply() -> None:
     replay = Replay(OkxFeed({"BTC-USDT": 1}, ("depth",)), RecordedSnapshots([]), FeedConfig())
     for name in ("okx_books_snapshot_real.json", "okx_books_update_real.json"):
-        raw = (SAMPLES / name).read_bytes().strip()
+        raw = sample_bytes(name).strip()
         replay.frame(raw)
         assert checksum(replay.sync.tracks[1].book) == orjson.loads(raw)["data"][0]["checksum"]
 
 
 def _doc(name: str, **changes: int) -> bytes:
-    message = json.loads((SAMPLES / name).read_text())
+    message = sample(name)
     message["data"][0].update(changes)
     return orjson.dumps(message)
 

@@ -20,8 +20,6 @@ from kairos.instruments import InstrumentTable
 from kairos.records import MARKET_DATA, Kind, Venue
 from kairos.sim.server import SimServer
 
-SAMPLES = "/work/shared/exchange-samples"
-
 
 class Collect:
     """The md ring's producer interface, keeping every published batch for inspection."""

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import random
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kairos.feeds.book import SCALE, L2Book
 from kairos.records import MARKET_DATA, Kind
-from tests.unit.feeds.conftest import SAMPLES
+from tests.fixtures import fixture
 
 DEPTH = 5
 
@@ -88,14 +86,17 @@ def test_depth_burst_rows() -> None:
     assert (out[5]["price"], out[5]["qty"], out[5]["price2"], out[5]["qty2"]) == (100.5, 2.0, 101.0, 4.0)
 
 
-def test_real_snapshot_loads_in_order() -> None:
-    snap = json.loads(Path(SAMPLES, "binance_depth_snapshot_real_NKNUSDT.json").read_text())
+def test_snapshot_loads_in_order_whatever_the_wire_order() -> None:
+    snap = fixture("binance/depth_snapshot.json")
+    rng = random.Random(3)
+    bids, asks = rng.sample(snap["bids"], len(snap["bids"])), rng.sample(snap["asks"], len(snap["asks"]))
     book = L2Book(1, 1, 10)
-    book.load(snap["bids"], snap["asks"])
-    assert book.top() == (0.3521, 672.0, 0.3525, 3959.0)
-    bids = [k for k, _ in book.levels(True, 1000)]
-    asks = [k for k, _ in book.levels(False, 1000)]
-    assert bids == sorted(bids, reverse=True) and asks == sorted(asks) and len(asks) == 1000
+    book.load(bids, asks)
+    assert book.top() == (2417.35, 3.1, 2417.38, 1.2)
+    assert [(Decimal(k) / SCALE, q) for k, q in book.levels(True, 10)] == [
+        (Decimal("2417.35"), 3.1), (Decimal("2417.2"), 0.75), (Decimal("2416.9"), 8.0), (Decimal("2415"), 20.0)]
+    assert [Decimal(k) / SCALE for k, _ in book.levels(False, 10)] == [Decimal("2417.38"), Decimal("2417.9"),
+                                                                      Decimal("2419.05"), Decimal("2420")]
     assert not book.crossed()
 
 

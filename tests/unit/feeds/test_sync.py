@@ -18,6 +18,7 @@ from kairos.feeds.okx import OkxFeed
 from kairos.feeds.sync import MAX_BUFFER, BookSync, State
 from kairos.logs import ErrorTally
 from kairos.records import MARKET_DATA, BookStatus, Kind
+from tests.fixtures import fixture, fixture_bytes
 
 CFG = FeedConfig(depth_levels=3, ws_reconnect_delay_ms=1, ws_max_reconnect_delay_ms=2, snapshot_retries=2)
 
@@ -221,3 +222,47 @@ def test_okx_rest_seed_is_spliced_by_seq_id() -> None:
     assert params == {"instId": "BTC-USDT", "sz": "400"}
     h.poll()
     assert h.sync.tracks[1].state == State.LIVE and h.sync.tracks[1].last == 104
+
+
+def _wire(h: Harness, feed, raw: bytes) -> None:
+    """One frame as the agent handles it: parse, then every book message into the sync."""
+    books: list[BookMsg] = []
+    feed.parse(raw, h.out, 0, 1, books)
+    for msg in books:
+        h.feed(msg)
+
+
+def test_binance_wire_frames_splice_into_the_book_the_ticker_reports() -> None:
+    feed = BinanceFeed({"ETHUSDT": 1}, ("bbo", "depth"))
+    h = Harness(feed)
+    _wire(h, feed, fixture_bytes("binance/depthUpdate.json"))  # U 7300411840 <= snapshot + 1 <= u 7300411851
+    h.poll()
+    h.snapshots.answer(fixture("binance/depth_snapshot.json"))
+    h.poll()
+    track = h.sync.tracks[1]
+    assert track.state == State.LIVE and track.last == 7300411851 and h.statuses(1) == [BookStatus.SYNCED]
+    ticker = fixture("binance/bookTicker.json")["data"]
+    assert ticker["u"] == track.last
+    assert track.book.top() == (float(ticker["b"]), float(ticker["B"]), float(ticker["a"]), float(ticker["A"]))
+
+
+def _okx_frame(name: str, **changes: object) -> bytes:
+    message = fixture(name)
+    message["data"][0].update(changes)
+    return orjson.dumps(message)
+
+
+def test_okx_wire_frames_chain_by_seq_id_and_a_broken_chain_resyncs() -> None:
+    feed = OkxFeed({"ETH-USDT": 1}, ("depth",))
+    h = Harness(feed)
+    _wire(h, feed, fixture_bytes("okx/books_snapshot.json"))  # prevSeqId -1, seqId 1710052100
+    _wire(h, feed, fixture_bytes("okx/books_update.json"))  # prevSeqId 1710052100 -> seqId 1710052131
+    track = h.sync.tracks[1]
+    assert track.state == State.LIVE and track.last == 1710052131
+    assert track.book.top() == (2417.4, 0.9, 2417.44, 0.6)  # 2417.41 deleted by size "0"
+    _wire(h, feed, _okx_frame("okx/books_update.json", prevSeqId=1710052131, seqId=1710052131, asks=[], bids=[]))
+    _wire(h, feed, _okx_frame("okx/books_update.json", prevSeqId=1710052131, seqId=12))  # reset: seqId < prevSeqId
+    assert track.state == State.LIVE and track.last == 12 and h.sync.counts["gaps"] == 0
+    _wire(h, feed, _okx_frame("okx/books_update.json", prevSeqId=13, seqId=20))
+    assert track.state == State.AWAIT and h.sync.counts["gaps"] == 1
+    assert h.statuses(1) == [BookStatus.SYNCED, BookStatus.RESYNCING]

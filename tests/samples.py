@@ -1,0 +1,34 @@
+"""Where the recorded venue data lives, for the tests under tests/replay/ only.
+
+The exchange samples (venue documents and live captures) are not ours to redistribute, so they are
+never committed: they sit beside the checkout in ``../shared/exchange-samples``, or wherever
+``KAIROS_SAMPLES`` points. Without them every test marked ``requires_samples`` skips, for one reason.
+Unit tests use our own hand-written fixtures instead (tests/fixtures/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+REPO: Final = Path(__file__).resolve().parent.parent
+SAMPLES: Final = Path(os.environ.get("KAIROS_SAMPLES") or REPO.parent / "shared" / "exchange-samples")
+CAPTURE: Final = SAMPLES / "capture"
+MISSING: Final = ("exchange samples not found: put ../shared/exchange-samples beside the checkout "
+                  "or set KAIROS_SAMPLES")
+
+requires_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=MISSING)
+
+
+def sample_bytes(name: str) -> bytes:
+    """A sample file's bytes as stored (captures are the wire text; doc samples may be pretty-printed)."""
+    return (SAMPLES / name).read_bytes()
+
+
+def sample(name: str) -> Any:
+    """A sample file parsed as JSON."""
+    return json.loads(sample_bytes(name))
