@@ -79,6 +79,12 @@ def quantile(buckets: np.ndarray, q: float) -> float:
     return lo + lo * (rank - below) / int(buckets[b])
 
 
+def log2_counts(values: np.ndarray) -> np.ndarray:
+    """Per-bucket counts of a batch of ns values (bucket = bit length, the last one open-ended)."""
+    exponents = np.frexp(np.maximum(values, 0).astype(np.float64))[1]
+    return np.bincount(np.minimum(exponents, BUCKETS - 1), minlength=BUCKETS).astype(np.uint64)
+
+
 def _name(raw: np.ndarray) -> str:
     return bytes(raw).rstrip(b"\0").decode()
 
@@ -116,8 +122,7 @@ class Histogram:
 
     def record_many(self, values: np.ndarray) -> None:
         """Record a batch (e.g. a column of latencies) with numpy, no per-value Python."""
-        exponents = np.frexp(np.maximum(values, 0).astype(np.float64))[1]
-        self._buckets += np.bincount(np.minimum(exponents, BUCKETS - 1), minlength=BUCKETS).astype(np.uint64)
+        self._buckets += log2_counts(values)
 
     def quantile(self, q: float) -> float:
         return quantile(self._buckets, q)
@@ -265,7 +270,7 @@ def _row_dict(row: np.ndarray) -> dict[str, Any]:
         "heartbeat_ns": int(words[HEARTBEAT_OFFSET >> 3]),
         "counters": {_name(n): int(v) for n, v in zip(cnames, values, strict=True) if n[0]},
         "histograms": {
-            _name(n): {"count": int(b.sum()), **{k: quantile(b, q) for k, q in QUANTILES}}
+            _name(n): {"count": int(b.sum()), "buckets": b, **{k: quantile(b, q) for k, q in QUANTILES}}
             for n, b in zip(hnames, buckets, strict=True)
             if n[0]
         },

@@ -19,6 +19,7 @@ from kairos.api.convert import exec_event, to_pb
 from kairos.errors import SupervisorError
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind
+from kairos.supervisor.tally import EventTally
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class EventHub:
         self._subscribers: list[Subscription] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-pump", daemon=True)
+        self.tally = EventTally()  # events by venue and kind, for /metrics
 
     def start(self) -> None:
         self._thread.start()
@@ -156,6 +158,7 @@ class EventHub:
             raise
 
     def _on_batch(self, view: Any) -> None:
+        self.tally.add(view)
         events = [exec_event(rec, self._instruments) for rec in view]
         with self._lock:
             for event in events:

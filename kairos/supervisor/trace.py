@@ -13,6 +13,7 @@ import numpy as np
 
 from kairos.records import ORDER_TRACE
 from kairos.ring.poller import Poller
+from kairos.supervisor.tally import TraceTotals
 
 STAGES = (
     ("to_intent", "ts_created_ns", "ts_origin_ns"),  # feed receipt -> strategy intent (feed, md ring, strategy)
@@ -27,13 +28,14 @@ MAX_POLLS = 8  # per sample: a gate tracing faster than this is read in the next
 class OrderLatencies:
     """Drained by the arbiter loop (`sample`), read by gRPC threads (`stats`, a copy)."""
 
-    __slots__ = ("_consumer", "_count", "_stats", "_window")
+    __slots__ = ("_consumer", "_count", "_stats", "_window", "totals")
 
     def __init__(self, consumer: Poller, window: int = 4096) -> None:
         self._consumer = consumer
         self._window = np.zeros(window, ORDER_TRACE)
         self._count = 0
         self._stats: list[tuple[str, float, float, float, int]] = []
+        self.totals = TraceTotals(STAGES)  # every order since start, for /metrics
 
     def sample(self) -> None:
         """Take what the gate traced since the last call; recompute the percentiles if anything came."""
@@ -51,6 +53,7 @@ class OrderLatencies:
         return list(self._stats)
 
     def _append(self, rows: np.ndarray) -> None:
+        self.totals.add(rows)
         window, n = self._window, len(rows)
         if n >= len(window):
             window[:] = rows[-len(window):]

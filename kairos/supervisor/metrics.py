@@ -1,0 +1,180 @@
+"""Prometheus /metrics, served by the supervisor (docs/METRICS.md lists every family).
+
+`EngineCollector` builds every sample at scrape time from what the supervisor already maps: the
+status board (process counters and log2 latency histograms), the supervisor's child view, the
+gate-state blob (positions, PnL, balances, rejects), ring headers (lag, overruns) and the totals
+it keeps while draining the ``trace`` and ``events`` rings (kairos/supervisor/tally.py). Nothing
+here runs on any process's hot path. Units are base units: seconds, bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any, Final
+
+import numpy as np
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+from kairos.errors import SupervisorError
+from kairos.gate.snapshot import GateStateReader
+from kairos.logs import ErrorTally
+from kairos.records import ExecKind
+from kairos.status import StatusBoard
+from kairos.supervisor.rings import RingSet
+from kairos.supervisor.status import StatusView
+from kairos.supervisor.tally import EventTally, TraceTotals
+
+log = logging.getLogger(__name__)
+FIRST_BUCKET: Final = 10  # exported bounds 2**10 - 1 ns (~1 µs) ...
+LAST_BUCKET: Final = 40  # ... 2**40 - 1 ns (~18 min); anything slower is only in +Inf
+BOUNDS: Final = tuple(floatToGoString((2**b - 1) / 1e9) for b in range(FIRST_BUCKET, LAST_BUCKET + 1))
+FEED_PREFIX: Final = "feed."
+ORDER_OUTCOMES: Final = tuple(k for k in ExecKind if k is not ExecKind.STATE)
+
+
+def seconds_buckets(counts: np.ndarray) -> list[tuple[str, float]]:
+    """Cumulative ``le`` buckets in seconds from log2 ns counts. Bucket b holds integer ns values of
+    bit length b, so buckets 0..b hold exactly the values <= 2**b - 1 ns: the bounds are exact."""
+    cumulative = np.cumsum(counts, dtype=np.uint64)
+    return [*zip(BOUNDS, map(float, cumulative[FIRST_BUCKET : LAST_BUCKET + 1]), strict=True),
+            ("+Inf", float(cumulative[-1]))]
+
+
+class EngineCollector:
+    """A prometheus_client custom collector over the supervisor's views (safe from any thread)."""
+
+    def __init__(self, status: StatusView, board: StatusBoard, rings: RingSet, gate: GateStateReader,
+                 trace: TraceTotals | None, events: EventTally) -> None:
+        self._status, self._board, self._rings, self._gate = status, board, rings, gate
+        self._trace, self._events = trace, events
+        self._tally = ErrorTally(log)
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._processes()
+        yield from self._board_rows(self._board.snapshot())
+        yield from self._orders()
+        yield from self._ring_cursors()
+        yield from self._gate_state(self._gate.read())
+        errors = CounterMetricFamily("kairos_metrics_errors", "Bad inputs met while building /metrics", labels=["kind"])
+        with self._lock:
+            for kind, n in self._tally.counts.items():
+                errors.add_metric([kind], n)
+        yield errors
+
+    def _processes(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("kairos_process_up", "1 while the role is RUNNING (supervisor's view)", labels=["role"])
+        restarts = CounterMetricFamily("kairos_process_restarts", "Restarts by the supervisor", labels=["role"])
+        for proc in self._status.system_status().processes:
+            up.add_metric([proc.role], 1.0 if proc.state_name == "RUNNING" else 0.0)
+            restarts.add_metric([proc.role], proc.restarts)
+        yield from (up, restarts)
+
+    def _board_rows(self, rows: list[dict[str, Any]]) -> Iterator[Metric]:
+        feeds = CounterMetricFamily("kairos_feed_messages", "WebSocket frames received", labels=["venue"])
+        resyncs = CounterMetricFamily("kairos_book_resyncs", "Order books invalidated and rebuilt from a snapshot",
+                                      labels=["venue"])
+        spool = GaugeMetricFamily("kairos_persister_spool_bytes", "Persister spool backlog", unit="bytes")
+        persisted = CounterMetricFamily("kairos_persister_rows", "Rows spooled, written per sink, or shed",
+                                        labels=["table"])
+        stages = HistogramMetricFamily("kairos_stage_latency_seconds", "Per-process stage latencies (log2 buckets)",
+                                       labels=["role", "stage"])
+        for row in rows:
+            role, counters = row["role"], row["counters"]
+            if role.startswith(FEED_PREFIX):
+                venue = role[len(FEED_PREFIX):]
+                feeds.add_metric([venue], counters.get("msgs", 0))
+                resyncs.add_metric([venue], counters.get("resyncs", 0))
+            elif role == "persister":
+                spool.add_metric([], counters.get("spool_bytes", 0))
+                for name, n in counters.items():
+                    if name.endswith("_rows"):
+                        persisted.add_metric([name.removesuffix("_rows")], n)
+            for name, hist in row["histograms"].items():
+                stages.add_metric([role, name.removesuffix("_ns")], seconds_buckets(hist["buckets"]), None)
+        yield from (feeds, resyncs, spool, persisted, stages)
+
+    def _orders(self) -> Iterator[Metric]:
+        tick = HistogramMetricFamily("kairos_tick_to_order_seconds",
+                                     "Feed receipt of the tick -> order handed to the executor (exact stamps)")
+        stages = HistogramMetricFamily("kairos_order_stage_seconds", "One stage of the tick-to-order path",
+                                       labels=["stage"])
+        orders = CounterMetricFamily("kairos_orders", "Orders handed to a venue (sent) and execution events by kind",
+                                     labels=["venue", "outcome"])
+        for name, counts, sum_ns in self._trace.stages() if self._trace is not None else ():
+            if name == "tick_to_order":
+                tick.add_metric([], seconds_buckets(counts), sum_ns / 1e9)
+            else:
+                stages.add_metric([name], seconds_buckets(counts), sum_ns / 1e9)
+        for venue, n in (self._trace.sent() if self._trace is not None else {}).items():
+            orders.add_metric([venue.name.lower(), "sent"], n)
+        for (venue, kind), n in self._events.counts().items():
+            if kind in ORDER_OUTCOMES:
+                orders.add_metric([venue.name.lower(), kind.name.lower()], n)
+        yield from (tick, stages, orders)
+
+    def _ring_cursors(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily("kairos_ring_lag", "Records published that the consumer has not read",
+                                labels=["ring", "consumer"])
+        overruns = CounterMetricFamily("kairos_ring_overruns", "Records lost by falling a lap behind (overwrite)",
+                                       labels=["ring", "consumer"])
+        for c in self._rings.cursors():
+            lag.add_metric([c.ring, c.consumer], c.depth)
+            overruns.add_metric([c.ring, c.consumer], c.overruns)
+        yield from (lag, overruns)
+
+    def _gate_state(self, blob: dict[str, Any] | None) -> Iterator[Metric]:
+        rejects = CounterMetricFamily("kairos_rejects", "Orders the gate or a venue rejected", labels=["reason"])
+        position = GaugeMetricFamily("kairos_position", "Net position (base units)", labels=["venue", "instrument"])
+        pnl = GaugeMetricFamily("kairos_pnl", "PnL in quote currency: realized_today, unrealized", labels=["kind"])
+        balance = GaugeMetricFamily("kairos_balance", "Balance, free + locked", labels=["venue", "asset"])
+        try:
+            samples = _gate_samples(blob) if blob else ()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            with self._lock:
+                self._tally("gate_state_shape", f"gate state blob of an unexpected shape, skipped: {exc!r}")
+            samples = ()
+        families = {"rejects": rejects, "position": position, "pnl": pnl, "balance": balance}
+        for family, labels, value in samples:
+            families[family].add_metric(labels, value)
+        yield from families.values()
+
+
+def _gate_samples(blob: dict[str, Any]) -> list[tuple[str, list[str], float]]:
+    """All gate-blob samples first, so a malformed blob yields none rather than half (schema: gate/state.py)."""
+    out = [("rejects", [reason], float(n)) for reason, n in blob["counters"]["rejects_by_reason"].items()]
+    out += [("position", [p["venue"], p["instrument"]], float(p["quantity"])) for p in blob["positions"]]
+    out += [("pnl", [kind], float(blob["pnl"][kind])) for kind in ("realized_today", "unrealized")]
+    out += [("balance", [b["venue"], b["asset"]], float(b["free"]) + float(b["locked"])) for b in blob["balances"]]
+    return out
+
+
+class MetricsServer:
+    """/metrics over HTTP on a daemon thread; port 0 (``supervisor.metrics_port``) disables it."""
+
+    def __init__(self, collector: EngineCollector, host: str, port: int) -> None:
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(collector)
+        self.host, self.port = host, port
+        self._httpd: Any = None
+
+    def start(self) -> None:
+        if not self.port:
+            log.info("metrics disabled (supervisor.metrics_port: 0)")
+            return
+        try:
+            self._httpd, _ = start_http_server(self.port, self.host, self._registry)
+        except OSError as exc:
+            raise SupervisorError(f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror or exc} "
+                                  "(supervisor.metrics_host/metrics_port; metrics_port 0 disables)") from exc
+        log.info("metrics on http://%s:%d/metrics", self.host, self.port)
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
