@@ -247,6 +247,17 @@ class SupervisorConfig:
     stable_secs: float = 60.0
     order_timeout_s: float = 2.0
     max_subscribers: int = 8
+    open_reads: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together (both PEM paths, or neither for plaintext)",
+                              "supervisor.tls_key" if self.tls_cert else "supervisor.tls_cert")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("mutual TLS needs the server's own tls_cert and tls_key", "supervisor.tls_client_ca")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,16 +5,23 @@
     kairosctl cancel ID | halt [--cancel-all] | resume [--reduce-only]
 
 The address comes from --addr, else $KAIROS_GRPC_ADDR, else the config's supervisor.grpc_host/port.
-Mutating commands need the API token: --token or $KAIROS_API_TOKEN. Exit codes: 0 ok, 1 the engine
-said no (REJECT, invalid request, ...), 2 engine not reachable, 3 not authorised.
+Every command sends the API token (--token or $KAIROS_API_TOKEN); --ca ($KAIROS_GRPC_CA) speaks TLS,
+--cert/--key ($KAIROS_GRPC_CERT/_KEY) add a client certificate for mutual TLS. Exit codes: 0 ok,
+1 the engine said no (REJECT, CANCEL_REJECT, invalid request, ...), 2 usage error, 3 not authorised,
+4 engine not reachable.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import queue
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,7 +31,10 @@ from kairos.api.pb import pb, pb_grpc
 from kairos.cli import render
 
 DEFAULT_ADDR = "127.0.0.1:50551"
-EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_UNAUTHORISED = 1, 2, 3
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNAUTHORISED, EXIT_UNREACHABLE = 1, 2, 3, 4
+REFUSALS = frozenset((pb.EXEC_KIND_REJECT, pb.EXEC_KIND_CANCEL_REJECT))
+FINAL_STATES = frozenset((pb.ORDER_STATE_FILLED, pb.ORDER_STATE_CANCELED, pb.ORDER_STATE_REJECTED,
+                          pb.ORDER_STATE_EXPIRED))
 
 
 def default_addr() -> str:
@@ -44,6 +54,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kairosctl", description=__doc__.split("\n")[0])
     p.add_argument("--addr", help=f"engine address (default: $KAIROS_GRPC_ADDR or config, {DEFAULT_ADDR})")
     p.add_argument("--token", default=os.environ.get("KAIROS_API_TOKEN", ""), help="API token ($KAIROS_API_TOKEN)")
+    p.add_argument("--ca", default=os.environ.get("KAIROS_GRPC_CA", ""),
+                   help="PEM CA of the engine's TLS certificate: connect over TLS ($KAIROS_GRPC_CA)")
+    p.add_argument("--cert", default=os.environ.get("KAIROS_GRPC_CERT", ""),
+                   help="PEM client certificate for mutual TLS ($KAIROS_GRPC_CERT)")
+    p.add_argument("--key", default=os.environ.get("KAIROS_GRPC_KEY", ""),
+                   help="PEM key of --cert ($KAIROS_GRPC_KEY)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     p.add_argument("--json", action="store_true", help="print the raw responses as JSON")
     sub = p.add_subparsers(dest="command", required=True)
@@ -74,6 +90,8 @@ def _writes(sub: Any) -> None:
     place.add_argument("--tif", choices=("gtc", "ioc", "fok"), help="default: gtc for limit, ioc for market")
     place.add_argument("--id", default="", help="client order id, <= 32 letters/digits (default: assigned)")
     place.add_argument("--reduce-only", action="store_true")
+    place.add_argument("--wait", type=int, default=500, metavar="MS",
+                       help="market/IOC/FOK: wait this long for the fills (default 500)")
     sub.add_parser("cancel", help="cancel an order by client order id").add_argument("id")
     halt = sub.add_parser("halt", help="kill switch: trading HALTED")
     halt.add_argument("--cancel-all", action="store_true", help="also cancel every open order")
@@ -92,46 +110,145 @@ def place_request(a: argparse.Namespace) -> Any:
     )
 
 
-COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], Any], Callable[[Any], str], bool]] = {
-    "status": ("GetSystemStatus", lambda a: pb.GetSystemStatusRequest(), render.status, False),
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], Any], Callable[[Any], str]]] = {
+    "status": ("GetSystemStatus", lambda a: pb.GetSystemStatusRequest(), render.status),
     "orders": ("ListOrders", lambda a: pb.ListOrdersRequest(venue=render.venue(a.venue), instrument=a.instrument),
-               render.orders, False),
-    "positions": ("GetPositions", lambda a: pb.GetPositionsRequest(), render.positions, False),
-    "balance": ("GetBalance", lambda a: pb.GetBalanceRequest(venue=render.venue(a.venue)), render.balances, False),
-    "place": ("PlaceOrder", place_request, render.placed, True),
-    "cancel": ("CancelOrder", lambda a: pb.CancelOrderRequest(client_order_id=a.id), render.cancelled, True),
+               render.orders),
+    "positions": ("GetPositions", lambda a: pb.GetPositionsRequest(), render.positions),
+    "balance": ("GetBalance", lambda a: pb.GetBalanceRequest(venue=render.venue(a.venue)), render.balances),
+    "place": ("PlaceOrder", place_request, render.placed),
+    "cancel": ("CancelOrder", lambda a: pb.CancelOrderRequest(client_order_id=a.id), render.cancelled),
     "halt": ("SetTradingState", lambda a: pb.SetTradingStateRequest(
-        state=pb.TRADING_STATE_HALTED, cancel_open_orders=a.cancel_all, reason=a.reason), render.trading, True),
+        state=pb.TRADING_STATE_HALTED, cancel_open_orders=a.cancel_all, reason=a.reason), render.trading),
     "resume": ("SetTradingState", lambda a: pb.SetTradingStateRequest(
         state=pb.TRADING_STATE_REDUCE_ONLY if a.reduce_only else pb.TRADING_STATE_ACTIVE,
-        reason="kairosctl resume"), render.trading, True),
+        reason="kairosctl resume"), render.trading),
 }
 
 
 def run(a: argparse.Namespace, stub: Any) -> int:
+    metadata = (("authorization", f"Bearer {a.token}"),) if a.token else ()
     if a.command == "events":
-        return follow(a, stub)
-    rpc, build, show, mutating = COMMANDS[a.command]
-    metadata = (("authorization", f"Bearer {a.token}"),) if mutating and a.token else ()
-    reply = getattr(stub, rpc)(build(a), metadata=metadata, timeout=a.timeout)
-    print(json_format.MessageToJson(reply) if a.json else show(reply))
-    return EXIT_REFUSED if a.command == "place" and reply.event.kind == pb.EXEC_KIND_REJECT else 0
+        return follow(a, stub, metadata)
+    rpc, build, show = COMMANDS[a.command]
+    request = build(a)
+    fills = Fills(stub, metadata) if a.command == "place" and a.wait > 0 and finishes_at_once(request) else None
+    try:
+        reply = getattr(stub, rpc)(request, metadata=metadata, timeout=a.timeout)
+        events = fills.of(reply, a.wait / 1000) if fills else ()
+    finally:
+        if fills:
+            fills.close()
+    print(as_json(reply) if a.json else show(reply))
+    for event in events:
+        print(as_json(event) if a.json else render.event(event))
+    if fills and not a.json and not reply.pending:
+        print(render.filled(reply.event, events, a.wait))
+    event = getattr(reply, "event", None)
+    return EXIT_REFUSED if event is not None and event.kind in REFUSALS else 0
 
 
-def follow(a: argparse.Namespace, stub: Any) -> int:
-    for seen, event in enumerate(stub.StreamEvents(pb.StreamEventsRequest()), start=1):
-        print(json_format.MessageToJson(event, indent=None) if a.json else render.event(event), flush=True)
+def finishes_at_once(request: Any) -> bool:
+    """Market orders, IOC and FOK: their fills follow the ACK within the venue's round trip."""
+    return request.order_type == pb.ORDER_TYPE_MARKET or request.time_in_force in (
+        pb.TIME_IN_FORCE_IOC, pb.TIME_IN_FORCE_FOK)
+
+
+class Fills:
+    """Follows the event stream from before the order is placed, so none of its fills is missed."""
+
+    def __init__(self, stub: Any, metadata: tuple) -> None:
+        self._stream = stub.StreamEvents(pb.StreamEventsRequest(), metadata=metadata)
+        self._stream.initial_metadata()  # the subscription is live: events from here on arrive
+        self._events: queue.Queue[Any] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                self._events.put(event)
+        except grpc.RpcError:
+            pass  # cancelled by close(), or the engine went away: `of` stops at its deadline
+        self._events.put(None)
+
+    def of(self, reply: Any, wait_s: float) -> tuple[Any, ...]:
+        """The order's events after the reply's own, until it is final or ``wait_s`` has passed."""
+        if reply.pending or reply.event.state in FINAL_STATES:
+            return ()
+        seen, deadline = [], time.monotonic() + wait_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self._events.get(timeout=left)
+            except queue.Empty:
+                break
+            if event is None:
+                break
+            if event.client_order_id == reply.client_order_id and event.event_seq > reply.event.event_seq:
+                seen.append(event)
+                if event.state in FINAL_STATES:
+                    break
+        return tuple(seen)
+
+    def close(self) -> None:
+        self._stream.cancel()
+        self._reader.join(5)
+
+
+def as_json(message: Any) -> str:
+    """The message as JSON with strategy ids shown by name."""
+    data = json_format.MessageToDict(message)
+    return json.dumps(_named(data), indent=2 if not isinstance(message, pb.ExecutionEvent) else None)
+
+
+def _named(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: render.strategy(int(v)) if k == "strategy" else _named(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_named(v) for v in data]
+    return data
+
+
+def follow(a: argparse.Namespace, stub: Any, metadata: tuple) -> int:
+    for seen, event in enumerate(stub.StreamEvents(pb.StreamEventsRequest(), metadata=metadata), start=1):
+        print(as_json(event) if a.json else render.event(event), flush=True)
         if a.count and seen >= a.count:
             break
     return 0
 
 
+def channel(a: argparse.Namespace, addr: str) -> grpc.Channel:
+    """Plaintext, or TLS when a CA is given (mutual with --cert/--key)."""
+    if not a.ca:
+        return grpc.insecure_channel(addr)
+    pem = {name: _read(getattr(a, name), name) for name in ("ca", "cert", "key") if getattr(a, name)}
+    if ("cert" in pem) != ("key" in pem):
+        raise UsageError("--cert and --key go together")
+    return grpc.secure_channel(addr, grpc.ssl_channel_credentials(pem["ca"], pem.get("key"), pem.get("cert")))
+
+
+class UsageError(Exception):
+    """A bad command line the parser cannot see (unreadable files, options that go together)."""
+
+
+def _read(path: str, option: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--{option} {path}: {exc.strerror}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     a = parser().parse_args(argv)
     addr = a.addr or default_addr()
-    with grpc.insecure_channel(addr) as channel:
+    try:
+        conn = channel(a, addr)
+    except UsageError as exc:
+        print(f"kairosctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with conn:
         try:
-            return run(a, pb_grpc.TradingEngineStub(channel))
+            return run(a, pb_grpc.TradingEngineStub(conn))
         except grpc.RpcError as exc:
             return explain(exc, addr)
         except KeyboardInterrupt:

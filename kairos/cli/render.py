@@ -14,6 +14,11 @@ VENUES = tuple(VENUE_NAMES)
 STRATEGY_NAMES = {MANUAL_STRATEGY: "manual"} | {sid: strategy for strategy, (sid, _) in REGISTRY.items()}
 
 
+def strategy(sid: int) -> str:
+    """Strategy id -> its configured name (`manual`, `arbitrage`, ...); never a bare number if known."""
+    return STRATEGY_NAMES.get(sid, f"strategy#{sid}")
+
+
 def venue(name: str | None) -> int:
     return pb.Venue.Value(f"VENUE_{name.upper()}") if name else 0
 
@@ -45,11 +50,14 @@ def duration(seconds: float) -> str:
 
 def status(s: Any) -> str:
     state = name(pb.TradingState, s.trading_state) if s.trading_state else "UNKNOWN (gate has not published)"
+    if s.trading_state_note:
+        state = f"UNKNOWN ({s.trading_state_note}: its last published state is not trusted)"
     head = (f"engine: {s.mode} mode, trading {state}, gate state {duration(s.gate_state_age_s)} old, "
             f"up {duration(s.uptime_s)}, shm prefix {s.shm_prefix}")
-    rows = [(p.role, p.state_name, p.pid or "-", duration(p.uptime_s) if p.pid else "-", p.restarts,
+    rows = [(p.role, _state(p), p.pid or "-", duration(p.uptime_s) if p.pid else "-", p.restarts,
              duration(p.heartbeat_age_s), _rates(p), _latencies(p), p.last_error or "") for p in s.processes]
-    procs = table(("ROLE", "STATE", "PID", "UPTIME", "RESTARTS", "HEARTBEAT", "RATES /s", "P50/P99 us", "LAST ERROR"),
+    procs = table(("ROLE", "STATE", "PID", "UPTIME", "RESTARTS", "HEARTBEAT", "RATES /s", "P50/P99/P99.9 us",
+                   "LAST ERROR"),
                   rows)
     cursors = [(r.ring, r.consumer, r.depth, r.overruns) for p in s.processes for r in p.rings]
     rings = table(("RING", "CONSUMER", "DEPTH", "OVERRUNS"), sorted(cursors))
@@ -58,19 +66,26 @@ def status(s: Any) -> str:
     return f"{head}\n\n{procs}\n\n{rings}\n\n{traced}"
 
 
+def _state(p: Any) -> str:
+    """The supervisor's view, then what the process says of itself when that differs (RUNNING/DEGRADED)."""
+    own = p.self_state if p.self_state and p.self_state != p.state_name else ""
+    return f"{p.state_name}/{own}" if own else p.state_name
+
+
 def _rates(p: Any) -> str:
     return " ".join(f"{k}={v:.0f}" for k, v in sorted(p.msg_rates.items()) if v) or "-"
 
 
 def _latencies(p: Any) -> str:
-    shown = (f"{h.name.removesuffix('_ns')}={h.p50_us:.0f}/{h.p99_us:.0f}" for h in p.latencies if h.count)
+    shown = (f"{h.name.removesuffix('_ns')}={h.p50_us:.0f}/{h.p99_us:.0f}/{h.p999_us:.0f}"
+             for h in p.latencies if h.count)
     return " ".join(shown) or "-"
 
 
 def orders(r: Any) -> str:
     rows = [(o.client_order_id, name(pb.Venue, o.venue), o.instrument, name(pb.Side, o.side),
              name(pb.OrderType, o.order_type), name(pb.OrderState, o.state), f"{o.price:g}", f"{o.quantity:g}",
-             f"{o.cum_quantity:g}", o.strategy) for o in r.orders]
+             f"{o.cum_quantity:g}", strategy(o.strategy)) for o in r.orders]
     body = table(("ID", "VENUE", "INSTRUMENT", "SIDE", "TYPE", "STATE", "PRICE", "QTY", "FILLED", "STRATEGY"), rows)
     return f"{body}\n({len(rows)} open, gate state {duration(r.state_age_s)} old)"
 
@@ -79,7 +94,7 @@ def positions(r: Any) -> str:
     rows = [(name(pb.Venue, p.venue), p.instrument, f"{p.quantity:g}", f"{p.avg_price:g}", f"{p.realized_pnl:g}")
             for p in r.positions]
     body = table(("VENUE", "INSTRUMENT", "QTY", "AVG PRICE", "REALIZED PNL"), rows)
-    nets = [(STRATEGY_NAMES.get(n.strategy, str(n.strategy)), n.instrument, f"{n.net_quantity:+g}")
+    nets = [(strategy(n.strategy), n.instrument, f"{n.net_quantity:+g}")
             for n in r.strategy_nets]
     return f"{body}\n\n{table(('STRATEGY', 'INSTRUMENT', 'NET QTY (all venues)'), nets)}" if nets else body
 
@@ -94,7 +109,7 @@ def event(e: Any) -> str:
     qty = e.quantity if e.kind == pb.EXEC_KIND_FILL else e.order_quantity
     return (f"#{e.event_seq} {name(pb.ExecKind, e.kind)} {e.client_order_id} {name(pb.Venue, e.venue)} "
             f"{e.instrument} {name(pb.Side, e.side)} {name(pb.OrderState, e.state)} "
-            f"{qty:g}@{e.price:g} cum={e.cum_quantity:g} fee={e.fee:g}{reason}")
+            f"{qty:g}@{e.price:g} cum={e.cum_quantity:g} fee={e.fee:g}{reason} strategy={strategy(e.strategy)}")
 
 
 def placed(r: Any) -> str:
@@ -110,3 +125,17 @@ def cancelled(r: Any) -> str:
 def trading(r: Any) -> str:
     applied = "confirmed by the gate" if r.applied else "queued, NOT yet confirmed by the gate (is it running?)"
     return f"trading {name(pb.TradingState, r.previous)} -> {name(pb.TradingState, r.current)}: {applied}"
+
+
+def filled(first: Any, later: Sequence[Any], wait_ms: int) -> str:
+    """What a market/IOC order came to: filled quantity, average price, fees, and its last state."""
+    fills = [e for e in (first, *later) if e.kind == pb.EXEC_KIND_FILL]
+    qty = sum(e.quantity for e in fills)
+    last = later[-1] if later else first
+    state = name(pb.OrderState, last.state)
+    if not qty:
+        final = last.state in (pb.ORDER_STATE_CANCELED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_EXPIRED)
+        return f"no fill; order {state}" if final else f"no fill within {wait_ms} ms; order {state}"
+    avg = sum(e.quantity * e.price for e in fills) / qty
+    return (f"filled {qty:g} of {first.order_quantity:g} {first.instrument} at avg {avg:g} "
+            f"({len(fills)} fill{'s' if len(fills) > 1 else ''}, fee {sum(e.fee for e in fills):g}); order {state}")

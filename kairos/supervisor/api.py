@@ -49,7 +49,7 @@ class EngineApi:
                                  orders)
         servicer = TradingEngineServicer(Validator.from_settings(instruments, settings.venues), self.manual,
                                          self.hub, self.gate, self.status, cfg.order_timeout_s, self.placements)
-        self.server = ApiServer(servicer, cfg.grpc_host, cfg.grpc_port, cfg.api_token.reveal())
+        self.server = ApiServer(servicer, cfg)
 
     def start(self) -> None:
         self.hub.start()

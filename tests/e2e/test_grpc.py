@@ -3,6 +3,7 @@ flow through the real rings to a gate process and back."""
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable
@@ -14,8 +15,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from kairos.api.auth import NO_TOKEN_MESSAGE
-from kairos.api.pb import SERVICE_NAME, pb
+from kairos.api.auth import no_token_message
+from kairos.api.pb import SERVICE_NAME, pb, pb_grpc
 from tests.process.support import AUTH, Supervised, child, wait_until
 
 pytestmark = pytest.mark.slow
@@ -51,8 +52,9 @@ def test_reflection_lists_the_services(watch_engine: Start) -> None:
     assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names
 
 
-def test_mutating_calls_need_the_bearer_token(watch_engine: Start) -> None:
-    stub = watch_engine().stub
+def test_every_call_but_health_needs_the_bearer_token(watch_engine: Start) -> None:
+    sup = watch_engine()
+    stub = pb_grpc.TradingEngineStub(sup.bare)
     assert code_of(lambda: stub.PlaceOrder(order(), timeout=5)) == (
         grpc.StatusCode.UNAUTHENTICATED,
         "missing metadata 'authorization: Bearer <token>' (kairosctl: KAIROS_API_TOKEN or --token)")
@@ -62,13 +64,22 @@ def test_mutating_calls_need_the_bearer_token(watch_engine: Start) -> None:
                  lambda: stub.SetTradingState(pb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED),
                                               metadata=bad, timeout=5)):
         assert code_of(call) == (grpc.StatusCode.UNAUTHENTICATED, "invalid API token")
-    assert stub.GetSystemStatus(pb.GetSystemStatusRequest(), timeout=5).mode == "watch"  # reads stay open
+    for read in (lambda **kw: stub.GetSystemStatus(pb.GetSystemStatusRequest(), timeout=5, **kw),
+                 lambda **kw: stub.GetPositions(pb.GetPositionsRequest(), timeout=5, **kw),
+                 lambda **kw: next(stub.StreamEvents(pb.StreamEventsRequest(), timeout=5, **kw))):
+        assert code_of(read)[0] == grpc.StatusCode.UNAUTHENTICATED
+        assert code_of(functools.partial(read, metadata=bad)) == (grpc.StatusCode.UNAUTHENTICATED, "invalid API token")
+    assert sup.stub.GetSystemStatus(pb.GetSystemStatusRequest(), timeout=5).mode == "watch"  # with the token
+    health = health_pb2_grpc.HealthStub(sup.bare)
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_without_a_configured_token_every_mutation_is_refused(watch_engine: Start) -> None:
+def test_without_a_configured_token_every_guarded_call_is_refused(watch_engine: Start) -> None:
     sup = watch_engine(supervisor__api_token="")
     assert code_of(lambda: sup.stub.PlaceOrder(order(), metadata=AUTH, timeout=5)) == (
-        grpc.StatusCode.UNAUTHENTICATED, NO_TOKEN_MESSAGE)
+        grpc.StatusCode.UNAUTHENTICATED, no_token_message(False))
+    assert code_of(lambda: sup.stub.GetSystemStatus(pb.GetSystemStatusRequest(), timeout=5)) == (
+        grpc.StatusCode.UNAUTHENTICATED, no_token_message(False))
     assert "API token not set" in sup.text()
 
 

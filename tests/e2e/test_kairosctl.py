@@ -14,7 +14,7 @@ from tests.process.support import ROOT, TOKEN, Supervised, wait_until
 pytestmark = pytest.mark.slow
 
 
-def ctl(sup: Supervised | None, *args: str, token: str = "", timeout_s: float = 30.0) -> subprocess.CompletedProcess:
+def ctl(sup: Supervised | None, *args: str, token: str = TOKEN, timeout_s: float = 30.0) -> subprocess.CompletedProcess:
     addr = f"127.0.0.1:{sup.port}" if sup else "127.0.0.1:9"
     env = {"PATH": "/usr/bin:/bin", "KAIROS_GRPC_ADDR": addr, **({"KAIROS_API_TOKEN": token} if token else {})}
     return subprocess.run([sys.executable, "-m", "kairos.cli.kairosctl", *args], cwd=ROOT, env=env,
@@ -23,7 +23,7 @@ def ctl(sup: Supervised | None, *args: str, token: str = "", timeout_s: float = 
 
 def test_clear_error_when_the_engine_is_not_running() -> None:
     out = ctl(None, "status")
-    assert out.returncode == 2
+    assert out.returncode == 4
     assert "the engine is not reachable at 127.0.0.1:9: is the supervisor running?" in out.stderr
 
 
@@ -41,7 +41,7 @@ def test_status_is_a_readable_table(gate_engine: Supervised) -> None:
 
 
 def test_place_needs_the_token(gate_engine: Supervised) -> None:
-    out = ctl(gate_engine, "place", "binance", "BTC-USDT", "buy", "0.1", "--price", "100")
+    out = ctl(gate_engine, "place", "binance", "BTC-USDT", "buy", "0.1", "--price", "100", token="")
     assert out.returncode == 3 and "UNAUTHENTICATED: missing metadata" in out.stderr
 
 
@@ -68,7 +68,7 @@ def test_trading_round_trip(gate_engine: Supervised) -> None:
 
 def test_events_follows_the_stream(gate_engine: Supervised) -> None:
     addr = f"127.0.0.1:{gate_engine.port}"
-    argv = [sys.executable, "-m", "kairos.cli.kairosctl", "--addr", addr, "events", "--count", "1"]
+    argv = [sys.executable, "-m", "kairos.cli.kairosctl", "--addr", addr, "--token", TOKEN, "events", "--count", "1"]
     follower = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         placed = ""

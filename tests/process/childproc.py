@@ -7,7 +7,8 @@
 - ``crash``  exit with ``--code`` after ``--after`` seconds
 - ``hang``   claim the row, heartbeat once, then ignore SIGTERM and never heartbeat again
 - ``gate``   a minimal gate: reads `manual` as consumer "gate", answers every intent with an
-             EXEC_EVENT (ACK, or REJECT when not ACTIVE; CANCELED; STATE) and publishes a state blob
+             EXEC_EVENT (ACK, or REJECT when not ACTIVE; CANCELED; STATE) and publishes a state blob;
+             a MARKET order is also filled in two halves, at 100 and 102
 
 Every mode appends ``<role> <event> <detail> <monotonic_ns>`` lines to ``--log``.
 """
@@ -25,7 +26,16 @@ import numpy as np
 
 from kairos.agent import AgentRunner, sleep_idle
 from kairos.gate.snapshot import GateStateWriter
-from kairos.records import EXEC_EVENT, ORDER_INTENT, Action, ExecKind, OrderState, ProcState, TradingState
+from kairos.records import (
+    EXEC_EVENT,
+    ORDER_INTENT,
+    Action,
+    ExecKind,
+    OrderState,
+    OrderType,
+    ProcState,
+    TradingState,
+)
 from kairos.ring import Ring
 from kairos.status import StatusBoard
 
@@ -79,8 +89,24 @@ class MiniGate(Idler):
             for field in ("instrument", "venue", "side", "price", "qty"):
                 ev[field] = rec[field]
             ev["kind"], ev["state"], ev["flags"] = self.outcome(action, coid, rec)
+            ev["order_qty"] = rec["qty"]
         self.events.publish(out)
+        for ev, rec in zip(out, view, strict=True):
+            if ev["kind"] == ExecKind.ACK and rec["order_type"] == OrderType.MARKET:
+                self.events.publish(self.fills(ev))
         self.publish_state()
+
+    def fills(self, ack: np.void) -> np.ndarray:
+        out = np.zeros(2, EXEC_EVENT)
+        out[:] = ack
+        half = float(ack["order_qty"]) / 2
+        for i, (ev, price) in enumerate(zip(out, (100.0, 102.0), strict=True)):
+            self.seq += 1
+            ev["event_seq"], ev["kind"], ev["price"], ev["qty"] = self.seq, ExecKind.FILL, price, half
+            ev["cum_qty"], ev["fee"] = half * (i + 1), 0.01
+            ev["state"] = OrderState.FILLED if i else OrderState.PARTIAL
+        self.open.pop(bytes(ack["client_order_id"]).rstrip(b"\0").decode())
+        return out
 
     def outcome(self, action: Action, coid: str, rec: np.void) -> tuple[int, int, int]:
         if action is Action.NEW and self.trading is TradingState.ACTIVE:

@@ -59,6 +59,26 @@ def wait_until(check: Callable[[], T], what: str, timeout_s: float = 20.0, step_
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+class DefaultToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamStreamClientInterceptor):
+    """Sends the test token on calls that set no ``authorization`` themselves (reads need it too)."""
+
+    def _with_token(self, details: Any) -> Any:
+        metadata = list(details.metadata or ())
+        if not any(key == "authorization" for key, _ in metadata):
+            metadata += AUTH
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
+
+
 class Supervised:
     """One supervisor process (the harness or procs.supervisor) and its gRPC stub."""
 
@@ -68,6 +88,7 @@ class Supervised:
             self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         self.port = 0
+        self.bare: grpc.Channel | None = None  # no default token: for tests of the authentication itself
         self.channel: grpc.Channel | None = None
         self.stub: Any = None
 
@@ -92,7 +113,8 @@ class Supervised:
             return int(found.group(1)) if found else 0
 
         self.port = wait_until(port, "the gRPC port in the supervisor log", timeout_s)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.bare = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.channel = grpc.intercept_channel(self.bare, DefaultToken())
         self.stub = pb_grpc.TradingEngineStub(self.channel)
         return self
 
@@ -116,9 +138,9 @@ class Supervised:
         return self.proc.wait(timeout_s)
 
     def close_channel(self) -> None:
-        if self.channel is not None:
-            self.channel.close()
-            self.channel = None
+        if self.bare is not None:
+            self.bare.close()
+            self.bare = self.channel = None
 
     def cleanup(self) -> None:
         """Always: kill the supervisor, then every process started under this test's prefix."""
