@@ -1,22 +1,8 @@
-"""Fixture files from /work/shared/exchange-samples (verbatim venue documents and captures)."""
+"""Executors built from the default config, for their pure request builders, parsers and classifiers."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-SAMPLES = Path(os.environ.get("KAIROS_SAMPLES", "/work/shared/exchange-samples"))
-
-
-def sample(name: str) -> Any:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.fail(f"exchange sample {path} is missing (set KAIROS_SAMPLES)")
-    return json.loads(path.read_text())
 
 
 @pytest.fixture

@@ -1,73 +1,77 @@
-"""Every error fixture in exchange-samples, classified and mapped to a RejectReason (code and text kept)."""
+"""Every error body in our venue fixtures, classified and mapped to a RejectReason (code and text kept)."""
 
 from __future__ import annotations
-
-import json
 
 import orjson
 import pytest
 
 from kairos.execution.venue import Outcome
 from kairos.records import RejectReason as R
-from tests.unit.execution.conftest import SAMPLES, sample
+from tests.fixtures import FIXTURES, fixture, fixture_bytes
 
 REJ, NF, UNK, RL, OK = Outcome.REJECTED, Outcome.NOT_FOUND, Outcome.UNKNOWN, Outcome.RATE_LIMITED, Outcome.OK
 
-BINANCE = [  # (fixture, HTTP status, outcome, code, reason)
-    ("constructed/binance_error_-1013_LOT_SIZE.json", 400, REJ, "-1013", R.VENUE_FILTER),
-    ("constructed/binance_error_-1013_NOTIONAL.json", 400, REJ, "-1013", R.VENUE_FILTER),
-    ("constructed/binance_error_-1013_PRICE_FILTER.json", 400, REJ, "-1013", R.VENUE_FILTER),
-    ("constructed/binance_error_-1021.json", 400, REJ, "-1021", R.VENUE_AUTH),
-    ("constructed/binance_error_-1021_ahead.json", 400, REJ, "-1021", R.VENUE_AUTH),
-    ("constructed/binance_error_-1022.json", 400, REJ, "-1022", R.VENUE_AUTH),
-    ("constructed/binance_error_-2010.json", 400, REJ, "-2010", R.VENUE_INSUFFICIENT_BALANCE),
-    ("constructed/binance_error_-2011_unknown.json", 400, REJ, "-2011", R.UNKNOWN_ORDER),
-    ("binance_error_-1013_stp.json", 400, REJ, "-1013", R.VENUE_REJECTED),     # not a filter failure
-    ("binance_error_-1121.json", 400, REJ, "-1121", R.VENUE_REJECTED),
-    ("binance_error_-2011_cancel_restrictions.json", 400, REJ, "-2011", R.VENUE_REJECTED),
-    ("binance_cancelReplace_409_-2021_with_-2010.json", 409, REJ, "-2021", R.VENUE_REJECTED),
+BINANCE = [  # (fixture, HTTP status, outcome, code, reason, message)
+    ("error_-1013_lot_size.json", 400, REJ, "-1013", R.VENUE_FILTER, "Filter failure: LOT_SIZE"),
+    ("error_-1013_notional.json", 400, REJ, "-1013", R.VENUE_FILTER, "Filter failure: NOTIONAL"),
+    ("error_-1013_price_filter.json", 400, REJ, "-1013", R.VENUE_FILTER, "Filter failure: PRICE_FILTER"),
+    ("error_-1013_stp.json", 400, REJ, "-1013", R.VENUE_REJECTED,  # -1013 but not a filter failure
+     "This symbol does not allow the specified self-trade prevention mode."),
+    ("error_-1021_recv_window.json", 400, REJ, "-1021", R.VENUE_AUTH,
+     "Timestamp for this request is outside of the recvWindow."),
+    ("error_-1021_ahead.json", 400, REJ, "-1021", R.VENUE_AUTH,
+     "Timestamp for this request was 1000ms ahead of the server's time."),
+    ("error_-1022.json", 400, REJ, "-1022", R.VENUE_AUTH, "Signature for this request is not valid."),
+    ("error_-1121.json", 400, REJ, "-1121", R.VENUE_REJECTED, "Invalid symbol."),
+    ("error_-2010_balance.json", 400, REJ, "-2010", R.VENUE_INSUFFICIENT_BALANCE,
+     "Account has insufficient balance for requested action."),
+    ("error_-2010_would_take.json", 400, REJ, "-2010", R.VENUE_REJECTED, "Order would immediately match and take."),
+    ("error_-2011_unknown.json", 400, REJ, "-2011", R.UNKNOWN_ORDER, "Unknown order sent."),
+    ("error_-2011_cancel_restrictions.json", 400, REJ, "-2011", R.VENUE_REJECTED,
+     "Order was not canceled due to cancel restrictions."),
+    ("error_409_cancelReplace.json", 409, REJ, "-2021", R.VENUE_REJECTED, "Order cancel-replace partially failed."),
 ]
 OKX = [
-    ("okx_error_50111_http401_real.json", 401, REJ, "50111", R.VENUE_AUTH),
-    ("okx_error_404_real.json", 404, REJ, "404", R.VENUE_REJECTED),               # numeric code at the gateway
-    ("okx_place_order_rejected_code1.json", 200, REJ, "54109", R.VENUE_REJECTED),  # HTTP 200, sCode wins
-    ("okx_ws_place_order_error.json", 200, REJ, "5XXXX", R.VENUE_REJECTED),
-    ("okx_ws_place_order_error_51008.json", 200, REJ, "51008", R.VENUE_INSUFFICIENT_BALANCE),
-    ("okx_ws_login_response_error.json", 200, REJ, "60009", R.VENUE_AUTH),
-    ("okx_ws_subscribe_error.json", 200, REJ, "60012", R.VENUE_REJECTED),
+    ("error_50111_http401.json", 401, REJ, "50111", R.VENUE_AUTH, "Invalid OK-ACCESS-KEY"),
+    ("error_50102_clock.json", 401, REJ, "50102", R.VENUE_AUTH, "Timestamp request expired"),
+    ("error_404_gateway.json", 404, REJ, "404", R.VENUE_REJECTED, "Not Found"),  # numeric code at the gateway
+    ("error_code1_lot_size.json", 200, REJ, "51121", R.VENUE_FILTER,  # HTTP 200, code "1": the sCode wins
+     "Order quantity must be a multiple of the lot size."),
+    ("error_code1_account_mode.json", 200, REJ, "51010", R.VENUE_REJECTED,
+     "You can't complete this request under your current account mode."),
+    ("error_ws_order_51008.json", 200, REJ, "51008", R.VENUE_INSUFFICIENT_BALANCE,
+     "Order failed. Insufficient ETH balance in account"),
+    ("error_cancel_51400.json", 200, REJ, "51400", R.UNKNOWN_ORDER,
+     "Order cancellation failed as the order has been filled, canceled or does not exist."),
+    ("login_response_error.json", 200, REJ, "60009", R.VENUE_AUTH, "Login failed."),
+    ("subscribe_error.json", 200, REJ, "60012", R.VENUE_REJECTED,
+     'Invalid request: {"op": "subscribe", "args":[{"chanel": "books", "instId": "ETH-USDT"}]}'),
 ]
 
 
-def _check(dialect, fixture: str, status: int, outcome: Outcome, code: str, reason: R) -> None:
-    raw = (SAMPLES / fixture).read_bytes()
-    reply = dialect.classify(status, {}, raw)
-    assert (reply.outcome, reply.code, reply.reason) == (outcome, code, reason)
-    body = json.loads(raw)
-    items = body.get("data") if isinstance(body.get("data"), list) else []
-    expected_msg = next((i["sMsg"] for i in items if i.get("sCode", "0") != "0"), body.get("msg"))
-    assert reply.message == expected_msg
+@pytest.mark.parametrize(("name", "status", "outcome", "code", "reason", "message"), BINANCE)
+def test_binance_error_bodies(dialects, name, status, outcome, code, reason, message) -> None:
+    reply = dialects["binance"].classify(status, {}, fixture_bytes(f"binance/{name}"))
+    assert (reply.outcome, reply.code, reply.reason, reply.message) == (outcome, code, reason, message)
 
 
-@pytest.mark.parametrize(("fixture", "status", "outcome", "code", "reason"), BINANCE)
-def test_binance_error_fixtures(dialects, fixture, status, outcome, code, reason) -> None:
-    _check(dialects["binance"], fixture, status, outcome, code, reason)
-
-
-@pytest.mark.parametrize(("fixture", "status", "outcome", "code", "reason"), OKX)
-def test_okx_error_fixtures(dialects, fixture, status, outcome, code, reason) -> None:
-    _check(dialects["okx"], fixture, status, outcome, code, reason)
+@pytest.mark.parametrize(("name", "status", "outcome", "code", "reason", "message"), OKX)
+def test_okx_error_bodies(dialects, name, status, outcome, code, reason, message) -> None:
+    reply = dialects["okx"].classify(status, {}, fixture_bytes(f"okx/{name}"))
+    assert (reply.outcome, reply.code, reply.reason, reply.message) == (outcome, code, reason, message)
 
 
 def test_every_error_fixture_is_covered() -> None:
-    covered = {f for f, *_ in BINANCE + OKX} | {"binance_error_-2010_wsapi.json"}  # envelope: test below
-    on_disk = {p.relative_to(SAMPLES).as_posix() for p in SAMPLES.rglob("*.json")
-               if "error" in p.name or p.parent.name == "constructed" or "rejected" in p.name or "409" in p.name}
-    assert on_disk - covered == set()
+    covered = {f"binance/{row[0]}" for row in BINANCE} | {f"okx/{row[0]}" for row in OKX}
+    covered |= {"binance/error_-2010_wsapi.json", "okx/rest_books_error.json"}  # envelope below; feed parser test
+    on_disk = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.json") if "error" in p.name}
+    assert on_disk == covered
 
 
 def test_binance_ws_api_envelope_carries_the_rest_error_body(dialects) -> None:
-    inner = orjson.dumps(sample("binance_error_-2010_wsapi.json")["error"])
-    reply = dialects["binance"].classify(400, {}, inner)
+    envelope = fixture("binance/error_-2010_wsapi.json")
+    assert envelope["status"] == 400
+    reply = dialects["binance"].classify(envelope["status"], {}, orjson.dumps(envelope["error"]))
     assert (reply.outcome, reply.code, reply.reason) == (REJ, "-2010", R.VENUE_INSUFFICIENT_BALANCE)
 
 
@@ -90,12 +94,13 @@ def test_status_driven_outcomes(dialects, venue, status, headers, body, outcome,
     assert reply.retry_after_s == retry
 
 
-def test_success_bodies_are_ok(dialects) -> None:
-    for name in ("binance_order_response_ack.json", "binance_order_response_full.json",
-                 "binance_cancel_order_response.json", "binance_account.json"):
-        assert dialects["binance"].classify(200, {}, (SAMPLES / name).read_bytes()).outcome is OK
-    for name in ("okx_order_response.json", "okx_cancel_order_response.json", "okx_balance_response.json"):
-        assert dialects["okx"].classify(200, {}, (SAMPLES / name).read_bytes()).outcome is OK
+@pytest.mark.parametrize("name", ["binance/order_ack.json", "binance/order_full.json", "binance/cancel_response.json",
+                                  "binance/account.json", "binance/server_time.json", "okx/order_response.json",
+                                  "okx/cancel_response.json", "okx/balance_response.json", "okx/system_time.json",
+                                  "okx/login_response_ok.json"])
+def test_success_bodies_are_ok(dialects, name: str) -> None:
+    reply = dialects[name.split("/")[0]].classify(200, {}, fixture_bytes(name))
+    assert (reply.outcome, reply.code, reply.clock_skew) == (OK, "", False)
 
 
 def test_okx_checks_every_scode_even_when_code_is_zero(dialects) -> None:
@@ -105,8 +110,12 @@ def test_okx_checks_every_scode_even_when_code_is_zero(dialects) -> None:
     assert (reply.outcome, reply.code, reply.reason, reply.message) == (REJ, "51121", R.VENUE_FILTER, "lot size")
 
 
-def test_clock_errors_ask_for_a_resync(dialects) -> None:
-    raw = (SAMPLES / "constructed/binance_error_-1021.json").read_bytes()
-    assert dialects["binance"].classify(400, {}, raw).clock_skew
-    okx = dialects["okx"].classify(401, {}, b'{"code":"50102","msg":"Timestamp request expired"}')
-    assert okx.clock_skew and okx.reason is R.VENUE_AUTH
+@pytest.mark.parametrize(("venue", "name", "status", "skew"), [
+    ("binance", "binance/error_-1021_recv_window.json", 400, True),
+    ("binance", "binance/error_-1021_ahead.json", 400, True),
+    ("binance", "binance/error_-1022.json", 400, False),
+    ("okx", "okx/error_50102_clock.json", 401, True),
+    ("okx", "okx/error_50111_http401.json", 401, False),
+])
+def test_clock_errors_ask_for_a_resync(dialects, venue: str, name: str, status: int, skew: bool) -> None:
+    assert dialects[venue].classify(status, {}, fixture_bytes(name)).clock_skew is skew

@@ -1,8 +1,9 @@
-"""Request builders (signed exactly as the venues check) and response parsers against venue fixtures."""
+"""Request builders (signed exactly as the venues check) and response parsers against our venue fixtures."""
 
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from urllib.parse import parse_qsl
 
 import orjson
@@ -14,7 +15,7 @@ from kairos.execution import EXECUTORS, OrderRequest
 from kairos.execution.signing import binance_check, okx_check
 from kairos.instruments import InstrumentTable
 from kairos.records import OrderState, OrderType, Side, Tif
-from tests.unit.execution.conftest import sample
+from tests.fixtures import fixture
 
 
 def _req(order_type: OrderType = OrderType.LIMIT, tif: Tif = Tif.GTC, side: Side = Side.BUY) -> OrderRequest:
@@ -62,21 +63,25 @@ def test_binance_get_and_delete_sign_the_query_string(signed) -> None:
         assert dict(parse_qsl(payload))["origClientOrderId"] == "abc123"
 
 
-def test_binance_parsers_on_documented_responses(signed) -> None:
+def test_binance_parsers_on_venue_responses(signed) -> None:
     ex = signed["binance"]
-    full = ex.parse_placed(sample("binance_order_response_full.json"), _req())
-    assert (full.state, full.cum_qty, full.venue_order_id, full.fee_asset) == (OrderState.FILLED, 10.0, 28, "USDT")
-    assert full.fee_cum == pytest.approx(4 + 19.995 + 7.996 + 3.997 + 3.995)
-    assert full.side is Side.SELL and full.ts_exchange_ns == 1507725176595 * 1_000_000
-    ack = ex.parse_placed(sample("binance_order_response_ack.json"), _req())
-    assert (ack.state, ack.client_order_id, ack.fee_cum) == (OrderState.ACK, "6gCrw2kRUAF9CvJDGP16IP", None)
-    cancel = ex.parse_order(sample("binance_cancel_order_response.json"))
-    assert (cancel.client_order_id, cancel.state, cancel.price) == ("myOrder1", OrderState.CANCELED, 2.0)
-    assert ex.parse_balances(sample("binance_account.json"))["BTC"] == (4723846.89208129, 0.0)
-    assert ex.parse_time(sample("binance_server_time.json")) == 1499827319559
-    filters = ex.parse_filters(sample("binance_exchangeInfo_excerpt.json"))
-    assert set(filters) == {"BTCUSDT", "NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"}
-    assert ex.limiter.weight_limit == 1200
+    full = ex.parse_placed(fixture("binance/order_full.json"), _req())
+    assert (full.client_order_id, full.state, full.venue_order_id, full.side) == ("kx7Ab2ETH0002", OrderState.FILLED,
+                                                                                 31000219, Side.BUY)
+    assert (full.cum_qty, full.cum_quote, full.fee_asset, full.ts_exchange_ns) == (1.5, 3626.082, "ETH",
+                                                                                   1764851300164 * 1_000_000)
+    assert full.fee_cum == pytest.approx(0.0006 + 0.0009)
+    ack = ex.parse_placed(fixture("binance/order_ack.json"), _req())
+    assert (ack.state, ack.client_order_id, ack.venue_order_id, ack.fee_cum) == (OrderState.ACK, "kx7Ab2ETH0001",
+                                                                                 31000218, None)
+    cancel = ex.parse_order(fixture("binance/cancel_response.json"))  # the cancelled order is origClientOrderId
+    assert (cancel.client_order_id, cancel.state, cancel.price, cancel.qty, cancel.cum_qty, cancel.side) == (
+        "kx7Ab2SOL0042", OrderState.CANCELED, 0.0015, 10.0, 2.0, Side.SELL)
+    assert ex.parse_balances(fixture("binance/account.json")) == {"ETH": (3.25, 0.5), "USDT": (10250.75, 0.0)}
+    assert ex.parse_time(fixture("binance/server_time.json")) == 1764851299987
+    filters = ex.parse_filters(fixture("binance/exchange_info.json"))
+    assert set(filters) == {"ETHUSDT", "DOGEUSDT"} and filters["ETHUSDT"].tick == Decimal("0.01")
+    assert ex.limiter.weight_limit == 6000
 
 
 def test_okx_place_body_headers_and_signature(signed) -> None:
@@ -114,15 +119,17 @@ def test_okx_session_headers_and_demo_flag(signed) -> None:
         demo.close()
 
 
-def test_okx_parsers_on_documented_responses(signed) -> None:
+def test_okx_parsers_on_venue_responses(signed) -> None:
     ex = signed["okx"]
-    placed = ex.parse_placed(sample("okx_order_response.json"), _req())
-    assert (placed.client_order_id, placed.state, placed.venue_order_id) == ("oktswap6", OrderState.ACK,
-                                                                            312269865356374016)
-    assert ex.parse_balances(sample("okx_balance_response.json"))["USDT"] == (4834.317093622894, 158.573)
-    assert ex.parse_time(sample("okx_system_time.json")) == 1597026383085
-    assert set(ex.parse_filters(sample("okx_instruments_spot_excerpt_real.json"))) == {"BTC-USDT", "ETH-USDT",
-                                                                                        "OKB-USDT"}
+    placed = ex.parse_placed(fixture("okx/order_response.json"), dataclasses.replace(_req(), symbol="ETH-USDT"))
+    assert (placed.client_order_id, placed.state, placed.venue_order_id, placed.symbol) == (
+        "kx7Ab2ETH0007", OrderState.ACK, 2210459183775297536, "ETH-USDT")
+    assert placed.ts_exchange_ns == 1764851300217 * 1_000_000
+    assert ex.parse_balances(fixture("okx/balance_response.json")) == {"USDT": (8250.5, 1749.5), "ETH": (1.25, 0.05),
+                                                                       "SOL": (0.0, 0.0)}  # "" is 0
+    assert ex.parse_time(fixture("okx/system_time.json")) == 1764851299990
+    filters = ex.parse_filters(fixture("okx/instruments.json"))
+    assert set(filters) == {"ETH-USDT", "SOL-USDT"} and filters["SOL-USDT"].tick == Decimal("0.001")
 
 
 @pytest.mark.parametrize(("state", "ord_type", "expected"), [
