@@ -218,7 +218,9 @@ class PersisterConfig:
     storage: str = "auto"
     partition_days_ahead: int = 3
     redis_prefix: str = "kairos"
-    spool_segment_mb: int = 64
+    spool_segment_mb: int = 4
+    spool_segment_s: float = 5.0
+    spool_reserve_kb: int = 16384
     fsync_ms: int = 200
     stop_drain_s: float = 5.0
     connect_timeout_s: float = 3.0
@@ -230,6 +232,9 @@ class PersisterConfig:
         _choice("persister.storage", self.storage, ("auto", "native", "timescale"))
         for name in ("md_retention_days", "state_retention_days", "spool_max_mb"):
             _not_negative(f"persister.{name}", getattr(self, name), "0 keeps everything")
+        _not_negative("persister.spool_reserve_kb", self.spool_reserve_kb, "0 reserves nothing")
+        if self.spool_segment_mb <= 0 or self.spool_segment_s <= 0:
+            raise ConfigError("spool segments rotate by size and age: both must be > 0", "persister.spool_segment_s")
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 REPORT_NS: Final = 250_000_000
 MD_STREAMS: Final = frozenset({Stream.MD_BINANCE, Stream.MD_OKX})
-COLLECT_EVERY_S: Final = 5.0
+COLLECT_EVERY_S: Final = 1.0
 
 
 class PersisterAgent:
@@ -53,6 +53,8 @@ class PersisterAgent:
         self._spool, self._workers, self._slot, self._gate = spool, tuple(workers), slot, gate
         self._max_bytes = spool_max_bytes
         self.md_shed = 0
+        self.md_open = True  # False from a failed append until the spool thread sees room again
+        self.disk_bytes = self.spool_errors = 0
         self._polls = tuple((cons.poll, self._appender(stream)) for stream, cons in sources)
         self._consumers = tuple(cons for _, cons in sources)
         self._limit, self._fsync_s, self._stop_drain_s = poll_limit, fsync_s, stop_drain_s
@@ -65,24 +67,40 @@ class PersisterAgent:
         sinks = [f"{w.sink.name}_{what}" for what in ("rows", "failures") for w in self._workers]
         self._counters = {name: slot.counter(name) for name in (
             "spooled_rows", "spool_bytes", *sinks, "dead_frames", "md_overruns", "spool_errors",
-            "spool_skipped_bytes", "md_shed_rows")}
+            "spool_skipped_bytes", "md_shed_rows", "spool_disk_bytes", "spool_reserve_bytes")}
 
     def _appender(self, stream: Stream) -> Callable[[np.ndarray], object]:
-        """Spool append for one ring; market data is shed (counted) while the backlog is over the cap,
-        so a long database outage cannot fill the disk and stall ``events`` (which is never shed)."""
+        """Spool append for one ring: market data may be shed, executions and gate state never."""
         append = functools.partial(self._spool.append, int(stream), STREAM_FINGERPRINTS[stream])
-        if stream not in MD_STREAMS or not self._max_bytes:
-            return append
+        return functools.partial(self._append_md if stream in MD_STREAMS else self._append_kept, append)
 
-        def capped(records: np.ndarray) -> object:
-            if self._spool.backlog_bytes(min(w.position for w in self._workers)) <= self._max_bytes:
+    def _append_md(self, append: Callable[[np.ndarray], object], records: np.ndarray) -> object:
+        """Shed (counted) while the backlog is over the cap or the disk is full, so a long database
+        outage cannot take the space executions need and stall ``events`` (a block ring)."""
+        if self.md_open and (not self._max_bytes or self._backlog() <= self._max_bytes):
+            try:
                 return append(records)
-            self.md_shed += len(records)
-            self._tally("spool over persister.spool_max_mb: market data shed",
-                        f"{self.md_shed} md rows shed so far; executions and state are still spooled")
-            return None
+            except OSError as exc:
+                self.md_open = False
+                self._spool_failed(exc)
+        self.md_shed += len(records)
+        self._tally("market data shed (spool over persister.spool_max_mb or disk full)",
+                    f"{self.md_shed} md rows shed so far; executions and state are still spooled")
+        return None
 
-        return capped
+    def _append_kept(self, append: Callable[[np.ndarray], object], records: np.ndarray) -> object:
+        """On a full disk the reserve is given up and the append tried again; if that fails as well the
+        error reaches ``do_work`` and the ring cursor stays (the batch is appended on a later cycle)."""
+        try:
+            return append(records)
+        except OSError:
+            if not self._spool.reserve.release():
+                raise
+            self.md_open = False
+            return append(records)
+
+    def _backlog(self) -> int:
+        return self._spool.backlog_bytes(min(w.position for w in self._workers))
 
     def on_start(self) -> None:
         for worker in self._workers:
@@ -115,8 +133,8 @@ class PersisterAgent:
                 self._spool_failed(exc)
 
     def _spool_failed(self, exc: OSError) -> None:
-        self._tally("spool append failed", str(exc))
-        self._counters["spool_errors"].add(1)
+        self._tally("spool write failed (retried; market data shed until the disk has room)", str(exc))
+        self.spool_errors += 1
 
     def _report(self) -> None:
         """Counters, then RUNNING/DEGRADED: degraded while a sink is down (rows are being spooled).
@@ -125,6 +143,8 @@ class PersisterAgent:
         for w in self._workers:
             if w.crashed is not None:
                 raise PersistError(f"{w.sink.name} worker crashed: {w.crashed!r}")
+        if self._keeper.ident is not None and not self._keeper.is_alive():
+            raise PersistError("the spool thread (fsync, segment removal, reserve) died")
         down = [w.sink.name for w in self._workers if w.down]
         state = ProcState.DEGRADED if down else ProcState.RUNNING
         if state != self._state:
@@ -142,19 +162,34 @@ class PersisterAgent:
         c["md_overruns"].set(sum(cons.overruns for cons in self._consumers))
         c["spool_skipped_bytes"].set(spool.torn_bytes + spool.skipped_bytes)
         c["md_shed_rows"].set(self.md_shed)
+        c["spool_errors"].set(self.spool_errors + sum(w.disk_errors for w in self._workers))
+        c["spool_disk_bytes"].set(self.disk_bytes)
+        c["spool_reserve_bytes"].set(spool.reserve.size if spool.reserve.held else 0)
         c["dead_frames"].set(sum(w.dead_frames for w in self._workers))
         for w in self._workers:
             c[f"{w.sink.name}_rows"].set(w.rows)
             c[f"{w.sink.name}_failures"].set(w.failures)
 
     def _keep(self) -> None:
-        """fsync the spool every ``fsync_s`` and drop segments every sink has checkpointed past."""
-        next_collect = time.monotonic() + COLLECT_EVERY_S
+        """fsync the spool every ``fsync_s``, drop segments every sink has checkpointed past, and let
+        market data in again once the disk has room. A disk error is counted and retried next turn;
+        anything else kills the thread and ``_report`` makes the process exit."""
+        next_collect = 0.0
         while not self._stop.wait(self._fsync_s):
-            self._spool.sync()
-            if time.monotonic() >= next_collect:
-                next_collect = time.monotonic() + COLLECT_EVERY_S
-                self._spool.collect(min(w.position for w in self._workers))
+            try:
+                self._spool.sync()
+                if time.monotonic() >= next_collect:
+                    next_collect = time.monotonic() + COLLECT_EVERY_S
+                    self._spool.collect(min(w.position for w in self._workers))
+                    self.disk_bytes = self._spool.disk_bytes()
+                if not self.md_open and self._spool.reserve.room():
+                    self.md_open = True
+                    log.info("spool has room again: market data is spooled again (%d rows shed)", self.md_shed)
+            except OSError as exc:
+                self._spool_failed(exc)
+            except Exception:
+                log.exception("spool thread died")
+                raise
 
     def on_close(self) -> None:
         """Sinks finish what is spooled (bounded by ``stop_drain_s``); the spool keeps the rest."""

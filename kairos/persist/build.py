@@ -44,7 +44,7 @@ class Persister:
             sources.append((stream, ring.consumer(ROLE)))
         self._waiter = Waiter([c for _, c in sources], prefix=prefix, name=ROLE,
                               timeout_s=settings.rings.block_timeout_ms / 1000, wait=settings.wait_for(ROLE))
-        spool = Spool(cfg.spool_dir, cfg.spool_segment_mb << 20)
+        spool = Spool(cfg.spool_dir, cfg.spool_segment_mb << 20, cfg.spool_segment_s, cfg.spool_reserve_kb << 10)
         symbols = {inst.id: inst.symbol for inst in InstrumentTable(settings.instruments)}
         sinks = (
             PgSink(cfg.dsn, cfg.schema, cfg.storage, NativePartitions(1, cfg.partition_days_ahead),

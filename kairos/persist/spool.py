@@ -16,11 +16,13 @@ append, so a frame being written is never seen half-done. Positions are ``(segme
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 from typing import Final, NamedTuple
@@ -28,6 +30,7 @@ from typing import Final, NamedTuple
 import numpy as np
 
 from kairos.errors import PersistError
+from kairos.persist.reserve import Reserve
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +114,14 @@ def read_file(path: Path) -> list[Frame]:
 class Spool:
     """Single appender (the ring-draining thread), many readers (sink threads). Holds an flock."""
 
-    def __init__(self, directory: str | Path, segment_bytes: int = 64 << 20) -> None:
+    def __init__(self, directory: str | Path, segment_bytes: int = 4 << 20, segment_s: float = 5.0,
+                 reserve_bytes: int = 0) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(self.directory / "LOCK")
-        self._segment_bytes = segment_bytes
+        self._segment_bytes, self._segment_ns = segment_bytes, int(segment_s * 1e9)
+        self._opened_ns = time.monotonic_ns()
+        self.reserve = Reserve(self.directory / "RESERVE", reserve_bytes)
         self.torn_bytes = self.skipped_bytes = 0
         self.appended_bytes = 0
         self._new_data = threading.Condition()
@@ -123,6 +129,7 @@ class Spool:
         self._synced = True
         existing = segments(self.directory)
         index = existing[-1] if existing else 0
+        self._starts = _starts(self.directory, existing[:-1], index)  # segment -> spool-wide start byte
         self._fd = os.open(segment_path(self.directory, index), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         self.end = Position(index, self._repair_tail(index))
 
@@ -137,14 +144,18 @@ class Spool:
         return good_end
 
     def append(self, stream: int, fingerprint: int, records: np.ndarray | bytes) -> Position:
-        """One writev into the page cache; survives a process kill once it returns."""
+        """One writev into the page cache; survives a process kill once it returns. A full disk
+        raises OSError with the segment as it was (a short write is cut off again): retry later."""
         parts = encode_frame(stream, fingerprint, memoryview(records).cast("B"))
-        if self.end.offset >= self._segment_bytes:
+        offset = self.end.offset
+        if offset >= self._segment_bytes or (offset and time.monotonic_ns() - self._opened_ns >= self._segment_ns):
             self._rotate()
+            offset = 0
         size = sum(len(p) for p in parts)
         written = os.writev(self._fd, parts)
         if written != size:
-            raise PersistError(f"short spool write: {written} of {size} bytes")
+            os.ftruncate(self._fd, offset)
+            raise OSError(errno.ENOSPC, f"short spool write: {written} of {size} bytes (cut off, will retry)")
         self.appended_bytes += size
         self._synced = False
         with self._new_data:
@@ -159,6 +170,8 @@ class Spool:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = fd
+        self._opened_ns = time.monotonic_ns()
+        self._starts[index] = self._starts[self.end.segment] + self.end.offset
         with self._new_data:
             self.end = Position(index, 0)
 
@@ -181,9 +194,9 @@ class Spool:
             self._new_data.notify_all()
 
     def backlog_bytes(self, since: Position) -> int:
-        """About how much is spooled after ``since`` (segments count as full: a cap, not an audit)."""
-        end = self.end
-        return (end.segment - since.segment) * self._segment_bytes + end.offset - since.offset
+        """How much is spooled after ``since`` (a position in a segment still on disk)."""
+        end, starts = self.end, self._starts
+        return starts[end.segment] + end.offset - starts.get(since.segment, 0) - since.offset
 
     def collect(self, keep_from: Position) -> int:
         """Delete whole segments every reader has passed; returns how many were removed."""
@@ -191,8 +204,13 @@ class Spool:
         for index in segments(self.directory):
             if index < min(keep_from.segment, self.end.segment):
                 segment_path(self.directory, index).unlink(missing_ok=True)
+                self._starts.pop(index, None)
                 removed += 1
         return removed
+
+    def disk_bytes(self) -> int:
+        """What the segments take on disk now (the spool thread samples it for status)."""
+        return sum(segment_path(self.directory, index).stat().st_size for index in segments(self.directory))
 
     def checkpoint(self, name: str, position: Position) -> None:
         """Atomically record that sink ``name`` has everything before ``position`` (rename is atomic)."""
@@ -216,6 +234,16 @@ class Spool:
             os.fsync(self._fd)
             os.close(self._fd)
         os.close(self._lock_fd)
+
+
+def _starts(directory: Path, sealed: list[int], last: int) -> dict[int, int]:
+    """Spool-wide start byte of each segment (backlog sizes without a stat per append)."""
+    starts, at = {}, 0
+    for index in sealed:
+        starts[index] = at
+        at += segment_path(directory, index).stat().st_size
+    starts[last] = at
+    return starts
 
 
 def _lock(path: Path) -> int:

@@ -46,7 +46,7 @@ class SinkWorker:
         self.position = spool.checkpoint_of(sink.name)
         self.up = self.down = False
         self.crashed: Exception | None = None
-        self.rows = self.failures = self.dead_frames = 0
+        self.rows = self.failures = self.dead_frames = self.disk_errors = 0
         self._stop = threading.Event()
         self._drain_until = 0.0
         self._tally = ErrorTally(log, interval_s=30.0)
@@ -120,8 +120,8 @@ class SinkWorker:
             log.error("%s refused a batch of %d rows (%s): retrying frame by frame", self.sink.name, batch.rows, exc)
             if not self._split(batch):
                 return False
-        if batch.undecodable:
-            self._dead_letter(batch.undecodable, "unknown stream or record layout")
+        if batch.undecodable and not self._dead_letter(batch.undecodable, "unknown stream or record layout"):
+            return False
         self._checkpoint(batch.end)
         return True
 
@@ -137,27 +137,43 @@ class SinkWorker:
             try:
                 self._write(single)
             except BatchRejected as exc:
-                self._dead_letter([frame], str(exc))
+                if not self._dead_letter([frame], str(exc)):
+                    return False
             except SinkUnavailable as exc:
                 self._down(exc)
                 return False
         return True
 
-    def _dead_letter(self, frames: list[Frame], why: str) -> None:
+    def _dead_letter(self, frames: list[Frame], why: str) -> bool:
+        """False if the frames could not be saved (disk full): the batch is kept and retried later."""
         path = self._spool.directory / "dead" / f"{self.sink.name}.spool"
-        path.parent.mkdir(exist_ok=True)
-        with open(path, "ab") as fh:
-            for frame in frames:
-                fh.write(b"".join(encode_frame(frame.stream, frame.fingerprint, frame.payload)))
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            path.parent.mkdir(exist_ok=True)
+            with open(path, "ab") as fh:
+                for frame in frames:
+                    fh.write(b"".join(encode_frame(frame.stream, frame.fingerprint, frame.payload)))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            self._disk_error(exc)
+            return False
         self.dead_frames += len(frames)
         self._tally(f"{self.sink.name} dead-lettered frames to {path}", why)
+        return True
 
     def _checkpoint(self, end: Position | None) -> None:
+        """A checkpoint that cannot be written (disk full) is counted and the position moves on in
+        memory: at worst a restart replays from the older one, which the sink's keys absorb."""
         if end is not None:
-            self._spool.checkpoint(self.sink.name, end)
+            try:
+                self._spool.checkpoint(self.sink.name, end)
+            except OSError as exc:
+                self._disk_error(exc)
             self.position = end
+
+    def _disk_error(self, exc: OSError) -> None:
+        self.disk_errors += 1
+        self._tally(f"{self.sink.name}: spool directory not writable (checkpoint or dead letter)", str(exc))
 
     def _down(self, exc: Exception) -> None:
         self.failures += 1
