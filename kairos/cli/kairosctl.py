@@ -196,8 +196,8 @@ class Fills:
 
 
 def as_json(message: Any) -> str:
-    """The message as JSON with strategy ids shown by name."""
-    data = json_format.MessageToDict(message)
+    """The message as JSON, every field present (stable keys for scripts), strategy ids by name."""
+    data = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
     return json.dumps(_named(data), indent=2 if not isinstance(message, pb.ExecutionEvent) else None)
 
 

@@ -86,3 +86,36 @@ def test_events_follows_the_stream(gate_engine: Supervised) -> None:
         if follower.poll() is None:
             follower.kill()
             follower.wait(5)
+
+
+def test_a_market_order_shows_its_fills(gate_engine: Supervised) -> None:
+    out = ctl(gate_engine, "place", "binance", "BTC-USDT", "buy", "0.2", "--id", "mkt1", "--wait", "5000")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split()[1] for line in lines[:3]] == ["ACK", "FILL", "FILL"]
+    assert lines[-1] == "filled 0.2 of 0.2 BTC-USDT at avg 101 (2 fills, fee 0.02); order FILLED"
+    assert "strategy=manual" in lines[0]
+
+
+def test_exit_codes_say_what_went_wrong(gate_engine: Supervised) -> None:
+    unknown = ctl(gate_engine, "cancel", "nosuchorder")
+    assert unknown.returncode == 1 and " CANCEL_REJECT nosuchorder " in unknown.stdout
+    usage = ctl(gate_engine, "place", "binance", "BTC-USDT", "hold", "1")
+    assert usage.returncode == 2 and "invalid choice: 'hold'" in usage.stderr
+    assert ctl(gate_engine, "frobnicate").returncode == 2
+    assert ctl(gate_engine, "status", token="wrong").returncode == 3
+    assert ctl(None, "orders").returncode == 4
+
+
+def test_strategies_are_named_never_numbered(gate_engine: Supervised) -> None:
+    ctl(gate_engine, "place", "binance", "BTC-USDT", "buy", "0.1", "--price", "100", "--id", "named1")
+    def listed() -> str:
+        out = ctl(gate_engine, "orders").stdout
+        return out if "named1" in out else ""
+
+    shown = wait_until(listed, "the order in `kairosctl orders`")
+    row = next(line for line in shown.splitlines() if line.startswith("named1"))
+    assert row.split()[-1] == "manual"
+    as_json = ctl(gate_engine, "--json", "orders").stdout
+    assert '"strategy": "manual"' in as_json
+    assert '"strategy": "arbitrage"' in ctl(gate_engine, "--json", "positions").stdout
