@@ -1,4 +1,4 @@
-"""Replay of recorded sessions (exchange-samples/capture/*.jsonl) instead of the random walk.
+"""Replay of recorded sessions (``capture/*.jsonl`` of the exchange samples, kept outside the repo).
 
 Each line is ``{"recv_ts": s, "src"|"dir": ..., "url": ..., "raw": exact text}``. WebSocket frames
 received from the venue (``src: ws`` / ``dir: recv``) are replayed to every client that connects,
