@@ -22,7 +22,14 @@ proto: $(STAMP)  #-- regenerate gRPC code from proto/ into kairos/api/gen
 
 DEV_TOKEN := $(or $(KAIROS__SUPERVISOR__API_TOKEN),kairos-dev)
 
-run: $(STAMP) proto  #-- run the whole engine offline against the bundled exchange simulator (paper)
+# `make run` forces paper mode; refuse before installing or starting anything rather than silently ignore a live request.
+paper-only:
+	@if [ "$${KAIROS__EXECUTION__MODE:-paper}" != paper ]; then \
+	  echo "make run is paper-only (the local simulator): unset KAIROS__EXECUTION__MODE (now '$$KAIROS__EXECUTION__MODE')." >&2; \
+	  echo "Live trading: execution.mode live, one systemd unit per process, keys in the env file; see docs/DEPLOY.md." >&2; \
+	  exit 2; fi
+
+run: paper-only $(STAMP) proto  #-- run the whole engine offline against the bundled exchange simulator (paper)
 	@echo "KAIROS: paper trading against the local simulator; gRPC on 127.0.0.1:50551, API token '$(DEV_TOKEN)'."
 	@echo "        In another shell: export KAIROS_API_TOKEN=$(DEV_TOKEN); $(BIN)/kairosctl status. Ctrl-C stops everything."
 	KAIROS__SUPERVISOR__API_TOKEN=$(DEV_TOKEN) KAIROS__EXECUTION__MODE=paper $(BIN)/python -m procs.supervisor --sim
@@ -39,4 +46,4 @@ lint: $(STAMP)  #-- ruff
 clean-shm:  #-- remove leftover kairos shared-memory segments
 	rm -f /dev/shm/kairos* /dev/shm/sem.kairos*
 
-.PHONY: help venv proto run test bench lint clean-shm
+.PHONY: help venv proto paper-only run test bench lint clean-shm

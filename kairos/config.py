@@ -10,6 +10,7 @@ merge/validate machinery is kairos/layers.py; this module declares the sections 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import typing
 from collections.abc import Mapping
@@ -18,13 +19,27 @@ from pathlib import Path
 from typing import Any
 
 from kairos.errors import ConfigError
-from kairos.layers import NO_SECRET, Secret, build, env_layer, merge, plain, read_yaml
+from kairos.layers import NO_SECRET, Secret, build, disabled, env_layer, flag, merge, num, plain, ranged, read_yaml
 from kairos.ring.wait import WAITS
 
 ENV_PREFIX = "KAIROS__"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
+# Every int/float field declares its range with `num(default, lo, hi, ...)` (kairos/layers.py), applied by the
+# loader; tests/unit/test_config.py fails on a numeric field without one and exercises every bound.
+HOUR_MS = 3_600_000
+BPS = 10_000.0
+"""100 % in basis points: the upper bound of every bps setting that cannot sensibly exceed it."""
 
+
+def _limit(default: float, check: str, hi: float = float("inf")) -> Any:
+    """A safety limit: > 0, or 0 to switch ``check`` off (allowed, but every start-up warns)."""
+    return num(default, 0, hi, gt=True, off=f"no {check}", safety=f"no {check}")
+
+
+def _port(default: int) -> Any:
+    """A TCP port to listen on; 0 lets the OS choose a free one (tests run side by side that way)."""
+    return num(default, 1, 65535, off="a free port chosen by the OS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +48,7 @@ class LoggingConfig:
     dir: str = "var/log"
     console: bool = True
     json_files: bool = True
-    backup_days: int = 7
+    backup_days: int = num(7, 0, 3650, gt=True, off="keep every file")
 
     def __post_init__(self) -> None:
         _choice("logging.level", self.level, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
@@ -41,19 +56,15 @@ class LoggingConfig:
 
 @dataclass(frozen=True, slots=True)
 class RingsConfig:
-    md_capacity: int = 65536
-    intents_capacity: int = 4096
-    manual_capacity: int = 1024
-    events_capacity: int = 16384
+    md_capacity: int = num(65536, 2, 2**30, pow2=True)
+    intents_capacity: int = num(4096, 2, 2**30, pow2=True)
+    manual_capacity: int = num(1024, 2, 2**30, pow2=True)
+    events_capacity: int = num(16384, 2, 2**30, pow2=True)
     wait: str = "block"
-    block_timeout_ms: int = 1000
+    block_timeout_ms: int = num(1000, 1, HOUR_MS)
 
     def __post_init__(self) -> None:
         _choice("rings.wait", self.wait, WAITS)
-        for name in ("md_capacity", "intents_capacity", "manual_capacity", "events_capacity"):
-            value = getattr(self, name)
-            if value < 2 or value & (value - 1):
-                raise ConfigError(f"must be a power of two >= 2, got {value}", f"rings.{name}")
 
 
 PINNABLE_ROLES = ("feed.binance", "feed.okx", "strategy", "gate", "persister")
@@ -67,15 +78,14 @@ class TuningConfig:
     """Per-process placement for bare metal: pin latency-critical processes to isolated cores and let
     them spin instead of sleeping (a wake-up from sleep is the largest cost per hop, docs/BENCHMARKS.md)."""
 
-    cpus: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    cpus: dict[str, tuple[int, ...]] = field(default_factory=dict, metadata=ranged(0, 4095))
     waits: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for role, cpus in self.cpus.items():
             _choice("tuning.cpus", role, PINNABLE_ROLES)
-            if not cpus or any(cpu < 0 for cpu in cpus):
-                raise ConfigError(f"expected a non-empty list of CPU numbers >= 0, got {list(cpus)}",
-                                  f"tuning.cpus.{role}")
+            if not cpus:
+                raise ConfigError("expected a non-empty list of CPU numbers", f"tuning.cpus.{role}")
         for role, wait in self.waits.items():
             _choice("tuning.waits", role, WAITING_ROLES)
             _choice(f"tuning.waits.{role}", wait, WAITS)
@@ -101,9 +111,9 @@ class VenueConfig:
     enabled: bool = True
     endpoint: str = "sim"
     endpoints: dict[str, EndpointConfig] = field(default_factory=dict)
-    taker_fee_bps: float = 10.0
-    maker_fee_bps: float = 8.0
-    recv_window_ms: int = 5000
+    taker_fee_bps: float = num(10.0, 0, 100)
+    maker_fee_bps: float = num(8.0, -100, 100)
+    recv_window_ms: int = num(5000, 1, 60000)
     api_key: Secret = NO_SECRET
     api_secret: Secret = NO_SECRET
     passphrase: Secret = NO_SECRET
@@ -116,14 +126,14 @@ class VenueConfig:
 @dataclass(frozen=True, slots=True)
 class FeedConfig:
     channels: tuple[str, ...] = ("bbo", "trades", "depth")
-    depth_levels: int = 10
-    ws_reconnect_delay_ms: int = 500
-    ws_max_reconnect_delay_ms: int = 30000
-    ws_max_reconnect_attempts: int = 0
-    watchdog_ms: int = 15000
-    ping_interval_s: float = 20.0
-    snapshot_retries: int = 5
-    rest_timeout_s: float = 5.0
+    depth_levels: int = num(10, 1, 1000)
+    ws_reconnect_delay_ms: int = num(500, 1, HOUR_MS)
+    ws_max_reconnect_delay_ms: int = num(30000, 1, HOUR_MS)
+    ws_max_reconnect_attempts: int = num(0, 1, 1_000_000, off="keep trying forever")
+    watchdog_ms: int = num(15000, 1, HOUR_MS)
+    ping_interval_s: float = num(20.0, 0, 3600, gt=True)
+    snapshot_retries: int = num(5, 1, 1000)
+    rest_timeout_s: float = num(5.0, 0, 600, gt=True)
 
     def __post_init__(self) -> None:
         for ch in self.channels:
@@ -134,14 +144,14 @@ class FeedConfig:
 class ArbitrageConfig:
     enabled: bool = False
     instruments: tuple[str, ...] = ()
-    min_edge_bps: float = 5.0
-    max_qty: float = 0.01
-    cooldown_ms: int = 500
-    leg_timeout_ms: int = 2000
-    max_book_age_ms: int = 2000
-    min_qty: float = 0.0001
-    hedge_slippage_bps: float = 20.0
-    max_hedge_attempts: int = 3
+    min_edge_bps: float = num(5.0, 0, BPS)
+    max_qty: float = num(0.01, 0, gt=True)
+    cooldown_ms: int = num(500, 0, HOUR_MS)
+    leg_timeout_ms: int = num(2000, 1, HOUR_MS)
+    max_book_age_ms: int = num(2000, 1, HOUR_MS)
+    min_qty: float = num(0.0001, 0, gt=True)
+    hedge_slippage_bps: float = num(20.0, 0, BPS)
+    max_hedge_attempts: int = num(3, 1, 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +159,14 @@ class MarketMakingConfig:
     enabled: bool = False
     venue: str = "binance"
     instruments: tuple[str, ...] = ()
-    spread_bps: float = 10.0
-    size: float = 0.001
-    skew_bps_per_unit: float = 50.0
-    max_inventory: float = 0.01
-    requote_bps: float = 2.0
+    spread_bps: float = num(10.0, 0, BPS, gt=True)
+    size: float = num(0.001, 0, gt=True)
+    skew_bps_per_unit: float = num(50.0, 0, 1e6)
+    max_inventory: float = num(0.01, 0, gt=True)
+    requote_bps: float = num(2.0, 0, BPS)
     use_microprice: bool = True
-    max_book_age_ms: int = 5000
-    reject_backoff_ms: int = 1000
+    max_book_age_ms: int = num(5000, 1, HOUR_MS)
+    reject_backoff_ms: int = num(1000, 0, HOUR_MS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,42 +174,42 @@ class StrategyConfig:
     arbitrage: ArbitrageConfig = field(default_factory=ArbitrageConfig)
     market_making: MarketMakingConfig = field(default_factory=MarketMakingConfig)
     recover_on_start: bool = True
-    recover_cancel_timeout_s: float = 10.0
+    recover_cancel_timeout_s: float = num(10.0, 0, 3600, gt=True)
 
 
 @dataclass(frozen=True, slots=True)
 class RiskConfig:
     initial_state: str = "ACTIVE"
-    max_order_qty: float = 1.0
-    max_order_notional: float = 50000.0
-    max_position: float = 2.0
-    max_gross_exposure: float = 200000.0
-    price_band_bps: float = 200.0
-    max_orders_per_sec: int = 20
-    max_open_orders: int = 50
-    stop_loss_bps: float = 0.0
-    take_profit_bps: float = 0.0
-    daily_loss_limit: float = 1000.0
+    max_order_qty: float = _limit(1.0, "order quantity cap (MAX_ORDER_QTY)")
+    max_order_notional: float = _limit(50000.0, "order notional cap (MAX_ORDER_NOTIONAL)")
+    max_position: float = _limit(2.0, "position cap (MAX_POSITION)")
+    max_gross_exposure: float = _limit(200000.0, "gross exposure cap (MAX_GROSS_EXPOSURE)")
+    price_band_bps: float = _limit(200.0, "price band (PRICE_BAND)", BPS)
+    max_orders_per_sec: int = _limit(20, "order rate limit (ORDER_RATE)", 10_000_000)
+    max_open_orders: int = _limit(50, "open orders cap (MAX_OPEN_ORDERS)", 10_000_000)
+    stop_loss_bps: float = _limit(0.0, "stop-loss exits", BPS)
+    take_profit_bps: float = num(0.0, 0, 1e6, gt=True, off="no take-profit exits")
+    daily_loss_limit: float = _limit(1000.0, "daily loss limit (HALTED at -limit)")
     journal_dir: str = "var/gate"
-    journal_compact_entries: int = 200_000
+    journal_compact_entries: int = num(200_000, 1, 10**9, off="never compacts")
 
     def __post_init__(self) -> None:
         _choice("risk.initial_state", self.initial_state, ("ACTIVE", "REDUCE_ONLY", "HALTED"))
-        _not_negative("risk.journal_compact_entries", self.journal_compact_entries, "0 never compacts")
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionConfig:
     mode: str = "paper"
-    paper_latency_ms: float = 1.0
-    paper_slippage_bps: float = 1.0
-    paper_balances: dict[str, float] = field(default_factory=lambda: {"USDT": 100000.0, "BTC": 1.0})
-    http_timeout_s: float = 5.0
-    max_retries: int = 3
-    workers: int = 4
-    sync_interval_ms: int = 250
-    clock_sync_s: float = 300.0
-    max_cancel_delay_s: float = 10.0
+    paper_latency_ms: float = num(1.0, 0, 60000)
+    paper_slippage_bps: float = num(1.0, 0, 1000)
+    paper_balances: dict[str, float] = field(default_factory=lambda: {"USDT": 100000.0, "BTC": 1.0},
+                                             metadata=ranged(0))
+    http_timeout_s: float = num(5.0, 0, 600, gt=True)
+    max_retries: int = num(3, 0, 100)
+    workers: int = num(4, 1, 256)
+    sync_interval_ms: int = num(250, 1, HOUR_MS)
+    clock_sync_s: float = num(300.0, 0, 86400, gt=True)
+    max_cancel_delay_s: float = num(10.0, 0, 3600)
 
     def __post_init__(self) -> None:
         _choice("execution.mode", self.mode, ("paper", "live"))
@@ -210,48 +220,43 @@ class PersisterConfig:
     enabled: bool = True
     dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    batch_rows: int = 5000
-    flush_ms: int = 200
+    batch_rows: int = num(5000, 1, 10_000_000)
+    flush_ms: int = num(200, 1, HOUR_MS)
     spool_dir: str = "var/spool"
-    retry_s: float = 2.0
+    retry_s: float = num(2.0, 0, 3600, gt=True)
     schema: str = "kairos"
     storage: str = "auto"
-    partition_days_ahead: int = 3
+    partition_days_ahead: int = num(3, 1, 365)
     redis_prefix: str = "kairos"
-    spool_segment_mb: int = 4
-    spool_segment_s: float = 5.0
-    spool_reserve_kb: int = 16384
-    fsync_ms: int = 200
-    stop_drain_s: float = 5.0
-    connect_timeout_s: float = 3.0
-    md_retention_days: int = 0
-    state_retention_days: int = 0
-    spool_max_mb: int = 4096
+    spool_segment_mb: int = num(4, 1, 4096)
+    spool_segment_s: float = num(5.0, 0, 3600, gt=True)
+    spool_reserve_kb: int = num(16384, 1, 10**8, off="no disk held back for executions")
+    fsync_ms: int = num(200, 1, HOUR_MS)
+    stop_drain_s: float = num(5.0, 0, 3600)
+    connect_timeout_s: float = num(3.0, 0, 600, gt=True)
+    md_retention_days: int = num(0, 1, 36500, off="keep everything")
+    state_retention_days: int = num(0, 1, 36500, off="keep everything")
+    spool_max_mb: int = num(4096, 1, 10**9, off="no cap")
 
     def __post_init__(self) -> None:
         _choice("persister.storage", self.storage, ("auto", "native", "timescale"))
-        for name in ("md_retention_days", "state_retention_days", "spool_max_mb"):
-            _not_negative(f"persister.{name}", getattr(self, name), "0 keeps everything")
-        _not_negative("persister.spool_reserve_kb", self.spool_reserve_kb, "0 reserves nothing")
-        if self.spool_segment_mb <= 0 or self.spool_segment_s <= 0:
-            raise ConfigError("spool segments rotate by size and age: both must be > 0", "persister.spool_segment_s")
 
 
 @dataclass(frozen=True, slots=True)
 class SupervisorConfig:
     grpc_host: str = "127.0.0.1"
-    grpc_port: int = 50551
+    grpc_port: int = _port(50551)
     api_token: Secret = NO_SECRET
-    heartbeat_timeout_s: float = 10.0
-    start_secs: float = 1.0
-    start_retries: int = 5
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    graceful_secs: float = 10.0
-    cancel_on_shutdown: bool = True
-    stable_secs: float = 60.0
-    order_timeout_s: float = 2.0
-    max_subscribers: int = 8
+    heartbeat_timeout_s: float = num(10.0, 0, 3600, gt=True)
+    start_secs: float = num(1.0, 0, 3600)
+    start_retries: int = num(5, 0, 1000)
+    backoff_initial_s: float = num(0.5, 0, 3600)
+    backoff_max_s: float = num(30.0, 0, 3600)
+    graceful_secs: float = num(10.0, 0, 3600)
+    cancel_on_shutdown: bool = flag(True, "every open order is cancelled when the supervisor stops")
+    stable_secs: float = num(60.0, 0, 86400)
+    order_timeout_s: float = num(2.0, 0, 600, gt=True)
+    max_subscribers: int = num(8, 1, 1000)
     open_reads: bool = False
     tls_cert: str = ""
     tls_key: str = ""
@@ -268,25 +273,26 @@ class SupervisorConfig:
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     host: str = "127.0.0.1"
-    binance_rest_port: int = 18081
-    binance_ws_port: int = 18091
-    okx_rest_port: int = 18082
-    okx_ws_port: int = 18092
-    seed: int = 7
-    rate_hz: float = 50.0
+    binance_rest_port: int = _port(18081)
+    binance_ws_port: int = _port(18091)
+    okx_rest_port: int = _port(18082)
+    okx_ws_port: int = _port(18092)
+    seed: int = num(7, 0, 2**63 - 1)
+    rate_hz: float = num(50.0, 0, 100_000, gt=True, off="no random walk")
     replay_file: str = ""
-    replay_speed: float = 1.0
-    start_prices: dict[str, float] = field(default_factory=lambda: {"BTC-USDT": 60000.0, "ETH-USDT": 3000.0})
-    levels: int = 50
-    volatility_bps: float = 0.2
-    trade_probability: float = 0.3
-    dislocation_probability: float = 0.0
-    dislocation_bps: float = 40.0
-    dislocation_decay: float = 0.9
+    replay_speed: float = num(1.0, 0, 1e6, gt=True, off="as fast as possible")
+    start_prices: dict[str, float] = field(default_factory=lambda: {"BTC-USDT": 60000.0, "ETH-USDT": 3000.0},
+                                           metadata=ranged(0, gt=True))
+    levels: int = num(50, 1, 10_000)
+    volatility_bps: float = num(0.2, 0, 1000)
+    trade_probability: float = num(0.3, 0, 1)
+    dislocation_probability: float = num(0.0, 0, 1)
+    dislocation_bps: float = num(40.0, 0, BPS)
+    dislocation_decay: float = num(0.9, 0, 1)
     okx_ws_snapshot: bool = True
-    binance_ping_interval_s: float = 20.0
-    okx_idle_timeout_s: float = 30.0
-    okx_keepalive_s: float = 60.0
+    binance_ping_interval_s: float = num(20.0, 0, 3600, gt=True)
+    okx_idle_timeout_s: float = num(30.0, 0, 3600, gt=True)
+    okx_keepalive_s: float = num(60.0, 0, 3600, gt=True, off="never")
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,11 +334,6 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{value!r} is not one of {', '.join(allowed)}", key)
 
 
-def _not_negative(key: str, value: int, zero: str) -> None:
-    if value < 0:
-        raise ConfigError(f"must be >= 0 ({zero}), got {value}", key)
-
-
 def load(config_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Merge the layers and validate; raise ConfigError naming the key and file on any problem."""
     environ = os.environ if env is None else env
@@ -343,6 +344,8 @@ def load(config_dir: Path | None = None, env: Mapping[str, str] | None = None) -
     files = [root / "default.yaml"] + ([root / f"{app_env}.yaml"] if app_env else []) + [root / "local.yaml"]
     if not files[0].exists():
         raise ConfigError("default configuration file is missing", "", str(files[0]))
+    if app_env and not files[1].exists():
+        raise ConfigError(f"APP_ENV={app_env} names a configuration file that does not exist", "", str(files[1]))
     for path in files:
         if path.exists():
             merge(merged, read_yaml(path), sources, str(path), "")
@@ -354,6 +357,19 @@ _SECRET_NAMES = frozenset(
     f.name for cls in (VenueConfig, SupervisorConfig) for f in dataclasses.fields(cls)
     if typing.get_type_hints(cls)[f.name] is Secret
 )
+
+
+def disabled_checks(settings: Settings, section: str) -> list[str]:
+    """``key = value: what is off`` for each safety check of ``section`` that the settings switch off (0/false)."""
+    return list(disabled(getattr(settings, section), f"{section}."))
+
+
+def warn_disabled(role: str, settings: Settings, section: str) -> None:
+    """One WARNING per safety check of ``section`` switched off: called at start by the process that enforces them,
+    so a limit of 0 is never silent."""
+    log = logging.getLogger(role)
+    for line in disabled_checks(settings, section):
+        log.warning("safety check disabled: %s", line)
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

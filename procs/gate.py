@@ -10,13 +10,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kairos.config import Settings, warn_disabled
 from kairos.gate.agent import ROLE, GateAgent
 from kairos.process import BoardAgentProcess, run_process
 
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="procs.gate", description=__doc__).parse_args(argv)
-    return run_process(ROLE, lambda settings: BoardAgentProcess(settings, ROLE, GateAgent))
+    return run_process(ROLE, build)
+
+
+def build(settings: Settings) -> BoardAgentProcess:
+    warn_disabled(ROLE, settings, "risk")  # the gate enforces the risk limits: a limit of 0 is never silent
+    return BoardAgentProcess(settings, ROLE, GateAgent)
 
 
 if __name__ == "__main__":

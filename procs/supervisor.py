@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"supervisor: {exc}", file=sys.stderr)
         return exc.exit_code
     setup_logging(ROLE, settings.logging)
+    config.warn_disabled(ROLE, settings, "supervisor")
     arbiter = Arbiter(settings, plan(settings, args.sim), args.watch, env)
     try:
         return arbiter.run()

@@ -121,7 +121,7 @@ def test_tuning_pins_and_waits_per_role(cfg_dir: Path) -> None:
 @pytest.mark.parametrize(("yaml", "key", "words"), [
     ("tuning: {cpus: {supervisor: [0]}}", "tuning.cpus", "not one of"),
     ("tuning: {cpus: {gate: []}}", "tuning.cpus.gate", "non-empty"),
-    ("tuning: {cpus: {gate: [-1]}}", "tuning.cpus.gate", "CPU numbers >= 0"),
+    ("tuning: {cpus: {gate: [-1]}}", "tuning.cpus.gate[0]", "must be >= 0 and <= 4095, got -1"),
     ("tuning: {cpus: {gate: [x]}}", "tuning.cpus.gate[0]", "expected int"),
     ("tuning: {waits: {feed.okx: spin}}", "tuning.waits", "not one of"),
     ("tuning: {waits: {gate: busy}}", "tuning.waits.gate", "not one of"),
