@@ -246,6 +246,8 @@ class PersisterConfig:
 class SupervisorConfig:
     grpc_host: str = "127.0.0.1"
     grpc_port: int = _port(50551)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = num(9464, 1, 65535, off="no /metrics")
     api_token: Secret = NO_SECRET
     heartbeat_timeout_s: float = num(10.0, 0, 3600, gt=True)
     start_secs: float = num(1.0, 0, 3600)

@@ -2,7 +2,8 @@
 
 The exchange samples (venue documents and live captures) are not ours to redistribute, so they are
 never committed: they sit beside the checkout in ``../shared/exchange-samples``, or wherever
-``KAIROS_SAMPLES`` points. Without them every test marked ``requires_samples`` skips, for one reason.
+``KAIROS_SAMPLES`` points. Without them every module that calls ``require_samples()`` skips, and
+``pytest -ra`` reports them all on one line, with one reason.
 Unit tests use our own hand-written fixtures instead (tests/fixtures/).
 """
 
@@ -21,7 +22,12 @@ CAPTURE: Final = SAMPLES / "capture"
 MISSING: Final = ("exchange samples not found: put ../shared/exchange-samples beside the checkout "
                   "or set KAIROS_SAMPLES")
 
-requires_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=MISSING)
+
+
+def require_samples() -> None:
+    """Skip the calling test module at collection when the samples are absent (raised here, so one location)."""
+    if not SAMPLES.is_dir():
+        pytest.skip(MISSING, allow_module_level=True)
 
 
 def sample_bytes(name: str) -> bytes:

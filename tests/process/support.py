@@ -30,7 +30,8 @@ T = TypeVar("T")
 def fast_env(prefix: str, **overrides: object) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS")}
     env.update({
-        "KAIROS__SHM_PREFIX": prefix, "KAIROS__SUPERVISOR__GRPC_PORT": "0", "KAIROS__SUPERVISOR__API_TOKEN": TOKEN,
+        "KAIROS__SHM_PREFIX": prefix, "KAIROS__SUPERVISOR__GRPC_PORT": "0", "KAIROS__SUPERVISOR__METRICS_PORT": "0",
+        "KAIROS__SUPERVISOR__API_TOKEN": TOKEN,
         "KAIROS__SUPERVISOR__START_SECS": "0.3", "KAIROS__SUPERVISOR__START_RETRIES": "2",
         "KAIROS__SUPERVISOR__BACKOFF_INITIAL_S": "0.1", "KAIROS__SUPERVISOR__BACKOFF_MAX_S": "0.4",
         "KAIROS__SUPERVISOR__HEARTBEAT_TIMEOUT_S": "1.5", "KAIROS__SUPERVISOR__GRACEFUL_SECS": "1.0",

@@ -1,6 +1,6 @@
 """Recorded sessions (exchange-samples/capture) replayed through the feed's parsers and book sync.
 
-Every module here reads the exchange samples (tests/samples.py) and is marked ``requires_samples``.
+Every module here reads the exchange samples (tests/samples.py) and calls ``require_samples()``.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from kairos.feeds.binance import BinanceFeed
 from kairos.feeds.sync import State
 from kairos.records import BookStatus, Kind
 from tests.replay.conftest import BINANCE_FILE, BINANCE_SYMBOLS, RecordedSnapshots, Replay, lines
-from tests.samples import requires_samples
+from tests.samples import require_samples
 
-pytestmark = requires_samples
+require_samples()
 
 
 def _replay() -> tuple[Replay, RecordedSnapshots, dict[tuple[str, int], tuple[float, float, float, float]], list]:

@@ -14,9 +14,9 @@ from kairos.execution.filters import SymbolFilters, binance_filters, dec, okx_fi
 from kairos.execution.venue import Outcome
 from kairos.records import OrderState, OrderType, Side, Tif
 from kairos.records import RejectReason as R
-from tests.samples import SAMPLES, requires_samples, sample, sample_bytes
+from tests.samples import SAMPLES, require_samples, sample, sample_bytes
 
-pytestmark = requires_samples
+require_samples()
 
 REJ, OK = Outcome.REJECTED, Outcome.OK
 

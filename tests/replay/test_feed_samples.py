@@ -12,9 +12,9 @@ from kairos.feeds.binance import BinanceFeed
 from kairos.feeds.book import L2Book
 from kairos.feeds.okx import OkxFeed
 from kairos.records import MARKET_DATA, Kind, Side, Venue
-from tests.samples import requires_samples, sample, sample_bytes
+from tests.samples import require_samples, sample, sample_bytes
 
-pytestmark = requires_samples
+require_samples()
 
 CHANNELS = ("bbo", "trades", "depth")
 

@@ -19,9 +19,9 @@ from kairos.feeds.okx import OkxFeed
 from kairos.feeds.sync import State
 from kairos.records import BookStatus, Kind
 from tests.replay.conftest import OKX_FILE, OKX_SYMBOLS, RecordedSnapshots, Replay, lines
-from tests.samples import requires_samples, sample, sample_bytes
+from tests.samples import require_samples, sample, sample_bytes
 
-pytestmark = requires_samples
+require_samples()
 
 
 def _wire(value: Decimal) -> str:

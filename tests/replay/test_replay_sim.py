@@ -21,10 +21,10 @@ from tests.replay.conftest import (
     instruments,
     lines,
 )
-from tests.samples import requires_samples
+from tests.samples import require_samples
 from tests.unit.feeds.conftest import pump, sim_settings
 
-pytestmark = requires_samples
+require_samples()
 
 CASES = [(Venue.BINANCE, BINANCE_FILE, BINANCE_SYMBOLS, BinanceFeed), (Venue.OKX, OKX_FILE, OKX_SYMBOLS, OkxFeed)]
 
