@@ -52,6 +52,7 @@ def _env(prefix: str, tmp: Path, grpc_port: int) -> dict[str, str]:
         env[key + "REST_URL"] = f"http://127.0.0.1:{ports[venue + '_rest']}"
         env[key + "WS_URL"] = f"ws://127.0.0.1:{ports[venue + '_ws']}{path}"
     env.update({"KAIROS__SHM_PREFIX": prefix, "KAIROS__SUPERVISOR__GRPC_PORT": str(grpc_port),
+                "KAIROS__SUPERVISOR__METRICS_PORT": "0",
                 "KAIROS__SUPERVISOR__API_TOKEN": TOKEN, "KAIROS__PERSISTER__ENABLED": "false",
                 "KAIROS__RISK__MAX_ORDERS_PER_SEC": "100000", "KAIROS__EXECUTION__PAPER_LATENCY_MS": "0",
                 "KAIROS__RISK__JOURNAL_DIR": str(tmp / "journal"),

@@ -23,6 +23,7 @@ from kairos.records import TradingState
 from kairos.ring import Waiter
 from kairos.status import StatusBoard
 from kairos.supervisor.child import ChildInfo
+from kairos.supervisor.metrics import EngineCollector, MetricsServer
 from kairos.supervisor.rings import RingSet
 from kairos.supervisor.status import StatusView
 from kairos.supervisor.trace import OrderLatencies
@@ -50,12 +51,17 @@ class EngineApi:
         servicer = TradingEngineServicer(Validator.from_settings(instruments, settings.venues), self.manual,
                                          self.hub, self.gate, self.status, cfg.order_timeout_s, self.placements)
         self.server = ApiServer(servicer, cfg)
+        collector = EngineCollector(self.status, board, rings, self.gate, orders.totals if orders else None,
+                                    self.hub.tally)
+        self.metrics = MetricsServer(collector, cfg.metrics_host, cfg.metrics_port)
 
     def start(self) -> None:
         self.hub.start()
         self.server.start()
+        self.metrics.start()
 
     def stop(self) -> None:
+        self.metrics.stop()
         self.server.stop()
         self.hub.stop()
         self.placements.close()

@@ -3,8 +3,11 @@ read back through the real Prometheus text exposition."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +26,8 @@ from kairos.supervisor.status import StatusView
 from kairos.supervisor.tally import EventTally, TraceTotals
 from kairos.supervisor.trace import STAGES
 
+DASHBOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "kairos.json"
+SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
 BLOB = {
     "version": 1, "trading_state_id": 0,
     "balances": [{"venue": "binance", "venue_id": 1, "asset": "USDT", "free": 900.0, "locked": 100.0}],
@@ -56,10 +61,11 @@ class Engine:
         return {(s.name, tuple(sorted(s.labels.items()))): s.value
                 for family in text_string_to_metric_families(text) for s in family.samples}
 
-    def families(self) -> set[str]:
+    def families(self) -> dict[str, str]:
+        """Family name -> type, as Prometheus parses them."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self.collector)
-        return {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
+        return {f.name: f.type for f in text_string_to_metric_families(generate_latest(registry).decode())}
 
     def close(self) -> None:
         self.writer.close()
@@ -164,7 +170,7 @@ def test_every_family_from_board_rings_blob_and_totals(engine: Engine) -> None:
 
 
 def test_families_exist_before_any_data(engine: Engine) -> None:
-    assert engine.families() >= {
+    assert set(engine.families()) >= {
         "kairos_process_up", "kairos_process_restarts", "kairos_tick_to_order_seconds", "kairos_order_stage_seconds",
         "kairos_stage_latency_seconds", "kairos_orders", "kairos_rejects", "kairos_feed_messages",
         "kairos_book_resyncs", "kairos_ring_lag", "kairos_ring_overruns", "kairos_position", "kairos_pnl",
@@ -179,3 +185,18 @@ def test_a_malformed_gate_blob_is_counted_and_skipped(engine: Engine, blob: dict
     assert got[key("kairos_metrics_errors_total", kind="gate_state_shape")] == 1.0
     assert not [name for name, _ in got if name in ("kairos_rejects_total", "kairos_position", "kairos_pnl")]
     assert got[key("kairos_ring_lag", ring="trace", consumer="supervisor")] == 0.0  # the rest is still served
+
+
+def test_the_grafana_dashboard_shows_every_family_and_only_exported_names(engine: Engine) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    families = engine.families()
+    exported = {family + suffix for family, kind in families.items() for suffix in SUFFIXES[kind]}
+    shown: dict[str, set[str]] = {}
+    for panel in dashboard["panels"]:
+        exprs = [target["expr"] for target in panel["targets"]]
+        names = {name for expr in exprs for name in re.findall(r"\bkairos_\w+", expr)}
+        assert names, f"panel {panel['title']!r} queries no kairos metric"
+        assert names <= exported, f"panel {panel['title']!r}: {sorted(names - exported)} are not exported"
+        shown[panel["title"]] = {f for f in families if any(n.removeprefix(f) in SUFFIXES[families[f]] for n in names)}
+    assert set().union(*shown.values()) == set(families)
+    assert all(len(f) == 1 for f in shown.values()), "one family per panel"
