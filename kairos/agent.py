@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from kairos.errors import EXIT_OK, KairosError
+from kairos.errors import EXIT_OK
 from kairos.records import ProcState
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class AgentRunner:
         self._stop = True
 
     def run(self) -> int:
-        """Start, loop, close; returns the process exit code."""
+        """Start, loop, close; returns EXIT_OK. An error marks the row FAILED and goes on to the process
+        edge (kairos/process.py), which logs it, leaves the exit note and picks the exit code."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         status, agent = self._status, self._agent
@@ -74,10 +75,9 @@ class AgentRunner:
             log.info("%s running", agent.role)
             self._loop()
             return EXIT_OK
-        except KairosError as exc:
-            log.error("%s failed: %s", agent.role, exc)
+        except Exception:
             status.set_state(ProcState.FAILED)
-            return exc.exit_code
+            raise
         finally:
             status.set_state(ProcState.STOPPING)
             try:

@@ -323,6 +323,11 @@ class Settings:
             _choice("venues", name, ("binance", "okx"))
             if venue.endpoint not in venue.endpoints:
                 raise ConfigError(f"unknown endpoint {venue.endpoint!r}", f"venues.{name}.endpoint")
+
+    def check_venue_secrets(self) -> None:
+        """Live trading needs every enabled venue's keys. Checked only by the processes that hold them (the gate,
+        the spawning supervisor): the others never see the keys (kairos/supervisor/secrets.py)."""
+        for name, venue in self.venues.items():
             if self.execution.mode == "live" and venue.enabled:
                 needed = ("api_key", "api_secret") + (("passphrase",) if name == "okx" else ())
                 for secret in needed:
@@ -359,6 +364,7 @@ _SECRET_NAMES = frozenset(
     f.name for cls in (VenueConfig, SupervisorConfig) for f in dataclasses.fields(cls)
     if typing.get_type_hints(cls)[f.name] is Secret
 )
+SECRET_NAMES = _SECRET_NAMES  # public: the variables kairos/supervisor/secrets.py withholds from children
 
 
 def disabled_checks(settings: Settings, section: str) -> list[str]:

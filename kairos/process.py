@@ -2,7 +2,9 @@
 
 Errors become exit codes here and nowhere else: a bad config or a ring layout mismatch is
 EXIT_BOOT_ERROR (the supervisor marks the process FATAL), anything else deliberate is the error's
-own code (the supervisor backs off and restarts).
+own code, an unexpected exception EXIT_FAILURE (the supervisor backs off and restarts). Either way
+the error goes to the JSON log (with its traceback when unexpected) and to the exit note
+(kairos/exits.py) the supervisor shows as the process's last exit reason.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import sys
 from collections.abc import Callable
 from typing import Protocol
 
-from kairos import config
+from kairos import config, exits
 from kairos.agent import Agent, AgentRunner
 from kairos.config import Settings
-from kairos.errors import EXIT_BOOT_ERROR, ConfigError, KairosError
+from kairos.errors import EXIT_BOOT_ERROR, EXIT_FAILURE, ConfigError, KairosError
 from kairos.logs import setup_logging
 from kairos.status import Slot, StatusBoard
 
@@ -42,13 +44,24 @@ def run_process(role: str, build: Callable[[Settings], Process]) -> int:
     try:
         pin(role, settings)
         process = build(settings)
-    except KairosError as exc:
-        logging.getLogger(role).error("%s cannot start: %s", role, exc)
-        return exc.exit_code
-    try:
-        return process.run()
-    finally:
-        process.close()
+        try:
+            return process.run()
+        finally:
+            process.close()
+    except Exception as exc:  # the process edge: every error ends here, logged and noted
+        return died(role, settings, exc)
+
+
+def died(role: str, settings: Settings, exc: Exception) -> int:
+    """Log the fatal error to the process log, leave the exit note, return the exit code."""
+    if isinstance(exc, KairosError):
+        logging.getLogger(role).error("%s failed: %s", role, exc)
+        code = exc.exit_code
+    else:
+        logging.getLogger(role).critical("%s died of an unexpected error: %s", role, exc, exc_info=exc)
+        code = EXIT_FAILURE
+    exits.write(exits.note_path(settings, role), exc)
+    return code
 
 
 def pin(role: str, settings: Settings) -> None:

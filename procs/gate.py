@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build(settings: Settings) -> BoardAgentProcess:
+    settings.check_venue_secrets()  # live keys are checked where they are used: only the gate gets them
     warn_disabled(ROLE, settings, "risk")  # the gate enforces the risk limits: a limit of 0 is never silent
     return BoardAgentProcess(settings, ROLE, GateAgent)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import orjson
@@ -12,6 +11,7 @@ from kairos import config
 from kairos.agent import AgentRunner, sleep_idle
 from kairos.errors import EXIT_BOOT_ERROR, KairosError, RingNotFound
 from kairos.logs import setup_logging
+from kairos.process import died
 from kairos.sim.server import SimAgent, SimServer, Unsupervised
 from kairos.status import StatusBoard
 
@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_ports:
             print(orjson.dumps(server.ports()).decode(), flush=True)
         return AgentRunner(SimAgent(server, row), sleep_idle(0.2), row or Unsupervised()).run()
-    except (KairosError, OSError) as exc:
-        logging.getLogger("sim").error("sim failed: %s", exc)
-        return getattr(exc, "exit_code", 1)
+    except Exception as exc:  # the process edge: logged, exit note left, exit code chosen
+        return died("sim", settings, exc)
     finally:
         server.close()
         if board is not None:

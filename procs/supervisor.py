@@ -9,7 +9,6 @@ watch the status board and serve gRPC.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from kairos import config
 from kairos.errors import KairosError
 from kairos.logs import setup_logging
+from kairos.process import died
 from kairos.supervisor.arbiter import ROLE, Arbiter
 from kairos.supervisor.specs import plan
 
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         env["KAIROS_CONFIG_DIR"] = str(args.config_dir.resolve())
     try:
         settings = config.load(args.config_dir)
+        if not args.watch:
+            settings.check_venue_secrets()  # it hands the keys to the gate: refuse to start without them
     except KairosError as exc:
         print(f"supervisor: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -41,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     arbiter = Arbiter(settings, plan(settings, args.sim), args.watch, env)
     try:
         return arbiter.run()
-    except KairosError as exc:
-        logging.getLogger(ROLE).error("supervisor failed: %s", exc)
-        return exc.exit_code
+    except Exception as exc:  # the process edge: logged (JSON log too), exit note left, exit code chosen
+        return died(ROLE, settings, exc)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,14 @@ def status(s: Any) -> str:
     rings = table(("RING", "CONSUMER", "DEPTH", "OVERRUNS"), sorted(cursors))
     stages = [(h.name, f"{h.p50_us:.1f}", f"{h.p99_us:.1f}", f"{h.p999_us:.1f}", h.count) for h in s.order_latencies]
     traced = table(("ORDER STAGE", "P50 us", "P99 us", "P99.9 us", "ORDERS"), stages) if stages else "(no orders yet)"
-    return f"{head}\n\n{procs}\n\n{rings}\n\n{traced}"
+    return f"{head}\n\n{procs}{_waiting(s.processes)}\n\n{rings}\n\n{traced}"
+
+
+def _waiting(procs: Sequence[Any]) -> str:
+    """One line per child in BACKOFF: when it is retried, and whether it is crash-looping."""
+    return "".join(f"\n{p.role}: BACKOFF, next attempt in {duration(p.next_attempt_in_s)}"
+                   + (" (crash loop: retried forever at the capped delay)" if p.crash_loop else "")
+                   for p in procs if p.state_name == "BACKOFF")
 
 
 def _state(p: Any) -> str:

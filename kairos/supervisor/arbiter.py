@@ -3,8 +3,11 @@ restart them, kill hung ones, serve gRPC, and shut everything down in dependency
 
 Signal handlers only queue the signal and write a byte to a self-pipe; the loop does the work.
 A second SIGTERM/SIGINT during shutdown skips the grace period (SIGKILL to what is left). SIGHUP
-retries FATAL children. In --watch mode (systemd owns the processes) nothing is spawned: the
-loop only heartbeats, samples the board and serves gRPC.
+retries FATAL children. A crash loop (or FATAL) of a fail-closed role (gate, strategy) queues
+HALTED for the gate once per episode; only the operator resumes trading. Each child is spawned
+with only the secrets its role uses (kairos/supervisor/secrets.py), and its exit note
+(kairos/exits.py) is cleared before the spawn and read after the death. In --watch mode (systemd
+owns the processes) nothing is spawned: the loop only heartbeats, samples the board and serves gRPC.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import signal
 import time
 from collections.abc import Mapping
 
+from kairos import exits
 from kairos.config import Settings
 from kairos.errors import EXIT_OK, RingError, SupervisorError
 from kairos.gate.snapshot import GateStateReader
@@ -27,6 +31,7 @@ from kairos.supervisor import spawn, systemd
 from kairos.supervisor.api import EngineApi
 from kairos.supervisor.child import Child, ChildInfo, ChildState, Do, RestartPolicy, describe_exit
 from kairos.supervisor.rings import RingSet, ring_specs
+from kairos.supervisor.secrets import child_env
 from kairos.supervisor.specs import Plan
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,9 @@ class Arbiter:
         self.by_role = {c.role: c for c in self.children}
         self.phases = plan.stop_phases
         self.halting = frozenset(s.role for s in plan.specs if s.halts_trading)
-        self.env = {**env, "KAIROS__SHM_PREFIX": self.prefix}
+        full = {**env, "KAIROS__SHM_PREFIX": self.prefix}
+        self.envs = {c.role: child_env(full, c.spec.secrets) for c in self.children}
+        self.notes = {c.role: exits.note_path(settings, c.role) for c in self.children}
         self.rings = RingSet(ring_specs(settings), self.prefix)
         self.board: StatusBoard | None = None
         self.slot: Slot | None = None
@@ -54,7 +61,8 @@ class Arbiter:
         self.view: tuple[ChildInfo, ...] = ()
         self._sig_queue: list[int] = []
         self._pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._stopping = self._hurry = self._halted = False
+        self._stopping = self._hurry = False
+        self._halted_for: set[str] = set()  # fail-closed roles whose current crash loop has halted trading
         self._next_sample = 0.0
 
     def run(self) -> int:
@@ -183,9 +191,12 @@ class Arbiter:
             child = by_pid.get(pid)
             if child is not None:
                 before, code = child.state, os.waitstatus_to_exitcode(status)
-                child.exited(code, time.monotonic())
+                child.exited(code, time.monotonic(), exits.take(self.notes[child.role]))
                 log.log(logging.INFO if child.state is ChildState.STOPPED else logging.WARNING,
                         "%s (pid %d) %s: %s -> %s", child.role, pid, describe_exit(code), before.name, child.state.name)
+                if child.state is ChildState.BACKOFF:
+                    wait = child.info(time.monotonic()).next_attempt_s
+                    log.warning("%s: BACKOFF, next attempt in %.1fs (%s)", child.role, wait, child.last_error)
 
     def murder_stale(self, rows: list[dict]) -> None:
         """A child in its duty loop whose heartbeat is older than heartbeat_timeout_s is hung: SIGTERM, later
@@ -209,8 +220,8 @@ class Arbiter:
             self.act(child, child.transition(now))
             if child.state is not before:
                 log.info("%s: %s -> %s", child.role, before.name, child.state.name)
-            if child.state is ChildState.FATAL and child.spec.halts_trading and not self._halted:
-                self.halt_trading(child)
+            if child.spec.fail_closed:
+                self.fail_closed(child)
         self.view = tuple(c.info(now) for c in self.children)
 
     def act(self, child: Child, action: Do | None) -> None:
@@ -220,8 +231,9 @@ class Arbiter:
             spawn.signal_group(child.pid, signal.SIGTERM if action is Do.TERM else signal.SIGKILL)
 
     def spawn_child(self, child: Child) -> None:
+        exits.clear(self.notes[child.role])
         try:
-            pid = spawn.spawn(child.spec.argv, self.env)
+            pid = spawn.spawn(child.spec.argv, self.envs[child.role])
         except OSError as exc:
             child.spawn_failed(str(exc), time.monotonic())
             log.error("%s: spawn failed: %s", child.role, exc)
@@ -229,10 +241,18 @@ class Arbiter:
         child.spawned(pid)
         log.info("%s: spawned pid %d: %s", child.role, pid, " ".join(child.spec.argv))
 
-    def halt_trading(self, child: Child) -> None:
-        self._halted = True
-        log.critical("%s is FATAL (%s): trading HALTED, PlaceOrder refused", child.role, child.last_error)
-        self.api.halt(f"{child.role} FATAL")
+    def fail_closed(self, child: Child) -> None:
+        """Halt trading once when a gate or strategy enters a crash loop (or FATAL); a stable run ends the episode,
+        but trading stays halted until the operator resumes it."""
+        broken = child.crash_loop or child.state is ChildState.FATAL
+        if not broken:
+            self._halted_for.discard(child.role)
+        elif child.role not in self._halted_for:
+            self._halted_for.add(child.role)
+            why = "FATAL" if child.state is ChildState.FATAL else f"crash loop ({child.retries} failures in a row)"
+            log.critical("%s %s (%s): trading HALTED; it stays halted until the operator resumes it",
+                         child.role, why, child.last_error)
+            self.api.halt(f"{child.role} {why}")
 
     def stop(self) -> None:
         """Ordered shutdown (feeds, strategy, gate, persister, sim); unlink shm only if nothing is left."""

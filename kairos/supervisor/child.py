@@ -60,6 +60,7 @@ class ChildSpec:
     argv: tuple[str, ...]
     halts_trading: bool = False  # the risk gate: down means nobody checks risk (CANCEL_ALL before stopping it)
     fail_closed: bool = False  # a crash loop or FATAL here halts trading until the operator resumes it
+    secrets: tuple[str, ...] = ()  # config sections whose secrets it gets (kairos/supervisor/secrets.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,9 @@ class Child:
         if state is ChildState.STARTING and self.alive and now - self.started_at >= self.policy.start_secs:
             self.state = ChildState.RUNNING  # STARTING -> RUNNING: stayed up for start_secs
             return None
+        if state is ChildState.RUNNING:
+            self._forgive(now)  # RUNNING stays RUNNING: a stable run ends a crash loop
+            return None
         if state is ChildState.BACKOFF and now >= self._spawn_at:
             return self._spawn(now)  # BACKOFF -> STARTING: delay elapsed (even in a crash loop: never give up)
         if state is ChildState.STOPPING and self._kill_at and now >= self._kill_at:
@@ -171,7 +175,6 @@ class Child:
 
     def exited(self, code: int, now: float, note: str = "") -> None:
         """The process is gone (code < 0: killed by signal -code); ``note`` is its own last words, if any."""
-        ran_for = now - self.started_at
         self.pid = 0
         self.last_exit_code = code
         if self.state is ChildState.STOPPING and not self._restart_after_stop:
@@ -183,11 +186,15 @@ class Child:
         if code == EXIT_BOOT_ERROR:
             self.state = ChildState.FATAL  # STARTING/RUNNING -> FATAL: a boot error never heals by retrying
             return
-        if ran_for >= self.policy.stable_secs:
-            self.retries = 0  # a long, healthy run forgives earlier failures
+        self._forgive(now)
         self._kill_at = 0.0
         self._restart_after_stop = False
         self._fail(now)  # STARTING/RUNNING/STOPPING(stale) -> BACKOFF: died early, crashed, killed or hung
+
+    def _forgive(self, now: float) -> None:
+        """A long, healthy run (stable_secs) forgives earlier failures."""
+        if now - self.started_at >= self.policy.stable_secs:
+            self.retries = 0
 
     def _fail(self, now: float) -> None:
         self.retries += 1

@@ -3,6 +3,9 @@
 Data, not code: the supervisor spawns these and scripts/gen_systemd.py writes one unit per row,
 so `make run` and systemd run the same command lines. Stop order (phase 0 first): feeds, strategy,
 gate, persister, sim. Start order is the reverse, so consumers exist before their producers.
+``fail_closed``: a crash loop of that role halts trading (gate, strategy). ``secrets``: the config
+sections whose secrets the role gets in its environment (kairos/supervisor/secrets.py): the gate
+the venue keys, and the simulator too, because it plays the venues and checks their signatures.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ class Role:
     stop_phase: int
     wanted: Callable[[Settings, bool], bool]
     halts_trading: bool = False
+    fail_closed: bool = False
+    secrets: tuple[str, ...] = ()
 
     @property
     def instance(self) -> str:
@@ -37,10 +42,11 @@ def _venue(name: str) -> Callable[[Settings, bool], bool]:
 ROLES: tuple[Role, ...] = (
     Role("feed.binance", "procs.feed", ("--venue", "binance"), 0, _venue("binance")),
     Role("feed.okx", "procs.feed", ("--venue", "okx"), 0, _venue("okx")),
-    Role("strategy", "procs.strategy", (), 1, lambda s, _sim: True),
-    Role("gate", "procs.gate", (), 2, lambda s, _sim: True, halts_trading=True),
+    Role("strategy", "procs.strategy", (), 1, lambda s, _sim: True, fail_closed=True),
+    Role("gate", "procs.gate", (), 2, lambda s, _sim: True, halts_trading=True, fail_closed=True,
+         secrets=("venues",)),
     Role("persister", "procs.persister", (), 3, lambda s, _sim: s.persister.enabled),
-    Role("sim", "procs.sim", (), 4, lambda _s, sim: sim),
+    Role("sim", "procs.sim", (), 4, lambda _s, sim: sim, secrets=("venues",)),
 )
 
 
@@ -59,6 +65,6 @@ def argv(role: Role, python: str = sys.executable) -> tuple[str, ...]:
 def plan(settings: Settings, sim: bool, python: str = sys.executable) -> Plan:
     chosen = [r for r in ROLES if r.wanted(settings, sim)]
     starting = sorted(chosen, key=lambda r: -r.stop_phase)
-    specs = tuple(ChildSpec(r.role, argv(r, python), r.halts_trading) for r in starting)
+    specs = tuple(ChildSpec(r.role, argv(r, python), r.halts_trading, r.fail_closed, r.secrets) for r in starting)
     phases = sorted({r.stop_phase for r in chosen})
     return Plan(specs, tuple(tuple(r.role for r in chosen if r.stop_phase == p) for p in phases))

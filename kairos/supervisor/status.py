@@ -3,6 +3,10 @@ on the status board (heartbeat, counters, latency histograms) and the rings' cur
 
 In --watch mode nothing is ours: a process's state is derived from its board row alone (alive
 pid, self-reported state, heartbeat age; UNKNOWN when the heartbeat is stale).
+
+The trading state is the gate's published word only while the gate is RUNNING: otherwise the blob
+is whatever a dead or restarting gate last wrote, so it is reported as unknown (UNSPECIFIED) with a
+note saying why, never as a stale ACTIVE.
 """
 
 from __future__ import annotations
@@ -83,11 +87,25 @@ class StatusView:
             if info.role in self._halting and info.state is ChildState.FATAL:
                 return (f"{info.role} is FATAL ({info.last_error}); trading is halted. Fix the cause, then "
                         "send SIGHUP to the supervisor to retry FATAL processes")
+            if info.role in self._halting and info.crash_loop:
+                return (f"{info.role} is in a crash loop ({info.last_error}); trading is halted. It is retried "
+                        "every supervisor.backoff_max_s; resume trading once it runs again")
         return None
+
+    def gate_doubt(self, rows: dict[str, dict[str, Any]], now_ns: int) -> str:
+        """Why the gate's published state is not its live word now ('' when every gate role is RUNNING)."""
+        managed = {info.role: info.state for info in self._children()}
+        for role in sorted(self._halting):
+            row = rows.get(role)
+            state = managed.get(role) or (observed_state(row, now_ns, self._timeout_s) if row else ChildState.STOPPED)
+            if state is not ChildState.RUNNING:
+                return f"{role} is {state.name}"
+        return ""
 
     def system_status(self) -> Any:
         rows = {r["role"]: r for r in self._board.snapshot()}
         now_ns = time.monotonic_ns()
+        doubt = self.gate_doubt(rows, now_ns)
         cursors = self._rings.cursors()
         procs = [self._managed(info, rows.pop(info.role, None), now_ns) for info in self._children()]
         procs += [self._observed(row, now_ns) for row in rows.values()]
@@ -95,9 +113,9 @@ class StatusView:
             proc.rings.extend(pb.RingCursor(ring=c.ring, consumer=c.consumer, depth=c.depth, overruns=c.overruns)
                               for c in cursors if c.consumer == proc.role)
         blob = self._gate.read()
-        state = gatestate.trading_state(blob)
+        state = None if doubt else gatestate.trading_state(blob)
         return pb.SystemStatus(
-            mode=self.mode, trading_state=to_pb(state) if state is not None else 0,
+            mode=self.mode, trading_state=to_pb(state) if state is not None else 0, trading_state_note=doubt,
             gate_state_age_s=gatestate.age_s(blob) if blob else -1.0, processes=procs,
             rings=[pb.RingInfo(name=n, capacity=r.capacity, published=r.published, overflow=r.overflow.name)
                    for n, r in self._rings.rings.items()],
@@ -109,7 +127,8 @@ class StatusView:
     def _managed(self, info: ChildInfo, row: dict[str, Any] | None, now_ns: int) -> Any:
         proc = pb.ProcessStatus(role=info.role, state=to_pb(info.state), state_name=info.state.name, pid=info.pid,
                                 uptime_s=info.uptime_s, restarts=info.restarts, heartbeat_age_s=-1.0,
-                                last_exit_code=info.last_exit_code or 0, last_error=info.last_error, managed=True)
+                                last_exit_code=info.last_exit_code or 0, last_error=info.last_error, managed=True,
+                                next_attempt_in_s=info.next_attempt_s, crash_loop=info.crash_loop)
         if row is not None and row["pid"] == info.pid and info.pid:
             self._fill_from_row(proc, row, now_ns)
         return proc
@@ -117,7 +136,8 @@ class StatusView:
     def _observed(self, row: dict[str, Any], now_ns: int) -> Any:
         state = ChildState.RUNNING if row["pid"] == os.getpid() else observed_state(row, now_ns, self._timeout_s)
         proc = pb.ProcessStatus(role=row["role"], state=to_pb(state), state_name=state.name, pid=row["pid"],
-                                uptime_s=(now_ns - row["start_ns"]) / 1e9 if row["alive"] else 0.0, managed=False)
+                                uptime_s=(now_ns - row["start_ns"]) / 1e9 if row["alive"] else 0.0, managed=False,
+                                next_attempt_in_s=-1.0)
         self._fill_from_row(proc, row, now_ns)
         return proc
 

@@ -5,6 +5,7 @@
 - ``run``    claim the row, heartbeat until SIGTERM (``--grandchild``: also start a ``sleep``;
              ``--after S``: a start-up that takes S seconds without heartbeats)
 - ``crash``  exit with ``--code`` after ``--after`` seconds
+- ``raise``  go through the real process edge (kairos.process.run_process) with a build that raises
 - ``hang``   claim the row, heartbeat once, then ignore SIGTERM and never heartbeat again
 - ``gate``   a minimal gate: reads `manual` as consumer "gate", answers every intent with an
              EXEC_EVENT (ACK, or REJECT when not ACTIVE; CANCELED; STATE) and publishes a state blob;
@@ -21,11 +22,14 @@ import signal
 import subprocess
 import sys
 import time
+from typing import NoReturn
 
 import numpy as np
 
 from kairos.agent import AgentRunner, sleep_idle
+from kairos.config import Settings
 from kairos.gate.snapshot import GateStateWriter
+from kairos.process import run_process
 from kairos.records import (
     EXEC_EVENT,
     ORDER_INTENT,
@@ -138,10 +142,14 @@ class MiniGate(Idler):
             "orders": list(self.open.values())})
 
 
+def explode(_settings: Settings) -> NoReturn:
+    raise ValueError("boom: the process edge must report this")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("role")
-    parser.add_argument("mode", choices=("run", "crash", "hang", "gate"))
+    parser.add_argument("mode", choices=("run", "crash", "raise", "hang", "gate"))
     parser.add_argument("--log")
     parser.add_argument("--code", type=int, default=1)
     parser.add_argument("--after", type=float, default=0.0)
@@ -151,6 +159,9 @@ def main() -> int:
         time.sleep(args.after)
         note(args.log, args.role, "crash", args.code)
         return args.code
+    if args.mode == "raise":
+        note(args.log, args.role, "raise", os.getpid())
+        return run_process(args.role, explode)
     slot = StatusBoard.attach(PREFIX).claim(args.role)
     if args.mode == "hang":
         slot.set_state(ProcState.RUNNING)

@@ -96,7 +96,8 @@ class Supervised:
     @classmethod
     def harness(cls, prefix: str, log: Path, children: list[dict], watch: bool = False, **env: object) -> Supervised:
         argv = [sys.executable, "-m", "tests.process.harness", json.dumps({"watch": watch, "children": children})]
-        return cls(argv, fast_env(prefix, **{"risk__journal_dir": log.parent / "journal", **env}), log)
+        dirs = {"risk__journal_dir": log.parent / "journal", "logging__dir": log.parent / "log"}
+        return cls(argv, fast_env(prefix, **{**dirs, **env}), log)
 
     @classmethod
     def real(cls, prefix: str, log: Path, *args: str, **env: object) -> Supervised:

@@ -3,18 +3,21 @@ tests/process/childproc.py stand in for the engine's processes)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
 from kairos.api.pb import pb
+from kairos.cli import render
 from kairos.records import ORDER_INTENT, Action, TradingState
 from kairos.ring import Ring
-from tests.process.support import AUTH, Supervised, alive, child, shm_left, wait_until
+from tests.process.support import AUTH, TOKEN, Supervised, alive, child, shm_left, wait_until
 
 pytestmark = pytest.mark.slow
 Start = Callable[..., Supervised]
@@ -25,15 +28,84 @@ def lines(log: Path, role: str, event: str) -> list[list[str]]:
     return [parts for parts in (line.split() for line in text.splitlines()) if parts[:2] == [role, event]]
 
 
-def test_crash_loop_backs_off_then_goes_fatal(supervised: Start, tmp_path: Path) -> None:
+def test_a_crash_loop_backs_off_forever_and_never_goes_fatal(supervised: Start, tmp_path: Path) -> None:
     log = tmp_path / "children.log"
     sup = supervised([child("strategy", "run", log), child("feed.okx", "crash", log, "--code", "1")])
-    fatal = sup.wait_process("feed.okx", lambda p: p.state == pb.CHILD_STATE_FATAL, "FATAL")
-    assert len(lines(log, "feed.okx", "crash")) == 3  # first start + start_retries (2) restarts
-    assert fatal.restarts == 2 and fatal.last_exit_code == 1 and fatal.pid == 0
-    assert "gave up after 3 consecutive failures: exited with code 1" in fatal.last_error
+    looping = sup.wait_process("feed.okx", lambda p: p.crash_loop and p.state == pb.CHILD_STATE_BACKOFF,
+                               "BACKOFF in a crash loop")
+    assert 0.0 <= looping.next_attempt_in_s <= 0.4 and looping.pid == 0  # capped at backoff_max_s
+    assert looping.last_exit_code == 1 and looping.last_error == "exited with code 1"
+    wait_until(lambda: len(lines(log, "feed.okx", "crash")) >= 8, "retries well past start_retries (2)")
+    assert sup.process("feed.okx").state != pb.CHILD_STATE_FATAL
     assert sup.process("strategy").state == pb.CHILD_STATE_RUNNING
+    assert "HALTED" not in sup.text()  # a feed is not fail-closed
     assert sup.stop() == 0
+
+
+def test_an_exception_is_logged_and_kept_as_the_exit_reason(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("persister", "raise", log)], logging__json_files="true")
+    dead = sup.wait_process("persister", lambda p: p.restarts >= 1 and p.last_exit_code == 1, "a restart after dying")
+    assert dead.last_error == "exited with code 1: ValueError: boom: the process edge must report this"
+    records = [json.loads(line) for line in (tmp_path / "log" / "persister.jsonl").read_text().splitlines()]
+    fatal = [r for r in records if r["level"] == "CRITICAL"]
+    assert fatal and "ValueError: boom" in fatal[0]["exc_info"] and fatal[0]["role"] == "persister"
+    assert sup.stop() == 0
+
+
+def test_a_strategy_crash_loop_halts_trading_until_the_operator_resumes(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    table = [child("gate", "gate", log, halts=True), {**child("strategy", "crash", log), "fail_closed": True}]
+    sup = supervised(table)
+    status = wait_until(lambda: (s := sup.status()).trading_state == pb.TRADING_STATE_HALTED and s,
+                        "the gate to report HALTED")
+    assert not status.trading_state_note
+    assert "strategy crash loop" in sup.text() and "trading HALTED" in sup.text()
+    wait_until(lambda: len(lines(log, "strategy", "crash")) >= 6, "the crash loop to go on")
+    assert len(lines(log, "gate", "SET_STATE")) == 1  # queued once for the episode
+    assert sup.status().trading_state == pb.TRADING_STATE_HALTED
+    assert sup.stop() == 0
+
+
+def test_while_the_gate_is_down_trading_is_unknown_not_stale(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    sup = supervised([child("gate", "gate", log, halts=True)], supervisor__backoff_initial_s="3",
+                     supervisor__backoff_max_s="3")
+    gate = sup.wait_process("gate", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING")
+    assert sup.status().trading_state == pb.TRADING_STATE_ACTIVE
+    os.kill(gate.pid, signal.SIGKILL)
+    status = wait_until(lambda: (s := sup.status()).trading_state_note and s, "the gate's death to show")
+    assert status.trading_state == pb.TRADING_STATE_UNSPECIFIED and status.trading_state_note == "gate is BACKOFF"
+    down = next(p for p in status.processes if p.role == "gate")
+    assert down.last_error == "killed by SIGKILL" and 0.0 < down.next_attempt_in_s <= 3.0
+    text = render.status(status)
+    assert "trading UNKNOWN (gate is BACKOFF" in text and "gate: BACKOFF, next attempt in" in text
+    sup.wait_process("gate", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING again")
+    assert sup.status().trading_state == pb.TRADING_STATE_ACTIVE
+    assert sup.stop() == 0
+
+
+def test_each_child_gets_only_the_secrets_its_role_uses(supervised: Start, tmp_path: Path) -> None:
+    log = tmp_path / "children.log"
+    keys = {f"venues__{v}__{k}": f"{v}-{k}-value" for v in ("binance", "okx") for k in ("api_key", "api_secret")}
+    table = [{**child("gate", "run", log), "secrets": ["venues"]}, child("strategy", "run", log),
+             child("feed.okx", "run", log)]
+    sup = supervised(table, venues__okx__passphrase="okx-passphrase-value", **keys)
+    pids = {role: sup.wait_process(role, lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING").pid
+            for role in ("gate", "strategy", "feed.okx")}
+    secrets = {*keys.values(), "okx-passphrase-value"}
+    for role, pid in pids.items():
+        environ = dict(item.split("=", 1) for item in environ_of(pid))
+        seen = {v for v in environ.values() if v in secrets or v == TOKEN}
+        assert seen == (secrets if role == "gate" else set()), role
+        assert environ["KAIROS__SHM_PREFIX"] == sup.prefix
+    assert TOKEN in environ_of(sup.proc.pid, joined=True)  # the supervisor keeps its own token
+    assert sup.stop() == 0
+
+
+def environ_of(pid: int, joined: bool = False) -> Any:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return raw if joined else [item for item in raw.split("\0") if "=" in item]
 
 
 def test_boot_error_is_fatal_without_retry(supervised: Start, tmp_path: Path) -> None:

@@ -86,14 +86,16 @@ def test_secret_in_a_file_is_refused(cfg_dir: Path) -> None:
 
 
 def test_live_mode_requires_secrets_from_env(cfg_dir: Path) -> None:
+    keyless = config.load(cfg_dir, {"KAIROS__EXECUTION__MODE": "live"})  # a feed, a strategy: no keys, fine
     with pytest.raises(ConfigError, match="KAIROS__VENUES__BINANCE__API_KEY"):
-        config.load(cfg_dir, {"KAIROS__EXECUTION__MODE": "live"})
+        keyless.check_venue_secrets()  # the gate: refuses to start
     env = {"KAIROS__EXECUTION__MODE": "live"}
     for venue in ("BINANCE", "OKX"):
         env[f"KAIROS__VENUES__{venue}__API_KEY"] = "k"
         env[f"KAIROS__VENUES__{venue}__API_SECRET"] = "s3cr3t"
     env["KAIROS__VENUES__OKX__PASSPHRASE"] = "pp"
     settings = config.load(cfg_dir, env)
+    settings.check_venue_secrets()
     assert settings.venues["okx"].api_secret.reveal() == "s3cr3t"
 
 

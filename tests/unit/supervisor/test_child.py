@@ -165,6 +165,15 @@ def test_a_stable_run_resets_the_crash_counter() -> None:
     assert child.state is S.BACKOFF and child.retries == 1 and not child.crash_loop
 
 
+def test_a_stable_run_ends_a_crash_loop_while_still_running() -> None:
+    child = running_child()
+    child.retries = 7
+    child.transition(POLICY.stable_secs - 1.0)
+    assert child.crash_loop
+    child.transition(POLICY.stable_secs)
+    assert child.state is S.RUNNING and not child.crash_loop
+
+
 def test_running_to_stopping_to_stopped_on_stop() -> None:
     child = running_child()
     assert child.stop(10.0) is Do.TERM and child.state is S.STOPPING
