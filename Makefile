@@ -21,6 +21,8 @@ proto: $(STAMP)  #-- regenerate gRPC code from proto/ into kairos/api/gen
 	$(BIN)/python -m scripts.gen_proto
 
 DEV_TOKEN := $(or $(KAIROS__SUPERVISOR__API_TOKEN),kairos-dev)
+# The local engine's configuration layer (config/dev.yaml: its own database, Redis db, 1 day of market data).
+DEV_CONFIG := APP_ENV=$(or $(APP_ENV),dev)
 
 # `make run` forces paper mode; refuse before installing or starting anything rather than silently ignore a live request.
 paper-only:
@@ -32,7 +34,8 @@ paper-only:
 run: paper-only $(STAMP) proto  #-- run the whole engine offline against the bundled exchange simulator (paper)
 	@echo "KAIROS: paper trading against the local simulator; gRPC on 127.0.0.1:50551, API token '$(DEV_TOKEN)'."
 	@echo "        In another shell: export KAIROS_API_TOKEN=$(DEV_TOKEN); $(BIN)/kairosctl status. Ctrl-C stops everything."
-	KAIROS__SUPERVISOR__API_TOKEN=$(DEV_TOKEN) KAIROS__EXECUTION__MODE=paper $(BIN)/python -m procs.supervisor --sim
+	@echo "        Data: PostgreSQL database kairos_dev, Redis db 1 (config/dev.yaml); paper account in var/gate (make reset)."
+	$(DEV_CONFIG) KAIROS__SUPERVISOR__API_TOKEN=$(DEV_TOKEN) KAIROS__EXECUTION__MODE=paper $(BIN)/python -m procs.supervisor --sim
 
 test: $(STAMP) proto  #-- run every test (unit, stress, process, service, e2e)
 	$(BIN)/python -m pytest -q
@@ -43,7 +46,10 @@ bench: $(STAMP) proto  #-- run the benchmarks with same-run baselines
 lint: $(STAMP)  #-- ruff
 	$(BIN)/ruff check .
 
-clean-shm:  #-- remove leftover kairos shared-memory segments
-	rm -f /dev/shm/kairos* /dev/shm/sem.kairos*
+clean-shm: $(STAMP)  #-- remove this config's leftover shared memory (shm_prefix only; refused while it runs)
+	$(DEV_CONFIG) $(BIN)/python -m kairos.cli.reset shm
 
-.PHONY: help venv proto paper-only run test bench lint clean-shm
+reset: $(STAMP)  #-- start the paper account fresh: remove its ledgers, gate journal, PlaceOrder log (refused while running)
+	$(DEV_CONFIG) $(BIN)/python -m kairos.cli.reset paper
+
+.PHONY: help venv proto paper-only run test bench lint clean-shm reset

@@ -237,6 +237,7 @@ class PersisterConfig:
     md_retention_days: int = num(0, 1, 36500, off="keep everything")
     state_retention_days: int = num(0, 1, 36500, off="keep everything")
     spool_max_mb: int = num(4096, 1, 10**9, off="no cap")
+    create_database: bool = False
 
     def __post_init__(self) -> None:
         _choice("persister.storage", self.storage, ("auto", "native", "timescale"))

@@ -48,7 +48,8 @@ class Persister:
         symbols = {inst.id: inst.symbol for inst in InstrumentTable(settings.instruments)}
         sinks = (
             PgSink(cfg.dsn, cfg.schema, cfg.storage, NativePartitions(1, cfg.partition_days_ahead),
-                   cfg.connect_timeout_s, retention=Retention(cfg.md_retention_days, cfg.state_retention_days)),
+                   cfg.connect_timeout_s, retention=Retention(cfg.md_retention_days, cfg.state_retention_days),
+                   create_database=cfg.create_database),
             RedisSink(cfg.redis_url, cfg.redis_prefix, symbols, self._board.snapshot, timeout_s=cfg.connect_timeout_s),
         )
         workers = [SinkWorker(s, spool, cfg.batch_rows, cfg.flush_ms / 1000, cfg.retry_s) for s in sinks]

@@ -24,6 +24,7 @@ from psycopg2.extras import execute_values
 from kairos.errors import BatchRejected, ConfigError, PersistError, SinkUnavailable
 from kairos.persist.batch import Batch
 from kairos.persist.copybin import StageLayout
+from kairos.persist.createdb import create_database, is_missing_database
 from kairos.persist.migrate import NativePartitions, Retention, migrate
 from kairos.persist.schema import (
     EVENT_INSERTS,
@@ -50,7 +51,7 @@ class PgSink:
 
     def __init__(self, dsn: str, schema: str, storage: str = "auto", native: NativePartitions | None = None,
                  connect_timeout_s: float = 3.0, maintain_every_s: float = 3600.0, direct: bool = True,
-                 retention: Retention | None = None) -> None:
+                 retention: Retention | None = None, create_database: bool = False) -> None:
         try:
             psycopg2.extensions.parse_dsn(dsn)
         except psycopg2.ProgrammingError as exc:
@@ -61,6 +62,7 @@ class PgSink:
         self._native = native or NativePartitions()
         self._retention = retention or Retention()
         self._timeout = connect_timeout_s
+        self._create_database = create_database
         self._maintain_every = maintain_every_s
         self._next_maintain = 0.0
         self._conn: connection | None = None
@@ -77,9 +79,13 @@ class PgSink:
         self.close()
         conn = None
         try:
-            conn = psycopg2.connect(self._dsn, connect_timeout=max(1, round(self._timeout)),
-                                    application_name=f"kairos-persister/{self.schema}", options=STATEMENT_TIMEOUT,
-                                    keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+            try:
+                conn = self._open()
+            except psycopg2.OperationalError as exc:
+                if not (self._create_database and is_missing_database(exc, self._dsn)):
+                    raise
+                create_database(self._dsn, max(1, round(self._timeout)))
+                conn = self._open()
             self.storage = migrate(conn, self.schema, self._storage_mode, self._native,
                                    retention=self._retention).name
             with conn.cursor() as cur:
@@ -93,6 +99,11 @@ class PgSink:
             raise SinkUnavailable(f"PostgreSQL {what}: {_one_line(exc)}") from exc
         self._conn = conn
         self._next_maintain = time.monotonic() + self._maintain_every
+
+    def _open(self) -> connection:
+        return psycopg2.connect(self._dsn, connect_timeout=max(1, round(self._timeout)),
+                                application_name=f"kairos-persister/{self.schema}", options=STATEMENT_TIMEOUT,
+                                keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
 
     def write(self, batch: Batch) -> None:
         conn = self._conn
