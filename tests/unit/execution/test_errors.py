@@ -12,11 +12,12 @@ from tests.fixtures import FIXTURES, fixture, fixture_bytes
 REJ, NF, UNK, RL, OK = Outcome.REJECTED, Outcome.NOT_FOUND, Outcome.UNKNOWN, Outcome.RATE_LIMITED, Outcome.OK
 
 BINANCE = [  # (fixture, HTTP status, outcome, code, reason, message)
-    ("error_-1013_lot_size.json", 400, REJ, "-1013", R.VENUE_FILTER, "Filter failure: LOT_SIZE"),
-    ("error_-1013_notional.json", 400, REJ, "-1013", R.VENUE_FILTER, "Filter failure: NOTIONAL"),
-    ("error_-1013_price_filter.json", 400, REJ, "-1013", R.VENUE_FILTER, "Filter failure: PRICE_FILTER"),
-    ("error_-1013_stp.json", 400, REJ, "-1013", R.VENUE_REJECTED,  # -1013 but not a filter failure
-     "This symbol does not allow the specified self-trade prevention mode."),
+    ("error_-1013_market_lot_size.json", 400, REJ, "-1013", R.VENUE_FILTER, "Filter failure: MARKET_LOT_SIZE"),
+    ("error_-1013_min_notional.json", 400, REJ, "-1013", R.VENUE_FILTER, "Filter failure: MIN_NOTIONAL"),
+    ("error_-1013_percent_price_by_side.json", 400, REJ, "-1013", R.VENUE_FILTER,
+     "Filter failure: PERCENT_PRICE_BY_SIDE"),
+    ("error_-1013_not_a_filter.json", 400, REJ, "-1013", R.VENUE_REJECTED,  # -1013 but not a filter failure
+     "Quote order qty market orders are not supported for this symbol."),
     ("error_-1021_recv_window.json", 400, REJ, "-1021", R.VENUE_AUTH,
      "Timestamp for this request is outside of the recvWindow."),
     ("error_-1021_ahead.json", 400, REJ, "-1021", R.VENUE_AUTH,
