@@ -31,6 +31,13 @@ class _RoleFilter(logging.Filter):
         return True
 
 
+class UtcJsonFormatter(JsonFormatter):
+    """``time`` as ISO 8601 UTC with milliseconds (2026-12-04T14:45:50.052Z): sortable, zone-free."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
 def setup_logging(role: str, cfg: LoggingConfig) -> None:
     """Configure the root logger for one process; ``KAIROS__LOGGING__LEVEL`` reaches here via config."""
     root = logging.getLogger()
@@ -51,7 +58,7 @@ def setup_logging(role: str, cfg: LoggingConfig) -> None:
             directory / f"{role}.jsonl", when="midnight", backupCount=cfg.backup_days, utc=True
         )
         files.setFormatter(
-            JsonFormatter(
+            UtcJsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d %(process_role)s",
                 rename_fields={"asctime": "time", "levelname": "level", "process_role": "role"},
                 static_fields={"host": os.uname().nodename},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from kairos import config
 from kairos.config import InstrumentConfig, LoggingConfig
 from kairos.errors import ConfigError
 from kairos.instruments import InstrumentTable
-from kairos.logs import ErrorTally, setup_logging
+from kairos.logs import ErrorTally, UtcJsonFormatter, setup_logging
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, Venue, fingerprint
 
 
@@ -49,7 +50,14 @@ def test_json_file_log_and_console(tmp_path: Path) -> None:
     assert line["message"] == "hello world"
     assert line["role"] == "gate"
     assert line["level"] == "INFO"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]), line["time"]
     logging.getLogger().handlers.clear()
+
+
+def test_json_time_is_utc_with_milliseconds() -> None:
+    record = logging.LogRecord("kairos.test", logging.INFO, __file__, 1, "x", None, None)
+    record.created, record.msecs = 1796395550.0527, 52.7
+    assert UtcJsonFormatter().formatTime(record) == "2026-12-04T14:45:50.052Z"
 
 
 def test_error_tally_logs_first_then_summarises(caplog: pytest.LogCaptureFixture) -> None:
