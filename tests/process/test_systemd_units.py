@@ -61,6 +61,18 @@ def test_start_order_makes_systemd_stop_in_the_supervisor_order(units: dict[str,
             assert value(units[name], "Requires") == "kairos-supervisor.service"
 
 
+def test_only_the_gate_and_the_supervisor_read_secrets(units: dict[str, str]) -> None:
+    files = {name: [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("EnvironmentFile=")]
+             for name, text in units.items() if name.endswith(".service")}
+    for name, paths in files.items():
+        expected = {"kairos-gate.service": ["-/etc/kairos/venues.env"],
+                    "kairos-supervisor.service": ["-/etc/kairos/supervisor.env"]}.get(name, [])
+        assert paths == ["-/etc/kairos/kairos.env", *expected], name
+    assert ". /etc/kairos/supervisor.env;" in value(units["kairos-gate.service"], "ExecStop")
+    for text in units.values():
+        assert "StartLimitBurst" not in text  # like the supervisor's BACKOFF: never give up on a crash
+
+
 def test_config_decides_which_units_exist(tmp_path: Path) -> None:
     env = {"KAIROS__PERSISTER__ENABLED": "false", "KAIROS__VENUES__OKX__ENABLED": "false"}
     units = generate(tmp_path, "--user", "kairos", "--sim", env=env)
