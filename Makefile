@@ -32,7 +32,7 @@ paper-only:
 	  exit 2; fi
 
 run: paper-only $(STAMP) proto  #-- run the whole engine offline against the bundled exchange simulator (paper)
-	@echo "KAIROS: paper trading against the local simulator; gRPC on 127.0.0.1:50551, API token '$(DEV_TOKEN)'."
+	@echo "KAIROS: paper trading against the local simulator; gRPC on 127.0.0.1:50551, /metrics on 127.0.0.1:9464, API token '$(DEV_TOKEN)'."
 	@echo "        In another shell: export KAIROS_API_TOKEN=$(DEV_TOKEN); $(BIN)/kairosctl status. Ctrl-C stops everything."
 	@echo "        Data: PostgreSQL database kairos_dev, Redis db 1 (config/dev.yaml); paper account in var/gate (make reset)."
 	$(DEV_CONFIG) KAIROS__SUPERVISOR__API_TOKEN=$(DEV_TOKEN) KAIROS__EXECUTION__MODE=paper $(BIN)/python -m procs.supervisor --sim
