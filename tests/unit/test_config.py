@@ -1,16 +1,26 @@
-"""Config layering, validation errors naming key and file, and secret handling."""
+"""Config layering, validation errors naming key and file, declared ranges of every number, secret handling."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
+import os
+import subprocess
+import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kairos import config
+from kairos import config, layers
 from kairos.config import Secret, Settings
 from kairos.errors import EXIT_BOOT_ERROR, ConfigError
+from kairos.layers import Range
 
 DEFAULT = Path(config.CONFIG_DIR) / "default.yaml"
+REPO = Path(config.CONFIG_DIR).parent
 
 
 @pytest.fixture
@@ -135,9 +145,168 @@ def test_bad_tuning_names_the_key(cfg_dir: Path, yaml: str, key: str, words: str
     assert err.value.key == key and words in str(err.value)
 
 
-@pytest.mark.parametrize("key", ["persister.md_retention_days", "persister.state_retention_days",
-                                 "risk.journal_compact_entries"])
-def test_negative_counts_are_refused(cfg_dir: Path, key: str) -> None:
+NUMBERS = [(key, kind, bounds) for key, kind, bounds, _ in layers.ranges(Settings)]
+SAMPLE_NAME = {"venues": "binance", "tuning": "gate"}
+"""What stands for ``*`` in a key pattern: a name each mapping accepts (any name for balances and prices)."""
+
+
+def test_every_numeric_setting_declares_a_range() -> None:
+    undeclared = [key for key, _, bounds in NUMBERS if bounds is None]
+    assert not undeclared, f"declare a range with num()/ranged() (kairos/layers.py) for: {undeclared}"
+    assert {"risk.max_order_qty", "supervisor.grpc_port", "rings.md_capacity", "tuning.cpus.*[]"} <= {
+        key for key, _, _ in NUMBERS}
+
+
+def _next(kind: type, value: float, direction: int) -> float:
+    return value + direction if kind is int else math.nextafter(value, direction * math.inf)
+
+
+def _bound_cases(kind: type, bounds: Range) -> list[tuple[float, bool]]:
+    """(value, accepted) just outside and just inside each bound; 0 where 0 has a declared meaning."""
+    lo, hi = bounds.lo, bounds.hi
+    cases = [(lo, False), (_next(kind, lo, 1), True)] if bounds.gt else [(_next(kind, lo, -1), False), (lo, True)]
+    huge = 1e300 if kind is float else 10**18
+    cases += [(hi, True), (_next(kind, hi, 1), False)] if math.isfinite(hi) else [(huge, True)]
+    if bounds.off:
+        cases = [(v, ok) for v, ok in cases if v != 0] + [(0, True), (_next(kind, 0, -1), False)]
+    if bounds.pow2:
+        cases.append((lo * 3, False))
+    return cases
+
+
+def _yaml_number(kind: type, value: float) -> str:
+    """A YAML scalar the loader reads back as exactly ``value`` (PyYAML floats need a dot and a signed exponent)."""
+    return str(int(value)) if kind is int else format(value, ".17e")
+
+
+@pytest.mark.parametrize(("key", "kind", "bounds"), NUMBERS, ids=[key for key, _, _ in NUMBERS])
+def test_each_bound_of_each_number(cfg_dir: Path, key: str, kind: type, bounds: Range) -> None:
+    path = key.replace("*", SAMPLE_NAME.get(key.split(".")[0], "x"))
+    name, concrete = "KAIROS__" + path.replace("[]", "").upper().replace(".", "__"), path.replace("[]", "[0]")
+    for value, accepted in _bound_cases(kind, bounds):
+        raw = _yaml_number(kind, value)
+        env = {name: f"[{raw}]" if "[]" in key else raw}
+        if accepted:
+            config.load(cfg_dir, env)
+            continue
+        with pytest.raises(ConfigError) as err:
+            config.load(cfg_dir, env)
+        assert (err.value.key, err.value.source) == (concrete, "environment"), value
+        assert err.value.message.startswith(f"must be {bounds.describe()}, got ")
+
+
+def test_the_reported_values_are_refused_naming_key_and_file(cfg_dir: Path) -> None:
+    for line, key in [("risk: {max_order_qty: -5}", "risk.max_order_qty"), ("risk: {max_position: -1}",
+                      "risk.max_position"), ("risk: {daily_loss_limit: -100}", "risk.daily_loss_limit"),
+                      ("supervisor: {grpc_port: 99999}", "supervisor.grpc_port")]:
+        (cfg_dir / "local.yaml").write_text(line + "\n")
+        with pytest.raises(ConfigError) as err:
+            config.load(cfg_dir, {})
+        assert err.value.key == key and err.value.source == str(cfg_dir / "local.yaml")
+        assert err.value.exit_code == EXIT_BOOT_ERROR and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("raw", [".nan", ".inf", "-.inf", ".NaN"])
+def test_non_finite_numbers_are_refused_everywhere(cfg_dir: Path, raw: str) -> None:
+    for text, key in [(f"risk: {{max_position: {raw}}}", "risk.max_position"),
+                      (f"execution: {{paper_balances: {{USDT: {raw}}}}}", "execution.paper_balances.USDT"),
+                      (f"strategy: {{arbitrage: {{min_edge_bps: {raw}}}}}", "strategy.arbitrage.min_edge_bps")]:
+        (cfg_dir / "local.yaml").write_text(text + "\n")
+        with pytest.raises(ConfigError, match="must be a finite number") as err:
+            config.load(cfg_dir, {})
+        assert err.value.key == key
+    (cfg_dir / "local.yaml").unlink()
+    with pytest.raises(ConfigError, match="must be a finite number") as err:
+        config.load(cfg_dir, {"KAIROS__SIM__RATE_HZ": raw})
+    assert (err.value.key, err.value.source) == ("sim.rate_hz", "environment")
+    with pytest.raises(ConfigError, match="expected float"):
+        config.load(cfg_dir, {"KAIROS__SIM__RATE_HZ": "nan"})
+
+
+def _fields(cls: type) -> list[tuple[type, dataclasses.Field[Any]]]:
+    found = []
+    for f in dataclasses.fields(cls):
+        found.append((cls, f))
+        inner = typing.get_type_hints(cls)[f.name]
+        while typing.get_origin(inner) in (tuple, dict):
+            inner = typing.get_args(inner)[-1] if typing.get_origin(inner) is dict else typing.get_args(inner)[0]
+        if dataclasses.is_dataclass(inner):
+            found += _fields(inner)
+    return found
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, tuple):
+        return [n for v in value for n in _numbers(v)]
+    return [value]
+
+
+def test_every_code_default_is_in_its_range() -> None:
+    ranged = [(cls, f, f.metadata[layers.RANGE]) for cls, f in _fields(Settings) if layers.RANGE in f.metadata]
+    assert len(ranged) == len(NUMBERS)
+    for cls, f, bounds in ranged:
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        assert all(bounds.accepts(n) for n in _numbers(default)), f"{cls.__name__}.{f.name} = {default!r}"
+
+
+def test_app_env_without_its_file_is_an_error(cfg_dir: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        config.load(cfg_dir, {"KAIROS__" + key.upper().replace(".", "__"): "-1"})
-    assert err.value.key == key and err.value.source == "environment"
+        config.load(cfg_dir, {"APP_ENV": "staging"})
+    assert err.value.source == str(cfg_dir / "staging.yaml") and "APP_ENV=staging" in str(err.value)
+    assert err.value.exit_code == EXIT_BOOT_ERROR
+    (cfg_dir / "staging.yaml").write_text("{}\n")
+    assert config.load(cfg_dir, {"APP_ENV": "staging"}).risk.max_position == 2.0
+
+
+def test_one_warning_per_disabled_safety_check(cfg_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (cfg_dir / "local.yaml").write_text("risk: {max_position: 0, max_orders_per_sec: 0, stop_loss_bps: 0}\n"
+                                        "supervisor: {cancel_on_shutdown: false}\n")
+    settings = config.load(cfg_dir, {})
+    with caplog.at_level(logging.WARNING):
+        config.warn_disabled("gate", settings, "risk")
+        config.warn_disabled("supervisor", settings, "supervisor")
+    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert lines == [("gate", logging.WARNING, "safety check disabled: " + text) for text in (
+        "risk.max_position = 0.0: no position cap (MAX_POSITION)",
+        "risk.max_orders_per_sec = 0: no order rate limit (ORDER_RATE)",
+        "risk.stop_loss_bps = 0.0: no stop-loss exits")] + [(
+        "supervisor", logging.WARNING, "safety check disabled: supervisor.cancel_on_shutdown = False: "
+        "every open order is cancelled when the supervisor stops")]
+    assert config.disabled_checks(settings, "feeds") == []
+
+
+def _run(argv: list[str], env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "KAIROS__LOGGING__DIR": str(tmp / "log"), "KAIROS__LOGGING__JSON_FILES": "false",
+            "KAIROS__SHM_PREFIX": f"kairos-cfgtest-{os.getpid()}", **env}
+    return subprocess.run(argv, env=full, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(("role", "name"), [("procs.gate", "KAIROS__RISK__MAX_ORDER_QTY"),
+                                           ("procs.supervisor", "KAIROS__SUPERVISOR__GRPC_PORT")])
+def test_a_bad_number_stops_the_process_with_exit_3(tmp_path: Path, role: str, name: str) -> None:
+    done = _run([sys.executable, "-m", role], {name: "99999" if "PORT" in name else "-5"}, tmp_path)
+    assert done.returncode == EXIT_BOOT_ERROR, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "must be" in done.stderr and "environment" in done.stderr
+
+
+def test_the_gate_warns_at_start_about_a_disabled_limit(tmp_path: Path) -> None:
+    done = _run([sys.executable, "-m", "procs.gate"], {"KAIROS__RISK__MAX_POSITION": "0"}, tmp_path)
+    assert done.returncode != 0  # no supervisor made the rings: the gate stops after its start-up checks
+    assert "safety check disabled: risk.max_position = 0.0: no position cap (MAX_POSITION)" in done.stderr
+
+
+def test_make_run_refuses_live_mode_before_starting_anything(tmp_path: Path) -> None:
+    done = _run(["make", "--no-print-directory", "run"], {"KAIROS__EXECUTION__MODE": "live"}, tmp_path)
+    assert done.returncode != 0
+    assert "make run is paper-only" in done.stderr and "docs/DEPLOY.md" in done.stderr
+    assert "KAIROS: paper trading" not in done.stdout
+
+
+def test_docs_list_every_range() -> None:
+    doc = (REPO / "docs" / "CONFIG.md").read_text()
+    rows = [f"| `{key}` | {kind.__name__} | {bounds.describe()}{' (WARNING at start)' if safety else ''} |"
+            for key, kind, bounds, safety in layers.ranges(Settings) if bounds is not None]
+    missing = [row for row in rows if row not in doc.splitlines()]
+    assert not missing, "add or fix these rows in docs/CONFIG.md:\n" + "\n".join(missing)
