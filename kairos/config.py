@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -352,6 +353,9 @@ def load(config_dir: Path | None = None, env: Mapping[str, str] | None = None) -
     files = [root / "default.yaml"] + ([root / f"{app_env}.yaml"] if app_env else []) + [root / "local.yaml"]
     if not files[0].exists():
         raise ConfigError("default configuration file is missing", "", str(files[0]))
+    if app_env and not re.fullmatch(r"[A-Za-z0-9_-]+", app_env):
+        raise ConfigError(f"APP_ENV={app_env!r} must be a plain name (letters, digits, _ and -): it selects "
+                          "config/<name>.yaml", "", "environment")
     if app_env and not files[1].exists():
         raise ConfigError(f"APP_ENV={app_env} names a configuration file that does not exist", "", str(files[1]))
     for path in files:

@@ -258,6 +258,9 @@ def test_app_env_without_its_file_is_an_error(cfg_dir: Path) -> None:
     assert err.value.exit_code == EXIT_BOOT_ERROR
     (cfg_dir / "staging.yaml").write_text("{}\n")
     assert config.load(cfg_dir, {"APP_ENV": "staging"}).risk.max_position == 2.0
+    with pytest.raises(ConfigError, match="must be a plain name") as err:
+        config.load(cfg_dir, {"APP_ENV": "../staging"})
+    assert err.value.source == "environment"
 
 
 def test_one_warning_per_disabled_safety_check(cfg_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
