@@ -9,6 +9,7 @@ executors every ``INFLIGHT_SLEEP_S`` instead.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ ROLE = "gate"
 MD_LIMIT, INTENT_LIMIT = 4096, 256
 STATE_MIN_NS, STATE_MAX_NS, RETRY_NS = 10_000_000, 500_000_000, 1_000_000_000
 INFLIGHT_SLEEP_S = 0.0005
+DISK_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS))
 
 
 def build_executors(settings: Settings, instruments: InstrumentTable) -> list[Executor | None]:
@@ -134,6 +136,18 @@ class GateAgent:
         self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.wait_for(ROLE))
 
     def do_work(self) -> int:
+        """One duty cycle. A disk error that reaches here (the journal paths handle their own; e.g. a
+        paper ledger) halts trading DISK_FULL instead of crash-looping the gate: it stays up to say so."""
+        try:
+            return self._cycle()
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS or self.desk is None:
+                raise
+            log.exception("disk error in the gate's duty cycle")
+            self.desk.disk_full(exc)
+            return 0
+
+    def _cycle(self) -> int:
         desk = self.desk
         work = self._marks_in()
         for executor in self._executors:

@@ -5,29 +5,38 @@ submitted; a rejected intent before its REJECT event; a trading-state change bef
 event. Execution reports are applied at once, published as events, and journaled after the publish
 (`record`), so a crash in between re-derives them from the venue at the next start (at-least-once
 events, never a lost one).
+
+A journal that cannot be written (disk full, any OSError): `accept` raises, so the order is never
+sent; a rejection or a halt still takes effect (nothing is sent) and reports stay queued, each
+reported to ``on_journal_error`` (the desk halts trading, DISK_FULL); leaving HALTED raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
+from typing import Any
 
 from kairos.execution.base import ExecReport
 from kairos.gate import journal as J
 from kairos.gate.book import Book
 from kairos.gate.journal import AppendLog
 from kairos.gate.orders import Order, Orders, Rejected, can_move, is_terminal
-from kairos.records import ExecKind
+from kairos.records import ExecKind, TradingState
 
 _FILL, _CANCEL_REJECT = int(ExecKind.FILL), int(ExecKind.CANCEL_REJECT)
+_HALTED = int(TradingState.HALTED)
 
 
 class Blotter:
-    __slots__ = ("book", "journal", "orders")
+    __slots__ = ("book", "journal", "on_journal_error", "orders", "refused", "why")
 
     def __init__(self, orders: Orders, book: Book, journal: AppendLog) -> None:
         self.orders = orders
         self.book = book
         self.journal = journal
+        self.why = ""  # the reason given for the current trading state
+        self.refused = 0  # state changes refused because the journal could not be written
+        self.on_journal_error: Callable[[OSError], None] = _raise
 
     def accept(self, order: Order, wall_ns: int, record: bool = True) -> None:
         """A new order: journal it (before the caller submits it), count it open, reserve funds."""
@@ -39,13 +48,29 @@ class Blotter:
 
     def reject(self, coid: bytes, ts_created_ns: int, rejected: Rejected, wall_ns: int, record: bool = True) -> None:
         if record:
-            self.journal.append(J.rejected(coid, ts_created_ns, rejected, wall_ns))
+            self._write(J.rejected(coid, ts_created_ns, rejected, wall_ns))
         self.orders.reject(coid, ts_created_ns, rejected)
 
     def trading(self, state: int, why: str, wall_ns: int, record: bool = True) -> None:
+        """A halt applies even when it cannot be journaled; any other state raises OSError then (and
+        does not apply): trading resumes only with a journal that works."""
         if record:
-            self.journal.append(J.trading(state, why, wall_ns))
+            try:
+                self.journal.append(J.trading(state, why, wall_ns))
+            except OSError:
+                if state != _HALTED:
+                    self.refused += 1
+                    raise
         self.book.s.trading = state
+        self.why = why
+
+    def _write(self, entry: dict[str, Any]) -> bool:
+        try:
+            self.journal.append(entry)
+        except OSError as exc:
+            self.on_journal_error(exc)
+            return False
+        return True
 
     def apply(self, r: ExecReport, wall_ns: int) -> Order | None:
         """Apply one report; None if it names no order of ours or is an illegal move (the desk logs it)."""
@@ -69,10 +94,15 @@ class Blotter:
             self.orders.close(order)
         return order
 
-    def record(self, reports: Iterable[ExecReport], wall_ns: int) -> None:
-        """Journal reports already applied and published."""
+    def record(self, reports: list[ExecReport], wall_ns: int) -> None:
+        """Journal reports already applied and published; those written leave ``reports``, the rest
+        stay for the next call (a report is never journaled twice: a replay would apply it twice)."""
+        written = 0
         for r in reports:
-            self.journal.append(J.report(r, wall_ns))
+            if not self._write(J.report(r, wall_ns)):
+                break
+            written += 1
+        del reports[:written]
 
     def replay(self) -> int:
         """Rebuild orders, positions, PnL and trading state from the journal; returns entries read."""
@@ -99,3 +129,7 @@ class Blotter:
         """An order snapshot: open ones count and reserve again (what remains of them), closed ones are remembered."""
         if self.orders.restore(order):
             self.book.open(order)
+
+
+def _raise(exc: OSError) -> None:
+    raise exc

@@ -38,6 +38,7 @@ _FILL, _HALTED = int(ExecKind.FILL), int(TradingState.HALTED)
 _STATES = frozenset(int(t) for t in TradingState)
 _BAD_INPUT = frozenset((_INVALID, _UNKNOWN_INSTRUMENT))
 EXIT_RETRY_NS = 1_000_000_000
+DISK_FULL = "DISK_FULL"  # the halt reason (blob ``trading_reason``) when the journal cannot be written
 
 
 class Desk:
@@ -59,6 +60,7 @@ class Desk:
         self._held: tuple[set[bytes], set[bytes]] = (set(), set())  # per ring: rejects of a batch not yet done
         self._current = self._held[0]
         self.dirty = True
+        blotter.on_journal_error = self.disk_full
 
     def on_intents(self, view: np.ndarray) -> None:
         self._batch(view, False)
@@ -101,7 +103,8 @@ class Desk:
         unit = self._pre.reserve(venue, side, otype, price, 1.0, self.state.mark(k))
         order = Order(coid, venue, inst, k, strategy, side, otype, tif, price, qty, unit, ts_origin, ts_created,
                       flags | (_MANUAL if manual else 0))
-        self._send(order, now, t_read)
+        if not self._send(order, now, t_read):
+            self._reject(rec, R.TRADING_HALTED)
         return None
 
     def _shape(self, coid: bytes, k: int, venue: int, tif: int) -> int:
@@ -112,8 +115,13 @@ class Desk:
             return _UNKNOWN_INSTRUMENT
         return _VENUE_UNAVAILABLE if self.executors[venue] is None else _OK
 
-    def _send(self, order: Order, now: int, t_read: int) -> None:
-        self.blotter.accept(order, time.time_ns())
+    def _send(self, order: Order, now: int, t_read: int) -> bool:
+        """Journal, then submit; False if the journal could not be written (the order is not sent)."""
+        try:
+            self.blotter.accept(order, time.time_ns())
+        except OSError as exc:
+            self.disk_full(exc)
+            return False
         self.state.buckets[order.venue].take(now)
         self.executors[order.venue].submit(OrderRequest(  # type: ignore[union-attr]
             order.coid.decode(), order.instrument, self._symbol[order.k], _SIDES[order.side],
@@ -123,6 +131,7 @@ class Desk:
         self.metrics.trace.sent(order, t_read, sent)
         self.metrics.orders.add(1)
         self.dirty = True
+        return True
 
     def _again(self, rec: tuple) -> None:
         """A decided client order id: a replay is answered as before, a real duplicate is refused."""
@@ -173,13 +182,28 @@ class Desk:
                 order.coid.decode(), order.instrument, self._symbol[order.k])
 
     def set_trading(self, state: int, why: str, ts_origin_ns: int = 0) -> None:
-        """Journal, apply and announce (EXEC_EVENT kind STATE) a trading state."""
+        """Journal, apply and announce (EXEC_EVENT kind STATE) a trading state. Leaving HALTED while the
+        journal cannot be written is refused: counted, logged, and the unchanged state announced."""
         before = self.state.trading
-        self.blotter.trading(state, why, time.time_ns())
+        try:
+            self.blotter.trading(state, why, time.time_ns())
+        except OSError as exc:
+            log.error("trading stays %s (%s): %s refused, the journal still cannot be written: %s",
+                      TradingState(before).name, self.blotter.why, TradingState(state).name, exc)
+            self.events.trading(before, ts_origin_ns)
+            self.dirty = True
+            return
         self.events.trading(state, ts_origin_ns)
         self.metrics.trading_state.set(state)
         self.dirty = True
         log.warning("trading state %s -> %s: %s", TradingState(before).name, TradingState(state).name, why)
+
+    def disk_full(self, exc: OSError) -> None:
+        """The journal cannot be written: halt (DISK_FULL) and stay up to say so; no order goes out
+        unjournaled. The operator resumes once there is space (SetTradingState / kairosctl resume)."""
+        self._tally("gate journal not writable: trading HALTED (DISK_FULL)", str(exc))
+        if self.state.trading != _HALTED or not self.blotter.why.startswith(DISK_FULL):
+            self.set_trading(_HALTED, f"{DISK_FULL}: the journal cannot be written ({exc})")
 
     def on_reports(self, executor: Executor) -> int:
         """Apply what an executor reported and queue the events (journaled after they are published)."""
@@ -209,8 +233,7 @@ class Desk:
         finally:
             self.metrics.events.add(self.events.published - published)
         if self._unrecorded:
-            self.blotter.record(self._unrecorded, time.time_ns())
-            self._unrecorded.clear()
+            self.blotter.record(self._unrecorded, time.time_ns())  # what it could not write stays queued
         self.metrics.open_orders.set(self.state.open_orders)
         self.metrics.trace.flush()
 

@@ -12,6 +12,7 @@ as it stands) instead of ``A`` + ``E``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -39,7 +40,13 @@ class AppendLog:
         _cut_torn_tail(self._fd)
 
     def append(self, entry: dict[str, Any]) -> None:
-        os.write(self._fd, orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+        """Raises OSError (disk full) with the log as it was: a short write is cut off again, so the
+        next entry never lands behind a torn line."""
+        line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+        written = os.write(self._fd, line)
+        if written != len(line):
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+            raise OSError(errno.ENOSPC, f"short journal write to {self.path}: {written} of {len(line)} bytes")
 
     def rewrite(self, entries: Iterable[dict[str, Any]]) -> int:
         """Replace the log with ``entries`` (compaction): written to a temp file, fsynced, renamed over

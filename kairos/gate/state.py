@@ -3,6 +3,8 @@ ListOrders answer from. Enum fields carry the wire numbers of kairos/records.py;
 for venues, instruments and the trading state. Schema (version 1)::
 
     {"version", "ts_ns", "pid", "mode", "reconciled", "trading_state", "trading_state_id",
+     "trading_reason",                    why the state was set, e.g. "DISK_FULL: the journal cannot be written ..."
+     "trading_refused",                   state changes refused because the journal could not be written
      "balances":  [{"venue", "venue_id", "asset", "free", "locked"}],          free = total - locked
      "positions": [{"venue", "venue_id", "instrument", "instrument_id", "quantity", "avg_price",
                     "realized_pnl", "mark", "unrealized_pnl"}],
@@ -39,6 +41,7 @@ def describe(blotter: Blotter, instruments: InstrumentTable, executors: dict[int
     return {
         "version": 1, "ts_ns": time.time_ns(), "pid": os.getpid(), "mode": mode, "reconciled": reconciled,
         "trading_state": TradingState(s.trading).name, "trading_state_id": int(s.trading),
+        "trading_reason": blotter.why, "trading_refused": blotter.refused,
         "balances": _balances(blotter, list(executors)),
         "positions": _positions(blotter, names),
         "orders": [_order(o, names) for o in blotter.orders.open.values()],
