@@ -6,8 +6,10 @@ import dataclasses
 import logging
 import math
 import os
+import select
 import subprocess
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Any
@@ -280,9 +282,15 @@ def test_one_warning_per_disabled_safety_check(cfg_dir: Path, caplog: pytest.Log
     assert config.disabled_checks(settings, "feeds") == []
 
 
+def _env(tmp: Path, prefix: str, **env: str) -> dict[str, str]:
+    """This machine's environment without its KAIROS settings, logging into ``tmp``, plus ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS") and k != "APP_ENV"}
+    return {**clean, "KAIROS__LOGGING__DIR": str(tmp / "log"), "KAIROS__LOGGING__JSON_FILES": "false",
+            "KAIROS__SHM_PREFIX": prefix, "PYTHONUNBUFFERED": "1", **env}
+
+
 def _run(argv: list[str], env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "KAIROS__LOGGING__DIR": str(tmp / "log"), "KAIROS__LOGGING__JSON_FILES": "false",
-            "KAIROS__SHM_PREFIX": f"kairos-cfgtest-{os.getpid()}", **env}
+    full = _env(tmp, f"kairos-cfgtest-{os.getpid()}", **env)
     return subprocess.run(argv, env=full, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -298,6 +306,31 @@ def test_the_gate_warns_at_start_about_a_disabled_limit(tmp_path: Path) -> None:
     done = _run([sys.executable, "-m", "procs.gate"], {"KAIROS__RISK__MAX_POSITION": "0"}, tmp_path)
     assert done.returncode != 0  # no supervisor made the rings: the gate stops after its start-up checks
     assert "safety check disabled: risk.max_position = 0.0: no position cap (MAX_POSITION)" in done.stderr
+
+
+def test_the_supervisor_warns_at_start_about_a_disabled_check(tmp_path: Path, shm_prefix: str) -> None:
+    env = _env(tmp_path, shm_prefix, KAIROS__SUPERVISOR__CANCEL_ON_SHUTDOWN="false",
+               KAIROS__SUPERVISOR__GRPC_PORT="0", KAIROS__SUPERVISOR__METRICS_PORT="0",
+               KAIROS__SUPERVISOR__API_TOKEN="t", KAIROS__SUPERVISOR__GRACEFUL_SECS="1.0")
+    proc = subprocess.Popen([sys.executable, "-m", "procs.supervisor", "--watch"], env=env, cwd=REPO,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stderr is not None
+        seen, deadline = [], time.monotonic() + 60
+        for _ in range(200):  # bounded by lines and by time: the warning comes before the supervisor starts work
+            if time.monotonic() > deadline or not select.select([proc.stderr], [], [], 1.0)[0]:
+                continue
+            seen.append(proc.stderr.readline())
+            if "safety check disabled" in seen[-1] or not seen[-1]:
+                break
+        assert "safety check disabled: supervisor.cancel_on_shutdown = False" in seen[-1], seen
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def test_make_run_refuses_live_mode_before_starting_anything(tmp_path: Path) -> None:
