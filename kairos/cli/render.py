@@ -52,6 +52,8 @@ def status(s: Any) -> str:
     state = name(pb.TradingState, s.trading_state) if s.trading_state else "UNKNOWN (gate has not published)"
     if s.trading_state_note:
         state = f"UNKNOWN ({s.trading_state_note}: its last published state is not trusted)"
+    elif s.trading_reason and s.trading_state != pb.TRADING_STATE_ACTIVE:
+        state = f"{state} ({s.trading_reason})"
     head = (f"engine: {s.mode} mode, trading {state}, gate state {duration(s.gate_state_age_s)} old, "
             f"up {duration(s.uptime_s)}, shm prefix {s.shm_prefix}")
     rows = [(p.role, _state(p), p.pid or "-", duration(p.uptime_s) if p.pid else "-", p.restarts,

@@ -116,6 +116,7 @@ class StatusView:
         state = None if doubt else gatestate.trading_state(blob)
         return pb.SystemStatus(
             mode=self.mode, trading_state=to_pb(state) if state is not None else 0, trading_state_note=doubt,
+            trading_reason=str(blob.get("trading_reason") or "") if blob and state is not None else "",
             gate_state_age_s=gatestate.age_s(blob) if blob else -1.0, processes=procs,
             rings=[pb.RingInfo(name=n, capacity=r.capacity, published=r.published, overflow=r.overflow.name)
                    for n, r in self._rings.rings.items()],

@@ -76,7 +76,7 @@ class MiniGate(Idler):
         self.manual = Ring.attach("manual", ORDER_INTENT, prefix=PREFIX).consumer("gate")
         self.events = Ring.attach("events", EXEC_EVENT, prefix=PREFIX).producer()
         self.blob = GateStateWriter(PREFIX)
-        self.trading, self.open, self.seq = TradingState.ACTIVE, {}, 0
+        self.trading, self.open, self.seq, self.why = TradingState.ACTIVE, {}, 0, ""
         self.publish_state()
         note(self.log, self.role, "started", os.getpid())
 
@@ -128,13 +128,14 @@ class MiniGate(Idler):
         if action is Action.CANCEL_ALL:
             self.open.clear()
             return ExecKind.STATE, 0, int(self.trading)
-        self.trading = TradingState(int(rec["flags"]))
+        self.trading, self.why = TradingState(int(rec["flags"])), "SET_STATE from the API"
         return ExecKind.STATE, 0, int(self.trading)
 
     def publish_state(self) -> None:
         """The schema of kairos/gate/state.py (version 1), with made-up balances and positions."""
         self.blob.write({
             "version": 1, "trading_state": self.trading.name, "trading_state_id": int(self.trading),
+            "trading_reason": self.why,
             "balances": [{"venue": "binance", "venue_id": 1, "asset": "USDT", "free": 1000.0, "locked": 5.0}],
             "positions": [{"venue": "binance", "venue_id": 1, "instrument": "BTC-USDT", "instrument_id": 1,
                            "quantity": 0.5, "avg_price": 100.0, "realized_pnl": 0.0}],
