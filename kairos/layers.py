@@ -221,7 +221,11 @@ def _coerce(hint: Any, value: Any, sources: dict[str, str], key: str, bounds: Ra
     if isinstance(hint, types.UnionType):
         raise ConfigError("unsupported union type", key, source)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"must be a finite number, got an integer of {len(str(value))} digits", key,
+                              source) from None
     if hint in (int, float, str, bool) and (type(value) is not hint):
         raise ConfigError(f"expected {hint.__name__}, got {type(value).__name__} {value!r}", key, source)
     if hint in (int, float):

@@ -223,6 +223,8 @@ def test_non_finite_numbers_are_refused_everywhere(cfg_dir: Path, raw: str) -> N
     assert (err.value.key, err.value.source) == ("sim.rate_hz", "environment")
     with pytest.raises(ConfigError, match="expected float"):
         config.load(cfg_dir, {"KAIROS__SIM__RATE_HZ": "nan"})
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        config.load(cfg_dir, {"KAIROS__RISK__MAX_POSITION": "1" + "0" * 400})  # an int no float can hold
 
 
 def _fields(cls: type) -> list[tuple[type, dataclasses.Field[Any]]]:
