@@ -59,6 +59,7 @@ def test_trading_round_trip(gate_engine: Supervised) -> None:
     assert "BTC-USDT" in shown and "arbitrage" in shown and "-0.002" in shown
     halted = ctl(gate_engine, "halt", "--cancel-all", token=TOKEN)
     assert halted.stdout.strip() == "trading ACTIVE -> HALTED: confirmed by the gate"
+    gate_engine.wait_process("gate", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING (its state is trusted)")
     assert ctl(gate_engine, "status").stdout.startswith("engine: spawn mode, trading HALTED (SET_STATE from the API)")
     rejected = ctl(gate_engine, "place", "okx", "BTC-USDT", "sell", "0.1", "--price", "100", token=TOKEN)
     assert rejected.returncode == 1 and " REJECT " in rejected.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kairos.api.auth import MUTATING, NO_TOKEN_MESSAGE, BearerAuth
+from kairos.api.auth import MUTATING, BearerAuth, no_token_message
 from kairos.api.convert import exec_event, from_pb, to_pb
 from kairos.api.pb import pb
 from kairos.config import InstrumentConfig
@@ -36,7 +36,18 @@ def test_refusals() -> None:
     assert "missing metadata" in auth.refusal(None)
     assert auth.refusal("Bearer wrong") == "invalid API token"
     assert auth.refusal("s3cret") == "invalid API token"
-    assert BearerAuth("").refusal("Bearer ") == NO_TOKEN_MESSAGE
+    assert BearerAuth("").refusal("Bearer ") == no_token_message(False)
+    assert "health checks and reads are served" in BearerAuth("", open_reads=True).refusal(None)
+
+
+def test_what_is_guarded() -> None:
+    closed, open_reads = BearerAuth("t"), BearerAuth("t", open_reads=True)
+    status, place = "/kairos.v1.TradingEngine/GetSystemStatus", "/kairos.v1.TradingEngine/PlaceOrder"
+    reflection = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    for auth in (closed, open_reads):
+        assert not auth.guarded("/grpc.health.v1.Health/Check") and auth.guarded(place)
+    assert closed.guarded(status) and closed.guarded(reflection)
+    assert not open_reads.guarded(status) and not open_reads.guarded(reflection)
 
 
 @pytest.mark.parametrize("kind", [Venue, Side, OrderType, Tif, ExecKind, OrderState, TradingState, RejectReason,
