@@ -31,22 +31,24 @@ BATCH = 256
 class Outcome:
     """The first event of the expected kinds for one client order id, set once by the pump.
 
-    ``listener`` (optional) is called with the event as it is set: PlaceOrder's log records it.
+    ``listener`` (optional) is called with the event before a waiter sees it: PlaceOrder's log records
+    it, and sets ``error`` if it could not (the waiting call then answers UNAVAILABLE).
     """
 
-    __slots__ = ("_done", "event", "kinds", "listener")
+    __slots__ = ("_done", "error", "event", "kinds", "listener")
 
     def __init__(self, kinds: frozenset[ExecKind]) -> None:
         self.kinds = frozenset(to_pb(k) for k in kinds)
         self.event: Any = None
+        self.error = ""
         self.listener: Callable[[Any], None] | None = None
         self._done = threading.Event()
 
     def set(self, event: Any) -> None:
         self.event = event
-        self._done.set()
         if self.listener is not None:
             self.listener(event)
+        self._done.set()
 
     def wait(self, timeout_s: float) -> Any:
         """The event, or None if it did not arrive within the timeout."""
@@ -145,8 +147,9 @@ class EventHub:
                 self._subscribers.remove(sub)
 
     @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    def died(self) -> bool:
+        """Started, not stopped, and no longer running: the pump died of an exception (logged)."""
+        return self._thread.ident is not None and not self._thread.is_alive() and not self._stop.is_set()
 
     def _run(self) -> None:
         poll, idle, stop = self._consumer.poll, self._idle, self._stop
@@ -154,8 +157,7 @@ class EventHub:
             while not stop.is_set():
                 idle(poll(self._on_batch, BATCH))
         except Exception:
-            log.exception("event pump died: PlaceOrder outcomes and StreamEvents stop until restart")
-            raise
+            log.exception("event pump died: the supervisor exits to be restarted (EngineApi.check)")
 
     def _on_batch(self, view: Any) -> None:
         self.tally.add(view)

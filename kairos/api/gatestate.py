@@ -26,6 +26,16 @@ def trading_state(blob: dict[str, Any] | None) -> TradingState | None:
     return _enum(TradingState, blob, "trading_state_id", TradingState.HALTED)
 
 
+def refused(blob: dict[str, Any] | None) -> int:
+    """State changes the gate refused so far (it could not journal them: DISK_FULL)."""
+    return int(blob.get("trading_refused", 0)) if blob else 0
+
+
+def reason(blob: dict[str, Any] | None) -> str:
+    """Why the gate is in its trading state, e.g. "DISK_FULL: the journal cannot be written (...)"."""
+    return str(blob.get("trading_reason", "")) if blob else ""
+
+
 def age_s(blob: dict[str, Any]) -> float:
     return float(blob.get("age_s", -1.0))
 

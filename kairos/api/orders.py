@@ -26,11 +26,17 @@ from google.protobuf.message import DecodeError
 from kairos.api.events import PLACE_OUTCOMES, Outcome
 from kairos.api.pb import pb
 from kairos.api.validation import OrderCommand
+from kairos.errors import SupervisorError
 from kairos.gate.journal import AppendLog
+from kairos.logs import ErrorTally
 from kairos.records import OrderType, Side, Tif, Venue
 
 log = logging.getLogger(__name__)
 LIMIT = 65536
+
+
+class PlacementNotRecorded(SupervisorError):
+    """The log could not be written (disk full): the order was not sent; PlaceOrder answers UNAVAILABLE."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +46,14 @@ class Placement:
 
 
 class Placements:
-    __slots__ = ("_by_id", "_limit", "_lock", "_log")
+    __slots__ = ("_by_id", "_limit", "_lock", "_log", "_tally")
 
     def __init__(self, path: Path | None = None, limit: int = LIMIT) -> None:
         self._by_id: OrderedDict[str, Placement] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
         self._log: AppendLog | None = None
+        self._tally = ErrorTally(log)
         if path is not None:
             self._log = AppendLog(path)
             self._by_id = _restore(self._log, limit)
@@ -55,20 +62,25 @@ class Placements:
         return len(self._by_id)
 
     def begin(self, cmd: OrderCommand, outcome: Outcome) -> tuple[Placement, bool]:
-        """(placement, True) if this call must send the order; (the first placement, False) if not."""
+        """(placement, True) if this call must send the order; (the first placement, False) if not.
+        Raises PlacementNotRecorded if the first call cannot be logged (then nothing is remembered)."""
         cid = cmd.client_order_id
         with self._lock:
             first = self._by_id.get(cid)
             if first is not None:
                 self._by_id.move_to_end(cid)
                 return first, False
+            if self._log is not None:
+                try:
+                    self._log.append({"c": cid, "o": _order_row(cmd)})
+                except OSError as exc:
+                    raise PlacementNotRecorded(f"PlaceOrder log {self._log.path} not writable ({exc}): the order "
+                                               f"was not sent; free space on risk.journal_dir and retry") from exc
+                outcome.listener = lambda event: self._record(cid, outcome, event)
             placement = Placement(cmd, outcome)
             self._by_id[cid] = placement
             if len(self._by_id) > self._limit:
                 self._by_id.popitem(last=False)
-            if self._log is not None:
-                self._log.append({"c": cid, "o": _order_row(cmd)})
-                outcome.listener = lambda event: self._record(cid, event)
             return placement, True
 
     def abandon(self, placement: Placement) -> None:
@@ -78,7 +90,7 @@ class Placements:
             if self._by_id.get(cid) is placement:
                 del self._by_id[cid]
                 if self._log is not None:
-                    self._log.append({"c": cid, "x": 1})
+                    self._write({"c": cid, "x": 1})  # unwritten: a restart answers a retry pending
 
     def close(self) -> None:
         with self._lock:
@@ -86,10 +98,22 @@ class Placements:
                 self._log.close()
                 self._log = None
 
-    def _record(self, cid: str, event: Any) -> None:
+    def _record(self, cid: str, outcome: Outcome, event: Any) -> None:
+        """Called by the event pump, which must never die of it: a failed write is logged and handed
+        to the waiting call as ``outcome.error``."""
         with self._lock:
-            if self._log is not None:
-                self._log.append({"c": cid, "e": event.SerializeToString().hex()})
+            if self._log is not None and not self._write({"c": cid, "e": event.SerializeToString().hex()}):
+                outcome.error = (f"order {cid} was sent and answered, but its outcome could not be recorded in "
+                                 f"{self._log.path} (disk full?): retry with the same client_order_id to read it "
+                                 f"while the supervisor runs; free space on risk.journal_dir")
+
+    def _write(self, entry: dict[str, Any]) -> bool:
+        try:
+            self._log.append(entry)  # type: ignore[union-attr]
+        except OSError as exc:
+            self._tally("PlaceOrder log not writable", f"{self._log.path}: {exc}")  # type: ignore[union-attr]
+            return False
+        return True
 
 
 def _order_row(cmd: OrderCommand) -> dict[str, Any]:
@@ -126,7 +150,10 @@ def _restore(journal: AppendLog, limit: int) -> OrderedDict[str, Placement]:
         outcome.set(row.event)  # None: the outcome was never seen, a repeat is answered pending at once
         placements[cid] = Placement(row.cmd, outcome)
     if read > sum(len(row.lines) for row in rows.values()):  # only when something is dropped
-        journal.rewrite(line for row in rows.values() for line in row.lines)
+        try:
+            journal.rewrite(line for row in rows.values() for line in row.lines)
+        except OSError as exc:  # disk full: the log stays as it was (still correct, only longer)
+            log.error("PlaceOrder log %s not compacted: %s", journal.path, exc)
     if placements:
         log.info("PlaceOrder idempotency: %d earlier placement(s) restored from %s", len(placements), journal.path)
     return placements

@@ -18,7 +18,7 @@ from kairos.api import gatestate
 from kairos.api.commands import ManualOrders
 from kairos.api.convert import to_pb
 from kairos.api.events import CANCEL_OUTCOMES, PLACE_OUTCOMES, EventHub
-from kairos.api.orders import Placement, Placements
+from kairos.api.orders import Placement, PlacementNotRecorded, Placements
 from kairos.api.pb import pb, pb_grpc
 from kairos.api.validation import Validator, trading_state
 from kairos.errors import InvalidRequest, RingFull, SupervisorError
@@ -50,23 +50,32 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         cmd = self._checked(context, "PlaceOrder", self._validator.place, request)
         self._refuse_if_blocked(context)
         outcome = self._hub.expect(cmd.client_order_id, PLACE_OUTCOMES)
-        placement, first = self._placements.begin(cmd, outcome)
+        try:
+            placement, first = self._placements.begin(cmd, outcome)
+        except PlacementNotRecorded as exc:
+            self._hub.forget(cmd.client_order_id, outcome)
+            self._tally("PlaceOrder refused: its log is not writable", str(exc))
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise  # abort raised already
         if not first:
             self._hub.forget(cmd.client_order_id, outcome)
             if placement.cmd != cmd:
                 context.abort(grpc.StatusCode.ALREADY_EXISTS,
                               f"client_order_id {cmd.client_order_id} was already used for a different order")
-            return self._placed(placement, duplicate=True)
+            return self._placed(placement, True, context)
         try:
             self._manual.place(cmd)
         except RingFull as exc:
             self._placements.abandon(placement)
             self._hub.forget(cmd.client_order_id, outcome)
             self._abort_full(context, exc)
-        return self._placed(placement, duplicate=False)
+        return self._placed(placement, False, context)
 
-    def _placed(self, placement: Placement, duplicate: bool) -> Any:
+    def _placed(self, placement: Placement, duplicate: bool, context: grpc.ServicerContext) -> Any:
+        """The outcome; UNAVAILABLE for the call whose outcome could not be logged (a retry reads it)."""
         event = placement.outcome.wait(self._timeout_s)
+        if placement.outcome.error and not duplicate:
+            context.abort(grpc.StatusCode.UNAVAILABLE, placement.outcome.error)
         return pb.PlaceOrderResponse(client_order_id=placement.cmd.client_order_id, pending=event is None,
                                      duplicate=duplicate, event=event)
 
@@ -86,7 +95,8 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
 
     def SetTradingState(self, request: Any, context: grpc.ServicerContext) -> Any:
         state = self._checked(context, "SetTradingState", trading_state, request.state)
-        previous = gatestate.trading_state(self._gate.read())
+        before = self._gate.read()
+        previous, refused = gatestate.trading_state(before), gatestate.refused(before)
         log.warning("API: trading state -> %s%s (reason: %s, peer %s)", state.name,
                     " and cancel all open orders" if request.cancel_open_orders else "",
                     request.reason[:200] or "none given", context.peer())
@@ -96,15 +106,25 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                 self._manual.cancel_all()
         except RingFull as exc:
             self._abort_full(context, exc)
-        applied = self._await_state(state)
+        applied = self._await_state(state, refused)
+        if applied is None:
+            blob = self._gate.read()
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"the gate refused {state.name}: trading stays {(blob or {}).get('trading_state')} "
+                          f"({gatestate.reason(blob) or 'no reason given'})")
         return pb.SetTradingStateResponse(previous=to_pb(previous) if previous is not None else 0,
                                           current=to_pb(state), applied=applied)
 
-    def _await_state(self, state: Any) -> bool:
+    def _await_state(self, state: Any, refused: int) -> bool | None:
+        """True once the gate applied ``state``, None if it refused it (its refusal count moved), False
+        if neither happened within the timeout."""
         deadline = time.monotonic() + self._timeout_s
         while time.monotonic() < deadline:
-            if gatestate.trading_state(self._gate.read()) is state:
+            blob = self._gate.read()
+            if gatestate.trading_state(blob) is state:
                 return True
+            if gatestate.refused(blob) > refused:
+                return None
             time.sleep(0.02)
         return False
 

@@ -16,7 +16,7 @@ from kairos.api.server import ApiServer
 from kairos.api.servicer import TradingEngineServicer
 from kairos.api.validation import Validator
 from kairos.config import Settings
-from kairos.errors import ConfigError, RingFull
+from kairos.errors import ConfigError, RingFull, SupervisorError
 from kairos.gate.snapshot import GateStateReader
 from kairos.instruments import InstrumentTable
 from kairos.records import TradingState
@@ -67,6 +67,13 @@ class EngineApi:
         self.placements.close()
         self._waiter.close()
         self.gate.close()
+
+    def check(self) -> None:
+        """Raise if a thread the API needs has died (it logged why): the supervisor then exits non-zero
+        and is restarted, instead of answering every PlaceOrder PENDING with a frozen events cursor."""
+        if self.hub.died:
+            self.server.set_serving(False)
+            raise SupervisorError("the event pump thread died (see the log above): exiting to be restarted")
 
     def halt(self, why: str) -> None:
         """Best effort: queue SET_STATE HALTED so a gate that comes back starts halted."""

@@ -27,19 +27,19 @@ from kairos.gate.snapshot import GateStateReader
 from kairos.records import ProcState
 from kairos.ring import sweep_stale
 from kairos.status import Slot, StatusBoard
-from kairos.supervisor import spawn, systemd
+from kairos.supervisor import hung, spawn
 from kairos.supervisor.api import EngineApi
 from kairos.supervisor.child import Child, ChildInfo, ChildState, Do, RestartPolicy, describe_exit
 from kairos.supervisor.rings import RingSet, ring_specs
 from kairos.supervisor.secrets import child_env
 from kairos.supervisor.specs import Plan
+from kairos.supervisor.systemd import Notifier, scrub
 
 log = logging.getLogger(__name__)
 ROLE = "supervisor"
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 SIG_NAMES = {sig: sig.name[3:].lower() for sig in SIGNALS}
 TICK_S = 0.1
-_BEATING = (ProcState.RUNNING, ProcState.DEGRADED)  # self-reported states in which a process heartbeats
 SAMPLE_S = 1.0
 
 
@@ -51,7 +51,7 @@ class Arbiter:
         self.by_role = {c.role: c for c in self.children}
         self.phases = plan.stop_phases
         self.halting = frozenset(s.role for s in plan.specs if s.halts_trading)
-        full = {**env, "KAIROS__SHM_PREFIX": self.prefix}
+        full = {**scrub(env), "KAIROS__SHM_PREFIX": self.prefix}
         self.envs = {c.role: child_env(full, c.spec.secrets) for c in self.children}
         self.notes = {c.role: exits.note_path(settings, c.role) for c in self.children}
         self.rings = RingSet(ring_specs(settings), self.prefix)
@@ -64,6 +64,8 @@ class Arbiter:
         self._stopping = self._hurry = False
         self._halted_for: set[str] = set()  # fail-closed roles whose current crash loop has halted trading
         self._next_sample = 0.0
+        self.notifier = Notifier()  # READY=1, WATCHDOG=1 from tick(), STOPPING=1 to a Type=notify unit
+        self.terminator = hung.Terminator(self.cfg.heartbeat_timeout_s, self.cfg.graceful_secs) if watch else None
 
     def run(self) -> int:
         """Until SIGTERM/SIGINT; always tears down what it built."""
@@ -86,7 +88,7 @@ class Arbiter:
         self.slot.set_state(ProcState.RUNNING)
         for child in self.children:
             child.start()
-        systemd.notify("READY=1")
+        self.notifier.send(f"READY=1\nSTATUS=supervisor up ({'watch' if self.watch else 'spawn'} mode)")
         log.info("supervisor up (%s mode, prefix %s): %s", "watch" if self.watch else "spawn", self.prefix,
                  ", ".join(c.role for c in self.children) or "no children")
 
@@ -157,10 +159,10 @@ class Arbiter:
         if now >= self._next_sample:
             self._next_sample = now + SAMPLE_S
             self.murder_stale(self.api.status.sample())
-            if not self.api.hub.alive:
-                self.api.server.set_serving(False)
+            self.api.check()
         self.manage_children()
         self.slot.heartbeat()
+        self.notifier.watchdog(time.monotonic_ns())
 
     def handle_term(self) -> None:
         self._hurry = self._stopping
@@ -202,13 +204,12 @@ class Arbiter:
         """A child in its duty loop whose heartbeat is older than heartbeat_timeout_s is hung: SIGTERM, later
         SIGKILL. Start-up (self-reported STARTING: reconciliation, snapshots) is not judged by heartbeats."""
         now_ns, now = time.monotonic_ns(), time.monotonic()
-        by_role = {r["role"]: r for r in rows}
-        for child in self.children:
-            row = by_role.get(child.role)
-            if row is None or row["pid"] != child.pid or row["state"] not in _BEATING:
-                continue
-            age = (now_ns - row["heartbeat_ns"]) / 1e9
-            if age > self.cfg.heartbeat_timeout_s:
+        if self.terminator is not None:
+            self.terminator.check(rows, now_ns, now)  # --watch: the same kill for processes systemd runs
+            return
+        for row, age in hung.stale_rows(rows, now_ns, self.cfg.heartbeat_timeout_s):
+            child = self.by_role.get(row["role"])
+            if child is not None and row["pid"] == child.pid:
                 log.error("%s (pid %d): heartbeat %.1fs old, terminating", child.role, child.pid, age)
                 self.act(child, child.stale(age, now))
 
@@ -257,6 +258,7 @@ class Arbiter:
     def stop(self) -> None:
         """Ordered shutdown (feeds, strategy, gate, persister, sim); unlink shm only if nothing is left."""
         self._stopping = True
+        self.notifier.send("STOPPING=1\nSTATUS=supervisor stopping")
         if self.api is not None:
             self.api.server.set_serving(False)
             for phase in self.phases:
@@ -266,7 +268,6 @@ class Arbiter:
         self.reap_children()
         clean = not any(c.alive for c in self.children) and not self.live_pids()
         self.release(clean)
-        systemd.notify("STOPPING=1")
         log.info("supervisor stopped (%s)", "clean: shared memory removed" if clean else "shared memory kept")
 
     def stop_phase(self, children: list[Child]) -> None:
