@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from kairos.errors import ConfigError
-from kairos.layers import NO_SECRET, Secret, build, disabled, env_layer, flag, merge, num, plain, ranged, read_yaml
+from kairos.layers import NO_SECRET, Secret, build, env_layer, merge, plain, read_yaml
+from kairos.ranges import disabled, flag, num, ranged
 from kairos.ring.wait import WAITS
 
 ENV_PREFIX = "KAIROS__"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
-# Every int/float field declares its range with `num(default, lo, hi, ...)` (kairos/layers.py), applied by the
+# Every int/float field declares its range with `num(default, lo, hi, ...)` (kairos/ranges.py), applied by the
 # loader; tests/unit/test_config.py fails on a numeric field without one and exercises every bound.
 HOUR_MS = 3_600_000
 BPS = 10_000.0

@@ -103,7 +103,8 @@ class RedisSink:
         if self._r is None or self._status is None or now < self._next_status:
             return
         self._next_status = now + self._status_every
-        rows = {row["role"]: orjson.dumps(_status_row(row)).decode() for row in self._status()}
+        rows = {row["role"]: orjson.dumps(_status_row(row), option=orjson.OPT_SERIALIZE_NUMPY).decode()  # buckets
+                for row in self._status()}
         if not rows:
             return
         pipe = self._r.pipeline(transaction=True)

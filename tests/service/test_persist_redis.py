@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -139,11 +140,13 @@ def test_status_board_is_published(redis_url: str, redis_prefix: str, shm_prefix
         slot = board.claim("feed.binance")
         slot.set_state(ProcState.RUNNING)
         slot.counter("msgs").add(42)
+        slot.histogram("latency_ns").record(1000)  # the row carries its numpy buckets: must still serialise
         sink = RedisSink(redis_url, redis_prefix, SYMBOLS, status=board.snapshot)
         sink.connect()
         sink.tick(time.monotonic())
         row = client(redis_url).hget(f"{redis_prefix}:status", "feed.binance")
         assert '"state_name":"RUNNING"' in row and '"msgs":42' in row
+        assert json.loads(row)["histograms"]["latency_ns"]["count"] == 1
         sink.close()
     finally:
         board.close()

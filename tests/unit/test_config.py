@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from kairos import config, layers
+from kairos import config, ranges
 from kairos.config import Secret, Settings
 from kairos.errors import EXIT_BOOT_ERROR, ConfigError
-from kairos.layers import Range
+from kairos.ranges import Range
 
 DEFAULT = Path(config.CONFIG_DIR) / "default.yaml"
 REPO = Path(config.CONFIG_DIR).parent
@@ -147,14 +147,14 @@ def test_bad_tuning_names_the_key(cfg_dir: Path, yaml: str, key: str, words: str
     assert err.value.key == key and words in str(err.value)
 
 
-NUMBERS = [(key, kind, bounds) for key, kind, bounds, _ in layers.ranges(Settings)]
+NUMBERS = [(key, kind, bounds) for key, kind, bounds, _ in ranges.numeric_keys(Settings)]
 SAMPLE_NAME = {"venues": "binance", "tuning": "gate"}
 """What stands for ``*`` in a key pattern: a name each mapping accepts (any name for balances and prices)."""
 
 
 def test_every_numeric_setting_declares_a_range() -> None:
     undeclared = [key for key, _, bounds in NUMBERS if bounds is None]
-    assert not undeclared, f"declare a range with num()/ranged() (kairos/layers.py) for: {undeclared}"
+    assert not undeclared, f"declare a range with num()/ranged() (kairos/ranges.py) for: {undeclared}"
     assert {"risk.max_order_qty", "supervisor.grpc_port", "rings.md_capacity", "tuning.cpus.*[]"} <= {
         key for key, _, _ in NUMBERS}
 
@@ -248,7 +248,7 @@ def _numbers(value: Any) -> list[float]:
 
 
 def test_every_code_default_is_in_its_range() -> None:
-    ranged = [(cls, f, f.metadata[layers.RANGE]) for cls, f in _fields(Settings) if layers.RANGE in f.metadata]
+    ranged = [(cls, f, f.metadata[ranges.RANGE]) for cls, f in _fields(Settings) if ranges.RANGE in f.metadata]
     assert len(ranged) == len(NUMBERS)
     for cls, f, bounds in ranged:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
@@ -345,6 +345,6 @@ def test_make_run_refuses_live_mode_before_starting_anything(tmp_path: Path) -> 
 def test_docs_list_every_range() -> None:
     doc = (REPO / "docs" / "CONFIG.md").read_text()
     rows = [f"| `{key}` | {kind.__name__} | {bounds.describe()}{' (WARNING at start)' if safety else ''} |"
-            for key, kind, bounds, safety in layers.ranges(Settings) if bounds is not None]
+            for key, kind, bounds, safety in ranges.numeric_keys(Settings) if bounds is not None]
     missing = [row for row in rows if row not in doc.splitlines()]
     assert not missing, "add or fix these rows in docs/CONFIG.md:\n" + "\n".join(missing)
