@@ -136,6 +136,12 @@ class FeedConfig:
     ping_interval_s: float = num(20.0, 0, 3600, gt=True)
     snapshot_retries: int = num(5, 1, 1000)
     rest_timeout_s: float = num(5.0, 0, 600, gt=True)
+    max_jump_bps: float = num(500.0, 1.0, 10_000.0)
+    jump_confirm_quotes: int = num(2, 1, 1000)
+    max_frame_bytes: int = num(1_048_576, 4096, 67_108_864)
+    max_price: float = num(10_000_000.0, 0.0, 9e7, gt=True)  # 9e7: integer price keys stay exact (feeds/book.py)
+    max_qty: float = num(1e12, 0.0, gt=True)
+    max_levels: int = num(5000, 1, 1_000_000)
 
     def __post_init__(self) -> None:
         for ch in self.channels:

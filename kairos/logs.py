@@ -1,8 +1,8 @@
 """Logging set-up and the rate-limited error counter every process uses at its edges.
 
 Human lines on the console, JSON lines to ``{dir}/{role}.jsonl`` rotated daily. The hot path never
-logs per message: it counts with `ErrorTally`, which logs the first occurrence of each kind and
-then at most one summary per interval.
+logs per message: it counts with `ErrorTally`, which logs the first occurrence of each kind (per
+key, e.g. per book), then at most one line per interval, and prints what it suppressed at shutdown.
 """
 
 from __future__ import annotations
@@ -69,7 +69,12 @@ def setup_logging(role: str, cfg: LoggingConfig) -> None:
 
 
 class ErrorTally:
-    """Counts bad inputs by kind; logs the first of each kind, then one summary per interval."""
+    """Counts bad inputs by kind; logs the first of each (kind, key), then at most one line per interval.
+
+    ``key`` names what went wrong (a book, a symbol): two books with the same kind of error are
+    logged independently. A later line for a key says how many were suppressed since the last one;
+    `flush` prints what is still suppressed (call it at shutdown, so no count is lost).
+    """
 
     __slots__ = ("_interval_ns", "_last_log_ns", "_log", "_since_log", "counts")
 
@@ -77,23 +82,37 @@ class ErrorTally:
         self._log = logger
         self._interval_ns = int(interval_s * 1e9)
         self.counts: dict[str, int] = {}
-        self._since_log: dict[str, int] = {}
-        self._last_log_ns: dict[str, int] = {}
+        self._since_log: dict[tuple[str, str], int] = {}
+        self._last_log_ns: dict[tuple[str, str], int] = {}
 
-    def __call__(self, kind: str, detail: str = "") -> None:
+    def __call__(self, kind: str, detail: str = "", key: str = "") -> None:
         count = self.counts.get(kind, 0) + 1
         self.counts[kind] = count
         now = time.monotonic_ns()
-        last = self._last_log_ns.get(kind)
+        slot = (kind, key)
+        last = self._last_log_ns.get(slot)
         if last is None or now - last >= self._interval_ns:
-            suppressed = self._since_log.get(kind, 0)
+            suppressed = self._since_log.get(slot, 0)
             more = f" ({suppressed} more since last report)" if suppressed else ""
-            self._log.warning("%s (total %d)%s: %s", kind, count, more, detail[:300])
-            self._last_log_ns[kind] = now
-            self._since_log[kind] = 0
+            self._log.warning("%s%s (total %d)%s: %s", kind, _named(key), count, more, detail[:300])
+            self._last_log_ns[slot] = now
+            self._since_log[slot] = 0
         else:
-            self._since_log[kind] = self._since_log.get(kind, 0) + 1
+            self._since_log[slot] = self._since_log.get(slot, 0) + 1
+
+    def flush(self) -> int:
+        """Log every suppressed count not yet reported (one line per kind and key); returns how many."""
+        pending = [(slot, n) for slot, n in self._since_log.items() if n]
+        for (kind, key), suppressed in pending:
+            self._log.warning("%s%s: %d more since last report (total %d)", kind, _named(key), suppressed,
+                              self.counts[kind])
+            self._since_log[(kind, key)] = 0
+        return len(pending)
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def _named(key: str) -> str:
+    return f" [{key}]" if key else ""

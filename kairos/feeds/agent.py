@@ -28,9 +28,10 @@ import orjson
 from kairos.config import EndpointConfig, FeedConfig
 from kairos.errors import FeedError, ProtocolError
 from kairos.feeds.base import BAD_INPUT, Backoff, BookMsg, FeedAdapter, Reconnect
-from kairos.feeds.session import CLOSE, PING, PONG, TEXT, TRANSPORT_ERRORS, WsSession
+from kairos.feeds.session import CLOSE, PING, PONG, TEXT, TRANSPORT_ERRORS, FrameTooLarge, WsSession
 from kairos.feeds.stats import FeedStats
 from kairos.feeds.sync import BookSync, Fetcher, SnapshotFetcher
+from kairos.feeds.validate import FRAME_SIZE, VENUE_WIDE, QuoteGuard, Rejections
 from kairos.logs import ErrorTally
 from kairos.records import MARKET_DATA
 
@@ -60,9 +61,9 @@ class Publisher(Protocol):
 class FeedAgent:
     """One venue's market data: a WsSession, its BookSync, and the md ring producer."""
 
-    __slots__ = ("_adapter", "_attempts", "_backoff", "_books", "_cfg", "_drained", "_fetcher", "_next_connect_ns",
-                 "_out", "_publisher", "_recv", "_reserve", "_rows", "_session", "_url", "_wake", "role", "stats",
-                 "sync", "tally")
+    __slots__ = ("_adapter", "_attempts", "_backoff", "_books", "_cfg", "_drained", "_fetcher", "_guard",
+                 "_next_connect_ns", "_out", "_publisher", "_recv", "_reserve", "_rows", "_session", "_url", "_wake",
+                 "rejections", "role", "stats", "sync", "tally")
 
     def __init__(self, adapter: FeedAdapter, urls: EndpointConfig, cfg: FeedConfig, publisher: Publisher,
                  stats: FeedStats, fetcher: Fetcher | None = None) -> None:
@@ -70,13 +71,16 @@ class FeedAgent:
         self._adapter, self._cfg, self._publisher, self.stats = adapter, cfg, publisher, stats
         self._url = adapter.stream_url(urls.ws_url)
         self.tally = ErrorTally(log)
+        self.rejections = Rejections(self.tally, {i: s for s, i in adapter.symbols.items()})
+        self._guard = QuoteGuard(cfg, self.rejections)
         self._session = WsSession(adapter.caps, cfg)
         self._wake = os.pipe()  # a finished snapshot wakes the idle wait
         os.set_blocking(self._wake[0], False)
         os.set_blocking(self._wake[1], False)
         self._fetcher = fetcher or SnapshotFetcher(cfg.rest_timeout_s, self._wake[1])
         self.sync = BookSync(adapter, urls.rest_url, cfg, self._fetcher, self.tally,
-                             book_bbo="bbo" not in cfg.channels)
+                             book_bbo="bbo" not in cfg.channels, rejections=self.rejections,
+                             rebuilt=self._guard.rebase)
         self._backoff = Backoff(cfg.ws_reconnect_delay_ms, cfg.ws_max_reconnect_delay_ms)
         # room kept free before each frame: one book event, a trades message, a DISCONNECTED per book
         self._reserve = self.sync.row_need + 64 + len(adapter.symbols)
@@ -127,6 +131,10 @@ class FeedAgent:
         while frames < MAX_FRAMES and self._rows < limit:
             try:
                 item = session.read()
+            except FrameTooLarge as exc:
+                self.rejections(VENUE_WIDE, FRAME_SIZE, str(exc))
+                self._disconnect(f"frame_too_large: {exc}", venue_asked=False)
+                break
             except TRANSPORT_ERRORS as exc:
                 self._disconnect(f"transport: {exc!r}", venue_asked=False)
                 break
@@ -143,15 +151,18 @@ class FeedAgent:
         return frames
 
     def ingest(self, raw: bytes, rx_mono_ns: int) -> bool:
-        """Hot path, one text frame: parse into rows, book messages through BookSync; False = reconnecting."""
+        """Hot path, one text frame: parse and validate rows, book messages through BookSync; False = reconnecting."""
         start, books = self._rows, self._books
         try:
-            self._rows += self._adapter.parse(raw, self._out, start, time.time_ns(), books)
+            end = start + self._adapter.parse(raw, self._out, start, time.time_ns(), books)
         except Reconnect as exc:
             self._disconnect(f"venue asked: {exc}", venue_asked=True)
             return False
         except SKIPPED as exc:
             self.tally(_bad_kind(exc), f"{exc!r} | {raw[:120]!r}")
+            end = start
+        if end > start:
+            self._rows = self._guard.rows(self._out, start, end)
         if books:
             self._rows += self._apply_books(self._out, books)
         if self._rows > start:
@@ -259,6 +270,7 @@ class FeedAgent:
             self._rows += self.sync.stop(self._out, self._rows, time.time_ns())
         self._publish()
         self.stats.maybe_flush(0, self, force=True)
+        self.tally.flush()
         self._fetcher.close()
         for fd in self._wake:
             os.close(fd)

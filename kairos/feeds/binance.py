@@ -84,13 +84,13 @@ class BinanceFeed(FeedAdapter):
     @staticmethod
     def _trade(d: dict[str, Any], out: np.ndarray, at: int, recv_ns: int, inst: int, books: list[BookMsg]) -> int:
         seq = d["t"] if "t" in d else d["a"]
-        RECORD.pack_into(out, at << 6, d["T"] * _MS, recv_ns, seq, float(d["p"]), float(d["q"]), 0.0, 0.0,
+        RECORD.pack_into(out, at << 6, int(d["T"]) * _MS, recv_ns, seq, float(d["p"]), float(d["q"]), 0.0, 0.0,
                          inst, _VENUE, _TRADE, _SELL if d["m"] else _BUY)
         return 1
 
     @staticmethod
     def _depth(d: dict[str, Any], out: np.ndarray, at: int, recv_ns: int, inst: int, books: list[BookMsg]) -> int:
-        books.append(BookMsg(inst, d["U"], d["u"], d["E"] * _MS, d["b"], d["a"], False))
+        books.append(BookMsg(inst, d["U"], d["u"], int(d["E"]) * _MS, d["b"], d["a"], False))
         return 0
 
     def snapshot_request(self, rest_url: str, symbol: str) -> SnapshotRequest:

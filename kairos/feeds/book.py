@@ -17,6 +17,7 @@ changed, by comparing the best rank it touched with the depth-th rank after the 
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left, insort
 from typing import Any, Final
 
@@ -34,12 +35,16 @@ _BBO: Final = int(Kind.BBO)
 
 
 class L2Book:
-    __slots__ = ("_keys", "ask_ranks", "asks", "bid_ranks", "bids", "depth", "instrument", "venue")
+    __slots__ = ("_keys", "ask_ranks", "asks", "bid_ranks", "bids", "depth", "instrument", "max_price", "max_qty",
+                 "venue")
 
-    def __init__(self, instrument: int, venue: int, depth: int) -> None:
+    def __init__(self, instrument: int, venue: int, depth: int, max_price: float = MAX_PRICE,
+                 max_qty: float = sys.float_info.max) -> None:
         self.instrument = instrument
         self.venue = venue
         self.depth = depth
+        self.max_price = min(max_price, MAX_PRICE)  # a level outside (0, max_price] or (0, max_qty] is a bad level
+        self.max_qty = max_qty
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
         self.bid_ranks: list[int] = []
@@ -56,8 +61,8 @@ class L2Book:
         """Replace the whole book with a snapshot (ValueError on a bad level leaves it empty)."""
         self.clear()
         try:
-            _apply(bids, self.bids, self.bid_ranks, -1, self._keys)
-            _apply(asks, self.asks, self.ask_ranks, 1, self._keys)
+            _apply(bids, self.bids, self.bid_ranks, -1, self._keys, self.max_price, self.max_qty)
+            _apply(asks, self.asks, self.ask_ranks, 1, self._keys, self.max_price, self.max_qty)
         except BAD_LEVEL:
             self.clear()
             raise
@@ -70,8 +75,8 @@ class L2Book:
         keys = self._keys
         if len(keys) > KEY_CACHE:
             keys.clear()
-        best_bid = _apply(bids, self.bids, self.bid_ranks, -1, keys)
-        best_ask = _apply(asks, self.asks, self.ask_ranks, 1, keys)
+        best_bid = _apply(bids, self.bids, self.bid_ranks, -1, keys, self.max_price, self.max_qty)
+        best_ask = _apply(asks, self.asks, self.ask_ranks, 1, keys, self.max_price, self.max_qty)
         return _touched_top(best_bid, self.bid_ranks, self.depth) or _touched_top(best_ask, self.ask_ranks, self.depth)
 
     def crossed(self) -> bool:
@@ -116,19 +121,20 @@ class L2Book:
         return self.depth
 
 
-BAD_LEVEL: Final = (ValueError, TypeError, IndexError, OverflowError)
+BAD_LEVEL: Final = (ValueError, TypeError, IndexError, KeyError, OverflowError)
 
 
-def _apply(levels: list[Any], book: dict[int, float], ranks: list[int], sign: int, keys: dict[str, int]) -> int:
-    """Hot path: returns the best (lowest) rank touched, or _NONE."""
+def _apply(levels: list[Any], book: dict[int, float], ranks: list[int], sign: int, keys: dict[str, int],
+           max_price: float, max_qty: float) -> int:
+    """Hot path: returns the best (lowest) rank touched, or _NONE. NaN and inf fail both compares."""
     best, known = _NONE, keys.get
     for level in levels:
         key = known(level[0])
         if key is None:
-            key = keys[level[0]] = _key(level[0])
+            key = keys[level[0]] = _key(level[0], max_price)
         qty = float(level[1])
         rank = key * sign
-        if qty > 0.0:
+        if 0.0 < qty <= max_qty:
             if key not in book:
                 insort(ranks, rank)
             book[key] = qty
@@ -143,11 +149,12 @@ def _apply(levels: list[Any], book: dict[int, float], ranks: list[int], sign: in
     return best
 
 
-def _key(text: str) -> int:
+def _key(text: str, max_price: float) -> int:
     price = float(text)
-    if not 0.0 < price < MAX_PRICE:
+    key = int(price * SCALE + 0.5) if 0.0 < price <= max_price else 0
+    if key <= 0:
         raise ValueError(f"price out of range: {text!r}")
-    return int(price * SCALE + 0.5)
+    return key
 
 
 def _touched_top(best: int, ranks: list[int], depth: int) -> bool:

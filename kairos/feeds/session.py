@@ -5,7 +5,9 @@ buffered (websocket-client keeps a partly received frame and resumes it), so the
 blocks on the network; the agent's idle strategy waits on ``fileno()`` instead. Keepalive is data:
 server pings (Binance) are answered by websocket-client with the same payload; a client text ping
 (OKX ``ping`` after N s of silence) must see any frame within N s. The watchdog reconnects when no
-data frame (pongs do not count) arrived for ``feeds.watchdog_ms``.
+data frame (pongs do not count) arrived for ``feeds.watchdog_ms``. A frame (or fragmented message)
+longer than ``feeds.max_frame_bytes`` raises `FrameTooLarge` as soon as its header is read, before
+any of its payload: the agent closes the connection and reconnects.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from typing import Final
 
 import websocket
+from websocket._abnf import frame_buffer
 
 from kairos.config import FeedConfig
 from kairos.errors import ConfigError
@@ -28,10 +31,33 @@ PING: Final = websocket.ABNF.OPCODE_PING
 PONG: Final = websocket.ABNF.OPCODE_PONG
 NOT_READY: Final = (BlockingIOError, ssl.SSLWantReadError)
 TRANSPORT_ERRORS: Final = (OSError, websocket.WebSocketException, ssl.SSLError)
+_CONT: Final = websocket.ABNF.OPCODE_CONT
+
+
+class FrameTooLarge(websocket.WebSocketException):
+    """A frame header announced more payload than ``feeds.max_frame_bytes`` (a transport error: reconnect)."""
+
+
+class _BoundedFrames(frame_buffer):
+    """websocket-client's frame reader, checking the announced length before reading the payload."""
+
+    def __init__(self, ws: websocket.WebSocket, limit: int) -> None:
+        super().__init__(ws._recv, True)
+        self._limit = limit
+        self._message = 0  # bytes of a fragmented data message so far
+
+    def recv_length(self) -> None:
+        super().recv_length()
+        fin, opcode, length = self.header[0], self.header[4], self.length  # type: ignore[index]
+        total = length + self._message if opcode == _CONT else length  # type: ignore[operator]
+        if total > self._limit:
+            raise FrameTooLarge(f"frame of {total} bytes exceeds feeds.max_frame_bytes {self._limit}")
+        if opcode < 8:  # control frames may arrive between the fragments of a message
+            self._message = 0 if fin else total
 
 
 class WsSession:
-    __slots__ = ("_caps", "_ping_ns", "_ping_sent_ns", "_poll", "_watchdog_ns", "_ws", "last_data_ns",
+    __slots__ = ("_caps", "_max_frame", "_ping_ns", "_ping_sent_ns", "_poll", "_watchdog_ns", "_ws", "last_data_ns",
                  "last_rx_ns", "opened_ns", "pings_sent")
 
     def __init__(self, caps: FeedCaps, cfg: FeedConfig) -> None:
@@ -41,6 +67,7 @@ class WsSession:
             raise ConfigError(f"must be in (0, {caps.max_ping_interval_s}) s for this venue", "feeds.ping_interval_s")
         self._ping_ns = int(interval * 1e9)
         self._watchdog_ns = cfg.watchdog_ms * 1_000_000
+        self._max_frame = cfg.max_frame_bytes
         self._ws: websocket.WebSocket | None = None
         self._poll = select.poll()
         self._ping_sent_ns = 0
@@ -54,6 +81,7 @@ class WsSession:
     def open(self, url: str, frames: list[bytes], timeout_s: float) -> None:
         """Handshake and subscribe (control frames paced to the venue's limit); raises transport errors."""
         ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
+        ws.frame_buffer = _BoundedFrames(ws, self._max_frame)
         try:
             ws.connect(url, timeout=timeout_s, suppress_origin=True)
             gap = 1.0 / self._caps.max_control_per_s
@@ -83,6 +111,9 @@ class WsSession:
             opcode, frame = self._ws.recv_data_frame(True)  # type: ignore[union-attr]
         except NOT_READY:
             return None
+        except FrameTooLarge:
+            self._ws.shutdown()  # type: ignore[union-attr]  # no closing handshake: it would read the payload
+            raise
         now = time.monotonic_ns()
         self.last_rx_ns = now
         self._ping_sent_ns = 0

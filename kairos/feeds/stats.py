@@ -1,9 +1,13 @@
 """Feed counters: plain ints on the hot path, copied to the status board row every 100 ms.
 
-The row has 16 counters, so the feed publishes these (names are what `kairosctl status` shows)::
+The feed publishes these counters (names are what `kairosctl status` shows)::
 
     msgs records publishes | malformed bad_input | reconnects connect_fail watchdog venue_close
-    gaps resyncs snapshots snapshot_fail stale_dropped crossed | pings
+    gaps resyncs snapshots snapshot_fail stale_dropped crossed | pings | rejected rej.other
+
+and one ``rej.<reason>.<venue symbol>`` counter per (instrument, reason) seen, claimed on first use;
+the row has room for a bounded number of them, and rejections of keys that found no room (or whose
+name is too long for a slot) add up in ``rej.other``. The logs name the book of every rejection.
 
 and one histogram, ``latency_ns``: WS frame received (monotonic, after the frame is read) -> the
 batch holding its records is published to the ring, one sample per frame that produced records.
@@ -13,10 +17,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, Protocol
 
+from kairos.errors import RingError
+
 if TYPE_CHECKING:
     from kairos.feeds.agent import FeedAgent
+    from kairos.feeds.validate import Rejections
 
 FLUSH_NS: Final = 100_000_000
+OTHER: Final = "rej.other"
 WATCHDOG_REASONS: Final = ("watchdog", "pong_timeout")
 
 
@@ -37,8 +45,8 @@ class BoardRow(Protocol):
 
 
 class FeedStats:
-    __slots__ = ("_counters", "_hist", "_next_flush_ns", "connect_failures", "connects", "disconnects", "frames",
-                 "pings", "pongs", "publishes", "reasons", "records")
+    __slots__ = ("_counters", "_hist", "_next_flush_ns", "_rej_names", "_row", "connect_failures", "connects",
+                 "disconnects", "frames", "pings", "pongs", "publishes", "reasons", "records")
 
     def __init__(self, row: BoardRow | None) -> None:
         self.frames = self.records = self.publishes = self.pings = self.pongs = 0
@@ -47,8 +55,11 @@ class FeedStats:
         self._next_flush_ns = 0
         self._hist = row.histogram("latency_ns") if row is not None else None
         names = ("msgs", "records", "publishes", "malformed", "bad_input", "reconnects", "connect_fail", "watchdog",
-                 "venue_close", "gaps", "resyncs", "snapshots", "snapshot_fail", "stale_dropped", "crossed", "pings")
-        self._counters = [(n, row.counter(n)) for n in names] if row is not None else []
+                 "venue_close", "gaps", "resyncs", "snapshots", "snapshot_fail", "stale_dropped", "crossed", "pings",
+                 "rejected", OTHER)
+        self._row = row
+        self._counters = {n: row.counter(n) for n in names} if row is not None else {}
+        self._rej_names: dict[tuple[int, str], str] = {}  # (instrument, reason) -> its board counter
 
     def published(self, rows: int, recv_mono_ns: list[int], now_ns: int) -> None:
         self.records += rows
@@ -75,14 +86,33 @@ class FeedStats:
             "venue_close": self.reasons.get("venue asked", 0),
             "gaps": sync["gaps"], "resyncs": sync["resyncs"], "snapshots": sync["snapshots"],
             "snapshot_fail": sync["snapshot_failures"], "stale_dropped": sync["stale_dropped"],
-            "crossed": sync["crossed"], "pings": self.pings + agent.pings_sent,
+            "crossed": sync["crossed"], "pings": self.pings + agent.pings_sent, "rejected": agent.rejections.total,
         }
+
+    def rejection_counters(self, rejections: Rejections) -> dict[str, int]:
+        """Rejections by board counter name: one per (instrument, reason) while the row has room, then rej.other."""
+        by_name: dict[str, int] = {}
+        for key, count in rejections.counts.items():
+            name = self._rej_names.get(key) or self._claim(key, rejections)
+            by_name[name] = by_name.get(name, 0) + count
+        return by_name
 
     def maybe_flush(self, now_ns: int, agent: FeedAgent, force: bool = False) -> None:
         if not force and now_ns < self._next_flush_ns:
             return
         self._next_flush_ns = now_ns + FLUSH_NS
-        if self._counters:
+        if self._row is not None:
             values = self.values(agent)
-            for name, counter in self._counters:
-                counter.set(values[name])
+            values.update(self.rejection_counters(agent.rejections))
+            for name, counter in self._counters.items():
+                counter.set(values.get(name, 0))
+
+    def _claim(self, key: tuple[int, str], rejections: Rejections) -> str:
+        name = f"rej.{key[1]}.{rejections.name(key[0])}"
+        if self._row is not None:
+            try:
+                self._counters[name] = self._row.counter(name)
+            except (RingError, ValueError):  # the row is full, or the name does not fit a slot
+                name = OTHER
+        self._rej_names[key] = name
+        return name

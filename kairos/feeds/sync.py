@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import IntEnum
 from typing import Final, Protocol
@@ -32,6 +33,7 @@ from kairos.config import FeedConfig
 from kairos.errors import BookSyncError, ProtocolError
 from kairos.feeds.base import BAD_INPUT, RECORD, UNSEQUENCED, Backoff, BookMsg, FeedAdapter, Snapshot
 from kairos.feeds.book import BAD_LEVEL, L2Book
+from kairos.feeds.validate import CROSSED, EMPTY_BOOK, INVALID_LEVEL, JUMP, REASONS, Rejections, book_problem, shape
 from kairos.logs import ErrorTally
 from kairos.records import BookStatus, Kind
 
@@ -48,7 +50,8 @@ class State(IntEnum):
 
 
 class _Track:
-    __slots__ = ("book", "bridging", "buffer", "future", "last", "next_try_ns", "retries", "state", "symbol", "top")
+    __slots__ = ("book", "bridging", "buffer", "future", "last", "next_try_ns", "ref", "retries", "state", "symbol",
+                 "top")
 
     def __init__(self, book: L2Book, symbol: str) -> None:
         self.book = book
@@ -61,6 +64,7 @@ class _Track:
         self.retries = 0
         self.next_try_ns = 0
         self.top = (0.0, 0.0, 0.0, 0.0)
+        self.ref = 0  # best bid key + best ask key when last published (0: none since the last snapshot)
 
 
 class Fetcher(Protocol):
@@ -104,6 +108,10 @@ class SnapshotFetcher:
         self._session.close()
 
 
+Rebuilt = Callable[[int, float, float], None]
+"""Told (instrument, best bid, best ask) whenever a book was seeded from a snapshot."""
+
+
 class BookSync:
     __slots__ = (
         "_adapter",
@@ -111,6 +119,10 @@ class BookSync:
         "_backoff",
         "_book_bbo",
         "_fetcher",
+        "_jump_bps",
+        "_max_levels",
+        "_rebuilt",
+        "_reject",
         "_rest_url",
         "_retries",
         "_tally",
@@ -120,7 +132,8 @@ class BookSync:
     )
 
     def __init__(self, adapter: FeedAdapter, rest_url: str, cfg: FeedConfig, fetcher: Fetcher,
-                 tally: ErrorTally, book_bbo: bool) -> None:
+                 tally: ErrorTally, book_bbo: bool, rejections: Rejections | None = None,
+                 rebuilt: Rebuilt | None = None) -> None:
         self._adapter = adapter
         self._rest_url = rest_url
         self._fetcher = fetcher
@@ -128,8 +141,13 @@ class BookSync:
         self._book_bbo = book_bbo
         self._retries = cfg.snapshot_retries
         self._backoff = Backoff(cfg.ws_reconnect_delay_ms, cfg.ws_max_reconnect_delay_ms)
+        self._reject = rejections or Rejections(tally, {i: s for s, i in adapter.symbols.items()})
+        self._rebuilt = rebuilt
+        self._jump_bps = cfg.max_jump_bps
+        self._max_levels = cfg.max_levels
         venue = int(adapter.venue)
-        self.tracks = {i: _Track(L2Book(i, venue, cfg.depth_levels), s) for s, i in adapter.symbols.items()}
+        self.tracks = {i: _Track(L2Book(i, venue, cfg.depth_levels, cfg.max_price, cfg.max_qty), s)
+                       for s, i in adapter.symbols.items()}
         self._awaiting: set[int] = set()
         self.row_need = cfg.depth_levels + 3
         """Rows one book event may write (STATUS + DEPTH burst + BBO); callers keep that much room."""
@@ -158,6 +176,10 @@ class BookSync:
     def on_book(self, msg: BookMsg, out: np.ndarray, at: int, recv_ns: int) -> int:
         """Hot path: one book message; returns rows written."""
         track = self.tracks[msg.instrument]
+        problem = book_problem(msg, self._max_levels)
+        if problem is not None:
+            self._reject(msg.instrument, problem, f"{track.symbol}: {shape(msg)}")
+            return self._resync(track, [], out, at, recv_ns) if track.state == State.LIVE else 0
         if msg.snapshot:
             return self._load(track, Snapshot(msg.last, msg.ts_exchange_ns, msg.bids, msg.asks), out, at, recv_ns)
         if track.state == State.LIVE:
@@ -178,17 +200,38 @@ class BookSync:
         if track.bridging and msg.first <= track.last + 1:
             return self._apply(track, msg, out, at, recv_ns)
         self.counts["gaps"] += 1
-        self._tally("book_gap", f"{track.symbol}: expected first {track.last + 1}, got {msg.first}..{msg.last}")
+        self._tally("book_gap", f"expected first {track.last + 1}, got {msg.first}..{msg.last}", key=track.symbol)
         return self._resync(track, [msg], out, at, recv_ns)
 
     def _apply(self, track: _Track, msg: BookMsg, out: np.ndarray, at: int, recv_ns: int) -> int:
         try:
             changed = track.book.apply(msg.bids, msg.asks)
         except BAD_LEVEL as exc:
-            self._tally("bad_level", f"{track.symbol}: {exc}")
+            self._reject(track.book.instrument, INVALID_LEVEL, f"{track.symbol}: {exc}")
             return self._resync(track, [], out, at, recv_ns)
         track.last, track.bridging = msg.last, False
-        return self._publish(track, msg.ts_exchange_ns, recv_ns, out, at) if changed else 0
+        if not changed:
+            return 0
+        problem = self._top_problem(track, True)
+        if problem is not None:
+            self._reject(track.book.instrument, problem, f"{track.symbol}: top {track.book.top()} after {msg.last}")
+            return self._resync(track, [], out, at, recv_ns)
+        return self._publish(track, msg.ts_exchange_ns, recv_ns, out, at)
+
+    def _top_problem(self, track: _Track, jump: bool) -> str | None:
+        """A one-sided, crossed or (``jump``) jumped top is a desync, never published; else the new reference."""
+        bids, asks = track.book.bid_ranks, track.book.ask_ranks
+        if not bids or not asks:
+            return EMPTY_BOOK
+        bid, ask = -bids[0], asks[0]
+        if bid >= ask:
+            self.counts["crossed"] += 1
+            return CROSSED
+        ref = track.ref
+        if jump and ref and abs(bid + ask - ref) * 10_000 > ref * self._jump_bps:
+            return JUMP
+        track.ref = bid + ask
+        return None
 
     def _publish(self, track: _Track, ts_exchange_ns: int, recv_ns: int, out: np.ndarray, at: int) -> int:
         book, seq = track.book, max(track.last, 0)
@@ -198,8 +241,6 @@ class BookSync:
             if top != track.top:
                 track.top = top
                 n += book.write_bbo(out, at + n, ts_exchange_ns, recv_ns, seq)
-        if book.crossed():
-            self.counts["crossed"] += 1
         return n
 
     def _resync(self, track: _Track, keep: list[BookMsg], out: np.ndarray, at: int, recv_ns: int) -> int:
@@ -207,6 +248,7 @@ class BookSync:
         self.counts["resyncs"] += 1
         track.book.clear()
         track.state, track.buffer, track.future, track.top = State.AWAIT, keep, None, (0.0, 0.0, 0.0, 0.0)
+        track.ref = 0
         self._awaiting.add(track.book.instrument)
         return _status(out, at, track, BookStatus.RESYNCING, recv_ns)
 
@@ -231,6 +273,9 @@ class BookSync:
             snapshot = self._adapter.parse_snapshot(future.result())  # type: ignore[union-attr]
         except (requests.RequestException, ProtocolError, *BAD_INPUT) as exc:
             return self._failed(track, "snapshot_failed", repr(exc))
+        problem = book_problem(BookMsg(track.book.instrument, 0, *snapshot, True), self._max_levels)
+        if problem is not None:
+            return self._failed(track, problem, f"{track.symbol}: snapshot {snapshot.last!r:.40}")
         first = next((m for m in track.buffer if m.last > snapshot.last), None)
         if first is not None and first.first > snapshot.last + 1:
             return self._failed(track, "snapshot_too_old", f"{track.symbol}: {snapshot.last} < {first.first - 1}")
@@ -238,12 +283,10 @@ class BookSync:
 
     def _load(self, track: _Track, snap: Snapshot, out: np.ndarray, at: int, recv_ns: int) -> int:
         """Seed from a snapshot, replay what was buffered after it, publish SYNCED + the book."""
+        problem = self._seed(track, snap)
+        if problem is not None:  # the snapshot alone is unusable: the buffer stays for the next one
+            return self._unusable(track, *problem, out, at, recv_ns)
         buffered, track.buffer = [m for m in track.buffer if m.last > snap.last], []
-        try:
-            track.book.load(snap.bids, snap.asks)
-        except BAD_LEVEL as exc:
-            return self._failed(track, "bad_snapshot", f"{track.symbol}: {exc}")
-        track.last, track.bridging, track.retries = snap.last, True, 0
         ts = snap.ts_exchange_ns
         for index, msg in enumerate(buffered):
             if not (msg.first <= track.last + 1 if track.bridging else msg.first == track.last + 1):
@@ -252,18 +295,47 @@ class BookSync:
             try:
                 track.book.apply(msg.bids, msg.asks)
             except BAD_LEVEL as exc:
-                self._tally("bad_level", f"{track.symbol}: {exc}")
+                self._reject(track.book.instrument, INVALID_LEVEL, f"{track.symbol}: {exc}")
                 return self._resync(track, [], out, at, recv_ns)
             track.last, track.bridging, ts = msg.last, False, msg.ts_exchange_ns
-        track.state = State.LIVE
+        problem = self._top_problem(track, False)
+        if problem is not None:  # what was buffered broke it
+            return self._unusable(track, problem, f"{track.symbol}: top {track.book.top()} at {track.last}", out, at,
+                                  recv_ns)
+        return self._synced(track, ts, out, at, recv_ns)
+
+    def _seed(self, track: _Track, snap: Snapshot) -> tuple[str, str] | None:
+        """Load the snapshot; (reason, detail) when it has a bad level or an empty or crossed top."""
+        try:
+            track.book.load(snap.bids, snap.asks)
+        except BAD_LEVEL as exc:
+            return INVALID_LEVEL, f"{track.symbol}: snapshot {exc}"
+        track.last, track.bridging, track.ref = snap.last, True, 0
+        problem = self._top_problem(track, False)
+        return None if problem is None else (problem, f"{track.symbol}: snapshot top {track.book.top()}")
+
+    def _synced(self, track: _Track, ts_exchange_ns: int, out: np.ndarray, at: int, recv_ns: int) -> int:
+        track.state, track.retries = State.LIVE, 0
         self._awaiting.discard(track.book.instrument)
         self.counts["snapshots"] += 1
+        if self._rebuilt is not None:
+            bid, _, ask, _ = track.book.top()
+            self._rebuilt(track.book.instrument, bid, ask)
         n = _status(out, at, track, BookStatus.SYNCED, recv_ns)
-        return n + self._publish(track, ts, recv_ns, out, at + n)
+        return n + self._publish(track, ts_exchange_ns, recv_ns, out, at + n)
+
+    def _unusable(self, track: _Track, kind: str, detail: str, out: np.ndarray, at: int, recv_ns: int) -> int:
+        """A snapshot that cannot seed the book: a LIVE book is invalidated, and the snapshot retried."""
+        n = self._resync(track, [], out, at, recv_ns) if track.state == State.LIVE else 0
+        track.book.clear()
+        return n + self._failed(track, kind, detail)
 
     def _failed(self, track: _Track, kind: str, detail: str) -> int:
         self.counts["snapshot_failures"] += 1
-        self._tally(kind, detail)
+        if kind in REASONS:
+            self._reject(track.book.instrument, kind, detail)
+        else:
+            self._tally(kind, detail, key=track.symbol)
         track.retries += 1
         if track.retries > self._retries:
             raise BookSyncError(f"{track.symbol}: no usable snapshot after {self._retries} retries ({kind})")

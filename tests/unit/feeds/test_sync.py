@@ -20,7 +20,8 @@ from kairos.logs import ErrorTally
 from kairos.records import MARKET_DATA, BookStatus, Kind
 from tests.fixtures import fixture, fixture_bytes
 
-CFG = FeedConfig(depth_levels=3, ws_reconnect_delay_ms=1, ws_max_reconnect_delay_ms=2, snapshot_retries=2)
+CFG = FeedConfig(depth_levels=3, ws_reconnect_delay_ms=1, ws_max_reconnect_delay_ms=2, snapshot_retries=2,
+                 max_jump_bps=10_000.0)  # synthetic books move far per message; jumps: test_validation.py
 
 
 class Snapshots:

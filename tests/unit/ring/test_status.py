@@ -90,7 +90,7 @@ def test_board_full_and_counter_slots_full(board: StatusBoard) -> None:
     slot = board.claim("role0")
     for i in range(COUNTERS):
         slot.counter(f"c{i}")
-    with pytest.raises(RingError, match="all 16 slots used"):
+    with pytest.raises(RingError, match=f"all {COUNTERS} slots used"):
         slot.counter("extra")
     with pytest.raises(ValueError, match="1-31 bytes"):
         slot.counter("x" * 40)
