@@ -70,7 +70,7 @@ def test_metrics_of_a_running_paper_engine(paper: tuple[Supervised, int]) -> Non
         assert total(before, "kairos_process_up", role=role) == 1.0, role
         assert total(before, "kairos_process_restarts_total", role=role) == 0.0, role
     assert total(before, "kairos_ring_lag", ring="md.binance", consumer="gate") >= 0
-    assert total(before, "kairos_balance", venue="binance", asset="USDT") > 0
+    scrape_until(port, lambda s: total(s, "kairos_balance", venue="binance", asset="USDT") > 0, "the paper balance")
     scrape_until(port, lambda s: total(s, "kairos_feed_messages_total", venue="okx") > 0, "okx feed messages")
     scrape_until(port, lambda s: total(s, "kairos_stage_latency_seconds_bucket", role="feed.binance", le="+Inf") > 0,
                  "the binance feed's latency histogram")
