@@ -9,6 +9,7 @@ orders (or show its book) to anyone who can reach the port because a variable wa
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,9 @@ import grpc
 from grpc_health.v1 import health
 
 from kairos.api.pb import SERVICE_NAME
+from kairos.logs import ErrorTally
+
+log = logging.getLogger(__name__)
 
 MUTATING: frozenset[str] = frozenset(
     f"/{SERVICE_NAME}/{rpc}" for rpc in ("PlaceOrder", "CancelOrder", "SetTradingState")
@@ -37,6 +41,7 @@ class BearerAuth(grpc.ServerInterceptor):
     def __init__(self, token: str, open_reads: bool = False) -> None:
         self._expected = f"Bearer {token}".encode() if token else b""
         self._open_reads = open_reads
+        self.tally = ErrorTally(log)  # refusals are counted and logged, rate-limited (a scan must not flood the log)
 
     def guarded(self, method: str) -> bool:
         if method.startswith(OPEN_SERVICE):
@@ -48,7 +53,10 @@ class BearerAuth(grpc.ServerInterceptor):
         if handler is None or not self.guarded(details.method):
             return handler
         refusal = self.refusal(dict(details.invocation_metadata or ()).get("authorization"))
-        return handler if refusal is None else _deny(handler, refusal)
+        if refusal is None:
+            return handler
+        self.tally("unauthenticated call refused", f"{details.method}: {refusal}")
+        return _deny(handler, refusal)
 
     def refusal(self, header: str | None) -> str | None:
         """None when the header carries the token, else the message the client gets."""

@@ -70,6 +70,7 @@ def test_every_call_but_health_needs_the_bearer_token(watch_engine: Start) -> No
         assert code_of(read)[0] == grpc.StatusCode.UNAUTHENTICATED
         assert code_of(functools.partial(read, metadata=bad)) == (grpc.StatusCode.UNAUTHENTICATED, "invalid API token")
     assert sup.stub.GetSystemStatus(pb.GetSystemStatusRequest(), timeout=5).mode == "watch"  # with the token
+    assert "unauthenticated call refused (total 1)" in sup.text()  # counted; later ones rate-limited
     health = health_pb2_grpc.HealthStub(sup.bare)
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
 

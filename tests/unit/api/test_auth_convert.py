@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import grpc
 import numpy as np
 import pytest
 
@@ -38,6 +41,16 @@ def test_refusals() -> None:
     assert auth.refusal("s3cret") == "invalid API token"
     assert BearerAuth("").refusal("Bearer ") == no_token_message(False)
     assert "health checks and reads are served" in BearerAuth("", open_reads=True).refusal(None)
+
+
+def test_refused_calls_are_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    auth = BearerAuth("s3cret")
+    details = SimpleNamespace(method="/kairos.v1.TradingEngine/GetPositions", invocation_metadata=())
+    for _ in range(3):
+        handler = auth.intercept_service(lambda d: grpc.unary_unary_rpc_method_handler(lambda r, c: r), details)
+        assert not handler.request_streaming and not handler.response_streaming
+    assert auth.tally.counts == {"unauthenticated call refused": 3}
+    assert "GetPositions: missing metadata" in caplog.text
 
 
 def test_what_is_guarded() -> None:
