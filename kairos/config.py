@@ -160,6 +160,7 @@ class ArbitrageConfig:
     min_qty: float = num(0.0001, 0, gt=True)
     hedge_slippage_bps: float = num(20.0, 0, BPS)
     max_hedge_attempts: int = num(3, 1, 100)
+    max_edge_bps: float = num(300.0, 0, BPS, gt=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,8 @@ class RiskConfig:
     daily_loss_limit: float = _limit(1000.0, "daily loss limit (HALTED at -limit)")
     journal_dir: str = "var/gate"
     journal_compact_entries: int = num(200_000, 1, 10**9, off="never compacts")
+    mark_max_age_ms: int = _limit(5000, "mark age limit (MARK_UNAVAILABLE)", HOUR_MS)
+    mark_max_move_bps: float = num(1000.0, 0, BPS, gt=True)
 
     def __post_init__(self) -> None:
         _choice("risk.initial_state", self.initial_state, ("ACTIVE", "REDUCE_ONLY", "HALTED"))
