@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 REPORT_NS: Final = 250_000_000
 MD_STREAMS: Final = frozenset({Stream.MD_BINANCE, Stream.MD_OKX})
 COLLECT_EVERY_S: Final = 1.0
+RETRY_S: Final = 0.05
 
 
 class PersisterAgent:
@@ -113,8 +114,9 @@ class PersisterAgent:
         try:
             for poll, append in self._polls:
                 work += poll(append, limit)
-        except OSError as exc:  # disk full or gone: the cursor did not move, retry next cycle
+        except OSError as exc:  # disk full or gone: the cursor did not move; retried after a pause (no spin)
             self._spool_failed(exc)
+            time.sleep(RETRY_S)
         self.rows += work
         now = time.monotonic_ns()
         if now >= self._next_report:
