@@ -147,6 +147,11 @@ class RejectReason(IntEnum):
     VENUE_UNAVAILABLE = 24
     VENUE_INSUFFICIENT_BALANCE = 25
     NOT_RECONCILED = 26
+    MARK_UNAVAILABLE = 27  # the instrument's last valid mark on that venue is older than risk.mark_max_age_ms
+    TICK_SIZE = 28  # limit price <= 0, or outside the venue's price range once rounded to its tick
+    LOT_SIZE = 29  # quantity under one lot step, under the venue minimum or over its maximum once rounded
+    MIN_NOTIONAL = 30  # price (mark for MARKET) x rounded quantity under the venue's minimum notional
+    NON_NORMAL_NUMBER = 31  # price or quantity NaN, infinite or subnormal
 
 
 CLIENT_ORDER_ID_LEN: Final = 32

@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,14 @@ from typing import Any
 import numpy as np
 
 from kairos import config
-from kairos.execution.base import OrderRequest
+from kairos.execution.base import OrderRequest, SymbolFilters
 from kairos.gate.agent import GateAgent
 from kairos.gate.snapshot import GateStateReader
 from kairos.instruments import InstrumentTable
 from kairos.records import MARKET_DATA, ORDER_INTENT, ExecKind, Kind, OrderType, Side, Tif, Venue
 from kairos.ring import Overflow, Ring, Waiter
 from kairos.risk import Grid, PreTrade, RiskState
+from kairos.sim.local import venue_sim
 from kairos.status import StatusBoard
 from kairos.supervisor.rings import RingSet, ring_specs
 
@@ -51,6 +53,12 @@ ENV = {"KAIROS__PERSISTER__ENABLED": "false", "KAIROS__LOGGING__JSON_FILES": "fa
        "KAIROS__RISK__MAX_ORDERS_PER_SEC": "100000"}
 
 
+QTY = 0.05
+RULES = {"tick": Decimal("0.01"), "step": Decimal("0.00001"), "min_qty": Decimal("0.0001"),
+         "min_notional": Decimal("5")}
+"""The simulator's BTCUSDT rules, applied by the baseline as by the gate."""
+
+
 def pct(ns: list[int]) -> dict[str, float]:
     a = np.asarray(ns, dtype=np.float64) / 1000.0
     return {"n": int(a.size), "p50_us": round(float(np.percentile(a, 50)), 2),
@@ -58,10 +66,11 @@ def pct(ns: list[int]) -> dict[str, float]:
 
 
 def intent(i: int, buy: bool) -> np.ndarray:
-    """A crossing IOC buy or sell of 0.001 BTC on Binance; callers alternate sides to stay flat."""
+    """A crossing IOC buy or sell of 0.05 BTC (the venue's 5 USDT minimum notional) on Binance; callers
+    alternate sides to stay flat."""
     rec = np.zeros(1, ORDER_INTENT)
     rec["ts_created_ns"] = rec["ts_origin_ns"] = time.time_ns()
-    rec["price"], rec["qty"], rec["client_order_id"] = (101.0 if buy else 100.0), 0.001, f"b{i}x{os.getpid()}".encode()
+    rec["price"], rec["qty"], rec["client_order_id"] = (101.0 if buy else 100.0), QTY, f"b{i}x{os.getpid()}".encode()
     rec["instrument"], rec["venue"], rec["side"] = 1, Venue.BINANCE, Side.BUY if buy else Side.SELL
     rec["order_type"], rec["tif"], rec["action"] = OrderType.LIMIT, Tif.IOC, 1
     return rec
@@ -89,7 +98,9 @@ class NaiveGate:
         if book is None:
             return "NO_MARK"
         mark = (book["bid"] + book["ask"]) / 2
-        if qty > self.limits["qty"] or price * qty > self.limits["notional"]:
+        if price % RULES["tick"] or qty % RULES["step"] or qty < RULES["min_qty"]:
+            return "FILTER"
+        if price * qty < RULES["min_notional"] or qty > self.limits["qty"] or price * qty > self.limits["notional"]:
             return "SIZE"
         if abs(price - mark) / mark * 10000 > self.limits["band"]:
             return "PRICE_BAND"
@@ -135,13 +146,16 @@ def bench_check(n: int) -> dict[str, Any]:
     k = grid.key(Venue.BINANCE, 1)
     s.bid[k], s.ask[k], s.balance[grid.quote_slot[k]], s.balance[grid.base_slot[k]] = 100.0, 101.0, 1e5, 1.0
     check, now = PreTrade(settings.risk, [0.0, 10.0, 10.0]).check, time.monotonic_ns()
+    s.mark_ns[k] = now
+    s.rules.load(k, SymbolFilters(RULES["tick"], RULES["step"], RULES["min_qty"],
+                                  min_notional_d=RULES["min_notional"]))
     t0 = time.perf_counter_ns()
     for i in range(n):
-        assert not check(s, 1, k, 1 + (i & 1), 1, 100.5, 0.001, False, now)
+        assert not check(s, 1, k, 1 + (i & 1), 1, 100.5, QTY, False, now)
     ours = (time.perf_counter_ns() - t0) / n
     with tempfile.TemporaryDirectory() as tmp:
         naive = NaiveGate(Path(tmp) / "j")
-        o = {"venue": "binance", "symbol": "BTCUSDT", "side": "BUY", "price": 100.5, "qty": 0.001}
+        o = {"venue": "binance", "symbol": "BTCUSDT", "side": "BUY", "price": 100.5, "qty": QTY}
         t0 = time.perf_counter_ns()
         for i in range(n):
             o["side"] = "BUY" if i & 1 else "SELL"
@@ -152,12 +166,15 @@ def bench_check(n: int) -> dict[str, Any]:
 
 
 class Engine:
-    """Supervisor-style rings + status board under a fresh prefix, and the env for a gate child."""
+    """Supervisor-style rings + status board under a fresh prefix, a quiet simulator (the paper venues'
+    order rules come from its REST) and the env for a gate child."""
 
     def __init__(self) -> None:
         self.prefix = f"kairos-b{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.tmp = tempfile.TemporaryDirectory()
-        self.env = {**os.environ, **ENV, "KAIROS__SHM_PREFIX": self.prefix, "KAIROS__RISK__JOURNAL_DIR": self.tmp.name}
+        self.sim = ExitStack()
+        self.env = {**os.environ, **ENV, "KAIROS__SHM_PREFIX": self.prefix, "KAIROS__RISK__JOURNAL_DIR": self.tmp.name,
+                    **self.sim.enter_context(venue_sim())}
         self.settings = config.load(env=self.env)
         self.rings = RingSet(ring_specs(self.settings), self.prefix)
         self.rings.create()
@@ -180,6 +197,7 @@ class Engine:
         StatusBoard.unlink(self.prefix)
         GateStateReader.unlink(self.prefix)
         self.tmp.cleanup()
+        self.sim.close()
 
 
 def compare(ours: list[int], base: list[int]) -> dict[str, Any]:

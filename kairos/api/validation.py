@@ -6,7 +6,7 @@ and venues from config). Risk limits are the gate's job and come back as REJECT 
 
 from __future__ import annotations
 
-import math
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -113,7 +113,8 @@ def client_order_id(value: str, allow_empty: bool) -> str:
 
 
 def _positive(name: str, value: float) -> float:
-    if not math.isfinite(value) or value <= 0.0:
+    """A finite, normal number > 0: NaN, infinities, 0, negatives and subnormals (5e-324) are refused."""
+    if not sys.float_info.min <= value < float("inf"):
         raise InvalidRequest(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 

@@ -85,7 +85,7 @@ def _writes(sub: Any) -> None:
     place.add_argument("instrument")
     place.add_argument("side", choices=("buy", "sell"))
     place.add_argument("quantity", type=float)
-    place.add_argument("--price", type=float, default=0.0, help="limit price (omit for a market order)")
+    place.add_argument("--price", type=limit_price, help="limit price > 0 (omit for a market order)")
     place.add_argument("--type", choices=("limit", "market", "limit_maker"), help="default: limit if --price")
     place.add_argument("--tif", choices=("gtc", "ioc", "fok"), help="default: gtc for limit, ioc for market")
     place.add_argument("--id", default="", help="client order id, <= 32 letters/digits (default: assigned)")
@@ -100,13 +100,21 @@ def _writes(sub: Any) -> None:
     resume.add_argument("--reduce-only", action="store_true")
 
 
+def limit_price(text: str) -> float:
+    """A limit price: a finite number > 0. ``--price 0`` is refused, never taken for a market order."""
+    value = float(text)
+    if not sys.float_info.min <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r} (omit --price for a market order)")
+    return value
+
+
 def place_request(a: argparse.Namespace) -> Any:
-    kind = a.type or ("limit" if a.price else "market")
+    kind = a.type or ("market" if a.price is None else "limit")
     return pb.PlaceOrderRequest(
         client_order_id=a.id, venue=render.venue(a.venue), instrument=a.instrument,
         side=pb.Side.Value(f"SIDE_{a.side.upper()}"), order_type=pb.OrderType.Value(f"ORDER_TYPE_{kind.upper()}"),
         time_in_force=pb.TimeInForce.Value(f"TIME_IN_FORCE_{a.tif.upper()}") if a.tif else 0,
-        price=a.price, quantity=a.quantity, reduce_only=a.reduce_only,
+        price=a.price or 0.0, quantity=a.quantity, reduce_only=a.reduce_only,
     )
 
 
@@ -142,7 +150,9 @@ def run(a: argparse.Namespace, stub: Any) -> int:
     print(as_json(reply) if a.json else show(reply))
     for event in events:
         print(as_json(event) if a.json else render.event(event))
-    if fills and not a.json and not reply.pending:
+    if fills and fills.error:
+        print(f"kairosctl: fills not followed ({fills.error}); see `kairosctl orders`", file=sys.stderr)
+    elif fills and not a.json and not reply.pending:
         print(render.filled(reply.event, events, a.wait))
     event = getattr(reply, "event", None)
     return EXIT_REFUSED if event is not None and event.kind in REFUSALS else 0
@@ -161,6 +171,7 @@ class Fills:
         self._stream = stub.StreamEvents(pb.StreamEventsRequest(), metadata=metadata)
         self._stream.initial_metadata()  # the subscription is live: events from here on arrive
         self._events: queue.Queue[Any] = queue.Queue()
+        self.error = ""  # why the stream ended, unless close() ended it
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -168,8 +179,9 @@ class Fills:
         try:
             for event in self._stream:
                 self._events.put(event)
-        except grpc.RpcError:
-            pass  # cancelled by close(), or the engine went away: `of` stops at its deadline
+        except grpc.RpcError as exc:
+            if exc.code() is not grpc.StatusCode.CANCELLED:  # close() cancels; anything else is worth saying
+                self.error = f"{exc.code().name}: {exc.details()}"
         self._events.put(None)
 
     def of(self, reply: Any, wait_s: float) -> tuple[Any, ...]:

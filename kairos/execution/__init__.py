@@ -15,9 +15,20 @@ from kairos.instruments import InstrumentTable
 
 EXECUTORS: dict[str, type[RestExecution]] = {"binance": BinanceExecution, "okx": OkxExecution}
 
-__all__ = ["EXECUTORS", "ExecReport", "Executor", "OrderRequest", "SymbolFilters", "VenueSnapshot", "live_executor"]
+__all__ = ["EXECUTORS", "ExecReport", "Executor", "OrderRequest", "SymbolFilters", "VenueSnapshot", "live_executor",
+           "venue_rules"]
 
 
 def live_executor(venue: str, settings: Settings, instruments: InstrumentTable) -> RestExecution:
     """The signed REST adapter for ``venues.<venue>``, pointed at its configured endpoint (call start())."""
     return EXECUTORS[venue](settings.venues[venue], settings.execution, instruments)
+
+
+def venue_rules(venue: str, settings: Settings, instruments: InstrumentTable) -> dict[int, SymbolFilters]:
+    """The venue's order rules by instrument id, from its public REST (what paper mode applies, as live
+    does); raises ExecutionError when the venue cannot be asked or does not list an instrument."""
+    rest = live_executor(venue, settings, instruments)
+    try:
+        return rest.load_filters()
+    finally:
+        rest.close()

@@ -86,6 +86,13 @@ class SymbolFilters:
     def round_qty(self, qty: float) -> float:
         return float(self.quantize_qty(qty))
 
+    def rounded(self, price: float | None, qty: float, side: Side) -> tuple[Decimal | None, Decimal, str]:
+        """What an adapter sends (price None = market order), rounded to the grid, and the first rule it
+        still breaks ('' if none): the exact check a venue applies to that request."""
+        px = None if price is None else self.quantize_price(price, side)
+        size = self.quantize_qty(qty)
+        return px, size, self.violation(px, size)
+
     def violation(self, price: Decimal | None, qty: Decimal) -> str:
         """The first rule an order breaks ('' if none); ``price`` None = market order."""
         if qty <= ZERO or (self.step and qty % self.step) or qty < self.min_qty_d:

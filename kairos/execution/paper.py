@@ -6,6 +6,12 @@ top of book at that moment: a marketable order fills in full as taker at the tou
 cross expire (depth is taken as unlimited, so FOK = IOC); LIMIT_MAKER that would cross is
 rejected; the rest rest and fill as maker at their own price when a later mark crosses them.
 Fees (taker/maker bps) are charged in the quote asset; balances start at ``paper_balances``.
+The venue's own order rules (tick, lot step, min/max quantity and price, min notional) come from its
+public REST at ``start`` (``rules``: the live exchangeInfo / instruments documents; the simulator in
+dev and tests) and are applied exactly (Decimal) to the request a live adapter would send (rounded
+as `SymbolFilters.rounded` does): one still under a minimum is refused ``-1013 Filter failure:
+<FILTER>``. ``start`` raises ExecutionError while the rules cannot be loaded, so the venue does not
+start (the gate retries; docs/EXECUTION.md).
 
 Every state change is one ledger entry (``N`` new, ``F`` fill, ``X`` end, ``J`` rejected),
 applied by the same code live and on replay, so a paper venue outlives a gate ``kill -9`` like a
@@ -19,14 +25,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kairos.config import ExecutionConfig, VenueConfig
+from kairos.errors import ExecutionError
 from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilters, VenueSnapshot
-from kairos.execution.filters import ZERO
 from kairos.execution.state import LIVE
 from kairos.gate.journal import AppendLog
 from kairos.gate.orders import KEEP_DECISIONS
@@ -35,7 +41,7 @@ from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, 
 
 log = logging.getLogger(__name__)
 _END = {OrderState.CANCELED: ExecKind.CANCELED, OrderState.EXPIRED: ExecKind.EXPIRED}
-_NO_FILTERS = SymbolFilters(tick=ZERO, step=ZERO)
+Rules = Callable[[], Mapping[int, SymbolFilters]]
 
 
 @dataclass(slots=True)
@@ -54,9 +60,11 @@ class PaperExecutor(Executor):
     """`Executor` for one venue in paper mode; also fed marks through `on_mark`."""
 
     def __init__(self, venue: Venue, instruments: InstrumentTable, cfg: ExecutionConfig, venue_cfg: VenueConfig,
-                 ledger: Path | None = None, clock: Callable[[], int] = time.monotonic_ns,
+                 rules: Rules, ledger: Path | None = None, clock: Callable[[], int] = time.monotonic_ns,
                  compact_entries: int = 0) -> None:
         self.venue = venue
+        self._load_rules = rules
+        self._filters: dict[int, SymbolFilters] = {}
         self._assets = {i.id: (i.base, i.quote) for i in instruments if venue in i.venue_symbols}
         self._latency_ns = int(cfg.paper_latency_ms * 1e6)
         self._slip = cfg.paper_slippage_bps / 1e4
@@ -74,7 +82,13 @@ class PaperExecutor(Executor):
         self._compact_entries = compact_entries
 
     def start(self) -> None:
-        """Replay the ledger: orders, fills and balances as the venue last had them; compact it if long."""
+        """Load the venue's rules, then replay the ledger (orders, fills and balances as the venue last had
+        them) and compact it if long. Raises ExecutionError, with nothing replayed, without the rules."""
+        rules = self._load_rules()
+        missing = [str(i) for i in self._assets if i not in rules]
+        if missing:
+            raise ExecutionError(f"paper {self.venue.name}: no order rules for instrument(s) {', '.join(missing)}")
+        self._filters = {i: rules[i] for i in self._assets}
         if self._ledger is None:
             return
         entries = 0
@@ -169,6 +183,10 @@ class PaperExecutor(Executor):
             return RejectReason.VENUE_REJECTED, "-2010", "Duplicate order sent."
         if req.instrument not in self._assets:
             return RejectReason.VENUE_REJECTED, "-1121", "Invalid symbol."
+        _, _, broken = self._filters[req.instrument].rounded(
+            None if req.order_type == OrderType.MARKET else req.price, req.qty, req.side)
+        if broken:
+            return RejectReason.VENUE_FILTER, "-1013", f"Filter failure: {broken}"
         if req.order_type == OrderType.MARKET and touch <= 0.0:
             return RejectReason.VENUE_REJECTED, "-2010", "No market to fill against."
         if crosses and req.order_type == OrderType.LIMIT_MAKER:
@@ -295,8 +313,8 @@ class PaperExecutor(Executor):
                              {asset: (free, locked) for asset, (free, locked) in self._balances.items()})
 
     def filters(self, instrument: int) -> SymbolFilters:
-        """The paper venue has no tick or lot grid: prices and sizes go through as given."""
-        return _NO_FILTERS
+        """The venue's rules for an instrument, as loaded by ``start``."""
+        return self._filters[instrument]
 
     def close(self) -> None:
         if self._ledger is not None:

@@ -68,11 +68,15 @@ class RestExecution(Executor, VenueDialect):
 
     def start(self) -> None:
         self.sync_clock()
+        self._filters = self.load_filters()
+
+    def load_filters(self) -> dict[int, SymbolFilters]:
+        """Every configured instrument's rules from the venue's public table; ExecutionError if any is missing."""
         by_symbol = self.parse_filters(self._checked(self.filters_call(sorted(self._symbols.values())), "filters"))
         missing = [s for s in self._symbols.values() if s not in by_symbol]
         if missing:
             raise ExecutionError(f"{self.name}: venue does not list {', '.join(missing)}")
-        self._filters = {iid: by_symbol[sym] for iid, sym in self._symbols.items()}
+        return {iid: by_symbol[sym] for iid, sym in self._symbols.items()}
 
     def submit(self, req: OrderRequest) -> None:
         if not self._tracker.open(req):
@@ -83,9 +87,8 @@ class RestExecution(Executor, VenueDialect):
         if rules is None:
             self._tracker.reject(req.client_order_id, RejectReason.UNKNOWN_INSTRUMENT, "LOCAL", "no filters")
             return
-        price = None if req.order_type is OrderType.MARKET else rules.quantize_price(req.price, req.side)
-        qty = rules.quantize_qty(req.qty)
-        broken = rules.violation(price, qty)
+        price, qty, broken = rules.rounded(None if req.order_type is OrderType.MARKET else req.price, req.qty,
+                                           req.side)
         if broken:
             self._tracker.reject(req.client_order_id, RejectReason.VENUE_FILTER, "LOCAL", f"Filter failure: {broken}")
         elif self.limiter.remaining_s() > 0:

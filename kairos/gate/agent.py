@@ -1,10 +1,11 @@
 """The gate process as an Agent: marks, executor reports, then intents, one duty cycle at a time.
 
-Start: replay the journal, then (in ``do_work``, retried every second while a venue is down)
-start each executor and reconcile it. Until every venue is reconciled the intents and manual
-rings are not read, so intents wait in them. Every ring is read under the consumer name ``gate``
-and one Waiter sleeps on its doorbell; while an order or cancel is in flight the gate polls its
-executors every ``INFLIGHT_SLEEP_S`` instead.
+Start: replay the journal, then (in ``do_work``, retried every second while a venue is down) start
+each executor (which loads the venue's order rules: they go into the pre-trade table) and reconcile
+it. Until every venue is reconciled the intents and manual rings are not read, so intents wait in
+them: a venue whose rules cannot be loaded keeps the gate closed (fail closed). Every ring is read
+under the consumer name ``gate`` and one Waiter sleeps on its doorbell; while an order or cancel is
+in flight the gate polls its executors every ``INFLIGHT_SLEEP_S`` instead.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 from kairos.config import Settings
 from kairos.errors import ExecutionError, RingFull, RingNotFound
-from kairos.execution import live_executor
+from kairos.execution import live_executor, venue_rules
 from kairos.execution.base import Executor
 from kairos.execution.paper import PaperExecutor
 from kairos.gate.blotter import Blotter
@@ -33,7 +35,16 @@ from kairos.gate.snapshot import GateStateWriter
 from kairos.gate.state import describe
 from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.logs import ErrorTally
-from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE, OrderType, ProcState, TradingState
+from kairos.records import (
+    EXEC_EVENT,
+    MARKET_DATA,
+    ORDER_INTENT,
+    ORDER_TRACE,
+    OrderType,
+    ProcState,
+    TradingState,
+    Venue,
+)
 from kairos.ring import Poller, Ring, Waiter
 from kairos.risk import Grid, PostTrade, PreTrade, RiskState
 from kairos.risk.state import N_VENUES
@@ -48,13 +59,15 @@ DISK_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS))
 
 
 def build_executors(settings: Settings, instruments: InstrumentTable) -> list[Executor | None]:
-    """One executor per enabled venue, indexed by venue id: paper (ledger under risk.journal_dir) or live."""
+    """One executor per enabled venue, indexed by venue id: paper (ledger under risk.journal_dir, the venue's
+    order rules from its public REST) or live."""
     out: list[Executor | None] = [None] * N_VENUES
     ledgers = Path(settings.risk.journal_dir)
     for name, cfg in settings.venues.items():
         if cfg.enabled:
             venue = VENUE_NAMES[name]
             out[venue] = (PaperExecutor(venue, instruments, settings.execution, cfg,
+                                        partial(venue_rules, name, settings, instruments),
                                         ledgers / f"{settings.shm_prefix}.paper.{name}.jsonl",
                                         compact_entries=settings.risk.journal_compact_entries)
                           if settings.execution.mode == "paper" else live_executor(name, settings, instruments))
@@ -132,7 +145,7 @@ class GateAgent:
                 ring = Ring.attach(f"md.{executor.venue.name.lower()}", MARKET_DATA, self._prefix)
                 self._rings.append(ring)
                 consumers.append(ring.consumer(ROLE))
-                self._md.append((consumers[-1], Marks(self.state, venue, self._changed)))
+                self._md.append((consumers[-1], Marks(self.state, venue, self._changed, self._settings.risk)))
         self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.wait_for(ROLE))
 
     def do_work(self) -> int:
@@ -163,6 +176,9 @@ class GateAgent:
 
     def _marks_in(self) -> int:
         work = sum(consumer.poll(marks, MD_LIMIT) for consumer, marks in self._md)
+        for _, marks in self._md:
+            if marks.bad:
+                self._bad_quotes(marks)
         if self._changed:
             s, stride = self.state, self.state.grid.stride
             for k in self._changed:
@@ -173,6 +189,15 @@ class GateAgent:
             self.desk.blotter.book.refresh_gross()
             self.desk.scan(time.monotonic_ns())
         return work
+
+    def _bad_quotes(self, marks: Marks) -> None:
+        """Invalid quotes are not marks (kairos/gate/marks.py): counted on the board, logged rate-limited."""
+        self.desk.metrics.bad_quotes.add(marks.bad)
+        marks.bad = 0
+        k, bid, ask = marks.last_bad
+        venue, _ = self.state.grid.split(k)
+        self._tally("invalid quote not used as a mark",
+                    f"{self.state.grid.symbol[k]} on {Venue(venue).name}: bid {bid!r} ask {ask!r}")
 
     def _intents_in(self) -> int:
         """Manual commands first; nothing is read while events wait to be published (backpressure)."""
@@ -207,6 +232,7 @@ class GateAgent:
         try:
             if venue not in self._started:
                 executor.start()
+                self._load_rules(venue, executor)
                 self._started.add(venue)
             changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit, self._window_ns(venue))
         except ExecutionError as exc:
@@ -216,6 +242,13 @@ class GateAgent:
         for order, report in changed:
             desk.report(order, report)
         return True
+
+    def _load_rules(self, venue: int, executor: Executor) -> None:
+        """The venue's order rules into the table the pre-trade check applies (same in every mode)."""
+        rules, grid = self.state.rules, self.state.grid
+        for inst in self._instruments:
+            if grid.valid(venue, inst.id):
+                rules.load(grid.key(venue, inst.id), executor.filters(inst.id))
 
     def _window_ns(self, venue: int) -> int:
         """How long a sent order may still reach the venue: the paper latency, or recvWindow + 1 s."""

@@ -36,7 +36,8 @@ _OK, _INVALID = int(R.NONE), int(R.INVALID_ORDER)
 _UNKNOWN_INSTRUMENT, _VENUE_UNAVAILABLE = int(R.UNKNOWN_INSTRUMENT), int(R.VENUE_UNAVAILABLE)
 _FILL, _HALTED = int(ExecKind.FILL), int(TradingState.HALTED)
 _STATES = frozenset(int(t) for t in TradingState)
-_BAD_INPUT = frozenset((_INVALID, _UNKNOWN_INSTRUMENT))
+_BAD_INPUT = frozenset(int(r) for r in (R.INVALID_ORDER, R.UNKNOWN_INSTRUMENT, R.NON_NORMAL_NUMBER, R.TICK_SIZE,
+                                         R.LOT_SIZE, R.MIN_NOTIONAL))
 EXIT_RETRY_NS = 1_000_000_000
 DISK_FULL = "DISK_FULL"  # the halt reason (blob ``trading_reason``) when the journal cannot be written
 
@@ -100,6 +101,7 @@ class Desk:
         reason = reason or self._pre.check(self.state, venue, k, side, otype, price, qty, flags & _REDUCE_ONLY, now)
         if reason:
             return self._reject(rec, reason)
+        price, qty = self.state.rules.price, self.state.rules.qty  # rounded to the venue's grid by the check
         unit = self._pre.reserve(venue, side, otype, price, 1.0, self.state.mark(k))
         order = Order(coid, venue, inst, k, strategy, side, otype, tif, price, qty, unit, ts_origin, ts_created,
                       flags | (_MANUAL if manual else 0))

@@ -64,8 +64,8 @@ class NoTrace:
 
 
 class GateMetrics:
-    __slots__ = ("_by_counter", "_slot", "by_reason", "events", "fills", "intents", "latency", "open_orders",
-                 "orders", "other", "rejects", "replayed", "trace", "trading_state")
+    __slots__ = ("_by_counter", "_slot", "bad_quotes", "by_reason", "events", "fills", "intents", "latency",
+                 "open_orders", "orders", "other", "rejects", "replayed", "trace", "trading_state")
 
     def __init__(self, slot: Slot, trace: OrderTrace | NoTrace | None = None) -> None:
         self._slot = slot
@@ -78,6 +78,7 @@ class GateMetrics:
         self.replayed = slot.counter("replayed")
         self.trading_state = slot.counter("trading_state")
         self.open_orders = slot.counter("open_orders")
+        self.bad_quotes = slot.counter("bad_quotes")
         self.other = slot.counter("rej.OTHER")
         self.latency = slot.histogram("gate_latency_ns")
         self.by_reason = [0] * (max(RejectReason) + 1)

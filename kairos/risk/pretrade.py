@@ -1,8 +1,11 @@
 """Pre-trade checks: one new order and the `RiskState` in, a `RejectReason` out (NONE = accept).
 
-Pure: no I/O, no clock (``now_ns`` is passed in), no mutation. Rules run in this order and the
-first failure is the verdict: trading state, validity, size, mark, price band, reduce-only,
-position, gross exposure, open orders, balance, order rate. Every limit of 0 disables its rule.
+Pure: no I/O, no clock (``now_ns`` is passed in), no mutation but that rounded order. Rules run in this order
+and the first failure is the verdict: trading state, shape, numbers and venue rules (tick, lot,
+`kairos.risk.rules`), size, mark (none ever: NO_MARK; none valid within ``risk.mark_max_age_ms``:
+MARK_UNAVAILABLE), venue min notional, notional, price band, reduce-only, position, gross exposure,
+open orders, balance, order rate. Every limit of 0 disables its rule. On NONE, ``s.rules.price`` and
+``s.rules.qty`` hold the order rounded to the venue's grid: what the gate books and sends.
 "Worst case" position = current position plus every open order on the same side plus this order,
 all filled; position and exposure limits only refuse orders that make that worst case larger.
 """
@@ -13,10 +16,9 @@ from collections.abc import Sequence
 
 from kairos.config import RiskConfig
 from kairos.records import OrderType, RejectReason, Side, TradingState
-from kairos.risk.state import RiskState, active_limit
+from kairos.risk.state import RiskState, active_age_ns, active_limit
 
 EPS = 1e-9
-INF = float("inf")
 BUY, SELL = int(Side.BUY), int(Side.SELL)
 MARKET = int(OrderType.MARKET)
 HALTED, REDUCE_ONLY = int(TradingState.HALTED), int(TradingState.REDUCE_ONLY)
@@ -27,6 +29,8 @@ REDUCE_ONLY_REJECT = int(RejectReason.REDUCE_ONLY)
 INVALID_ORDER = int(RejectReason.INVALID_ORDER)
 MAX_ORDER_QTY = int(RejectReason.MAX_ORDER_QTY)
 NO_MARK = int(RejectReason.NO_MARK)
+MARK_UNAVAILABLE = int(RejectReason.MARK_UNAVAILABLE)
+MIN_NOTIONAL = int(RejectReason.MIN_NOTIONAL)
 MAX_ORDER_NOTIONAL = int(RejectReason.MAX_ORDER_NOTIONAL)
 PRICE_BAND = int(RejectReason.PRICE_BAND)
 MAX_POSITION = int(RejectReason.MAX_POSITION)
@@ -40,8 +44,8 @@ TRADING_HALTED = int(RejectReason.TRADING_HALTED)
 class PreTrade:
     """The configured limits and the checks that apply them."""
 
-    __slots__ = ("band", "fee_mult", "market_up", "max_gross", "max_notional", "max_open", "max_position",
-                 "max_qty")
+    __slots__ = ("band", "fee_mult", "mark_age", "market_up", "max_gross", "max_notional", "max_open",
+                 "max_position", "max_qty")
 
     def __init__(self, cfg: RiskConfig, taker_fee_bps: Sequence[float]) -> None:
         """``taker_fee_bps`` is indexed by venue id; buys reserve price x qty x (1 + fee)."""
@@ -53,30 +57,38 @@ class PreTrade:
         self.max_open = active_limit(cfg.max_open_orders)
         self.market_up = 1.0 + max(cfg.price_band_bps, 0.0) / 1e4
         self.fee_mult = [1.0 + bps / 1e4 for bps in taker_fee_bps]
+        self.mark_age = active_age_ns(cfg.mark_max_age_ms)
 
     def check(self, s: RiskState, venue: int, k: int, side: int, order_type: int, price: float, qty: float,
               reduce_only: bool, now_ns: int) -> int:
         """The verdict for one new order (``k`` = grid key of venue and instrument)."""
         if s.trading == HALTED:
             return TRADING_HALTED
+        if side not in (BUY, SELL) or order_type not in _ORDER_TYPES:
+            return INVALID_ORDER
+        rules = s.rules
+        reason = rules.fit(k, side, order_type, price, qty)
+        if reason:
+            return reason
+        price, qty = rules.price, rules.qty
+        if qty > self.max_qty:
+            return MAX_ORDER_QTY
         bid, ask = s.bid[k], s.ask[k]
-        mark = (bid + ask) * 0.5 if bid > 0.0 and ask > 0.0 else 0.0
-        return (self.order(side, order_type, price, qty, mark)
+        if bid <= 0.0:
+            return NO_MARK
+        if now_ns - s.mark_ns[k] > self.mark_age:
+            return MARK_UNAVAILABLE
+        mark = (bid + ask) * 0.5
+        return (self.order(order_type, price, qty, mark, rules.min_notional[k])
                 or self.exposure(s, k, side, qty, mark, reduce_only or s.trading == REDUCE_ONLY)
                 or self.capacity(s, venue, k, side, self.reserve(venue, side, order_type, price, qty, mark),
                                  now_ns))
 
-    def order(self, side: int, order_type: int, price: float, qty: float, mark: float) -> int:
-        """Shape, size, notional and price band of the order on its own."""
-        if side not in (BUY, SELL) or order_type not in _ORDER_TYPES or not 0.0 < qty < INF:
-            return INVALID_ORDER
-        if order_type != MARKET and not 0.0 < price < INF:
-            return INVALID_ORDER
-        if qty > self.max_qty:
-            return MAX_ORDER_QTY
-        if mark <= 0.0:
-            return NO_MARK
+    def order(self, order_type: int, price: float, qty: float, mark: float, min_notional: float) -> int:
+        """Notional (the venue's minimum and ours) and price band of the order on its own."""
         px = mark if order_type == MARKET else price
+        if px * qty < min_notional:
+            return MIN_NOTIONAL
         if px * qty > self.max_notional:
             return MAX_ORDER_NOTIONAL
         if order_type != MARKET and abs(price - mark) > self.band * mark:

@@ -16,14 +16,24 @@ from dataclasses import dataclass, field
 
 from kairos.instruments import InstrumentTable
 from kairos.records import TradingState, Venue
+from kairos.risk.rules import VenueRules
 
 N_VENUES = max(Venue) + 1
 _INF = float("inf")
+NEVER = -(1 << 62)
+"""``mark_ns`` of a key without a fresh mark: older than any age limit."""
+FOREVER_NS = 1 << 62
+"""A disabled age limit (an int, so age comparisons stay int-only on the hot path)."""
 
 
 def active_limit(value: float) -> float:
     """A configured limit, or infinity when it is 0: a limit of 0 disables its rule (docs/RISK.md)."""
     return value if value > 0 else _INF
+
+
+def active_age_ns(ms: int) -> int:
+    """An age limit in ms as ns; 0 disables it (`FOREVER_NS`)."""
+    return ms * 1_000_000 if ms > 0 else FOREVER_NS
 
 
 class Grid:
@@ -97,7 +107,12 @@ class TokenBucket:
 
 @dataclass(slots=True)
 class RiskState:
-    """Everything a check may look at. Units: quantities in base, balances per asset, marks in quote."""
+    """Everything a check may look at. Units: quantities in base, balances per asset, marks in quote.
+
+    ``bid``/``ask`` are the last valid top of book (kairos/gate/marks.py), kept for valuation when
+    the book goes bad; ``mark_ns`` is when it was last valid (monotonic ns, `NEVER` once the feed
+    invalidated the book); ``rules`` are the venues' order rules.
+    """
 
     grid: Grid
     trading: int = TradingState.ACTIVE
@@ -109,6 +124,8 @@ class RiskState:
     balance: list[float] = field(default_factory=list)
     reserved: list[float] = field(default_factory=list)
     buckets: list[TokenBucket] = field(default_factory=list)
+    mark_ns: list[int] = field(default_factory=list)
+    rules: VenueRules = field(default_factory=lambda: VenueRules(0))
     gross: float = 0.0
     open_orders: int = 0
 
@@ -116,10 +133,11 @@ class RiskState:
     def empty(cls, grid: Grid, orders_per_s: float, trading: int = TradingState.ACTIVE) -> RiskState:
         zeros = [0.0] * grid.size
         return cls(grid, trading, zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy(),
-                   [0.0] * grid.slots, [0.0] * grid.slots, [TokenBucket(orders_per_s) for _ in range(N_VENUES)])
+                   [0.0] * grid.slots, [0.0] * grid.slots, [TokenBucket(orders_per_s) for _ in range(N_VENUES)],
+                   [NEVER] * grid.size, VenueRules(grid.size))
 
     def mark(self, k: int) -> float:
-        """Mid of the last valid top of book; 0.0 when there is none."""
+        """Mid of the last valid top of book, however old; 0.0 when there never was one."""
         bid, ask = self.bid[k], self.ask[k]
         return (bid + ask) * 0.5 if bid > 0.0 and ask > 0.0 else 0.0
 

@@ -1,7 +1,9 @@
 """Cross-exchange arbitrage: buy the cheap ask and sell the rich bid when the gap pays both taker fees.
 
 Fires when ``(bid_sell / ask_buy - 1) * 1e4 > taker_fee_buy + taker_fee_sell + min_edge_bps`` on two
-tradeable books, with two IOC LIMIT legs sized ``min(ask size, bid size, max_qty, limits)``.
+tradeable books, with two IOC LIMIT legs sized ``min(ask size, bid size, max_qty, limits)``. A gross
+edge above ``max_edge_bps`` is a data error (a 1e15 or 1e-8 quote on one venue), not an opportunity:
+that pair is skipped, counted ``bad_edge`` and logged at most once per 10 s.
 
 Leg-risk policy (docs/STRATEGIES.md): one trade per instrument at a time. When both legs are done,
 or ``leg_timeout_ms`` has passed (pending legs then get a CANCEL), a net residual of at least
@@ -20,6 +22,7 @@ from typing import Final
 import numpy as np
 
 from kairos.config import ArbitrageConfig
+from kairos.logs import ErrorTally
 from kairos.records import ExecKind, OrderType, Side, Tif
 from kairos.strategy.api import (
     NO_LIMITS,
@@ -39,8 +42,8 @@ log = logging.getLogger(__name__)
 ARBITRAGE_ID: Final = 1
 COUNTERS: Final = ("fired", "too_small", "completed", "missed", "leg_failures", "leg_timeouts", "hedges_sent",
                    "hedges_filled", "hedges_failed", "hedges_deferred", "hedges_abandoned", "dust",
-                   "unknown_events", "recovered")
-BOARD: Final = ("fired", "leg_failures", "hedges_sent", "hedges_filled", "hedges_failed", "hedges_abandoned")
+                   "unknown_events", "recovered", "bad_edge")
+BOARD: Final = ("fired", "bad_edge", "leg_failures", "hedges_sent", "hedges_failed", "hedges_abandoned")
 
 
 @dataclass(slots=True)
@@ -97,6 +100,7 @@ class CrossArbitrage:
         self._by_cid: dict[bytes, Trade] = {}
         self.halted: set[int] = set()
         self.stats = dict.fromkeys(COUNTERS, 0)
+        self._tally = ErrorTally(log)
 
     def counters(self) -> dict[str, int]:
         """The status-board subset (a row holds 16 counters); ``stats`` has them all."""
@@ -162,17 +166,26 @@ class CrossArbitrage:
         return [vt for vt in self._tops[inst] if vt[1].tradeable(now, self._max_age)]
 
     def _best_pair(self, inst: int, now: int) -> tuple[tuple[int, Top], tuple[int, Top]] | None:
-        """(buy venue, its book), (sell venue, its book) with the largest edge beyond fees + min_edge_bps."""
-        fees, min_edge = self._fees, self._cfg.min_edge_bps
+        """(buy venue, its book), (sell venue, its book) with the largest edge beyond fees + min_edge_bps
+        and not beyond max_edge_bps."""
+        fees, min_edge, max_edge = self._fees, self._cfg.min_edge_bps, self._cfg.max_edge_bps
         live = self._live(inst, now)
         best, margin = None, 0.0
         for buy, a in live:
             for sell, b in live:
                 if buy != sell:
-                    m = (b.bid / a.ask - 1.0) * 1e4 - fees[buy] - fees[sell] - min_edge
-                    if m > margin:
+                    edge = (b.bid / a.ask - 1.0) * 1e4
+                    m = edge - fees[buy] - fees[sell] - min_edge
+                    if edge > max_edge:
+                        self._bad_edge(inst, buy, a, sell, b, edge)
+                    elif m > margin:
                         best, margin = ((buy, a), (sell, b)), m
         return best
+
+    def _bad_edge(self, inst: int, buy: int, a: Top, sell: int, b: Top, edge: float) -> None:
+        self.stats["bad_edge"] += 1
+        self._tally(f"arb instrument {inst}: edge above max_edge_bps {self._cfg.max_edge_bps:g} is bad data, "
+                    "not traded", f"{edge:.0f} bps: ask {a.ask!r} on venue {buy}, bid {b.bid!r} on venue {sell}")
 
     def _send(self, trade: Trade, out: IntentSink, venue: int, side: Side, price: float, qty: float,
               origin: int, hedge: bool = False) -> None:

@@ -9,7 +9,9 @@ first cut, with numpy, to the last relevant record per book. That is exact becau
 record fully determines a book: a BBO or DEPTH level-0 record sets both sides and marks it SYNCED;
 a STATUS record (the feed's contract in kairos/records.py) sets the status and drops the prices,
 so after RESYNCING/DISCONNECTED the next data record rebuilds the book. A book is `tradeable`
-only if SYNCED, two-sided, uncrossed and updated within the caller's age limit.
+only if SYNCED, two-sided with finite positive prices and sizes, uncrossed, no wider than
+``MAX_SPREAD`` (a 1e-8 bid or a 1e15 ask under a real other side is bad data, not a market) and
+updated within the caller's age limit.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from kairos.records import BookStatus, Kind, Venue
 
 N_VENUES: Final = len(Venue)
 DEDUPE_MIN: Final = 64
+MAX_SPREAD: Final = 1.5
+"""ask / bid above this (a 50 % spread) is no market anyone trades: the book is not tradeable."""
+_INF: Final = math.inf
 _BBO, _DEPTH, _STATUS = int(Kind.BBO), int(Kind.DEPTH), int(Kind.STATUS)
 _SYNCED: Final = int(BookStatus.SYNCED)
 _STATUSES: Final = frozenset(int(s) for s in BookStatus)
@@ -41,8 +46,9 @@ class Top:
         self.status = int(BookStatus.DISCONNECTED)
 
     def tradeable(self, now_ns: int, max_age_ns: int) -> bool:
-        """SYNCED, both sides present, not crossed, and updated within ``max_age_ns``."""
-        return self.status == _SYNCED and 0.0 < self.bid < self.ask and now_ns - self.ts_recv <= max_age_ns
+        """SYNCED, both sides finite and present, not crossed, not absurdly wide, updated within ``max_age_ns``."""
+        return (self.status == _SYNCED and 0.0 < self.bid < self.ask <= self.bid * MAX_SPREAD
+                and 0.0 < self.bid_qty < _INF and 0.0 < self.ask_qty < _INF and now_ns - self.ts_recv <= max_age_ns)
 
     def drop(self, status: int, ts_recv: int) -> None:
         self.status, self.ts_recv = status, ts_recv

@@ -32,12 +32,13 @@ from kairos.records import (
     TradingState,
     Venue,
 )
+from kairos.sim.local import venue_sim
 from tests.gate_shm import INPUTS, GateShm
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def intent(coid: str, side: Side = Side.BUY, price: float = 101.0, qty: float = 0.01, tif: Tif = Tif.IOC,
+def intent(coid: str, side: Side = Side.BUY, price: float = 101.0, qty: float = 0.1, tif: Tif = Tif.IOC,
            action: Action = Action.NEW, flags: int = 0) -> np.ndarray:
     rec = np.zeros(1, ORDER_INTENT)
     rec["ts_created_ns"] = time.time_ns()
@@ -112,12 +113,19 @@ class GateProcess:
         self.shm.close()
 
 
+@pytest.fixture(scope="module")
+def sim_env() -> Iterator[dict[str, str]]:
+    """A quiet simulator: the paper venues load their order rules from its REST, as in dev."""
+    with venue_sim() as env:
+        yield {k.removeprefix("KAIROS__").lower(): v for k, v in env.items()}
+
+
 @pytest.fixture
-def gate(shm_prefix: str, tmp_path: Path) -> Iterator[Callable[..., GateProcess]]:
+def gate(shm_prefix: str, tmp_path: Path, sim_env: dict[str, str]) -> Iterator[Callable[..., GateProcess]]:
     made: list[GateProcess] = []
 
     def make(**env: str) -> GateProcess:
-        made.append(GateProcess(shm_prefix, tmp_path, **env))
+        made.append(GateProcess(shm_prefix, tmp_path, **(sim_env | env)))
         return made[-1]
 
     try:
@@ -178,17 +186,21 @@ def test_halted_by_set_state_rejects_then_active_again_accepts(gate: Callable[..
     assert [e["flags"] for e in g.seen if e["kind"] == ExecKind.STATE] == [TradingState.HALTED, TradingState.ACTIVE]
 
 
+STREAM_MARK = (1000.0, 1001.0)
+
+
 def stream(gp: GateProcess, coids: list[str], stop: threading.Event) -> None:
-    """Publisher thread: one intent at a time, as fast as the ring takes them, with a fresh mark every 50."""
+    """Publisher thread: one intent at a time, as fast as the ring takes them, with a fresh mark every 50
+    (at 1000: 0.005 BTC is then the venue's 5 USDT minimum notional)."""
     for i, coid in enumerate(coids):
         if stop.is_set():
             return
         if i % 50 == 0:
-            gp.mark()
+            gp.mark(*STREAM_MARK)
         if i % 5 == 0:
             time.sleep(0.001)                             # about 5000 intents/s: the stream outlives the kills
         gp.pub["intents"].publish(intent(coid, side=Side.BUY if i % 2 else Side.SELL, qty=0.005,
-                                         price=101.0 if i % 2 else 100.0, tif=Tif.GTC if i % 7 == 0 else Tif.IOC))
+                                         price=1001.0 if i % 2 else 1000.0, tif=Tif.GTC if i % 7 == 0 else Tif.IOC))
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing_and_sends_nothing_twice(
@@ -205,9 +217,9 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_sends_nothing_twice(
             time.sleep(delay)
             g.kill()
             g.start()
-            g.mark()
+            g.mark(*STREAM_MARK)
         publisher.join(60)
-        g.mark()
+        g.mark(*STREAM_MARK)
         outcome = (ExecKind.ACK, ExecKind.REJECT)
         g.wait(lambda s: {e["client_order_id"] for e in s if e["kind"] in outcome} >= {c.encode() for c in coids},
                "an outcome for every intent", timeout_s=90)

@@ -1,4 +1,5 @@
-"""An in-process gate on real rings and a real status board, driven one duty cycle at a time."""
+"""An in-process gate on real rings and a real status board, driven one duty cycle at a time; its paper
+venues load their order rules from a simulator's REST (one per test session)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from kairos.records import (
     Tif,
     Venue,
 )
+from kairos.sim.local import venue_sim
 from tests.gate_shm import INPUTS, GateShm
 
 BTC = 1
@@ -44,13 +46,14 @@ def intent(coid: str, side: Side = Side.BUY, price: float = 101.0, qty: float = 
 class Harness:
     """Rings + board under one prefix, settings from the real loader, events read as consumer 'test'."""
 
-    def __init__(self, prefix: str, tmp: Path, env: dict[str, str], events_capacity: int = 1024) -> None:
+    def __init__(self, prefix: str, tmp: Path, env: dict[str, str], events_capacity: int = 1024,
+                 sim_env: dict[str, str] | None = None) -> None:
         self.prefix = prefix
         self.shm = GateShm(prefix, 1024, events_capacity)
         self.rings, self.board = self.shm.rings, self.shm.board
         base = {"KAIROS__SHM_PREFIX": prefix, "KAIROS__RISK__JOURNAL_DIR": str(tmp / "journal"),
                 "KAIROS__EXECUTION__PAPER_LATENCY_MS": "0", "KAIROS__LOGGING__DIR": str(tmp / "log")}
-        self.settings = config.load(env=base | env)
+        self.settings = config.load(env=base | (sim_env or {}) | env)
         self.producers = {n: self.rings[n].producer() for n in INPUTS}
         self.events_in = self.rings["events"].consumer("test")
         self.seen: list[np.void] = []
@@ -105,12 +108,20 @@ class Harness:
         self.shm.close()
 
 
+@pytest.fixture(scope="session")
+def sim_env() -> Iterator[dict[str, str]]:
+    """Both venues' ``sim`` endpoints pointed at one quiet simulator for the whole session."""
+    with venue_sim() as env:
+        yield env
+
+
 @pytest.fixture
-def make_harness(shm_prefix: str, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+def make_harness(shm_prefix: str, tmp_path: Path, sim_env: dict[str, str]) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
     def make(events_capacity: int = 1024, **env: str) -> Harness:
-        harness = Harness(shm_prefix, tmp_path, {f"KAIROS__{k.upper()}": v for k, v in env.items()}, events_capacity)
+        harness = Harness(shm_prefix, tmp_path, {f"KAIROS__{k.upper()}": v for k, v in env.items()}, events_capacity,
+                          sim_env)
         made.append(harness)
         return harness
 

@@ -7,15 +7,18 @@ from pathlib import Path
 import pytest
 
 from kairos.config import ExecutionConfig, InstrumentConfig, VenueConfig
+from kairos.errors import ExecutionError
 from kairos.execution.base import OrderRequest
 from kairos.execution.paper import PaperExecutor
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
+from tests.unit.risk.conftest import BTC_RULES
 
 INSTRUMENTS = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", binance="BTCUSDT", okx="BTC-USDT"),))
 CFG = ExecutionConfig(paper_latency_ms=2.0, paper_slippage_bps=10.0, paper_balances={"USDT": 1000.0, "BTC": 1.0})
 FEES = VenueConfig(taker_fee_bps=10.0, maker_fee_bps=5.0)
 MS = 1_000_000
+RULES = {1: BTC_RULES}                     # tick 0.01, lot 0.00001, min qty 0.0001, min notional 5
 
 
 class Clock:
@@ -37,7 +40,7 @@ def clock() -> Clock:
 
 
 def paper(clock: Clock, ledger: Path | None = None) -> PaperExecutor:
-    ex = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, ledger, clock)
+    ex = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, lambda: RULES, ledger, clock)
     ex.start()
     ex.on_mark(1, 99.0, 101.0)
     return ex
@@ -175,7 +178,7 @@ def arrive_reports(ex: PaperExecutor, clock: Clock) -> list:
 
 def test_a_long_ledger_is_compacted_at_start_and_the_venue_stays_the_same(clock: Clock, tmp_path: Path) -> None:
     ledger = tmp_path / "paper.jsonl"
-    first = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, ledger, clock, compact_entries=3)
+    first = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, lambda: RULES, ledger, clock, compact_entries=3)
     first.start()
     first.on_mark(1, 99.0, 101.0)
     first.submit(order("taken", price=102.0, qty=2.0))            # fills as taker
@@ -194,14 +197,14 @@ def test_a_long_ledger_is_compacted_at_start_and_the_venue_stays_the_same(clock:
 
     before, long = venue(first), ledger.read_bytes().splitlines()
     first.close()
-    second = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, ledger, clock, compact_entries=3)
+    second = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, lambda: RULES, ledger, clock, compact_entries=3)
     second.start()
     assert venue(second) == before
     assert ledger.with_name("paper.jsonl.prev").read_bytes().splitlines() == long
     short = ledger.read_bytes().splitlines()
     assert len(short) < len(long) and short[0].startswith(b'{"t":"K"')
     second.close()
-    third = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, ledger, clock)
+    third = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, lambda: RULES, ledger, clock)
     third.start()
     assert venue(third) == before
     third.on_mark(1, 99.0, 101.0)
@@ -215,3 +218,26 @@ def test_a_long_ledger_is_compacted_at_start_and_the_venue_stays_the_same(clock:
     acked = next(r for r in reports if r.client_order_id == "next" and r.kind == ExecKind.ACK)
     assert acked.venue_order_id > max(r[4] for r in before[2].values() if r)   # venue ids keep growing
     third.close()
+
+
+def test_orders_off_the_venue_rules_are_refused_as_the_venue_does(clock: Clock) -> None:
+    ex = paper(clock)
+    for coid, price, qty, broken in (("f1", 0.004, 1.0, "PRICE_FILTER"), ("f2", 100.0, 0.000015, "LOT_SIZE"),
+                                     ("f3", 100.0, 0.00005, "LOT_SIZE"), ("f4", 100.0, 0.04, "NOTIONAL")):
+        ex.submit(order(coid, price=price, qty=qty))
+        clock.now += 2 * MS
+        (report,) = ex.drain()
+        assert (report.kind, report.reason, report.venue_code, report.message) == (
+            ExecKind.REJECT, RejectReason.VENUE_FILTER, "-1013", f"Filter failure: {broken}")
+    assert ex.filters(1) is BTC_RULES
+
+
+def test_without_its_rules_the_paper_venue_does_not_start(clock: Clock, tmp_path: Path) -> None:
+    def unreachable() -> dict:
+        raise ExecutionError("binance: filters: ConnectionError refused")
+
+    ex = PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, unreachable, tmp_path / "ledger", clock)
+    with pytest.raises(ExecutionError, match="refused"):
+        ex.start()
+    with pytest.raises(ExecutionError, match="no order rules for instrument"):
+        PaperExecutor(Venue.BINANCE, INSTRUMENTS, CFG, FEES, dict, None, clock).start()

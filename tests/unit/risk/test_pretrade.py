@@ -8,11 +8,11 @@ from kairos.config import RiskConfig
 from kairos.records import OrderType, RejectReason, Side, TradingState, Venue
 from kairos.risk import Grid, PreTrade, RiskState, reduces
 
-from .conftest import FEES, LIMITS
+from .conftest import FEES, LIMITS, NOW
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
-NOW = 10**15
+R = RejectReason
 
 
 def check(pre: PreTrade, s: RiskState, side: Side = BUY, price: float = 100.0, qty: float = 0.5,
@@ -28,13 +28,45 @@ def test_a_plain_order_passes(pre: PreTrade, state: RiskState) -> None:
 
 
 @pytest.mark.parametrize(("side", "order_type", "price", "qty"), [
-    (Side.NONE, LIMIT, 100.0, 0.5), (BUY, 9, 100.0, 0.5), (BUY, LIMIT, 100.0, 0.0),
-    (BUY, LIMIT, 100.0, -1.0), (BUY, LIMIT, 0.0, 0.5), (BUY, LIMIT, float("nan"), 0.5),
-    (BUY, LIMIT, 100.0, float("nan")), (BUY, LIMIT, float("inf"), 0.5),
+    (Side.NONE, LIMIT, 100.0, 0.5), (BUY, 9, 100.0, 0.5), (BUY, LIMIT, 100.0, 0.0), (BUY, LIMIT, 100.0, -1.0),
 ])
 def test_invalid_orders(pre: PreTrade, state: RiskState, side: Side, order_type: int, price: float,
                         qty: float) -> None:
     assert check(pre, state, side=side, order_type=order_type, price=price, qty=qty) == RejectReason.INVALID_ORDER
+
+
+@pytest.mark.parametrize(("order_type", "price", "qty", "reason"), [
+    (LIMIT, float("nan"), 0.5, R.NON_NORMAL_NUMBER), (LIMIT, float("inf"), 0.5, R.NON_NORMAL_NUMBER),
+    (LIMIT, 5e-324, 0.5, R.NON_NORMAL_NUMBER), (LIMIT, 100.0, float("nan"), R.NON_NORMAL_NUMBER),
+    (LIMIT, 100.0, float("inf"), R.NON_NORMAL_NUMBER), (MARKET, 0.0, 5e-324, R.NON_NORMAL_NUMBER),
+    (LIMIT, 0.0, 0.5, R.TICK_SIZE), (LIMIT, -100.0, 0.5, R.TICK_SIZE), (LIMIT, 0.004, 0.5, R.TICK_SIZE),
+    (LIMIT, 2e6, 0.5, R.TICK_SIZE),                         # above the venue's maxPrice
+    (LIMIT, 100.0, 1e-7, R.LOT_SIZE), (LIMIT, 100.0, 0.00009, R.LOT_SIZE), (MARKET, 0.0, 0.000099, R.LOT_SIZE),
+    (LIMIT, 100.0, 9000.1, R.LOT_SIZE),                     # above maxQty
+    (LIMIT, 100.0, 0.049, R.MIN_NOTIONAL), (MARKET, 0.0, 0.0499, R.MIN_NOTIONAL),   # 4.9 and 4.99 < 5
+])
+def test_numbers_and_venue_rules_each_have_their_reason(state: RiskState, order_type: OrderType, price: float,
+                                                          qty: float, reason: RejectReason) -> None:
+    pre = PreTrade(RiskConfig(max_order_qty=0, max_order_notional=0, max_gross_exposure=0, price_band_bps=0,
+                              max_position=0), FEES)
+    state.balance[state.grid.quote_slot[state.grid.key(Venue.BINANCE, 1)]] = 1e12
+    assert check(pre, state, order_type=order_type, price=price, qty=qty) == reason
+
+
+def test_orders_are_rounded_to_the_venue_grid_never_more_aggressive(pre: PreTrade, state: RiskState) -> None:
+    assert check(pre, state, price=100.019, qty=0.123456) == RejectReason.NONE
+    assert (state.rules.price, state.rules.qty) == (100.01, 0.12345)              # buy: price down, qty down
+    assert check(pre, state, side=SELL, price=100.011, qty=0.3) == RejectReason.NONE
+    assert (state.rules.price, state.rules.qty) == (100.02, 0.3)                   # sell: price up
+    assert check(pre, state, price=100.0 + 1e-11, qty=0.1 * 3) == RejectReason.NONE
+    assert (state.rules.price, state.rules.qty) == (100.0 + 1e-11, 0.1 * 3)       # float noise is on the grid: kept
+    assert check(pre, state, price=0.011, qty=1.0) == RejectReason.MIN_NOTIONAL    # 0.01 x 1 after rounding
+
+
+def test_a_venue_without_rules_is_refused(pre: PreTrade, state: RiskState, grid: Grid) -> None:
+    k = grid.key(Venue.BINANCE, 2)                                   # ETH: marked, but no rules loaded
+    state.bid[k], state.ask[k], state.mark_ns[k] = 99.0, 101.0, NOW
+    assert check(pre, state, instrument=2) == RejectReason.VENUE_UNAVAILABLE
 
 
 def test_max_order_qty(pre: PreTrade, state: RiskState) -> None:
@@ -53,6 +85,18 @@ def test_no_mark(pre: PreTrade, state: RiskState, grid: Grid) -> None:
     state.bid[grid.key(Venue.BINANCE, 1)] = 0.0
     assert check(pre, state) == RejectReason.NO_MARK
     assert check(pre, state, venue=Venue.OKX) == RejectReason.NONE
+
+
+def test_a_mark_older_than_the_limit_is_unavailable_on_its_venue_only(state: RiskState, grid: Grid) -> None:
+    pre = PreTrade(RiskConfig(mark_max_age_ms=5000), FEES)
+    k = grid.key(Venue.BINANCE, 1)
+    state.mark_ns[k] = NOW - 5_000_000_000
+    assert check(pre, state) == RejectReason.NONE                                  # exactly 5 s: still good
+    state.mark_ns[k] -= 1
+    assert check(pre, state) == RejectReason.MARK_UNAVAILABLE
+    assert check(pre, state, order_type=MARKET, price=0.0) == RejectReason.MARK_UNAVAILABLE
+    assert check(pre, state, venue=Venue.OKX) == RejectReason.NONE
+    assert check(PreTrade(RiskConfig(mark_max_age_ms=0), FEES), state) == RejectReason.NONE   # 0: no age limit
 
 
 def test_price_band_in_bps_of_mark(pre: PreTrade, state: RiskState) -> None:

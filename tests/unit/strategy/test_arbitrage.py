@@ -219,3 +219,30 @@ def test_events_for_other_orders_are_counted() -> None:
     rig.events(fill(buy, 0.01))
     assert rig.arb.stats["unknown_events"] == 1
     assert set(rig.arb.counters()) == {f"arb_{k}" for k in BOARD}
+
+
+def test_an_edge_above_max_edge_bps_is_bad_data_counted_not_traded(caplog: pytest.LogCaptureFixture) -> None:
+    assert len(Rig(max_edge_bps=300.0).cross(299.0)) == 2         # a large but believable edge still trades
+    rig = Rig(max_edge_bps=300.0)
+    assert len(rig.cross(301.0)) == 0 and len(rig.cross(1e6)) == 0   # e.g. one venue bidding 1e15 for BTC
+    ts = rig.clock.now_ns()
+    bargain = rig.market(bbo(B, 1, 1e-8 * 0.5, 1e-8, ts=ts), bbo(X, 1, 100.0, 100.1, ts=ts))
+    assert len(bargain) == 0
+    assert rig.arb.stats["bad_edge"] >= 2 and rig.arb.counters()["arb_bad_edge"] == rig.arb.stats["bad_edge"]
+    assert "edge above max_edge_bps 300 is bad data" in caplog.text     # logged (rate-limited: the first one)
+
+
+BAD_BOOKS = {"NaN bid": (float("nan"), 100.0, 1.0, 1.0), "inf ask": (99.9, float("inf"), 1.0, 1.0),
+             "1e-8 bid": (1e-8, 100.0, 1.0, 1.0), "1e15 ask": (99.9, 1e15, 1.0, 1.0),
+             "NaN size": (99.9, 100.0, float("nan"), 1.0), "inf size": (99.9, 100.0, 1.0, float("inf")),
+             "zero size": (99.9, 100.0, 0.0, 1.0)}
+
+
+@pytest.mark.parametrize("book", BAD_BOOKS.values(), ids=BAD_BOOKS.keys())
+def test_books_with_non_finite_or_absurd_numbers_are_not_tradeable(book: tuple[float, float, float, float]) -> None:
+    rig = Rig()
+    bid, ask, bid_qty, ask_qty = book
+    rig.market(bbo(B, 1, bid, ask, bid_qty, ask_qty, ts=T0))
+    assert not rig.view.tradeable(B, 1, T0, 2000 * MS)
+    rig.market(bbo(B, 1, 99.9, 100.0, ts=T0))
+    assert rig.view.tradeable(B, 1, T0, 2000 * MS)

@@ -1,0 +1,33 @@
+"""A quiet exchange simulator on ephemeral ports, for tests and benchmarks that run a paper gate: a
+paper venue loads its order rules (exchangeInfo / instruments) from the venue's public REST, as in dev."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from kairos import config
+from kairos.records import Venue
+from kairos.sim.server import SimServer
+
+
+@contextmanager
+def venue_sim(env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """A quiet simulator (no ticks; ``env``: e.g. the API keys it accepts); yields the KAIROS__ env
+    pointing both venues' ``sim`` endpoint at it."""
+    base = config.load(env=env or {})
+    sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0,
+                              rate_hz=0.0)
+    server = SimServer(dataclasses.replace(base, sim=sim))
+    server.start()
+    try:
+        yield {f"KAIROS__VENUES__{venue.name}__ENDPOINTS": _endpoints(server, venue) for venue in (Venue.BINANCE,
+                                                                                                     Venue.OKX)}
+    finally:
+        server.close()
+
+
+def _endpoints(server: SimServer, venue: Venue) -> str:
+    urls = server.urls(venue)
+    return f"{{sim: {{rest_url: '{urls.rest_url}', ws_url: '{urls.ws_url}'}}}}"
