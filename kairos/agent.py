@@ -14,6 +14,7 @@ from typing import Protocol
 
 from kairos.errors import EXIT_OK
 from kairos.records import ProcState
+from kairos.supervisor.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,9 @@ def sleep_idle(max_sleep_s: float = 0.001) -> Idle:
 
 
 class AgentRunner:
-    """Runs one agent until SIGTERM/SIGINT; the duty cycle is do_work -> heartbeat -> idle."""
+    """Runs one agent until SIGTERM/SIGINT; the duty cycle is do_work -> heartbeat (+ systemd WATCHDOG=1) -> idle."""
 
-    __slots__ = ("_agent", "_heartbeat_ns", "_idle", "_status", "_stop")
+    __slots__ = ("_agent", "_heartbeat_ns", "_idle", "_notifier", "_status", "_stop")
 
     def __init__(self, agent: Agent, idle: Idle, status: Heartbeat, heartbeat_interval_s: float = 0.2) -> None:
         self._agent = agent
@@ -57,6 +58,7 @@ class AgentRunner:
         self._status = status
         self._heartbeat_ns = int(heartbeat_interval_s * 1e9)
         self._stop = False
+        self._notifier = Notifier()
 
     def stop(self, *_: object) -> None:
         self._stop = True
@@ -72,6 +74,7 @@ class AgentRunner:
         try:
             agent.on_start()
             status.set_state(ProcState.RUNNING)
+            self._notifier.send(f"READY=1\nSTATUS={agent.role} running")
             log.info("%s running", agent.role)
             self._loop()
             return EXIT_OK
@@ -80,6 +83,7 @@ class AgentRunner:
             raise
         finally:
             status.set_state(ProcState.STOPPING)
+            self._notifier.send(f"STOPPING=1\nSTATUS={agent.role} stopping")
             try:
                 agent.on_close()
             finally:
@@ -87,7 +91,7 @@ class AgentRunner:
                 log.info("%s stopped", agent.role)
 
     def _loop(self) -> None:
-        agent_work, idle, status = self._agent.do_work, self._idle, self._status
+        agent_work, idle, status, watchdog = self._agent.do_work, self._idle, self._status, self._notifier.watchdog
         interval = self._heartbeat_ns
         next_beat = 0
         while not self._stop:
@@ -95,5 +99,6 @@ class AgentRunner:
             now = time.monotonic_ns()
             if now >= next_beat:
                 status.heartbeat()
+                watchdog(now)
                 next_beat = now + interval
             idle(work)
