@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from kairos.api.pb import pb
-from tests.process.support import ROOT, TOKEN, Supervised, wait_until
+from tests.process.support import ROOT, TOKEN, Supervised, child, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -121,3 +122,18 @@ def test_strategies_are_named_never_numbered(gate_engine: Supervised) -> None:
     as_json = ctl(gate_engine, "--json", "orders").stdout
     assert '"strategy": "manual"' in as_json
     assert '"strategy": "arbitrage"' in ctl(gate_engine, "--json", "positions").stdout
+
+
+def test_an_order_is_placed_even_when_its_fills_cannot_be_followed(engines: list[Supervised], shm_prefix: str,
+                                                                    tmp_path: Path) -> None:
+    table = [child("gate", "gate", tmp_path / "gate.log", halts=True)]
+    sup = Supervised.harness(shm_prefix, tmp_path / "engine.log", table, supervisor__max_subscribers=1)
+    engines.append(sup.connect())
+    held = sup.stub.StreamEvents(pb.StreamEventsRequest(), timeout=60)
+    try:
+        held.initial_metadata()  # the only subscriber slot is taken
+        out = ctl(sup, "place", "binance", "BTC-USDT", "buy", "0.2", "--id", "blind1")
+        assert out.returncode == 0 and out.stdout.split()[1:3] == ["ACK", "blind1"]
+        assert "fills not followed (RESOURCE_EXHAUSTED" in out.stderr
+    finally:
+        held.cancel()
