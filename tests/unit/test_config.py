@@ -181,6 +181,17 @@ def _yaml_number(kind: type, value: float) -> str:
     return str(int(value)) if kind is int else format(value, ".17e")
 
 
+def _value_at(settings: Settings, key: str) -> Any:
+    """The loaded value at a concrete key such as ``venues.binance.taker_fee_bps`` or ``tuning.cpus.gate[0]``."""
+    node: Any = settings
+    for part in key.replace("[", ".[").split("."):
+        if part.startswith("["):
+            node = node[int(part[1:-1])]
+        else:
+            node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return node
+
+
 @pytest.mark.parametrize(("key", "kind", "bounds"), NUMBERS, ids=[key for key, _, _ in NUMBERS])
 def test_each_bound_of_each_number(cfg_dir: Path, key: str, kind: type, bounds: Range) -> None:
     path = key.replace("*", SAMPLE_NAME.get(key.split(".")[0], "x"))
@@ -189,7 +200,7 @@ def test_each_bound_of_each_number(cfg_dir: Path, key: str, kind: type, bounds: 
         raw = _yaml_number(kind, value)
         env = {name: f"[{raw}]" if "[]" in key else raw}
         if accepted:
-            config.load(cfg_dir, env)
+            assert _value_at(config.load(cfg_dir, env), concrete) == value
             continue
         with pytest.raises(ConfigError) as err:
             config.load(cfg_dir, env)
