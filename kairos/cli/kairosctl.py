@@ -140,7 +140,8 @@ def run(a: argparse.Namespace, stub: Any) -> int:
         return follow(a, stub, metadata)
     rpc, build, show = COMMANDS[a.command]
     request = build(a)
-    fills = Fills(stub, metadata) if a.command == "place" and a.wait > 0 and finishes_at_once(request) else None
+    follow_fills = a.command == "place" and a.wait > 0 and finishes_at_once(request)
+    fills = Fills(stub, metadata, a.timeout + a.wait / 1000) if follow_fills else None
     try:
         reply = getattr(stub, rpc)(request, metadata=metadata, timeout=a.timeout)
         events = fills.of(reply, a.wait / 1000) if fills else ()
@@ -167,8 +168,8 @@ def finishes_at_once(request: Any) -> bool:
 class Fills:
     """Follows the event stream from before the order is placed, so none of its fills is missed."""
 
-    def __init__(self, stub: Any, metadata: tuple) -> None:
-        self._stream = stub.StreamEvents(pb.StreamEventsRequest(), metadata=metadata)
+    def __init__(self, stub: Any, metadata: tuple, timeout_s: float) -> None:
+        self._stream = stub.StreamEvents(pb.StreamEventsRequest(), metadata=metadata, timeout=timeout_s)
         self._stream.initial_metadata()  # the subscription is live: events from here on arrive
         self._events: queue.Queue[Any] = queue.Queue()
         self.error = ""  # why the stream ended, unless close() ended it
@@ -180,7 +181,7 @@ class Fills:
             for event in self._stream:
                 self._events.put(event)
         except grpc.RpcError as exc:
-            if exc.code() is not grpc.StatusCode.CANCELLED:  # close() cancels; anything else is worth saying
+            if exc.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):  # close()/our bound
                 self.error = f"{exc.code().name}: {exc.details()}"
         self._events.put(None)
 
