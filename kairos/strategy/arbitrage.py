@@ -43,7 +43,8 @@ ARBITRAGE_ID: Final = 1
 COUNTERS: Final = ("fired", "too_small", "completed", "missed", "leg_failures", "leg_timeouts", "hedges_sent",
                    "hedges_filled", "hedges_failed", "hedges_deferred", "hedges_abandoned", "dust",
                    "unknown_events", "recovered", "bad_edge")
-BOARD: Final = ("fired", "bad_edge", "leg_failures", "hedges_sent", "hedges_failed", "hedges_abandoned")
+BOARD: Final = ("fired", "bad_edge", "leg_failures", "hedges_sent", "hedges_filled", "hedges_failed",
+                 "hedges_abandoned")
 
 
 @dataclass(slots=True)
@@ -103,7 +104,7 @@ class CrossArbitrage:
         self._tally = ErrorTally(log)
 
     def counters(self) -> dict[str, int]:
-        """The status-board subset (a row holds 16 counters); ``stats`` has them all."""
+        """The status-board subset (a row holds 32 counters); ``stats`` has them all."""
         return {f"arb_{k}": self.stats[k] for k in BOARD}
 
     def on_market(self, batch: np.ndarray, out: IntentSink) -> None:

@@ -77,7 +77,7 @@ class MarketMaker:
         self.stats = dict.fromkeys(COUNTERS, 0)
 
     def counters(self) -> dict[str, int]:
-        """The status-board subset (a row holds 16 counters); ``stats`` has them all."""
+        """The status-board subset (a row holds 32 counters); ``stats`` has them all."""
         stats = self.stats
         return {"mm_cancels": stats["requotes"] + stats["pulls"], **{f"mm_{k}": stats[k] for k in BOARD}}
 
