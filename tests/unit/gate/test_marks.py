@@ -120,3 +120,24 @@ def test_a_stale_mark_refuses_orders_on_its_venue_only_and_still_values_exposure
     book = Book(s)
     book.refresh_gross()
     assert s.gross == 60000.5                                 # the last good binance mark, not 1e15
+
+
+def test_a_real_jump_is_taken_once_another_venue_shows_it() -> None:
+    s, changed, clock = state(), set(), Clock()
+    bn, okx = Marks(s, Venue.BINANCE, changed, CFG, clock), Marks(s, Venue.OKX, changed, CFG, clock)
+    kb, ko = s.grid.key(Venue.BINANCE, 1), s.grid.key(Venue.OKX, 1)
+    okx_at = records((1, Kind.BBO, 0, 100.0, 101.0))
+    okx_at["venue"] = Venue.OKX
+    bn(records((1, Kind.BBO, 0, 100.0, 101.0)))
+    okx(okx_at)
+    clock.now += 6 * S                                        # both marks stale, then the market is 20 % higher
+    bn(records((1, Kind.BBO, 0, 120.0, 121.0)))
+    assert s.mark(kb) == 100.5 and bn.bad == 1                # held: 20 % off its own last mark
+    okx_at["price"], okx_at["price2"] = 120.0, 121.0
+    okx(okx_at)
+    assert s.mark(ko) == 100.5                                # held too: binance is not fresh either
+    s.mark_ns[ko] = NEVER                                     # okx resyncs (STATUS): its first quote is taken
+    okx(okx_at)
+    assert s.mark(ko) == 120.5
+    bn(records((1, Kind.BBO, 0, 120.0, 121.0)))               # and binance follows the fresh okx mark
+    assert s.mark(kb) == 120.5 and s.mark_ns[kb] == clock.now

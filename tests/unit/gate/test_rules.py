@@ -114,3 +114,16 @@ def test_without_a_valid_fresh_mark_orders_there_get_mark_unavailable_others_tra
     assert reasons(h, gate, ["crossed", "okxtoo"]) == {"crossed": R.MARK_UNAVAILABLE}
     assert gate.state.mark(gate.state.grid.key(Venue.BINANCE, 1)) == (BID + ASK) / 2
     assert h.board.snapshot()[0]["counters"]["bad_quotes"] == 2
+
+
+def test_a_venue_whose_rules_cannot_be_loaded_keeps_the_gate_closed(make_harness: Callable[..., Harness],
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    closed = "{sim: {rest_url: 'http://127.0.0.1:9', ws_url: 'ws://127.0.0.1:9'}}"   # nothing listens there
+    h = make_harness(venues__okx__endpoints=closed)
+    gate = h.gate()
+    h.mark(BID, ASK)
+    h.send(intent("waits", price=59000.0, qty=0.001, tif=Tif.GTC))
+    h.run(gate, cycles=50)
+    assert not gate._ready and h.seen == []                         # fail closed: the intent waits in its ring
+    assert "OKX not reachable" in caplog.text and "filters" in caplog.text
+    assert not any(gate.state.rules.loaded[gate.state.grid.key(Venue.OKX, i)] for i in (1, 2))
