@@ -6,19 +6,26 @@
 
 One unit per process, running exactly the command the supervisor would spawn; feeds share the
 template ``kairos-feed@.service`` (instance = venue). ``kairos-supervisor.service`` runs
-``--watch`` (Type=notify: READY once rings, status board and gRPC are up) and everything else
-Requires it. After= follows the start order, so systemd stops in the supervisor's order: feeds,
-strategy, gate (ExecStop first sends CANCEL_ALL + HALTED through the API when
-supervisor.cancel_on_shutdown), persister, supervisor. Exit code 3 (boot error) is not restarted,
-like FATAL; any other exit is restarted forever (StartLimitIntervalSec=0), like the supervisor's
-BACKOFF (systemd before 254 has no growing delay: RestartSec is backoff_initial_s).
+``--watch`` and everything else Requires it. After= follows the start order, so systemd stops in the
+supervisor's order: feeds, strategy, gate (ExecStop first sends CANCEL_ALL + HALTED through the API when
+supervisor.cancel_on_shutdown), persister, supervisor. Every unit is ``Type=notify`` (READY=1 once
+started) with ``WatchdogSec=heartbeat_timeout_s``: WATCHDOG=1 comes from each process's duty cycle
+(kairos/supervisor/systemd.py), so a hung loop is killed even if its threads live. ``Restart=always``
+(a child that exits 0 is also brought back) but exit code 3 (boot error) is not restarted, like FATAL;
+crash loops are retried forever (StartLimitIntervalSec=0), like the supervisor's BACKOFF (systemd
+before 254 has no growing delay: RestartSec is backoff_initial_s).
 
 Secrets only where needed: every unit reads ``--env-file`` (per-host settings, no secrets), and
 only a role that uses a section's secrets reads ``<secrets-dir>/<section>.env``: the gate (and sim)
 ``venues.env`` with the venue keys, the supervisor ``supervisor.env`` with the API token (the table
 is ``Role.secrets``, the same one kairos/supervisor/secrets.py applies to spawned children). The
 gate's ExecStop reads the token for its one kairosctl call without putting it in the gate's
-environment.
+environment. With ``execution.mode: live`` a missing env file fails the start instead of being skipped.
+
+Each unit runs as ``--user`` (``kairos``, created by the generated ``sysusers.d/kairos.conf``) in a
+sandbox that ``systemd-analyze security`` rates OK (HARDENING): the file system is read-only but for
+the directories its role writes (created by ``tmpfiles.d/kairos.conf``); /dev/shm stays shared for
+the rings (PrivateDevices= keeps it; RemoveIPC= would delete the rings when one unit stops).
 """
 
 from __future__ import annotations
@@ -52,6 +59,49 @@ def chosen(settings: Settings, sim: bool) -> dict[str, list[Role]]:
     return groups
 
 
+HARDENING = """NoNewPrivileges=yes
+CapabilityBoundingSet=
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+KeyringMode=private
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+UMask=0027
+LimitNOFILE=65536
+"""
+"""The sandbox of every unit (no capabilities, nothing writable but ReadWritePaths=, no exotic sockets or
+syscalls). Not set, on purpose: PrivateNetwork= (venues, gRPC), PrivateUsers= (the --watch supervisor
+signals hung processes of the other units), RemoveIPC= (it would unlink the rings)."""
+
+
+def writable(settings: Settings, workdir: Path, module: str) -> list[Path]:
+    """The directories a process writes: logs and exit notes; the gate's journal and paper ledgers (also the
+    supervisor's PlaceOrder log); the persister's spool."""
+    dirs = [settings.logging.dir]
+    if module in ("procs.gate", "procs.supervisor"):
+        dirs.append(settings.risk.journal_dir)
+    if module == "procs.persister":
+        dirs.append(settings.persister.spool_dir)
+    return [workdir / d for d in dirs]  # an absolute setting stays absolute
+
+
 def service(args: argparse.Namespace, settings: Settings, role: Role, earlier: list[str]) -> str:
     cmd_args = (*role.args[:-1], "%i") if role.instance else role.args
     what = f"{role.module} --venue %i" if role.instance else role.role
@@ -60,9 +110,11 @@ def service(args: argparse.Namespace, settings: Settings, role: Role, earlier: l
         stop = (f"ExecStop=-/bin/sh -c 'set -a; . {secrets_file(args, 'supervisor')}; exec {args.python} "
                 "-m kairos.cli.kairosctl --timeout 10 --token \"$$KAIROS__SUPERVISOR__API_TOKEN\" halt --cancel-all "
                 "--reason \"systemd stop\"'\n")
+    ident = "kairos-" + (role.role.rsplit(".", 1)[0] + ".%i" if role.instance else role.role)
     return _unit(
-        args, f"KAIRÓS {what}", f"Requires={SUPERVISOR}\nAfter={' '.join([SUPERVISOR, *earlier])}",
-        "simple", " ".join((args.python, "-m", role.module, *cmd_args)), settings, extra=stop, secrets=role.secrets,
+        args, settings, f"KAIRÓS {what}", f"Requires={SUPERVISOR}\nAfter={' '.join([SUPERVISOR, *earlier])}",
+        " ".join((args.python, "-m", role.module, *cmd_args)), ident, role.module,
+        extra=f"{stop}RestartPreventExitStatus={EXIT_BOOT_ERROR}\n", secrets=role.secrets,
     )
 
 
@@ -71,26 +123,43 @@ def secrets_file(args: argparse.Namespace, section: str) -> Path:
 
 
 def supervisor_unit(args: argparse.Namespace, settings: Settings) -> str:
-    return _unit(args, "KAIRÓS supervisor (--watch: status board, rings, gRPC API)", "After=network-online.target\n"
-                 "Wants=network-online.target", "notify", f"{args.python} -m procs.supervisor --watch", settings,
-                 extra="Restart=always\n", secrets=("supervisor",))
+    return _unit(args, settings, "KAIRÓS supervisor (--watch: status board, rings, gRPC API)",
+                 "After=network-online.target\nWants=network-online.target",
+                 f"{args.python} -m procs.supervisor --watch", "kairos-supervisor", "procs.supervisor",
+                 secrets=("supervisor",))
 
 
-def _unit(args: argparse.Namespace, desc: str, deps: str, kind: str, exec_start: str, settings: Settings,
-          extra: str = "", secrets: tuple[str, ...] = ()) -> str:
-    user = f"User={args.user}\nGroup={args.user}\n" if args.user else ""
+def _unit(args: argparse.Namespace, settings: Settings, desc: str, deps: str, exec_start: str, ident: str,
+          module: str, extra: str = "", secrets: tuple[str, ...] = ()) -> str:
     config_dir = f"Environment=KAIROS_CONFIG_DIR={args.config_dir}\n" if args.config_dir else ""
-    restart = "" if "Restart=" in extra else f"Restart=on-failure\nRestartPreventExitStatus={EXIT_BOOT_ERROR}\n"
-    env_files = "".join(f"EnvironmentFile=-{path}\n"
+    optional = "" if settings.execution.mode == "live" else "-"  # live: a missing file fails the start
+    env_files = "".join(f"EnvironmentFile={optional}{path}\n"
                         for path in (args.env_file, *(secrets_file(args, section) for section in secrets)))
+    rw = " ".join(str(d) for d in writable(settings, args.workdir, module))
+    cfg = settings.supervisor
     return (
         f"# Generated by scripts/gen_systemd.py from the supervisor's child table: do not edit.\n"
         f"[Unit]\nDescription={desc}\n{deps}\nPartOf={TARGET}\nStartLimitIntervalSec=0\n\n"
-        f"[Service]\nType={kind}\n{user}WorkingDirectory={args.workdir}\n{config_dir}"
+        f"[Service]\nType=notify\nNotifyAccess=main\nWatchdogSec={cfg.heartbeat_timeout_s:g}\n"
+        f"User={args.user}\nGroup={args.user}\nWorkingDirectory={args.workdir}\n{config_dir}"
         f"Environment=PYTHONUNBUFFERED=1\n{env_files}ExecStart={exec_start}\n{extra}"
-        f"{restart}RestartSec={settings.supervisor.backoff_initial_s:g}\nKillMode=mixed\n"
-        f"TimeoutStopSec={settings.supervisor.graceful_secs + 5:g}\n\n[Install]\nWantedBy={TARGET}\n"
+        f"Restart=always\nRestartSec={cfg.backoff_initial_s:g}\nKillMode=mixed\n"
+        f"TimeoutStopSec={cfg.graceful_secs + 5:g}\n"
+        f"SyslogIdentifier={ident}\nReadWritePaths={rw}\n{HARDENING}\n[Install]\nWantedBy={TARGET}\n"
     )
+
+
+def sysusers(args: argparse.Namespace) -> str:
+    return (f"# Generated by scripts/gen_systemd.py: install as /etc/sysusers.d/kairos.conf.\n"
+            f"u {args.user} - \"KAIRÓS Core trading engine\" {args.workdir} /usr/sbin/nologin\n")
+
+
+def tmpfiles(args: argparse.Namespace, settings: Settings) -> str:
+    """Every directory a unit may write, owned by the service user (ReadWritePaths= needs them to exist)."""
+    modules = {"procs.supervisor", *(role.module for role in ROLES)}
+    dirs = sorted({d for module in modules for d in writable(settings, args.workdir, module)})
+    return ("# Generated by scripts/gen_systemd.py: install as /etc/tmpfiles.d/kairos.conf.\n"
+            + "".join(f"d {d} 0750 {args.user} {args.user} -\n" for d in dirs))
 
 
 def target(units: list[str]) -> str:
@@ -99,7 +168,8 @@ def target(units: list[str]) -> str:
 
 
 def generate(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
-    """File name -> text for every unit; start order is the reverse of the stop phases."""
+    """File name -> text for every unit, the sysusers.d and tmpfiles.d files; start order is the reverse of the
+    stop phases."""
     files = {SUPERVISOR: supervisor_unit(args, settings)}
     instances, earlier = [SUPERVISOR], []
     for roles in sorted(chosen(settings, args.sim).values(), key=lambda group: -group[0].stop_phase):
@@ -109,13 +179,15 @@ def generate(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
         instances += names
         earlier += names
     files[TARGET] = target(instances)
+    files["sysusers.d/kairos.conf"] = sysusers(args)
+    files["tmpfiles.d/kairos.conf"] = tmpfiles(args, settings)
     return files
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.gen_systemd", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "build" / "systemd")
-    p.add_argument("--user", default="", help="run as this user (default: the unit's default, root)")
+    p.add_argument("--user", default="kairos", help="the service user and group (sysusers.d/kairos.conf creates it)")
     p.add_argument("--workdir", type=Path, default=ROOT)
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--env-file", default="/etc/kairos/kairos.env", help="per-host KAIROS__... settings, no secrets")
@@ -127,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.load(args.config_dir)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in generate(args, settings).items():
+        (args.out / name).parent.mkdir(exist_ok=True)
         (args.out / name).write_text(text)
         print(args.out / name)
     return 0
