@@ -24,7 +24,7 @@ from kairos.execution.paper import PaperExecutor
 from kairos.gate.blotter import Blotter
 from kairos.gate.book import Book
 from kairos.gate.compact import compact
-from kairos.gate.desk import Desk
+from kairos.gate.desk import DISK_FULL, Desk
 from kairos.gate.events import EventWriter
 from kairos.gate.journal import AppendLog
 from kairos.gate.marks import Marks
@@ -156,7 +156,8 @@ class GateAgent:
         except OSError as exc:
             if exc.errno not in DISK_ERRNOS or self.desk is None:
                 raise
-            log.exception("disk error in the gate's duty cycle")
+            if not self.desk.blotter.why.startswith(DISK_FULL):  # the first one with its traceback, then tallied
+                log.exception("disk error in the gate's duty cycle")
             self.desk.disk_full(exc)
             return 0
 
