@@ -8,7 +8,9 @@ events, never a lost one).
 
 A journal that cannot be written (disk full, any OSError): `accept` raises, so the order is never
 sent; a rejection or a halt still takes effect (nothing is sent) and reports stay queued, each
-reported to ``on_journal_error`` (the desk halts trading, DISK_FULL); leaving HALTED raises.
+reported to ``on_journal_error`` (the desk halts trading, DISK_FULL); leaving HALTED raises. A halt
+that could not be journaled is written before any other entry once the journal works again (`retry`
+each duty cycle), so a restart after the disk was freed still starts HALTED.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ _HALTED = int(TradingState.HALTED)
 
 
 class Blotter:
-    __slots__ = ("book", "journal", "on_journal_error", "orders", "refused", "why")
+    __slots__ = ("book", "journal", "on_journal_error", "orders", "pending", "refused", "why")
 
     def __init__(self, orders: Orders, book: Book, journal: AppendLog) -> None:
         self.orders = orders
@@ -36,12 +38,14 @@ class Blotter:
         self.journal = journal
         self.why = ""  # the reason given for the current trading state
         self.refused = 0  # state changes refused because the journal could not be written
+        self.pending: dict[str, Any] | None = None  # a halt not journaled yet
         self.on_journal_error: Callable[[OSError], None] = _raise
 
     def accept(self, order: Order, wall_ns: int, record: bool = True) -> None:
         """A new order: journal it (before the caller submits it), count it open, reserve funds."""
         order.accepted_ns = wall_ns
         if record:
+            self._flush()
             self.journal.append(J.accepted(order, wall_ns))
         self.orders.add(order)
         self.book.open(order)
@@ -55,17 +59,34 @@ class Blotter:
         """A halt applies even when it cannot be journaled; any other state raises OSError then (and
         does not apply): trading resumes only with a journal that works."""
         if record:
+            entry = J.trading(state, why, wall_ns)
             try:
-                self.journal.append(J.trading(state, why, wall_ns))
+                self._flush()
+                self.journal.append(entry)
             except OSError:
                 if state != _HALTED:
                     self.refused += 1
                     raise
+                self.pending = entry
         self.book.s.trading = state
         self.why = why
 
+    def retry(self) -> None:
+        """Journal a halt that could not be written, as soon as the journal works again."""
+        if self.pending is not None:
+            try:
+                self._flush()
+            except OSError as exc:
+                self.on_journal_error(exc)
+
+    def _flush(self) -> None:
+        if self.pending is not None:
+            self.journal.append(self.pending)
+            self.pending = None
+
     def _write(self, entry: dict[str, Any]) -> bool:
         try:
+            self._flush()
             self.journal.append(entry)
         except OSError as exc:
             self.on_journal_error(exc)

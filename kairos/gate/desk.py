@@ -234,6 +234,7 @@ class Desk:
             self.events.flush()
         finally:
             self.metrics.events.add(self.events.published - published)
+        self.blotter.retry()
         if self._unrecorded:
             self.blotter.record(self._unrecorded, time.time_ns())  # what it could not write stays queued
         self.metrics.open_orders.set(self.state.open_orders)

@@ -96,6 +96,24 @@ def test_a_full_journal_disk_halts_disk_full_and_the_operator_resumes(
     journal = Path(h.settings.risk.journal_dir) / f"{h.prefix}.gate.jsonl"
     entries = [orjson.loads(line) for line in journal.read_bytes().splitlines()]  # no torn line left behind
     assert [e["c"] for e in entries if e["t"] == "A"] == ["before", "after"]
-    assert [(e["s"], e["why"]) for e in entries if e["t"] == "T"] == [(TradingState.ACTIVE, "manual SET_STATE")]
+    [halted, active] = [(e["s"], e["why"]) for e in entries if e["t"] == "T"]  # the halt journaled once it could be
+    assert halted[0] == TradingState.HALTED and halted[1].startswith("DISK_FULL") and active[0] == TradingState.ACTIVE
     again = h.gate()                                            # the next start replays it cleanly
     assert again.state.trading == TradingState.ACTIVE and b"after" in again.desk.blotter.orders.all
+
+
+def test_a_halt_journaled_late_survives_a_restart(make_harness: Callable[..., Harness],
+                                                  small_disk: Callable[[str, str], Path]) -> None:
+    disk = small_disk("journal", "256k")
+    h = make_harness(risk__journal_dir=str(disk))
+    gate = h.gate()
+    h.mark(100.0, 101.0)
+    filler = fill(disk)
+    exhaust(gate.desk.blotter.journal)
+    h.send(intent("nospace", qty=0.1))
+    h.run(gate, has(ExecKind.REJECT, "nospace"))
+    assert gate.desk.blotter.pending is not None, "the halt could not be journaled yet"
+    filler.unlink()                                             # space returns; nobody resumes
+    h.run(gate, lambda _: gate.desk.blotter.pending is None, cycles=20)
+    restarted = h.gate()
+    assert restarted.state.trading == TradingState.HALTED and restarted.desk.blotter.why.startswith("DISK_FULL")
