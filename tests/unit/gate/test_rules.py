@@ -109,6 +109,7 @@ def test_without_a_valid_fresh_mark_orders_there_get_mark_unavailable_others_tra
     h.send(intent("before", price=59000.0, qty=0.001, tif=Tif.GTC))
     assert reasons(h, gate, ["before"]) == {}
     h.producers["md.binance"].publish(status(Venue.BINANCE, BookStatus.RESYNCING))
+    h.mark(BID, ASK, venue="okx")                                   # okx stays fresh (age limit 50 ms)
     h.send(intent("resync", price=59000.0, qty=0.001, tif=Tif.GTC))
     h.send(intent("okxok", price=59000.0, qty=0.001, tif=Tif.GTC, venue=Venue.OKX))
     assert reasons(h, gate, ["resync", "okxok"]) == {"resync": R.MARK_UNAVAILABLE}
