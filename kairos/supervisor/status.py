@@ -93,13 +93,18 @@ class StatusView:
         return None
 
     def gate_doubt(self, rows: dict[str, dict[str, Any]], now_ns: int) -> str:
-        """Why the gate's published state is not its live word now ('' when every gate role is RUNNING)."""
-        managed = {info.role: info.state for info in self._children()}
+        """Why the gate's published state is not its live word now ('' when every gate role is RUNNING by the
+        supervisor's view and in its duty loop by its own row: a gate still reconciling has not published yet)."""
+        managed = {info.role: info for info in self._children()}
         for role in sorted(self._halting):
-            row = rows.get(role)
-            state = managed.get(role) or (observed_state(row, now_ns, self._timeout_s) if row else ChildState.STOPPED)
-            if state is not ChildState.RUNNING:
-                return f"{role} is {state.name}"
+            row, info = rows.get(role), managed.get(role)
+            if info is not None and info.state is not ChildState.RUNNING:
+                return f"{role} is {info.state.name}"
+            if row is None or (info is not None and row["pid"] != info.pid):
+                return f"{role} has not reported yet"
+            own = observed_state(row, now_ns, self._timeout_s)
+            if own is not ChildState.RUNNING:
+                return f"{role} is {own.name}"
         return ""
 
     def system_status(self) -> Any:

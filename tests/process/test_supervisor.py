@@ -72,16 +72,16 @@ def test_while_the_gate_is_down_trading_is_unknown_not_stale(supervised: Start, 
     sup = supervised([child("gate", "gate", log, halts=True)], supervisor__backoff_initial_s="3",
                      supervisor__backoff_max_s="3")
     gate = sup.wait_process("gate", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING")
-    assert sup.status().trading_state == pb.TRADING_STATE_ACTIVE
+    wait_until(lambda: sup.status().trading_state == pb.TRADING_STATE_ACTIVE, "the gate's first state")
     os.kill(gate.pid, signal.SIGKILL)
-    status = wait_until(lambda: (s := sup.status()).trading_state_note and s, "the gate's death to show")
-    assert status.trading_state == pb.TRADING_STATE_UNSPECIFIED and status.trading_state_note == "gate is BACKOFF"
+    status = wait_until(lambda: (s := sup.status()).trading_state_note == "gate is BACKOFF" and s, "gate BACKOFF")
+    assert status.trading_state == pb.TRADING_STATE_UNSPECIFIED  # not the ACTIVE the dead gate last wrote
     down = next(p for p in status.processes if p.role == "gate")
     assert down.last_error == "killed by SIGKILL" and 0.0 < down.next_attempt_in_s <= 3.0
     text = render.status(status)
     assert "trading UNKNOWN (gate is BACKOFF" in text and "gate: BACKOFF, next attempt in" in text
     sup.wait_process("gate", lambda p: p.state == pb.CHILD_STATE_RUNNING, "RUNNING again")
-    assert sup.status().trading_state == pb.TRADING_STATE_ACTIVE
+    wait_until(lambda: sup.status().trading_state == pb.TRADING_STATE_ACTIVE, "the restarted gate's live state")
     assert sup.stop() == 0
 
 
