@@ -17,14 +17,15 @@ The checks are plain float compares (NaN fails every one of them), no numpy per 
 
 from __future__ import annotations
 
-from typing import Any, Final
+import struct
+from typing import Final
 
 import numpy as np
 
 from kairos.config import FeedConfig
-from kairos.feeds.base import RECORD, BookMsg
+from kairos.feeds.base import BookMsg
 from kairos.logs import ErrorTally
-from kairos.records import Kind
+from kairos.records import MARKET_DATA, Kind
 
 NOT_FINITE: Final = "not_finite"
 NOT_POSITIVE: Final = "not_positive"
@@ -45,9 +46,10 @@ VENUE_WIDE: Final = -1
 MIN_PRICE: Final = 1e-8
 """The smallest price the 8-decimal book keys can hold."""
 
-_BBO: Final = int(Kind.BBO)
 _TRADE: Final = int(Kind.TRADE)
-_UNPACK: Final = RECORD.unpack_from
+_QUOTE: Final = struct.Struct("<ddddI2xB").unpack_from
+"""price, qty, price2, qty2, instrument, kind of a MARKET_DATA row, read from its byte 24."""
+assert [MARKET_DATA.fields[f][1] for f in ("price", "instrument", "kind")] == [24, 56, 62]
 _U63: Final = 1 << 63
 
 
@@ -89,32 +91,43 @@ class QuoteGuard:
         self._held: dict[int, tuple[float, int]] = {}  # instrument -> (bid + ask held back, quotes agreeing since)
 
     def rows(self, out: np.ndarray, lo: int, hi: int) -> int:
-        """Hot path: check rows [lo, hi); rejected rows are dropped (later ones move up); returns the new end."""
-        end = lo
+        """Hot path: check rows [lo, hi); rejected rows are dropped (later ones move up); returns the new end.
+
+        The common case is one chained compare per pair and one dict lookup for the jump reference;
+        anything unusual (a bad value, a jump, a held quote) takes the slow path that names the reason.
+        """
+        end, max_price, max_qty, jump = lo, self._max_price, self._max_qty, self._jump
+        refs, held = self._ref, self._held
         for row in range(lo, hi):
-            rec = _UNPACK(out, row << 6)
-            reason = self._check(rec)
+            p, q, p2, q2, inst, kind = _QUOTE(out, (row << 6) + 24)
+            if kind == _TRADE:
+                ok = MIN_PRICE <= p <= max_price and 0.0 < q <= max_qty
+            else:  # BBO: both sides valid, bid < ask, mid within max_jump_bps of the last good one
+                mid2 = p + p2
+                ref = refs.get(inst, 0.0)
+                ok = (MIN_PRICE <= p < p2 <= max_price and 0.0 < q <= max_qty and 0.0 < q2 <= max_qty
+                      and abs(mid2 - ref) <= ref * jump and not held)
+                if ok:
+                    refs[inst] = mid2
+            reason = None if ok else self._check(p, q, p2, q2, inst, kind)
             if reason is None:
                 if end != row:
                     out[end] = out[row]
                 end += 1
             else:
-                self._reject(rec[7], reason, f"{Kind(rec[9]).name} {rec[3]!r}/{rec[4]!r} {rec[5]!r}/{rec[6]!r}")
+                self._reject(inst, reason, f"{Kind(kind).name} {p!r}/{q!r} {p2!r}/{q2!r}")
         return end
 
-    def _check(self, rec: tuple[Any, ...]) -> str | None:
-        kind, max_price, max_qty = rec[9], self._max_price, self._max_qty
-        reason = level_problem(rec[3], rec[4], max_price, max_qty)
+    def _check(self, p: float, q: float, p2: float, q2: float, inst: int, kind: int) -> str | None:
+        """Slow path: why a row fails, or None after the jump bookkeeping for a first or returning quote."""
+        max_price, max_qty = self._max_price, self._max_qty
+        reason = level_problem(p, q, max_price, max_qty)
         if kind == _TRADE or reason is not None:
             return reason
-        if kind != _BBO:
-            return None
-        reason = level_problem(rec[5], rec[6], max_price, max_qty)
+        reason = level_problem(p2, q2, max_price, max_qty)
         if reason is not None:
             return reason
-        if rec[3] >= rec[5]:
-            return CROSSED
-        return self._jumped(rec[7], rec[3] + rec[5])
+        return CROSSED if p >= p2 else self._jumped(inst, p + p2)
 
     def _jumped(self, instrument: int, mid2: float) -> str | None:
         ref, jump = self._ref.get(instrument, 0.0), self._jump
