@@ -3,7 +3,8 @@
 Fires when ``(bid_sell / ask_buy - 1) * 1e4 > taker_fee_buy + taker_fee_sell + min_edge_bps`` on two
 tradeable books, with two IOC LIMIT legs sized ``min(ask size, bid size, max_qty, limits)``. A gross
 edge above ``max_edge_bps`` is a data error (a 1e15 or 1e-8 quote on one venue), not an opportunity:
-that pair is skipped, counted ``bad_edge`` and logged at most once per 10 s.
+that pair is skipped, counted ``bad_edge`` and logged at most once per 10 s; a hedge waits
+(deferred) while two books are that far apart.
 
 Leg-risk policy (docs/STRATEGIES.md): one trade per instrument at a time. When both legs are done,
 or ``leg_timeout_ms`` has passed (pending legs then get a CANCEL), a net residual of at least
@@ -233,7 +234,8 @@ class CrossArbitrage:
             if not trade.deferred:
                 trade.deferred = True
                 self.stats["hedges_deferred"] += 1
-                log.warning("arb hedge deferred instrument %d: no tradeable book", trade.instrument)
+                log.warning("arb hedge deferred instrument %d: no tradeable book, or books further apart than "
+                            "max_edge_bps (one is bad data)", trade.instrument)
             return
         venue, price = target
         self._send(trade, out, venue, side, price, abs(exposure), now, hedge=True)
@@ -244,10 +246,12 @@ class CrossArbitrage:
                     trade.instrument, side.name, abs(exposure), venue, price)
 
     def _hedge_target(self, inst: int, side: Side, now: int) -> tuple[int, float] | None:
-        """Best venue for the hedge (highest bid to sell, lowest ask to buy) and a marketable limit."""
-        slip = self._cfg.hedge_slippage_bps / 1e4
+        """Best venue for the hedge (highest bid to sell, lowest ask to buy) and a marketable limit; None
+        without a tradeable book or while two are further apart than max_edge_bps (which one is bad is
+        unknown: hedging on it would trade at a bad-data price)."""
+        slip, max_edge = self._cfg.hedge_slippage_bps / 1e4, self._cfg.max_edge_bps
         live = self._live(inst, now)
-        if not live:
+        if not live or any((b.bid / a.ask - 1.0) * 1e4 > max_edge for _, a in live for _, b in live):
             return None
         if side == Side.SELL:
             venue, top = max(live, key=lambda vt: vt[1].bid)

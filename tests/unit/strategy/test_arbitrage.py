@@ -201,6 +201,18 @@ def test_hedge_waits_for_a_tradeable_book() -> None:
     assert len(rig.timer(50)) == 1
 
 
+def test_hedge_waits_while_the_books_are_further_apart_than_max_edge_bps() -> None:
+    rig = Rig(max_edge_bps=300.0)
+    buy, sell = rig.fire()
+    ts = rig.clock.now_ns()
+    rig.market(bbo(B, 1, 99.9, 100.0, ts=ts), bbo(X, 1, 1e15, 1.0000001e15, ts=ts))   # okx: bad data
+    assert len(rig.events(fill(buy, 0.01), reject(sell))) == 0      # never a SELL hedge at 1e15
+    assert rig.arb.stats["hedges_deferred"] == 1 and len(rig.timer(50)) == 0
+    rig.market(bbo(X, 1, 100.1, 100.3, ts=rig.clock.now_ns()))
+    (hedge,) = rig.timer(50)
+    assert (hedge["side"], hedge["venue"]) == (Side.SELL, X) and hedge["price"] < 101
+
+
 def test_failed_hedges_are_retried_then_instrument_halts() -> None:
     rig = Rig(max_hedge_attempts=2, cooldown_ms=0)
     buy, sell = rig.fire()
