@@ -62,7 +62,6 @@ def chosen(settings: Settings, sim: bool) -> dict[str, list[Role]]:
 HARDENING = """NoNewPrivileges=yes
 CapabilityBoundingSet=
 ProtectSystem=strict
-ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
 PrivateMounts=yes
@@ -100,6 +99,18 @@ def writable(settings: Settings, workdir: Path, module: str) -> list[Path]:
     if module == "procs.persister":
         dirs.append(settings.persister.spool_dir)
     return [workdir / d for d in dirs]  # an absolute setting stays absolute
+
+
+HOMES = (Path("/home"), Path("/root"), Path("/run/user"))
+
+
+def protect_home(python: str) -> str:
+    """ProtectHome=yes, unless the interpreter lives in a home (pyenv, uv): then the homes are an empty tmpfs
+    with only its installation bound in, read-only (and reachable by the service user)."""
+    prefix = Path(python).resolve().parent.parent  # <prefix>/bin/python3.x: the stdlib lives under <prefix>
+    if not any(prefix.is_relative_to(home) for home in HOMES):
+        return "ProtectHome=yes\n"
+    return f"ProtectHome=tmpfs\nBindReadOnlyPaths={prefix}\n"
 
 
 def service(args: argparse.Namespace, settings: Settings, role: Role, earlier: list[str]) -> str:
@@ -145,7 +156,8 @@ def _unit(args: argparse.Namespace, settings: Settings, desc: str, deps: str, ex
         f"Environment=PYTHONUNBUFFERED=1\n{env_files}ExecStart={exec_start}\n{extra}"
         f"Restart=always\nRestartSec={cfg.backoff_initial_s:g}\nKillMode=mixed\n"
         f"TimeoutStopSec={cfg.graceful_secs + 5:g}\n"
-        f"SyslogIdentifier={ident}\nReadWritePaths={rw}\n{HARDENING}\n[Install]\nWantedBy={TARGET}\n"
+        f"SyslogIdentifier={ident}\nReadWritePaths={rw}\n{protect_home(args.python)}{HARDENING}\n"
+        f"[Install]\nWantedBy={TARGET}\n"
     )
 
 
@@ -196,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config-dir", type=Path, help="KAIROS_CONFIG_DIR for every unit (default: workdir/config)")
     p.add_argument("--sim", action="store_true", help="also a kairos-sim.service (staging without venues)")
     args = p.parse_args(argv)
+    if any(args.workdir.resolve().is_relative_to(home) for home in HOMES):
+        p.error(f"--workdir {args.workdir} is in a home directory, which the units cannot see (ProtectHome=)")
     settings = config.load(args.config_dir)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in generate(args, settings).items():
