@@ -7,11 +7,13 @@ key, e.g. per book), then at most one line per interval, and prints what it supp
 
 from __future__ import annotations
 
+import atexit
 import logging
 import logging.handlers
 import os
 import sys
 import time
+import weakref
 from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
@@ -73,10 +75,11 @@ class ErrorTally:
 
     ``key`` names what went wrong (a book, a symbol): two books with the same kind of error are
     logged independently. A later line for a key says how many were suppressed since the last one;
-    `flush` prints what is still suppressed (call it at shutdown, so no count is lost).
+    `flush` prints what is still suppressed: at interpreter exit for every live tally (`flush_all`),
+    earlier where the owner closes (the feed's on_close), so no count is lost when a run ends.
     """
 
-    __slots__ = ("_interval_ns", "_last_log_ns", "_log", "_since_log", "counts")
+    __slots__ = ("__weakref__", "_interval_ns", "_last_log_ns", "_log", "_since_log", "counts")
 
     def __init__(self, logger: logging.Logger, interval_s: float = 10.0) -> None:
         self._log = logger
@@ -84,6 +87,7 @@ class ErrorTally:
         self.counts: dict[str, int] = {}
         self._since_log: dict[tuple[str, str], int] = {}
         self._last_log_ns: dict[tuple[str, str], int] = {}
+        _LIVE.add(self)
 
     def __call__(self, kind: str, detail: str = "", key: str = "") -> None:
         count = self.counts.get(kind, 0) + 1
@@ -116,3 +120,14 @@ class ErrorTally:
 
 def _named(key: str) -> str:
     return f" [{key}]" if key else ""
+
+
+_LIVE: weakref.WeakSet[ErrorTally] = weakref.WeakSet()
+
+
+def flush_all() -> int:
+    """The shutdown summary of every live `ErrorTally` (registered with atexit); returns the lines logged."""
+    return sum(tally.flush() for tally in list(_LIVE))
+
+
+atexit.register(flush_all)  # after logging's own atexit hook was registered, so it runs before logging shuts down

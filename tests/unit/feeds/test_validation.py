@@ -7,6 +7,7 @@ import contextlib
 import logging
 import struct
 from collections.abc import Iterator
+from concurrent.futures import Future
 
 import numpy as np
 import orjson
@@ -19,8 +20,10 @@ from kairos.errors import ConfigError
 from kairos.feeds.agent import FeedAgent
 from kairos.feeds.base import RECORD, BookMsg
 from kairos.feeds.binance import BinanceFeed
+from kairos.feeds.okx import OkxFeed
 from kairos.feeds.session import FrameTooLarge, _BoundedFrames
 from kairos.feeds.stats import OTHER, FeedStats
+from kairos.feeds.sync import BookSync
 from kairos.feeds.validate import (
     BAD_BOOK_MSG,
     CROSSED,
@@ -241,3 +244,37 @@ def test_config_ranges_are_declared(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ConfigError, match=f"feeds.{key.lower()}"):
             config.load(env={f"KAIROS__FEEDS__{key}": bad})
     assert config.load(env={}).feeds.max_frame_bytes == 1_048_576
+
+
+def test_every_live_tally_is_summarised_at_exit(caplog: pytest.LogCaptureFixture) -> None:
+    tally = ErrorTally(logging.getLogger("t.exit"), interval_s=3600)
+    with caplog.at_level(logging.WARNING, logger="t.exit"):
+        tally("bad_message", "x", key="ETH-USDT")
+        tally("bad_message", "y", key="ETH-USDT")
+        assert logs.flush_all() >= 1
+    assert caplog.records[-1].getMessage() == "bad_message [ETH-USDT]: 1 more since last report (total 2)"
+
+
+def test_gaps_on_two_okx_books_within_the_interval_are_both_logged(caplog: pytest.LogCaptureFixture) -> None:
+    snapshots: list[Future[bytes]] = []
+
+    class Rest:
+        def fetch(self, url: str, params: dict[str, str]) -> Future[bytes]:
+            snapshots.append(Future())
+            return snapshots[-1]
+
+        def close(self) -> None:
+            return None
+
+    feed = OkxFeed({"BTC-USDT": 1, "ETH-USDT": 2}, ("depth",))
+    sync = BookSync(feed, "http://venue", CFG, Rest(), ErrorTally(logging.getLogger("t.gaps")), book_bbo=False)
+    out = np.zeros(256, MARKET_DATA)
+    sync.start()
+    for inst in (1, 2):
+        sync.on_book(BookMsg(inst, 0, 10, 1, [["100", "1"]], [["101", "1"]], True), out, 0, 1)  # WS snapshot
+    with caplog.at_level(logging.WARNING, logger="t.gaps"):
+        for inst in (1, 2):
+            sync.on_book(BookMsg(inst, 15, 15, 1, [], [], False), out, 0, 1)
+    assert [r.getMessage() for r in caplog.records] == ["book_gap [BTC-USDT] (total 1): expected first 11, got 15..15",
+                                                        "book_gap [ETH-USDT] (total 2): expected first 11, got 15..15"]
+    assert sync.counts["gaps"] == 2 and len(snapshots) == 0  # the REST snapshots are asked for on the next poll
