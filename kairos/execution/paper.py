@@ -183,12 +183,12 @@ class PaperExecutor(Executor):
             return RejectReason.VENUE_REJECTED, "-2010", "Duplicate order sent."
         if req.instrument not in self._assets:
             return RejectReason.VENUE_REJECTED, "-1121", "Invalid symbol."
-        _, _, broken = self._filters[req.instrument].rounded(
-            None if req.order_type == OrderType.MARKET else req.price, req.qty, req.side)
-        if broken:
-            return RejectReason.VENUE_FILTER, "-1013", f"Filter failure: {broken}"
         if req.order_type == OrderType.MARKET and touch <= 0.0:
             return RejectReason.VENUE_REJECTED, "-2010", "No market to fill against."
+        _, _, broken = self._filters[req.instrument].rounded(  # a MARKET order's notional: at the touch
+            touch if req.order_type == OrderType.MARKET else req.price, req.qty, req.side)
+        if broken:
+            return RejectReason.VENUE_FILTER, "-1013", f"Filter failure: {broken}"
         if crosses and req.order_type == OrderType.LIMIT_MAKER:
             return RejectReason.VENUE_REJECTED, "-2010", "Order would immediately match and take."
         lock, asset = self._lock(req, touch)

@@ -229,6 +229,10 @@ def test_orders_off_the_venue_rules_are_refused_as_the_venue_does(clock: Clock) 
         (report,) = ex.drain()
         assert (report.kind, report.reason, report.venue_code, report.message) == (
             ExecKind.REJECT, RejectReason.VENUE_FILTER, "-1013", f"Filter failure: {broken}")
+    ex.submit(order("f5", qty=0.04, order_type=OrderType.MARKET, tif=Tif.IOC))   # 0.04 x touch 101 = 4.04
+    clock.now += 2 * MS
+    (report,) = ex.drain()
+    assert (report.reason, report.message) == (RejectReason.VENUE_FILTER, "Filter failure: NOTIONAL")
     assert ex.filters(1) is BTC_RULES
 
 
