@@ -4,13 +4,16 @@
 process edge (kairos/process.py) writes it next to the fatal log line; the supervisor removes it
 before each spawn and takes it after the exit, so a note always belongs to the run that just ended.
 A signal leaves no note: the exit status already names it. Writing is best effort: a full or
-read-only disk must not turn a clean error exit into a second failure.
+read-only disk must not turn a clean error exit into a second failure. In --watch mode systemd
+reaps the processes, so nobody takes the note: the supervisor shows it as it stands, with its age.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kairos.config import Settings
@@ -45,6 +48,20 @@ def take(path: Path) -> str:
         return ""
     clear(path)
     return text
+
+
+def watched(settings: Settings) -> Callable[[str], str]:
+    """--watch mode: role -> its last note and how old it is ('' if it left none)."""
+
+    def peek(role: str) -> str:
+        path = note_path(settings, role)
+        try:
+            text, age_s = path.read_text(errors="replace").strip(), time.time() - path.stat().st_mtime
+        except OSError:
+            return ""
+        return f"last exit: {text} ({age_s:.0f}s ago)"
+
+    return peek
 
 
 def clear(path: Path) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from kairos import exits
 from kairos.api.commands import ManualOrders
 from kairos.api.events import EventHub
 from kairos.api.orders import Placements
@@ -47,7 +48,7 @@ class EngineApi:
         self.gate = GateStateReader(rings.prefix)
         orders = OrderLatencies(rings["trace"].consumer("supervisor")) if "trace" in rings.rings else None
         self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s,
-                                 orders)
+                                 orders, exits.watched(settings) if mode == "watch" else None)
         servicer = TradingEngineServicer(Validator.from_settings(instruments, settings.venues), self.manual,
                                          self.hub, self.gate, self.status, cfg.order_timeout_s, self.placements)
         self.server = ApiServer(servicer, cfg)

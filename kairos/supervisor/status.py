@@ -65,9 +65,9 @@ class StatusView:
 
     def __init__(self, mode: str, children: Callable[[], tuple[ChildInfo, ...]], board: Any, rings: RingSet,
                  gate: Any, halting_roles: frozenset[str], heartbeat_timeout_s: float,
-                 orders: OrderLatencies | None = None) -> None:
+                 orders: OrderLatencies | None = None, last_words: Callable[[str], str] | None = None) -> None:
         self.mode, self._children, self._board, self._rings, self._gate = mode, children, board, rings, gate
-        self._orders = orders
+        self._orders, self._last_words = orders, last_words  # last_words: --watch mode exit notes (kairos/exits.py)
         self._halting, self._timeout_s = halting_roles, heartbeat_timeout_s
         self._started = time.monotonic()
         self.meter = RateMeter()
@@ -141,9 +141,10 @@ class StatusView:
 
     def _observed(self, row: dict[str, Any], now_ns: int) -> Any:
         state = ChildState.RUNNING if row["pid"] == os.getpid() else observed_state(row, now_ns, self._timeout_s)
+        last = self._last_words(row["role"]) if self._last_words else ""
         proc = pb.ProcessStatus(role=row["role"], state=to_pb(state), state_name=state.name, pid=row["pid"],
                                 uptime_s=(now_ns - row["start_ns"]) / 1e9 if row["alive"] else 0.0, managed=False,
-                                next_attempt_in_s=-1.0)
+                                next_attempt_in_s=-1.0, last_error=last)
         self._fill_from_row(proc, row, now_ns)
         return proc
 
