@@ -2,15 +2,18 @@
 
 Per instrument (one `_Track`)::
 
-    IDLE --connect--> AWAIT --snapshot spliced--> LIVE --gap / bad level--> AWAIT (STATUS RESYNCING)
-      ^                 | in-stream snapshot (OKX) ---^                        |
-      +----disconnect (STATUS DISCONNECTED)---------------------------------------+
+    IDLE --connect--> AWAIT --snapshot spliced--> LIVE --gap / desync--> AWAIT (STATUS RESYNCING)
+      ^                 | in-stream snapshot (OKX) ---^                     |
+      +----disconnect (STATUS DISCONNECTED)------------------------------------+
 
 AWAIT buffers book messages and asks REST for a snapshot once the first one is buffered (Binance's
 documented order). A snapshot valid at id S is spliced by dropping buffered messages with
 ``last <= S``; the first kept one must satisfy ``first <= S + 1 <= last`` (else the snapshot is too
 old: fetch again). From then on every message must continue the chain, ``first == last + 1``;
-anything else resyncs only that book. Snapshot failures retry with backoff; after
+anything else resyncs only that book. So does a desync (feeds/validate.py): a bad level, a bad book
+message, or a top that is one-sided, crossed or jumped after an update; none of it is published.
+A snapshot that is empty on a side, crossed or has a bad level fails like a failed fetch (the
+buffer is kept for the next one). Snapshot failures retry with backoff; after
 ``feeds.snapshot_retries`` consecutive failures `BookSyncError` ends the process (the supervisor
 restarts it). Book records (STATUS, DEPTH bursts, book BBO) are written into the caller's array.
 """
