@@ -8,6 +8,8 @@ The feed publishes these counters (names are what `kairosctl status` shows)::
 and one ``rej.<reason>.<venue symbol>`` counter per (instrument, reason) seen, claimed on first use;
 the row has room for a bounded number of them, and rejections of keys that found no room (or whose
 name is too long for a slot) add up in ``rej.other``. The logs name the book of every rejection.
+Likewise one ``resyncs.<venue symbol>`` per book on its first resync, while the row has room
+(``resyncs`` is the venue's total either way; /metrics labels them by instrument).
 
 and one histogram, ``latency_ns``: WS frame received (monotonic, after the frame is read) -> the
 batch holding its records is published to the ring, one sample per frame that produced records.
@@ -21,6 +23,7 @@ from kairos.errors import RingError
 
 if TYPE_CHECKING:
     from kairos.feeds.agent import FeedAgent
+    from kairos.feeds.sync import BookSync
     from kairos.feeds.validate import Rejections
 
 FLUSH_NS: Final = 100_000_000
@@ -45,8 +48,8 @@ class BoardRow(Protocol):
 
 
 class FeedStats:
-    __slots__ = ("_counters", "_hist", "_next_flush_ns", "_rej_names", "_row", "connect_failures", "connects",
-                 "disconnects", "frames", "pings", "pongs", "publishes", "reasons", "records")
+    __slots__ = ("_counters", "_hist", "_next_flush_ns", "_rej_names", "_resync_names", "_row", "connect_failures",
+                 "connects", "disconnects", "frames", "pings", "pongs", "publishes", "reasons", "records")
 
     def __init__(self, row: BoardRow | None) -> None:
         self.frames = self.records = self.publishes = self.pings = self.pongs = 0
@@ -60,6 +63,7 @@ class FeedStats:
         self._row = row
         self._counters = {n: row.counter(n) for n in names} if row is not None else {}
         self._rej_names: dict[tuple[int, str], str] = {}  # (instrument, reason) -> its board counter
+        self._resync_names: dict[int, str | None] = {}  # instrument -> its resyncs counter (None: no room)
 
     def published(self, rows: int, recv_mono_ns: list[int], now_ns: int) -> None:
         self.records += rows
@@ -97,6 +101,18 @@ class FeedStats:
             by_name[name] = by_name.get(name, 0) + count
         return by_name
 
+    def resync_counters(self, sync: BookSync) -> dict[str, int]:
+        """Resyncs by board counter name, for each book that resynced and found room on the row."""
+        out: dict[str, int] = {}
+        for instrument, track in sync.tracks.items():
+            if track.resyncs:
+                if instrument not in self._resync_names:
+                    self._resync_names[instrument] = self._board_counter(f"resyncs.{track.symbol}")
+                name = self._resync_names[instrument]
+                if name is not None:
+                    out[name] = track.resyncs
+        return out
+
     def maybe_flush(self, now_ns: int, agent: FeedAgent, force: bool = False) -> None:
         if not force and now_ns < self._next_flush_ns:
             return
@@ -104,15 +120,21 @@ class FeedStats:
         if self._row is not None:
             values = self.values(agent)
             values.update(self.rejection_counters(agent.rejections))
+            values.update(self.resync_counters(agent.sync))
             for name, counter in self._counters.items():
                 counter.set(values.get(name, 0))
 
     def _claim(self, key: tuple[int, str], rejections: Rejections) -> str:
         name = f"rej.{key[1]}.{rejections.name(key[0])}"
         if self._row is not None:
-            try:
-                self._counters[name] = self._row.counter(name)
-            except (RingError, ValueError):  # the row is full, or the name does not fit a slot
-                name = OTHER
+            name = self._board_counter(name) or OTHER
         self._rej_names[key] = name
+        return name
+
+    def _board_counter(self, name: str) -> str | None:
+        """Claim a row counter for ``name``; None when the row is full or the name does not fit a slot."""
+        try:
+            self._counters[name] = self._row.counter(name)  # type: ignore[union-attr]
+        except (RingError, ValueError):
+            return None
         return name

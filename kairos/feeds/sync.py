@@ -53,8 +53,8 @@ class State(IntEnum):
 
 
 class _Track:
-    __slots__ = ("book", "bridging", "buffer", "future", "last", "next_try_ns", "ref", "retries", "state", "symbol",
-                 "top")
+    __slots__ = ("book", "bridging", "buffer", "future", "last", "next_try_ns", "ref", "resyncs", "retries", "state",
+                 "symbol", "top")
 
     def __init__(self, book: L2Book, symbol: str) -> None:
         self.book = book
@@ -67,6 +67,7 @@ class _Track:
         self.retries = 0
         self.next_try_ns = 0
         self.top = (0.0, 0.0, 0.0, 0.0)
+        self.resyncs = 0  # this book's share of counts["resyncs"] (board: resyncs.<symbol>)
         self.ref = 0  # best bid key + best ask key when last published (0: none since the last snapshot)
 
 
@@ -249,6 +250,7 @@ class BookSync:
     def _resync(self, track: _Track, keep: list[BookMsg], out: np.ndarray, at: int, recv_ns: int) -> int:
         """Invalidate one book and start over from a new snapshot (other books are untouched)."""
         self.counts["resyncs"] += 1
+        track.resyncs += 1
         track.book.clear()
         track.state, track.buffer, track.future, track.top = State.AWAIT, keep, None, (0.0, 0.0, 0.0, 0.0)
         track.ref = 0

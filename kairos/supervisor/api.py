@@ -53,7 +53,7 @@ class EngineApi:
                                          self.hub, self.gate, self.status, cfg.order_timeout_s, self.placements)
         self.server = ApiServer(servicer, cfg)
         collector = EngineCollector(self.status, board, rings, self.gate, orders.totals if orders else None,
-                                    self.hub.tally)
+                                    self.hub.tally, instruments)
         self.metrics = MetricsServer(collector, cfg.metrics_host, cfg.metrics_port)
 
     def start(self) -> None:

@@ -21,8 +21,9 @@ from prometheus_client.utils import floatToGoString
 
 from kairos.errors import SupervisorError
 from kairos.gate.snapshot import GateStateReader
+from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.logs import ErrorTally
-from kairos.records import ExecKind
+from kairos.records import ExecKind, Venue
 from kairos.status import StatusBoard
 from kairos.supervisor.rings import RingSet
 from kairos.supervisor.status import StatusView
@@ -33,6 +34,8 @@ FIRST_BUCKET: Final = 10  # exported bounds 2**10 - 1 ns (~1 µs) ...
 LAST_BUCKET: Final = 40  # ... 2**40 - 1 ns (~18 min); anything slower is only in +Inf
 BOUNDS: Final = tuple(floatToGoString((2**b - 1) / 1e9) for b in range(FIRST_BUCKET, LAST_BUCKET + 1))
 FEED_PREFIX: Final = "feed."
+RESYNCS_PREFIX: Final = "resyncs."  # feed counter per book: resyncs.<venue symbol>
+UNATTRIBUTED: Final = "other"  # resyncs of books that found no counter on the feed's row
 ORDER_OUTCOMES: Final = tuple(k for k in ExecKind if k is not ExecKind.STATE)
 
 
@@ -48,8 +51,9 @@ class EngineCollector:
     """A prometheus_client custom collector over the supervisor's views (safe from any thread)."""
 
     def __init__(self, status: StatusView, board: StatusBoard, rings: RingSet, gate: GateStateReader,
-                 trace: TraceTotals | None, events: EventTally) -> None:
+                 trace: TraceTotals | None, events: EventTally, instruments: InstrumentTable) -> None:
         self._status, self._board, self._rings, self._gate = status, board, rings, gate
+        self._instruments = instruments
         self._trace, self._events = trace, events
         self._tally = ErrorTally(log)
         self._lock = threading.Lock()
@@ -77,7 +81,7 @@ class EngineCollector:
     def _board_rows(self, rows: list[dict[str, Any]]) -> Iterator[Metric]:
         feeds = CounterMetricFamily("kairos_feed_messages", "WebSocket frames received", labels=["venue"])
         resyncs = CounterMetricFamily("kairos_book_resyncs", "Order books invalidated and rebuilt from a snapshot",
-                                      labels=["venue"])
+                                      labels=["venue", "instrument"])
         spool = GaugeMetricFamily("kairos_persister_spool_bytes", "Persister spool backlog", unit="bytes")
         persisted = CounterMetricFamily("kairos_persister_rows", "Rows spooled, written per sink, or shed",
                                         labels=["table"])
@@ -88,7 +92,8 @@ class EngineCollector:
             if role.startswith(FEED_PREFIX):
                 venue = role[len(FEED_PREFIX):]
                 feeds.add_metric([venue], counters.get("msgs", 0))
-                resyncs.add_metric([venue], counters.get("resyncs", 0))
+                for instrument, n in self._resyncs(venue, counters).items():
+                    resyncs.add_metric([venue, instrument], n)
             elif role == "persister":
                 spool.add_metric([], counters.get("spool_bytes", 0))
                 for name, n in counters.items():
@@ -97,6 +102,21 @@ class EngineCollector:
             for name, hist in row["histograms"].items():
                 stages.add_metric([role, name.removesuffix("_ns")], seconds_buckets(hist["buckets"]), None)
         yield from (feeds, resyncs, spool, persisted, stages)
+
+    def _resyncs(self, venue: str, counters: dict[str, int]) -> dict[str, int]:
+        """Per instrument name from the feed's ``resyncs.<venue symbol>`` counters; what the venue's total
+        has beyond them (books that found no room on the row, or a symbol not in the table) is ``other``."""
+        by_symbol = {name.removeprefix(RESYNCS_PREFIX): n for name, n in counters.items()
+                     if name.startswith(RESYNCS_PREFIX)}
+        out: dict[str, int] = {}
+        for symbol, n in by_symbol.items():
+            found = self._instruments.by_venue_symbol(VENUE_NAMES.get(venue, Venue.NONE), symbol)
+            if found is not None:
+                out[found.symbol] = n
+        rest = counters.get("resyncs", 0) - sum(out.values())
+        if rest > 0:
+            out[UNATTRIBUTED] = rest
+        return out
 
     def _orders(self) -> Iterator[Metric]:
         tick = HistogramMetricFamily("kairos_tick_to_order_seconds",

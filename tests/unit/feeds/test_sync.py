@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 
 import numpy as np
@@ -15,9 +16,11 @@ from kairos.errors import BookSyncError
 from kairos.feeds.base import BookMsg
 from kairos.feeds.binance import BinanceFeed
 from kairos.feeds.okx import OkxFeed
+from kairos.feeds.stats import FeedStats
 from kairos.feeds.sync import MAX_BUFFER, BookSync, State
 from kairos.logs import ErrorTally
 from kairos.records import MARKET_DATA, BookStatus, Kind
+from kairos.status import StatusBoard
 from tests.fixtures import fixture, fixture_bytes
 
 CFG = FeedConfig(depth_levels=3, ws_reconnect_delay_ms=1, ws_max_reconnect_delay_ms=2, snapshot_retries=2,
@@ -143,6 +146,33 @@ def test_a_gap_resyncs_only_its_own_book() -> None:
     assert h.statuses(2) == [BookStatus.SYNCED] and h.statuses(1) == [BookStatus.SYNCED, BookStatus.RESYNCING]
     h.poll()
     assert [p["symbol"] for p, _ in h.snapshots.requests] == ["AAAUSDT"]  # the resync fetches that book only
+    assert (h.sync.counts["resyncs"], h.sync.tracks[1].resyncs, h.sync.tracks[2].resyncs) == (1, 1, 0)
+
+
+@pytest.fixture
+def board(shm_prefix: str) -> Iterator[StatusBoard]:
+    created = StatusBoard.create(shm_prefix)
+    try:
+        yield created
+    finally:
+        created.close()
+        StatusBoard.unlink(shm_prefix)
+
+
+def test_resyncs_reach_the_board_per_book(board: StatusBoard) -> None:
+    stats, h = FeedStats(board.claim("feed.binance")), _binance()
+    assert stats.resync_counters(h.sync) == {}  # no counter is claimed before a book resyncs
+    h.feed(_bn(10, 11))
+    h.poll()
+    h.snapshots.answer(_depth(10))
+    h.poll()
+    for first in (13, 30):  # two gaps in book 1
+        h.feed(_bn(first, first))
+        h.poll()
+        h.snapshots.answer(_depth(first))
+        h.poll()
+    assert stats.resync_counters(h.sync) == {"resyncs.AAAUSDT": 2}
+    assert board.snapshot()[0]["counters"]["resyncs.AAAUSDT"] == 0  # claimed; maybe_flush sets the value
 
 
 def test_retries_are_bounded() -> None:

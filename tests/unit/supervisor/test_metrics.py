@@ -15,7 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kairos.config import InstrumentConfig
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
+from kairos.instruments import InstrumentTable
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_TRACE, ExecKind, Venue
 from kairos.ring import Overflow
 from kairos.status import StatusBoard
@@ -52,7 +54,10 @@ class Engine:
         self.children: tuple[ChildInfo, ...] = ()
         view = StatusView("spawn", lambda: self.children, self.board, self.rings, self.gate, frozenset(), 10.0)
         self.trace, self.events = TraceTotals(STAGES), EventTally()
-        self.collector = EngineCollector(view, self.board, self.rings, self.gate, self.trace, self.events)
+        instruments = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", "BTCUSDT", "BTC-USDT"),
+                                       InstrumentConfig("ETH-USDT", "ETH", "USDT", "ETHUSDT", "ETH-USDT")))
+        self.collector = EngineCollector(view, self.board, self.rings, self.gate, self.trace, self.events,
+                                         instruments)
 
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         registry = CollectorRegistry(auto_describe=False)
@@ -112,7 +117,10 @@ def test_buckets_are_exact_log2_bounds_in_seconds() -> None:
 def test_every_family_from_board_rings_blob_and_totals(engine: Engine) -> None:
     feed = engine.board.claim("feed.binance")
     feed.counter("msgs").set(120)
-    feed.counter("resyncs").set(3)
+    feed.counter("resyncs").set(5)
+    feed.counter("resyncs.BTCUSDT").set(2)  # the feed's per-book counters carry venue symbols
+    feed.counter("resyncs.ETHUSDT").set(1)
+    feed.counter("resyncs.DOGEUSDT").set(1)  # not in the table: counted under "other"
     latency = feed.histogram("latency_ns")
     for ns in (1500, 1500, 5000):
         latency.record(ns)
@@ -139,7 +147,9 @@ def test_every_family_from_board_rings_blob_and_totals(engine: Engine) -> None:
     assert got[key("kairos_process_restarts_total", role="gate")] == 2.0
     assert got[key("kairos_process_up", role="feed.binance")] == 1.0  # this process holds the row: alive
     assert got[key("kairos_feed_messages_total", venue="binance")] == 120.0
-    assert got[key("kairos_book_resyncs_total", venue="binance")] == 3.0
+    assert got[key("kairos_book_resyncs_total", venue="binance", instrument="BTC-USDT")] == 2.0
+    assert got[key("kairos_book_resyncs_total", venue="binance", instrument="ETH-USDT")] == 1.0
+    assert got[key("kairos_book_resyncs_total", venue="binance", instrument="other")] == 2.0
     assert got[key("kairos_persister_spool_bytes")] == 4096.0
     assert got[key("kairos_persister_rows_total", table="spooled")] == 12.0
     assert got[key("kairos_persister_rows_total", table="pg")] == 10.0
