@@ -20,7 +20,8 @@ only a role that uses a section's secrets reads ``<secrets-dir>/<section>.env``:
 ``venues.env`` with the venue keys, the supervisor ``supervisor.env`` with the API token (the table
 is ``Role.secrets``, the same one kairos/supervisor/secrets.py applies to spawned children). The
 gate's ExecStop reads the token for its one kairosctl call without putting it in the gate's
-environment. With ``execution.mode: live`` a missing env file fails the start instead of being skipped.
+environment. With ``execution.mode: live`` a missing env file fails the start instead of being skipped
+(the generator reads ``--env-file`` too, so it sees the configuration the units will run).
 
 Each unit runs as ``--user`` (``kairos``, created by the generated ``sysusers.d/kairos.conf``) in a
 sandbox that ``systemd-analyze security`` rates OK (HARDENING): the file system is read-only but for
@@ -31,13 +32,14 @@ the rings (PrivateDevices= keeps it; RemoveIPC= would delete the rings when one 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 from kairos import config
 from kairos.config import Settings
-from kairos.errors import EXIT_BOOT_ERROR
+from kairos.errors import EXIT_BOOT_ERROR, ConfigError, KairosError
 from kairos.supervisor.specs import ROLES, Role
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,13 +198,34 @@ def generate(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
     return files
 
 
+def env_file(path: Path) -> dict[str, str]:
+    """The KEY=VALUE lines of a systemd EnvironmentFile (blank, # and ; lines skipped, one level of quotes
+    removed), so the units are generated for the configuration they will run with; a missing file is empty."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for number, line in enumerate(lines, 1):
+        key, sep, value = line.strip().partition("=")
+        if not key or key.startswith(("#", ";")):
+            continue
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"line {number} is not KEY=VALUE", "", str(path))
+        value = value.strip()
+        quoted = len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
+        found[key.strip()] = value[1:-1] if quoted else value
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.gen_systemd", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "build" / "systemd")
     p.add_argument("--user", default="kairos", help="the service user and group (sysusers.d/kairos.conf creates it)")
     p.add_argument("--workdir", type=Path, default=ROOT)
     p.add_argument("--python", default=sys.executable)
-    p.add_argument("--env-file", default="/etc/kairos/kairos.env", help="per-host KAIROS__... settings, no secrets")
+    p.add_argument("--env-file", default="/etc/kairos/kairos.env",
+                   help="per-host KAIROS__... settings, no secrets (also read here: units for the config they run)")
     p.add_argument("--secrets-dir", type=Path, default=Path("/etc/kairos"),
                    help="<section>.env secret files: venues.env (gate), supervisor.env (API token)")
     p.add_argument("--config-dir", type=Path, help="KAIROS_CONFIG_DIR for every unit (default: workdir/config)")
@@ -210,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if any(args.workdir.resolve().is_relative_to(home) for home in HOMES):
         p.error(f"--workdir {args.workdir} is in a home directory, which the units cannot see (ProtectHome=)")
-    settings = config.load(args.config_dir)
+    try:
+        settings = config.load(args.config_dir, {**os.environ, **env_file(Path(args.env_file))})
+    except (KairosError, OSError) as exc:
+        print(f"gen_systemd: {exc}", file=sys.stderr)
+        return EXIT_BOOT_ERROR
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in generate(args, settings).items():
         (args.out / name).parent.mkdir(exist_ok=True)

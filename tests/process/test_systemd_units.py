@@ -129,9 +129,16 @@ def test_only_the_directories_a_role_writes_are_writable_and_tmpfiles_creates_th
 
 
 def test_live_mode_refuses_to_start_without_its_env_files(tmp_path: Path) -> None:
-    units = generate(tmp_path, env={"KAIROS__EXECUTION__MODE": "live"})
+    host = tmp_path / "kairos.env"  # live mode set where the units get it: the generator reads the file too
+    host.write_text("# per-host\n\nKAIROS__EXECUTION__MODE='live'\n")
+    units = generate(tmp_path / "units", "--env-file", str(host))
     files = [line for text in units.values() for line in text.splitlines() if line.startswith("EnvironmentFile=")]
     assert files and all(not line.startswith("EnvironmentFile=-") for line in files)
+    assert f"EnvironmentFile={host}" in units["kairos-strategy.service"]
+    host.write_text("KAIROS__EXECUTION__MODE live\n")
+    bad = subprocess.run([sys.executable, "-m", "scripts.gen_systemd", "--out", str(tmp_path / "bad"), "--env-file",
+                          str(host)], cwd=gen_systemd.ROOT, capture_output=True, text=True)
+    assert bad.returncode == 3 and f"line 1 is not KEY=VALUE [in {host}]" in bad.stderr
 
 
 def need_analyze() -> str:
