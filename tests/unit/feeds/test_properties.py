@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kairos.config import EndpointConfig, FeedConfig
+from kairos.errors import BookSyncError
 from kairos.feeds import FEEDS
 from kairos.feeds.agent import FeedAgent
 from kairos.feeds.book import BAD_LEVEL, L2Book
@@ -168,9 +169,14 @@ def run_frames(venue: Venue, frames: list[bytes]) -> None:
     agent, out = live_agent(venue)
     try:
         for frame in frames:
-            assert agent.ingest(frame, 0) in (True, False)  # False: the venue asked for a new connection
-            agent.poll_books()
+            try:
+                assert agent.ingest(frame, 0) in (True, False)  # False: the venue asked for a new connection
+                agent.poll_books()
+            except BookSyncError:  # the designed exit (exit 1, restarted): only after snapshot_retries refusals
+                assert agent.sync.counts["snapshot_failures"] > CFG.snapshot_retries
+                break
             agent.flush()
+        agent.flush()
         assert_valid(out.records)
     finally:
         agent.on_close()
