@@ -39,7 +39,11 @@ class FrameTooLarge(websocket.WebSocketException):
 
 
 class _BoundedFrames(frame_buffer):
-    """websocket-client's frame reader, checking the announced length before reading the payload."""
+    """websocket-client's frame reader, checking the announced length before reading the payload.
+
+    Installed as ``WebSocket.frame_buffer`` and reading through ``WebSocket._recv``: websocket-client
+    internals (1.9), guarded by the 10 MB frame case in tests/unit/feeds/test_hostile_feed.py.
+    """
 
     def __init__(self, ws: websocket.WebSocket, limit: int) -> None:
         super().__init__(ws._recv, True)
