@@ -47,7 +47,7 @@ def storm_engine(shm_prefix: str, tmp_path: Path, pg_dsn: str, redis_url: str) -
     schema = next(schemas)
     env = {**engine_env(tmp_path, pg_dsn, redis_url, schema, next(prefixes)), **KEYS,
            "supervisor__start_retries": "1000",  # keep trading through the storm: halting is tested elsewhere
-           "supervisor__backoff_max_s": "10", "supervisor__graceful_secs": "25", "persister__stop_drain_s": "20"}
+           "supervisor__graceful_secs": "25", "persister__stop_drain_s": "20"}  # backoff_max_s: the default 30 s
     sup = Supervised.real(shm_prefix, tmp_path / "engine.log", "--sim", **env)
     try:
         sup.connect()
