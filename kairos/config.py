@@ -106,6 +106,7 @@ class InstrumentConfig:
 class EndpointConfig:
     rest_url: str
     ws_url: str
+    private_url: str = ""  # private order stream (Binance WS API, OKX private WS); "" = REST polling only
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,9 @@ class ExecutionConfig:
     sync_interval_ms: int = num(250, 1, HOUR_MS)
     clock_sync_s: float = num(300.0, 0, 86400, gt=True)
     max_cancel_delay_s: float = num(10.0, 0, 3600)
+    reconcile_s: float = num(5.0, 0, 3600, gt=True)
+    stream_watchdog_s: float = num(10.0, 0, 600, gt=True)
+    stream_backoff_max_s: float = num(10.0, 0, 600, gt=True)
 
     def __post_init__(self) -> None:
         _choice("execution.mode", self.mode, ("paper", "live"))
@@ -291,6 +295,8 @@ class SimConfig:
     binance_ws_port: int = _port(18091)
     okx_rest_port: int = _port(18082)
     okx_ws_port: int = _port(18092)
+    binance_private_port: int = _port(18101)
+    okx_private_port: int = _port(18102)
     seed: int = num(7, 0, 2**63 - 1)
     rate_hz: float = num(50.0, 0, 100_000, gt=True, off="no random walk")
     replay_file: str = ""

@@ -17,7 +17,8 @@ locks base. Fees are charged in the asset received. Thread-safe: one lock per ex
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum
 
@@ -82,6 +83,24 @@ class SimOrder:
     fills: list[tuple[Decimal, Decimal, Decimal, int]] = field(default_factory=list)  # px, qty, fee, trade id
 
 
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """One change of one order for the private streams: a copy, safe to hand to another thread.
+
+    ``exec_type`` NEW | TRADE | CANCELED | EXPIRED; ``last`` (px, qty, fee, trade id) on TRADE;
+    ``balances`` the (free, locked) of the order's two assets after the change.
+    """
+
+    exec_type: str
+    order: SimOrder
+    last: tuple[Decimal, Decimal, Decimal, int] | None
+    balances: dict[str, tuple[Decimal, Decimal]]
+    ts_ms: int
+
+
+Listener = Callable[[OrderUpdate], None]
+
+
 @dataclass(slots=True)
 class Account:
     free: dict[str, Decimal] = field(default_factory=dict)
@@ -119,7 +138,12 @@ class SimExchange:
         self._trade_id = first_order_id
         self.account = Account({a: Decimal(str(v)) for a, v in balances.items()})
         self._orders: dict[str, SimOrder] = {}
+        self._listeners: list[Listener] = []
         market.add_listener(self._on_market)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Called with every order change, in order, under the exchange lock (it must only enqueue)."""
+        self._listeners.append(listener)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -135,6 +159,7 @@ class SimExchange:
             self._reserve(order, spec)
             self._next_id += 1
             self._orders[coid] = order
+            self._notify(order, "NEW")
             self._local.busy = True
             try:
                 self._take(order, spec)
@@ -247,6 +272,7 @@ class SimExchange:
         order.status = Status.FILLED if order.filled >= order.qty else Status.PARTIALLY_FILLED
         if order.status is Status.FILLED:
             self._close(order, Status.FILLED)
+        self._notify(order, "TRADE", order.fills[-1])
 
     def _close(self, order: SimOrder, status: Status) -> None:
         base, quote = self._assets[order.symbol]
@@ -255,6 +281,18 @@ class SimExchange:
         order.locked = ZERO
         order.status = status
         order.updated_ms = now_ms()
+        if status is not Status.FILLED:  # a fill that completes the order is told by its TRADE
+            self._notify(order, status.value)
+
+    def _notify(self, order: SimOrder, exec_type: str,
+                last: tuple[Decimal, Decimal, Decimal, int] | None = None) -> None:
+        if not self._listeners:
+            return
+        acct = self.account
+        balances = {a: (acct.free.get(a, ZERO), acct.locked.get(a, ZERO)) for a in self._assets[order.symbol]}
+        update = OrderUpdate(exec_type, replace(order, fills=[]), last, balances, now_ms())
+        for listener in self._listeners:
+            listener(update)
 
     # -- book reads -------------------------------------------------------------------------------
 

@@ -22,6 +22,9 @@ from kairos.sim.faults import Faults, register_fault_routes
 from kairos.sim.hub import VenueHub
 from kairos.sim.market import SimMarket, build_specs
 from kairos.sim.okx import OkxDialect
+from kairos.sim.private import PrivateHub, register_private_fault_route
+from kairos.sim.private_binance import BinancePrivate
+from kairos.sim.private_okx import OkxPrivate
 from kairos.sim.replay import load_recordings, register_replay_depth
 from kairos.sim.router import HttpError, HttpServer, Request, Response, Router, json_response
 
@@ -31,7 +34,8 @@ TRADING_MODULE = "kairos.sim.rest_trading"
 
 
 class SimServer:
-    __slots__ = ("_loop", "_thread", "_ticker", "faults", "http", "hubs", "market", "router", "settings", "trading")
+    __slots__ = ("_loop", "_thread", "_ticker", "faults", "http", "hubs", "market", "private", "router", "settings",
+                 "trading")
 
     def __init__(self, settings: Settings) -> None:
         cfg = settings.sim
@@ -60,6 +64,7 @@ class SimServer:
         register_fault_routes(self.router, self.faults, lambda v: self.market.symbols(v)[0])
         self.router.register("GET", "/_sim/stats", self._stats)
         self.router.register("POST", "/_sim/mid", self._set_mid)
+        self.private: dict[Venue, PrivateHub] = {}
         self.trading = self._plug_trading()
         logging.getLogger("websockets").setLevel(logging.WARNING)  # no line per connection
 
@@ -72,8 +77,20 @@ class SimServer:
                 raise
             log.warning("sim: %s not found, trading endpoints are not served", TRADING_MODULE)
             return False
-        module.register_trading_routes(self.router, self.market, self.settings)
+        for dialect in module.register_trading_routes(self.router, self.market, self.settings):
+            self._add_private(dialect.venue, dialect.exchange)
+        register_private_fault_route(self.router, self.private)
         return True
+
+    def _add_private(self, venue: Venue, exchange: Any) -> None:
+        """The venue's private stream server, fed by its trading account's order changes."""
+        cfg, sim = self.settings.venues[venue.name.lower()], self.settings.sim
+        if venue is Venue.BINANCE:
+            hub = PrivateHub(BinancePrivate(cfg, sim.binance_ping_interval_s), sim.host, sim.binance_private_port)
+        else:
+            hub = PrivateHub(OkxPrivate(cfg), sim.host, sim.okx_private_port)
+        exchange.add_listener(hub.on_update)
+        self.private[venue] = hub
 
     def start(self) -> None:
         """Open every port and start ticking; returns once clients can connect."""
@@ -85,6 +102,8 @@ class SimServer:
     async def _start_hubs(self) -> None:
         for hub in self.hubs.values():
             await hub.start()
+        for private in self.private.values():
+            await private.start()
         if self.settings.sim.rate_hz > 0 and not self.settings.sim.replay_file:
             self._ticker = asyncio.ensure_future(self._tick(1.0 / self.settings.sim.rate_hz))
 
@@ -103,11 +122,15 @@ class SimServer:
     def urls(self, venue: Venue) -> EndpointConfig:
         host = self.settings.sim.host
         ws_path = "/stream" if venue == Venue.BINANCE else "/ws/v5/public"
-        return EndpointConfig(f"http://{host}:{self.http[venue].port}", f"ws://{host}:{self.hubs[venue].port}{ws_path}")
+        private = self.private.get(venue)
+        private_url = f"ws://{host}:{private.port}{private.path}" if private else ""
+        return EndpointConfig(f"http://{host}:{self.http[venue].port}", f"ws://{host}:{self.hubs[venue].port}{ws_path}",
+                              private_url)
 
     def ports(self) -> dict[str, int]:
-        return {f"{v.name.lower()}_{kind}": port for v in self.hubs
-                for kind, port in (("rest", self.http[v].port), ("ws", self.hubs[v].port))}
+        ports = {f"{v.name.lower()}_{kind}": port for v in self.hubs
+                 for kind, port in (("rest", self.http[v].port), ("ws", self.hubs[v].port))}
+        return ports | {f"{v.name.lower()}_private": hub.port for v, hub in self.private.items()}
 
     def _stats(self, request: Request) -> Response:
         return json_response({v.name.lower(): {**hub.stats, "sessions": len(hub.sessions)}
@@ -137,6 +160,8 @@ class SimServer:
             self._ticker.cancel()
         for hub in self.hubs.values():
             await hub.stop()
+        for private in self.private.values():
+            await private.stop()
 
 
 class SimAgent:

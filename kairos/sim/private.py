@@ -1,0 +1,237 @@
+"""The simulator's private (account) WebSocket servers: one per venue, pushing the exchange's own ledger.
+
+`SimExchange` calls `PrivateHub.on_update` (under its lock, from any thread) for every order change;
+the hub moves it onto the asyncio loop with ``call_soon_threadsafe`` (order kept) and sends the
+venue dialect's frames (kairos/sim/private_binance.py, private_okx.py) to every authenticated
+subscriber. Fault injection, per venue REST port::
+
+    POST /_sim/private-fault {"kind": "drop|duplicate|reorder|delay|terminate", "count": n, "delay_ms": ms}
+
+- drop: abort every private connection now (clients must reconnect and reconcile).
+- duplicate: the next ``count`` order changes are sent twice.
+- reorder: the next ``count`` order changes are each held back and sent after the one that follows.
+- delay: the next ``count`` fills (TRADE) are sent ``delay_ms`` late.
+- terminate: Binance ``eventStreamTerminated`` to every subscription, which then gets nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from kairos.records import Venue
+from kairos.sim.exchange import OrderUpdate
+from kairos.sim.router import HttpError, Request, Response, Router, json_response
+
+log = logging.getLogger(__name__)
+
+FAULT_KINDS: Final = ("drop", "duplicate", "reorder", "delay", "terminate")
+HOLD_S: Final = 0.5  # a reordered change with nothing after it is sent after this long anyway
+
+
+class PrivateSession:
+    """One client connection: authenticated or not, and what it subscribed to."""
+
+    __slots__ = ("authed", "conn", "id", "queue", "subs", "tag")
+
+    def __init__(self, conn: ServerConnection, session_id: int) -> None:
+        self.conn = conn
+        self.id = session_id
+        self.authed = False
+        self.subs: set[str] = set()
+        self.tag = 0  # Binance: the subscriptionId
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def send(self, frame: str) -> None:
+        self.queue.put_nowait(frame)
+
+    async def write(self) -> None:
+        """Writer task: frames leave in the order they were queued."""
+        try:
+            while True:
+                await self.conn.send(await self.queue.get())
+        except ConnectionClosed:
+            pass
+
+
+class PrivateDialect(Protocol):
+    venue: Venue
+    path: str
+    ping_interval_s: float | None  # protocol pings from the server (Binance), None for OKX
+
+    def on_text(self, session: PrivateSession, text: str) -> list[str]:
+        """Replies to one client frame (login, subscribe, ping); may authenticate and subscribe."""
+
+    def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
+        """(channel, event payload) pairs telling one order change."""
+
+    def wrap(self, session: PrivateSession, channel: str, event: Any) -> str:
+        """The frame carrying one event to one subscribed session."""
+
+    def terminated(self, session: PrivateSession) -> list[str]:
+        """Frames ending every subscription of a session (Binance eventStreamTerminated)."""
+
+
+@dataclass(slots=True)
+class PrivateFaults:
+    duplicate: int = 0
+    reorder: int = 0
+    delay: int = 0
+    delay_ms: float = 0.0
+
+
+class PrivateHub:
+    """One venue's private WebSocket server on the simulator's loop."""
+
+    __slots__ = ("_dialect", "_held", "_host", "_ids", "_loop", "_port", "_server", "faults", "sessions", "stats")
+
+    def __init__(self, dialect: PrivateDialect, host: str, port: int) -> None:
+        self._dialect, self._host, self._port = dialect, host, port
+        self._server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ids = itertools.count(1)
+        self._held: list[tuple[str, Any]] | None = None
+        self.faults = PrivateFaults()
+        self.sessions: set[PrivateSession] = set()
+        self.stats = {"connections": 0, "events": 0, "frames": 0, "dropped": 0, "duplicated": 0, "reordered": 0,
+                      "delayed": 0, "terminated": 0}
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def path(self) -> str:
+        return self._dialect.path
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ping = self._dialect.ping_interval_s
+        self._server = await serve(self._handle, self._host, self._port, compression=None,
+                                   ping_interval=ping, ping_timeout=3 * ping if ping else None, close_timeout=0.2)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def on_update(self, update: OrderUpdate) -> None:
+        """Any thread (the exchange lock held): queue the change on the loop, in order."""
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._publish, update)
+
+    def inject(self, kind: str, count: int, delay_ms: float) -> None:
+        """Any thread: arm or fire a fault (see the module docstring)."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._inject, kind, count, delay_ms)
+
+    def _inject(self, kind: str, count: int, delay_ms: float) -> None:
+        faults = self.faults
+        if kind == "drop":
+            self.stats["dropped"] += len(self.sessions)
+            for session in list(self.sessions):
+                session.conn.transport.abort()
+        elif kind == "terminate":
+            for session in self.sessions:
+                for frame in self._dialect.terminated(session):
+                    self.stats["terminated"] += 1
+                    session.send(frame)
+                session.subs.clear()
+        elif kind == "delay":
+            faults.delay, faults.delay_ms = faults.delay + count, delay_ms
+        else:
+            setattr(faults, kind, getattr(faults, kind) + count)
+
+    def _publish(self, update: OrderUpdate) -> None:
+        frames = self._dialect.render(update)  # (channel, event) pairs
+        self.stats["events"] += 1
+        faults = self.faults
+        if faults.delay and update.exec_type == "TRADE":
+            faults.delay -= 1
+            self.stats["delayed"] += 1
+            assert self._loop is not None
+            self._loop.call_later(faults.delay_ms / 1000, self._send, frames)
+            return
+        if faults.reorder and self._held is None:
+            faults.reorder -= 1
+            self.stats["reordered"] += 1
+            self._held = frames
+            assert self._loop is not None
+            self._loop.call_later(HOLD_S, self._release)
+            return
+        self._send(frames)
+        self._release()
+        if faults.duplicate:
+            faults.duplicate -= 1
+            self.stats["duplicated"] += 1
+            self._send(frames)
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._send(held)
+
+    def _send(self, events: list[tuple[str, Any]]) -> None:
+        wrap = self._dialect.wrap
+        for channel, event in events:
+            for session in self.sessions:
+                if channel in session.subs:
+                    self.stats["frames"] += 1
+                    session.send(wrap(session, channel, event))
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        if conn.request is None or conn.request.path != self._dialect.path:
+            await conn.close(1008, "unknown path")
+            return
+        session = PrivateSession(conn, next(self._ids))
+        self.stats["connections"] += 1
+        self.sessions.add(session)
+        writer = asyncio.create_task(session.write())
+        try:
+            async for message in conn:
+                text = message if isinstance(message, str) else message.decode(errors="replace")
+                for reply in self._dialect.on_text(session, text):
+                    session.send(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sessions.discard(session)
+            writer.cancel()
+
+
+def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) -> None:
+    """``POST /_sim/private-fault`` on each venue's REST port acts on that venue's private hub."""
+
+    def arm(request: Request) -> Response:
+        hub = hubs.get(request.venue)
+        if hub is None:
+            raise HttpError(404, {"error": "no private stream on this port"})
+        body: dict[str, Any] = request.json() if request.body else {}
+        kind = body.get("kind")
+        try:
+            count, delay_ms = int(body.get("count", 1)), float(body.get("delay_ms", 100))
+        except (TypeError, ValueError) as exc:
+            raise HttpError(400, {"error": f"count and delay_ms must be numbers: {exc}"}) from exc
+        if kind not in FAULT_KINDS or count < 1 or delay_ms < 0:
+            raise HttpError(400, {"error": f"kind one of {FAULT_KINDS}, count >= 1, delay_ms >= 0"})
+        hub.inject(kind, count, delay_ms)
+        return json_response({"armed": kind, "at_ms": int(time.time() * 1000)})
+
+    def stats(request: Request) -> Response:
+        return json_response({v.name.lower(): {**h.stats, "sessions": len(h.sessions)} for v, h in hubs.items()})
+
+    router.register("POST", "/_sim/private-fault", arm)
+    router.register("GET", "/_sim/private-stats", stats)
+
+
+def dumps(payload: Any) -> str:
+    return orjson.dumps(payload).decode()
