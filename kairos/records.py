@@ -33,9 +33,12 @@ import numpy as np
 
 
 class Venue(IntEnum):
+    """Wire ids of venues (never reused); the venues themselves are declared in kairos/venues.py."""
+
     NONE = 0
     BINANCE = 1
     OKX = 2
+    BYBIT = 3
 
 
 class Kind(IntEnum):
@@ -194,6 +197,25 @@ ORDER_INTENT: Final = np.dtype(
     align=True,
 )
 assert ORDER_INTENT.itemsize == 128, ORDER_INTENT.itemsize
+
+# ORDER_INTENT field indices: positions in a record's tuple (``view.tolist()``), for hot paths that
+# read rows as tuples (Agrona-style descriptor constants: a name, never a bare number).
+INTENT_TS_CREATED_NS: Final = 0
+INTENT_TS_ORIGIN_NS: Final = 1
+INTENT_PRICE: Final = 2
+INTENT_QTY: Final = 3
+INTENT_CLIENT_ORDER_ID: Final = 4
+INTENT_INSTRUMENT: Final = 5
+INTENT_STRATEGY: Final = 6
+INTENT_VENUE: Final = 7
+INTENT_SIDE: Final = 8
+INTENT_ORDER_TYPE: Final = 9
+INTENT_TIF: Final = 10
+INTENT_ACTION: Final = 11
+INTENT_FLAGS: Final = 12
+INTENT_FIELDS: Final = 13
+"""Fields that carry data (every one before ``_pad``)."""
+assert all(ORDER_INTENT.names[globals()[f"INTENT_{n.upper()}"]] == n for n in ORDER_INTENT.names[:INTENT_FIELDS])
 
 EXEC_EVENT: Final = np.dtype(
     [

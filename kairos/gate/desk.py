@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from operator import itemgetter
 
 import numpy as np
 
@@ -20,7 +21,32 @@ from kairos.gate.events import EventWriter
 from kairos.gate.metrics import GateMetrics
 from kairos.gate.orders import Order, Rejected
 from kairos.logs import ErrorTally
-from kairos.records import Action, ExecKind, IntentFlag, OrderState, OrderType, RejectReason, Side, Tif, TradingState
+from kairos.records import (
+    INTENT_ACTION,
+    INTENT_CLIENT_ORDER_ID,
+    INTENT_FIELDS,
+    INTENT_FLAGS,
+    INTENT_INSTRUMENT,
+    INTENT_ORDER_TYPE,
+    INTENT_PRICE,
+    INTENT_QTY,
+    INTENT_SIDE,
+    INTENT_STRATEGY,
+    INTENT_TIF,
+    INTENT_TS_CREATED_NS,
+    INTENT_TS_ORIGIN_NS,
+    INTENT_VENUE,
+    ORDER_INTENT,
+    Action,
+    ExecKind,
+    IntentFlag,
+    OrderState,
+    OrderType,
+    RejectReason,
+    Side,
+    Tif,
+    TradingState,
+)
 from kairos.risk import Exit, PostTrade, PreTrade
 
 log = logging.getLogger(__name__)
@@ -38,6 +64,12 @@ _FILL, _HALTED = int(ExecKind.FILL), int(TradingState.HALTED)
 _STATES = frozenset(int(t) for t in TradingState)
 _BAD_INPUT = frozenset(int(r) for r in (R.INVALID_ORDER, R.UNKNOWN_INSTRUMENT, R.NON_NORMAL_NUMBER, R.TICK_SIZE,
                                          R.LOT_SIZE, R.MIN_NOTIONAL))
+_NEW_FIELDS = itemgetter(INTENT_TS_CREATED_NS, INTENT_TS_ORIGIN_NS, INTENT_PRICE, INTENT_QTY, INTENT_CLIENT_ORDER_ID,
+                         INTENT_INSTRUMENT, INTENT_STRATEGY, INTENT_VENUE, INTENT_SIDE, INTENT_ORDER_TYPE, INTENT_TIF,
+                         INTENT_FLAGS)
+"""What a NEW intent carries, read in one call (names, not positions; as fast as unpacking the tuple)."""
+_REJECTED_FIELDS = itemgetter(INTENT_VENUE, INTENT_INSTRUMENT, INTENT_STRATEGY, INTENT_SIDE, INTENT_PRICE, INTENT_QTY,
+                              INTENT_TS_ORIGIN_NS)
 EXIT_RETRY_NS = 1_000_000_000
 DISK_FULL = "DISK_FULL"  # the halt reason (blob ``trading_reason``) when the journal cannot be written
 
@@ -74,24 +106,25 @@ class Desk:
         held = self._current = self._held[manual]
         self.metrics.intents.add(len(view))
         for rec in view.tolist():
-            action = rec[11]
+            action = rec[INTENT_ACTION]
             if action == NEW:
                 self.new(rec, t_read, manual)
             elif action == CANCEL:
                 self.cancel(rec)
             elif action == CANCEL_ALL:
-                self.cancel_all(rec[7], rec[5])
-            elif action == SET_STATE and manual and rec[12] in _STATES:
-                self.set_trading(rec[12], "manual SET_STATE", rec[1])
+                self.cancel_all(rec[INTENT_VENUE], rec[INTENT_INSTRUMENT])
+            elif action == SET_STATE and manual and rec[INTENT_FLAGS] in _STATES:
+                self.set_trading(rec[INTENT_FLAGS], "manual SET_STATE", rec[INTENT_TS_ORIGIN_NS])
             else:
-                self._tally("bad intent: unknown action or SET_STATE not from the manual ring", repr(rec[:13]))
+                self._tally("bad intent: unknown action or SET_STATE not from the manual ring",
+                            repr(rec[:INTENT_FIELDS]))
                 self._refuse(rec, R.INVALID_ORDER)
         self.flush()  # RingFull: the cursor stays, the batch comes again (its rejects are in ``held``)
         held.clear()
 
     def new(self, rec: tuple, t_read: int, manual: bool) -> None:
         """One NEW intent (hot path): every check, then journal and hand to the venue's executor."""
-        ts_created, ts_origin, price, qty, coid, inst, strategy, venue, side, otype, tif, _, flags, _ = rec
+        ts_created, ts_origin, price, qty, coid, inst, strategy, venue, side, otype, tif, flags = _NEW_FIELDS(rec)
         if coid in self.blotter.orders.decided:
             return self._again(rec)
         k = venue * self._stride + inst if 0 < inst < self._stride and 0 <= venue < len(self.executors) else 0
@@ -137,8 +170,8 @@ class Desk:
 
     def _again(self, rec: tuple) -> None:
         """A decided client order id: a replay is answered as before, a real duplicate is refused."""
-        coid = rec[4]
-        if self.blotter.orders.decided[coid] == rec[0]:
+        coid = rec[INTENT_CLIENT_ORDER_ID]
+        if self.blotter.orders.decided[coid] == rec[INTENT_TS_CREATED_NS]:
             self.metrics.replayed.add(1)
             rejected = self.blotter.orders.rejected.get(coid)
             if rejected is not None and coid not in self._current:  # else its event is already queued
@@ -150,25 +183,26 @@ class Desk:
     def _reject(self, rec: tuple, reason: int) -> None:
         """Journal the decision (when the id is usable), then the REJECT event."""
         if reason in _BAD_INPUT:
-            self._tally(f"bad intent: {R(reason).name}", repr(rec[:13]))
-        rejected = _rejected(rec, reason)
-        if rec[4].isalnum():
-            self.blotter.reject(rec[4], rec[0], rejected, time.time_ns())
-            self._current.add(rec[4])
-        self.events.reject(rec[4], rejected, rec[1])
+            self._tally(f"bad intent: {R(reason).name}", repr(rec[:INTENT_FIELDS]))
+        rejected, coid = _rejected(rec, reason), rec[INTENT_CLIENT_ORDER_ID]
+        if coid.isalnum():
+            self.blotter.reject(coid, rec[INTENT_TS_CREATED_NS], rejected, time.time_ns())
+            self._current.add(coid)
+        self.events.reject(coid, rejected, rec[INTENT_TS_ORIGIN_NS])
         self.metrics.reject(reason)
         self.dirty = True
 
     def _refuse(self, rec: tuple, reason: int, state: int = OrderState.REJECTED,
                 kind: int = ExecKind.REJECT) -> None:
         """An event only: nothing to remember (duplicates, bad commands, cancels of unknown orders)."""
-        self.events.reject(rec[4], _rejected(rec, reason), rec[1], state, kind)
+        self.events.reject(rec[INTENT_CLIENT_ORDER_ID], _rejected(rec, reason), rec[INTENT_TS_ORIGIN_NS], state, kind)
         self.metrics.reject(reason)
 
     def cancel(self, rec: tuple) -> None:
-        order = self.blotter.orders.open.get(rec[4])
+        coid = rec[INTENT_CLIENT_ORDER_ID]
+        order = self.blotter.orders.open.get(coid)
         if order is None:
-            known = self.blotter.orders.all.get(rec[4])
+            known = self.blotter.orders.all.get(coid)
             self._refuse(rec, R.UNKNOWN_ORDER, known.state if known else OrderState.UNKNOWN, ExecKind.CANCEL_REJECT)
         else:
             self._cancel(order)
@@ -267,9 +301,13 @@ class Desk:
         side = int(Side.SELL if pos > 0.0 else Side.BUY)
         log.warning("%s: closing %g of %s on venue %d (entry %g, mark %g)", why.name, qty, s.grid.symbol[k],
                     venue, self.blotter.book.entry[k], s.mark(k))
-        self.new((wall, wall, 0.0, qty, coid, inst, 0, venue, side, int(OrderType.MARKET), int(Tif.IOC), NEW,
-                  _REDUCE_ONLY, b""), now, False)
+        rec = np.zeros((), ORDER_INTENT)
+        rec["ts_created_ns"] = rec["ts_origin_ns"] = wall
+        rec["qty"], rec["client_order_id"], rec["instrument"], rec["venue"] = qty, coid, inst, venue
+        rec["side"], rec["order_type"], rec["tif"], rec["action"] = side, OrderType.MARKET, Tif.IOC, NEW
+        rec["flags"] = _REDUCE_ONLY
+        self.new(rec.tolist(), now, False)
 
 
 def _rejected(rec: tuple, reason: int) -> Rejected:
-    return Rejected(rec[7], rec[5], rec[6], rec[8], rec[2], rec[3], rec[1], reason)
+    return Rejected(*_REJECTED_FIELDS(rec), reason)

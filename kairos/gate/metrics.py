@@ -27,28 +27,32 @@ class Producer(Protocol):
 class OrderTrace:
     """One ORDER_TRACE row per order handed to an executor, published once per `flush` (never
     between the stamps it carries). Read/sent stamps are monotonic ns moved to the wall clock of the
-    feeds' receipt stamps by one offset taken at start (as the strategy's LiveClock does)."""
+    feeds' receipt stamps by one offset taken at start (as the strategy's LiveClock does). `sent`
+    only keeps the order and its stamps (~0.1 us, between two legs of a batch); the rows are built
+    with one numpy call per `flush`, after the batch (a row assignment per order costs ~0.7 us)."""
 
-    __slots__ = ("_buf", "_n", "_offset", "_producer")
+    __slots__ = ("_buf", "_offset", "_producer", "_rows")
 
     def __init__(self, producer: Producer, capacity: int = 256) -> None:
         self._producer = producer
         self._buf = np.zeros(capacity, ORDER_TRACE)
-        self._n = 0
+        self._rows: list[tuple[Order, int, int]] = []
         self._offset = time.time_ns() - time.monotonic_ns()
 
     def sent(self, order: Order, t_read: int, t_sent: int) -> None:
-        if self._n == len(self._buf):
+        rows = self._rows
+        rows.append((order, t_read, t_sent))
+        if len(rows) == len(self._buf):
             self.flush()
-        off = self._offset
-        self._buf[self._n] = (order.ts_origin_ns, order.ts_created_ns, t_read + off, t_sent + off, order.instrument,
-                              order.strategy, order.venue, order.side, order.flags, _PAD)
-        self._n += 1
 
     def flush(self) -> None:
-        if self._n:
-            self._producer.publish(self._buf[: self._n])
-            self._n = 0
+        rows = self._rows
+        if rows:
+            off, n = self._offset, len(rows)
+            self._buf[:n] = [(o.ts_origin_ns, o.ts_created_ns, t_read + off, t_sent + off, o.instrument, o.strategy,
+                              o.venue, o.side, o.flags, _PAD) for o, t_read, t_sent in rows]
+            rows.clear()
+            self._producer.publish(self._buf[:n])
 
 
 class NoTrace:
