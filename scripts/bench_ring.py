@@ -29,7 +29,7 @@ import posix_ipc
 from kairos.records import MARKET_DATA
 from kairos.ring import Overflow, Ring, Waiter, fence
 from kairos.ring.segment import Segment, unlink
-from kairos.ring.wait import DEFAULT_SPIN, open_bell
+from kairos.ring.wait import DEFAULT_SPIN_US, open_bell
 
 RECORD = MARKET_DATA
 RATE = 10_000
@@ -102,7 +102,7 @@ def _receiver(spec: tuple, limit: int) -> tuple[Callable, Callable[[int], None],
         ring = Ring.attach("bench", RECORD, prefix=spec[1])
         cons = ring.consumer("bench")
         wait, spin = spec[2]
-        waiter = Waiter([cons], prefix=spec[1], name="bench", timeout_s=0.05, wait=wait, spin=spin)
+        waiter = Waiter([cons], prefix=spec[1], name="bench", timeout_s=0.05, wait=wait, spin_us=spin)
 
         def close() -> None:
             waiter.close()
@@ -263,7 +263,7 @@ def _micro(quick: bool) -> list[dict[str, Any]]:
             Ring.unlink(r.name, prefix)
 
 
-BLOCK, SPIN20 = ("block", DEFAULT_SPIN), ("block", 20)
+BLOCK, SPIN20 = ("block", DEFAULT_SPIN_US), ("block", 20)  # spin20: spin 20 us before sleeping
 LATENCY = (("ring-block", "ring", BLOCK), ("ring-block-spin20", "ring", SPIN20), ("ring-yield", "ring", ("yield", 0)),
            ("ring-spin", "ring", ("spin", 0)), ("mpqueue", "queue", ()), ("pipe", "pipe", ()),
            ("bare-sem-floor", "mailbox", ()))  # fmt: skip

@@ -146,7 +146,8 @@ class GateAgent:
                 self._rings.append(ring)
                 consumers.append(ring.consumer(ROLE))
                 self._md.append((consumers[-1], Marks(self.state, venue, self._changed, self._settings.risk)))
-        self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.wait_for(ROLE))
+        self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.wait_for(ROLE),
+                              spin_us=self._settings.rings.spin_us)
 
     def do_work(self) -> int:
         """One duty cycle. A disk error that reaches here (the journal paths handle their own; e.g. a

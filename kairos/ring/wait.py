@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
@@ -22,7 +23,7 @@ import posix_ipc
 
 WAITS: Final = ("block", "yield", "spin")
 DEFAULT_TIMEOUT_S: Final = 0.05
-DEFAULT_SPIN: Final = 0  # measured: spinning 20 re-checks first bought nothing here (docs/RING.md)
+DEFAULT_SPIN_US: Final = 0  # measured: a spin before sleeping bought nothing on 2 shared cores (docs/RING.md)
 
 fence_lock = threading.Lock()
 """Never held across anything: acquire+release is only a full fence (see `fence`)."""
@@ -94,30 +95,42 @@ class YieldingWait:
 class BlockingWait:
     """Sleep on the doorbell when idle (the default: an idle process costs no CPU).
 
-    ``spin`` optional re-checks before sleeping (~0.1 us each) to catch a busy producer's next
-    batch without a post; off by default (no gain measured on 2 cores, see docs/RING.md).
+    Spin-then-block: with ``spin_us`` > 0 an idle consumer first re-checks its rings for up to that
+    long (bounded by the clock, ~0.1 us a check) and sleeps only if nothing came: a producer's next
+    batch inside the window costs no wake-up (~40 us here). Off by default: on cores shared with the
+    producers the spin takes their CPU and bought nothing (docs/RING.md, `rings.spin_us`).
     """
 
-    __slots__ = ("_acquire", "_flags", "_pending", "_spins", "_timeout", "bell")
+    __slots__ = ("_acquire", "_flags", "_pending", "_spin_ns", "_timeout", "bell")
 
     def __init__(
-        self, consumers: Sequence[Waitable], timeout_s: float = DEFAULT_TIMEOUT_S, spin: int = DEFAULT_SPIN
+        self, consumers: Sequence[Waitable], timeout_s: float = DEFAULT_TIMEOUT_S, spin_us: int = DEFAULT_SPIN_US
     ) -> None:
+        if spin_us < 0:
+            raise ValueError(f"spin_us must be >= 0, got {spin_us}")
         self.bell = open_bell(consumers[0].bell)
         self._acquire = self.bell.acquire
         self._flags = tuple(c.flag() for c in consumers)
         self._pending: tuple[Callable[[], bool], ...] = tuple(c.pending for c in consumers)
         self._timeout = timeout_s
-        self._spins = range(spin)
+        self._spin_ns = spin_us * 1000
 
     def idle(self, work: int) -> None:
         if work:
             return
-        for _ in self._spins:
-            for pending in self._pending:
-                if pending():
-                    return
+        if self._spin_ns and self._spin():
+            return
         self._sleep()
+
+    def _spin(self) -> bool:
+        """Re-check every ring until one has work (True) or ``spin_us`` has passed (False)."""
+        clock, pending = time.monotonic_ns, self._pending
+        deadline = clock() + self._spin_ns
+        while clock() < deadline:
+            for ready in pending:
+                if ready():
+                    return True
+        return False
 
     def _sleep(self) -> None:
         """Eventcount: flag up, fence, re-check, wait (bounded), flag down."""
@@ -152,14 +165,14 @@ class Waiter:
         name: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         wait: str = "block",
-        spin: int = DEFAULT_SPIN,
+        spin_us: int = DEFAULT_SPIN_US,
     ) -> None:
         _check_same_bell(consumers, prefix, name)
         if wait not in WAITS:
             raise ValueError(f"wait strategy {wait!r} is not one of {', '.join(WAITS)}")
         strategy: BusySpinWait | YieldingWait | BlockingWait
         if wait == "block":
-            strategy = BlockingWait(consumers, timeout_s, spin)
+            strategy = BlockingWait(consumers, timeout_s, spin_us)
         else:
             strategy = YieldingWait() if wait == "yield" else BusySpinWait()
         self._strategy = strategy

@@ -52,7 +52,7 @@ class StrategyHost:
 
     def __init__(self, strategies: list[Strategy], view: MarketView, clock: Clock, md: dict[int, Ring],
                  events: Ring, intents: Ring, slot: Slot, wait: str = "block", publish_timeout_s: float = 1.0,
-                 recovery: Recovery | None = None) -> None:
+                 recovery: Recovery | None = None, spin_us: int = 0) -> None:
         self._strategies, self._view, self._clock, self._slot = strategies, view, clock, slot
         self._sink = IntentSink(clock)
         self._by_id = [(s.strategy_id, s) for s in strategies]
@@ -72,7 +72,7 @@ class StrategyHost:
         self._events = events.consumer(ROLE)
         self._producer = intents.producer(timeout_s=publish_timeout_s)
         self._waiter = Waiter([c for _, c in self._md] + [self._events], name=ROLE, wait=wait,
-                              timeout_s=TIMER_NS / 1e9)
+                              timeout_s=TIMER_NS / 1e9, spin_us=spin_us)
         self.idle: Callable[[int], None] = self._waiter.idle
 
     @classmethod
@@ -95,7 +95,7 @@ class StrategyHost:
             intents = Ring.attach("intents", ORDER_INTENT, prefix=prefix)
             rings.append(intents)
             return cls(strategies, view, clock, md, events, intents, slot, settings.wait_for(ROLE),
-                       settings.rings.block_timeout_ms / 1000, recovery)
+                       settings.rings.block_timeout_ms / 1000, recovery, settings.rings.spin_us)
         except BaseException:
             for ring in rings:
                 ring.close()

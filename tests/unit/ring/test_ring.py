@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -225,6 +227,38 @@ def test_blocking_waiter_returns_at_once_with_work_and_after_timeout_without(
         bell.close()
     finally:
         waiter.close()
+
+
+def test_spin_then_block_takes_work_that_comes_during_the_spin_without_sleeping(
+    make_ring: MakeRing, shm_prefix: str
+) -> None:
+    ring = make_ring("r", MARKET_DATA, capacity=8, overflow=Overflow.BLOCK, consumers=("gate",))
+    cons = ring.consumer("gate")
+    view, index = cons.flag()
+    seen: list[int] = []
+
+    def late_producer() -> None:
+        time.sleep(0.02)  # the consumer is inside idle by now: spinning (flag down) or asleep (flag up)
+        seen.append(view[index])
+        ring.producer().publish(batch(0, 1))
+
+    waiter = Waiter([cons], prefix=shm_prefix, name="gate", timeout_s=5.0, spin_us=5_000_000)
+    producer = threading.Thread(target=late_producer)
+    try:
+        producer.start()
+        waiter.idle(0)  # returns when the record lands (the spin is bounded by 5 s, the sleep by 5 s more)
+        producer.join(10)
+        assert seen == [0] and cons.pending()
+        waiter.idle(0)  # pending work: returns at once
+        short = Waiter([cons], prefix=shm_prefix, name="gate", timeout_s=0.001, spin_us=100)
+        drain(cons)
+        short.idle(0)  # nothing comes: spins 100 us, then sleeps at most the timeout, flag cleared
+        short.close()
+        assert view[index] == 0
+    finally:
+        waiter.close()
+    with pytest.raises(ValueError, match="spin_us"):
+        Waiter([cons], spin_us=-1)
 
 
 def test_waiter_refuses_consumers_with_different_bells(make_ring: MakeRing, shm_prefix: str) -> None:
