@@ -23,6 +23,7 @@ from kairos.errors import ConfigError
 from kairos.layers import NO_SECRET, Secret, build, env_layer, merge, plain, read_yaml
 from kairos.ranges import disabled, flag, num, ranged
 from kairos.ring.wait import WAITS
+from kairos.venues import BY_NAME, NAMES
 
 ENV_PREFIX = "KAIROS__"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -71,7 +72,7 @@ class RingsConfig:
         _choice("rings.wait", self.wait, WAITS)
 
 
-PINNABLE_ROLES = ("feed.binance", "feed.okx", "strategy", "gate", "persister")
+PINNABLE_ROLES = (*(f"feed.{name}" for name in NAMES), "strategy", "gate", "persister")
 """The processes that pin themselves (kairos.process.run_process), under both the supervisor and systemd."""
 WAITING_ROLES = ("strategy", "gate", "persister")
 """The processes that idle on ring waits (feeds wait on their sockets)."""
@@ -100,8 +101,7 @@ class InstrumentConfig:
     symbol: str
     base: str
     quote: str
-    binance: str = ""
-    okx: str = ""
+    symbols: dict[str, str] = field(default_factory=dict)  # venue name -> the venue's symbol (kairos/venues.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,17 +340,19 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name, venue in self.venues.items():
-            _choice("venues", name, ("binance", "okx"))
+            _choice("venues", name, NAMES)
             if venue.endpoint not in venue.endpoints:
                 raise ConfigError(f"unknown endpoint {venue.endpoint!r}", f"venues.{name}.endpoint")
+        for index, inst in enumerate(self.instruments):
+            for name in inst.symbols:
+                _choice(f"instruments[{index}].symbols", name, NAMES)
 
     def check_venue_secrets(self) -> None:
         """Live trading needs every enabled venue's keys. Checked only by the processes that hold them (the gate,
         the spawning supervisor): the others never see the keys (kairos/supervisor/secrets.py)."""
         for name, venue in self.venues.items():
             if self.execution.mode == "live" and venue.enabled:
-                needed = ("api_key", "api_secret") + (("passphrase",) if name == "okx" else ())
-                for secret in needed:
+                for secret in BY_NAME[name].secrets:
                     if not getattr(venue, secret):
                         env = f"{ENV_PREFIX}VENUES__{name.upper()}__{secret.upper()}"
                         raise ConfigError(f"missing secret: set {env}", f"venues.{name}.{secret}", "environment")

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from kairos.config import InstrumentConfig
 from kairos.errors import ConfigError
 from kairos.records import Venue
+from kairos.venues import VENUE_NAMES
 
-VENUE_NAMES: dict[str, Venue] = {"binance": Venue.BINANCE, "okx": Venue.OKX}
+__all__ = ["VENUE_NAMES", "Instrument", "InstrumentTable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,8 @@ class InstrumentTable:
         for index, cfg in enumerate(instruments, start=1):
             if cfg.symbol in self._by_symbol:
                 raise ConfigError(f"duplicate instrument {cfg.symbol!r}", f"instruments[{index - 1}].symbol")
-            names = {venue: getattr(cfg, name) for name, venue in VENUE_NAMES.items()}
-            inst = Instrument(index, cfg.symbol, cfg.base, cfg.quote, {v: s for v, s in names.items() if s})
+            names = {VENUE_NAMES[name]: symbol for name, symbol in cfg.symbols.items() if symbol}
+            inst = Instrument(index, cfg.symbol, cfg.base, cfg.quote, names)
             self._by_id[index] = inst
             self._by_symbol[cfg.symbol] = inst
             for venue, name in inst.venue_symbols.items():

@@ -73,7 +73,7 @@ class Ready:
 def _frames(steps: int) -> tuple[dict[str, list[bytes]], dict[str, bytes]]:
     """Render ``steps`` walk steps in both dialects; returns frames by stream and the starting snapshots."""
     base = config.load()
-    btc = InstrumentConfig("BTC-USDT", "BTC", "USDT", "BTCUSDT", "BTC-USDT")
+    btc = InstrumentConfig("BTC-USDT", "BTC", "USDT", {"binance": "BTCUSDT", "okx": "BTC-USDT"})
     settings = dataclasses.replace(base, instruments=(btc,))
     events: list[Event] = []
     market = SimMarket(build_specs(settings.instruments, settings.sim), settings.sim, events.append)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from kairos.config import Settings
 from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilters, VenueSnapshot
-from kairos.execution.binance import BinanceExecution
-from kairos.execution.okx import OkxExecution
 from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
+from kairos.venues import VENUES, resolve
 
-EXECUTORS: dict[str, type[RestExecution]] = {"binance": BinanceExecution, "okx": OkxExecution}
+EXECUTORS: dict[str, type[RestExecution]] = {spec.name: resolve(spec.executor) for spec in VENUES}
 
 __all__ = ["EXECUTORS", "ExecReport", "Executor", "OrderRequest", "SymbolFilters", "VenueSnapshot", "live_executor",
            "venue_rules"]

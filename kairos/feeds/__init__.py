@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from kairos.feeds.base import FeedAdapter
-from kairos.feeds.binance import BinanceFeed
-from kairos.feeds.okx import OkxFeed
+from kairos.venues import VENUES, resolve
 
-FEEDS: dict[str, type[FeedAdapter]] = {"binance": BinanceFeed, "okx": OkxFeed}
-"""Venue name (as in config ``venues``) -> adapter class."""
+FEEDS: dict[str, type[FeedAdapter]] = {spec.name: resolve(spec.feed) for spec in VENUES}
+"""Venue name (as in config ``venues``) -> adapter class, from the venue table (kairos/venues.py)."""
 
-__all__ = ["FEEDS", "BinanceFeed", "FeedAdapter", "OkxFeed"]
+__all__ = ["FEEDS", "FeedAdapter"]

@@ -16,6 +16,7 @@ from kairos.records import Side
 from kairos.risk.state import RiskState
 
 EPS = 1e-12
+_BUY = int(Side.BUY)  # an IntEnum member read costs ~70 ns: `open` is on the path to the executor
 DAY_NS = 86_400 * 10**9
 
 
@@ -40,13 +41,14 @@ class Book:
 
     def open(self, order: Order) -> None:
         """Count a newly accepted order: open quantity, open-order count, reservation."""
-        s = self.s
-        order.reserved = order.reserve_per_qty * order.leaves
-        s.reserved[self.reserve_slot(order)] += order.reserved
-        if order.side == Side.BUY:
-            s.open_buy[order.k] += order.leaves
+        s, k, leaves = self.s, order.k, order.leaves
+        reserved = order.reserved = order.reserve_per_qty * leaves
+        if order.side == _BUY:
+            s.reserved[self.grid.quote_slot[k]] += reserved
+            s.open_buy[k] += leaves
         else:
-            s.open_sell[order.k] += order.leaves
+            s.reserved[self.grid.base_slot[k]] += reserved
+            s.open_sell[k] += leaves
         s.open_orders += 1
 
     def fill(self, order: Order, px: float, qty: float, fee: float, fee_asset: str, wall_ns: int) -> None:

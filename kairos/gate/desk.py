@@ -104,7 +104,6 @@ class Desk:
     def _batch(self, view: np.ndarray, manual: bool) -> None:
         t_read = time.monotonic_ns()
         held = self._current = self._held[manual]
-        self.metrics.intents.add(len(view))
         for rec in view.tolist():
             action = rec[INTENT_ACTION]
             if action == NEW:
@@ -119,6 +118,7 @@ class Desk:
                 self._tally("bad intent: unknown action or SET_STATE not from the manual ring",
                             repr(rec[:INTENT_FIELDS]))
                 self._refuse(rec, R.INVALID_ORDER)
+        self.metrics.intents.add(len(view))  # after the batch: counters are off the path to the executor
         self.flush()  # RingFull: the cursor stays, the batch comes again (its rejects are in ``held``)
         held.clear()
 
@@ -161,10 +161,7 @@ class Desk:
         self.executors[order.venue].submit(OrderRequest(  # type: ignore[union-attr]
             order.coid.decode(), order.instrument, self._symbol[order.k], _SIDES[order.side],
             _TYPES[order.order_type], _TIFS[order.tif], order.price, order.qty, order.ts_origin_ns))
-        sent = time.monotonic_ns()
-        self.metrics.latency.record(sent - t_read)
-        self.metrics.trace.sent(order, t_read, sent)
-        self.metrics.orders.add(1)
+        self.metrics.sent(order, t_read, time.monotonic_ns())
         self.dirty = True
         return True
 
@@ -272,7 +269,7 @@ class Desk:
         if self._unrecorded:
             self.blotter.record(self._unrecorded, time.time_ns())  # what it could not write stays queued
         self.metrics.open_orders.set(self.state.open_orders)
-        self.metrics.trace.flush()
+        self.metrics.flush()
 
     def scan(self, now: int) -> None:
         """Post-trade, after new marks: stop-loss / take-profit exits, then the daily loss limit."""

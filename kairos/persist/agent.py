@@ -27,7 +27,7 @@ import numpy as np
 
 from kairos.errors import PersistError
 from kairos.logs import ErrorTally
-from kairos.persist.batch import STREAM_FINGERPRINTS, Stream
+from kairos.persist.batch import MD_STREAMS, STREAM_FINGERPRINTS, Stream
 from kairos.persist.gatestate import GATE_STATE_FINGERPRINT, GateStateSampler
 from kairos.persist.spool import Spool
 from kairos.persist.worker import SinkWorker
@@ -38,7 +38,6 @@ from kairos.status import Slot
 log = logging.getLogger(__name__)
 
 REPORT_NS: Final = 250_000_000
-MD_STREAMS: Final = frozenset({Stream.MD_BINANCE, Stream.MD_OKX})
 COLLECT_EVERY_S: Final = 1.0
 RETRY_S: Final = 0.05
 

@@ -19,22 +19,17 @@ import orjson
 from kairos.persist.gatestate import GATE_STATE_FINGERPRINT, BalanceRow, PositionRow, balance_rows, position_rows
 from kairos.persist.spool import Frame, Position, SpoolReader
 from kairos.records import EXEC_EVENT, MARKET_DATA, fingerprint
+from kairos.venues import VENUES
 
+Stream = IntEnum("Stream", {**{f"MD_{spec.name.upper()}": spec.md_stream for spec in VENUES},
+                             "EVENTS": 3, "GATE_STATE": 4})
+"""Spool stream ids (written to disk: never reused): ``MD_<VENUE>`` from the venue table, then the engine's own."""
 
-class Stream(IntEnum):
-    MD_BINANCE = 1
-    MD_OKX = 2
-    EVENTS = 3
-    GATE_STATE = 4
-
-
-STREAM_DTYPES: Final = {
-    Stream.MD_BINANCE: MARKET_DATA,
-    Stream.MD_OKX: MARKET_DATA,
-    Stream.EVENTS: EXEC_EVENT,
-}
+MD_STREAMS: Final = frozenset(Stream[f"MD_{spec.name.upper()}"] for spec in VENUES)
+STREAM_DTYPES: Final = {**dict.fromkeys(MD_STREAMS, MARKET_DATA), Stream.EVENTS: EXEC_EVENT}
 STREAM_FINGERPRINTS: Final = {stream: fingerprint(dtype) for stream, dtype in STREAM_DTYPES.items()}
-RING_STREAMS: Final = {"md.binance": Stream.MD_BINANCE, "md.okx": Stream.MD_OKX, "events": Stream.EVENTS}
+RING_STREAMS: Final = {**{f"md.{spec.name}": Stream[f"MD_{spec.name.upper()}"] for spec in VENUES},
+                       "events": Stream.EVENTS}
 
 WaitForData = Callable[[Position, float], bool]
 """``wait(after, timeout_s)``: block until the spool grows past ``after``; False on timeout."""

@@ -44,7 +44,8 @@ def build_specs(instruments: tuple[InstrumentConfig, ...], sim: SimConfig) -> li
         magnitude = math.floor(math.log10(price))
         tick = Decimal(1).scaleb(magnitude - 6)
         lot = Decimal(1).scaleb(-(magnitude + 1))
-        for venue, name, vtick, fixed in ((Venue.BINANCE, inst.binance, tick, 8), (Venue.OKX, inst.okx, tick * 10, 0)):
+        for venue, name, vtick, fixed in ((Venue.BINANCE, inst.symbols.get("binance"), tick, 8),
+                                           (Venue.OKX, inst.symbols.get("okx"), tick * 10, 0)):
             if name:
                 spec = VenueSpec(venue, name, inst.symbol, inst.base, inst.quote, vtick, lot, lot * 10, Decimal(5),
                                  fixed)

@@ -197,7 +197,7 @@ def register_trading_routes(router: Router, market: SimMarket, settings: Setting
             continue
         assets = {}
         for inst in settings.instruments:
-            symbol = getattr(inst, name)
+            symbol = inst.symbols.get(name)
             if symbol in market.symbols(cls.venue):
                 assets[symbol] = (inst.base, inst.quote)
         exchange = SimExchange(cls.venue, market, assets, settings.execution.paper_balances,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from kairos.config import Settings
 from kairos.supervisor.child import ChildSpec
+from kairos.venues import NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,7 @@ def _venue(name: str) -> Callable[[Settings, bool], bool]:
 
 
 ROLES: tuple[Role, ...] = (
-    Role("feed.binance", "procs.feed", ("--venue", "binance"), 0, _venue("binance")),
-    Role("feed.okx", "procs.feed", ("--venue", "okx"), 0, _venue("okx")),
+    *(Role(f"feed.{name}", "procs.feed", ("--venue", name), 0, _venue(name)) for name in NAMES),
     Role("strategy", "procs.strategy", (), 1, lambda s, _sim: True, fail_closed=True),
     Role("gate", "procs.gate", (), 2, lambda s, _sim: True, halts_trading=True, fail_closed=True,
          secrets=("venues",)),

@@ -125,6 +125,29 @@ def test_missing_default_file(tmp_path: Path) -> None:
         config.load(tmp_path, {})
 
 
+@pytest.mark.parametrize(("instrument", "key", "words"), [
+    ("{symbol: A-B, base: A, quote: B, symbols: {kraken: AB}}", "instruments[0].symbols", "not one of binance"),
+    ("{symbol: A-B, base: A, quote: B, binance: AB}", "instruments[0].binance", "unknown key"),
+    ("{symbol: A-B, base: A, quote: B, symbols: [AB]}", "instruments[0].symbols", "expected a mapping"),
+])
+def test_instrument_symbols_map_known_venues(cfg_dir: Path, instrument: str, key: str, words: str) -> None:
+    """``symbols: {venue: symbol}`` is the only form: a venue outside kairos/venues.py or the old per-venue field is
+    refused naming the key."""
+    (cfg_dir / "local.yaml").write_text(f"instruments: [{instrument}]\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(cfg_dir, {})
+    assert err.value.key == key and words in str(err.value)
+
+
+def test_live_secrets_come_from_the_venue_table(cfg_dir: Path) -> None:
+    env = {"KAIROS__EXECUTION__MODE": "live", **{f"KAIROS__VENUES__{v}__{s}": "x" for v in ("BINANCE", "OKX")
+                                                  for s in ("API_KEY", "API_SECRET")}}
+    with pytest.raises(ConfigError) as err:
+        config.load(cfg_dir, env).check_venue_secrets()
+    assert err.value.key == "venues.okx.passphrase"
+    config.load(cfg_dir, {**env, "KAIROS__VENUES__OKX__PASSPHRASE": "p"}).check_venue_secrets()
+
+
 def test_tuning_pins_and_waits_per_role(cfg_dir: Path) -> None:
     (cfg_dir / "local.yaml").write_text("tuning: {cpus: {strategy: [1], gate: [0, 1]}, waits: {gate: spin}}\n")
     settings = config.load(cfg_dir, {"KAIROS__RINGS__WAIT": "yield"})

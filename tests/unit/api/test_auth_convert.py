@@ -80,7 +80,7 @@ def test_from_pb_rejects_unknown_numbers() -> None:
 
 
 def test_exec_event_record_to_message() -> None:
-    table = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", binance="BTCUSDT"),))
+    table = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", {"binance": "BTCUSDT"}),))
     rec = np.zeros(1, EXEC_EVENT)[0]
     rec["kind"], rec["state"], rec["side"], rec["venue"] = ExecKind.FILL, OrderState.FILLED, Side.SELL, Venue.BINANCE
     rec["client_order_id"], rec["instrument"], rec["price"], rec["qty"] = b"abc1", 1, 101.5, 0.25

@@ -14,8 +14,8 @@ from kairos.instruments import InstrumentTable
 from kairos.records import OrderType, Side, Tif, TradingState, Venue
 
 TABLE = InstrumentTable((
-    InstrumentConfig("BTC-USDT", "BTC", "USDT", binance="BTCUSDT", okx="BTC-USDT"),
-    InstrumentConfig("SOL-USDT", "SOL", "USDT", binance="SOLUSDT"),
+    InstrumentConfig("BTC-USDT", "BTC", "USDT", {"binance": "BTCUSDT", "okx": "BTC-USDT"}),
+    InstrumentConfig("SOL-USDT", "SOL", "USDT", {"binance": "SOLUSDT"}),
 ))
 V = Validator(TABLE, frozenset({Venue.BINANCE, Venue.OKX}))
 

@@ -14,7 +14,7 @@ from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
 from tests.unit.risk.conftest import BTC_RULES
 
-INSTRUMENTS = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", binance="BTCUSDT", okx="BTC-USDT"),))
+INSTRUMENTS = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", {"binance": "BTCUSDT", "okx": "BTC-USDT"}),))
 CFG = ExecutionConfig(paper_latency_ms=2.0, paper_slippage_bps=10.0, paper_balances={"USDT": 1000.0, "BTC": 1.0})
 FEES = VenueConfig(taker_fee_bps=10.0, maker_fee_bps=5.0)
 MS = 1_000_000

@@ -12,8 +12,8 @@ from kairos.records import Venue
 from kairos.risk import Grid, PreTrade, RiskState
 
 INSTRUMENTS = (
-    InstrumentConfig("BTC-USDT", "BTC", "USDT", binance="BTCUSDT", okx="BTC-USDT"),
-    InstrumentConfig("ETH-USDT", "ETH", "USDT", binance="ETHUSDT"),
+    InstrumentConfig("BTC-USDT", "BTC", "USDT", {"binance": "BTCUSDT", "okx": "BTC-USDT"}),
+    InstrumentConfig("ETH-USDT", "ETH", "USDT", {"binance": "ETHUSDT"}),
 )
 LIMITS = RiskConfig(max_order_qty=1.0, max_order_notional=1000.0, max_position=2.0, max_gross_exposure=250.0,
                     price_band_bps=100.0, max_orders_per_sec=5, max_open_orders=3)

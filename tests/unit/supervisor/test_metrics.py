@@ -54,8 +54,8 @@ class Engine:
         self.children: tuple[ChildInfo, ...] = ()
         view = StatusView("spawn", lambda: self.children, self.board, self.rings, self.gate, frozenset(), 10.0)
         self.trace, self.events = TraceTotals(STAGES), EventTally()
-        instruments = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", "BTCUSDT", "BTC-USDT"),
-                                       InstrumentConfig("ETH-USDT", "ETH", "USDT", "ETHUSDT", "ETH-USDT")))
+        instruments = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", {"binance": "BTCUSDT", "okx": "BTC-USDT"}),
+                                       InstrumentConfig("ETH-USDT", "ETH", "USDT", {"binance": "ETHUSDT", "okx": "ETH-USDT"})))
         self.collector = EngineCollector(view, self.board, self.rings, self.gate, self.trace, self.events,
                                          instruments)
 

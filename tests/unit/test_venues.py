@@ -1,0 +1,43 @@
+"""The venue table (kairos/venues.py) is consistent with everything derived from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from kairos import config
+from kairos.api.pb import pb
+from kairos.config import PINNABLE_ROLES
+from kairos.execution import EXECUTORS
+from kairos.feeds import FEEDS
+from kairos.persist.batch import MD_STREAMS, RING_STREAMS, Stream
+from kairos.records import Venue
+from kairos.supervisor.specs import ROLES
+from kairos.venues import NAMES, VENUES, VenueSpec, resolve
+
+
+@pytest.mark.parametrize("row", VENUES, ids=lambda r: r.name)
+def test_every_module_of_a_row_is_that_venue(row: VenueSpec) -> None:
+    for path in (row.feed, row.executor, row.sim_public, row.sim_trading):
+        assert resolve(path).venue is row.venue, path
+    assert row.name == row.venue.name.lower()
+
+
+def test_ids_are_unique_and_never_collide_with_engine_streams() -> None:
+    assert len({r.venue for r in VENUES}) == len({r.name for r in VENUES}) == len(VENUES)
+    assert len({int(s) for s in Stream}) == len(Stream.__members__)  # no alias: every id distinct
+    assert MD_STREAMS.isdisjoint({Stream.EVENTS, Stream.GATE_STATE})
+
+
+def test_proto_enum_matches_the_wire_enum() -> None:
+    for venue in Venue:
+        if venue is not Venue.NONE:
+            assert pb.Venue.Value(f"VENUE_{venue.name}") == venue
+
+
+def test_everything_per_venue_derives_from_the_table() -> None:
+    assert tuple(FEEDS) == tuple(EXECUTORS) == NAMES
+    assert {f"feed.{n}" for n in NAMES} <= set(PINNABLE_ROLES)
+    assert [r.args for r in ROLES if r.module == "procs.feed"] == [("--venue", n) for n in NAMES]
+    assert {name for name in RING_STREAMS if name.startswith("md.")} == {f"md.{n}" for n in NAMES}
+    assert set(config.load(env={}).venues) <= set(NAMES)
+
