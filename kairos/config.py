@@ -224,6 +224,9 @@ class ExecutionConfig:
     sync_interval_ms: int = num(250, 1, HOUR_MS)
     clock_sync_s: float = num(300.0, 0, 86400, gt=True)
     max_cancel_delay_s: float = num(10.0, 0, 3600)
+    rate_limit_scale: float = num(1.0, 0, 1, gt=True)
+    rate_reserve_pct: float = num(20.0, 0, 100)
+    rate_wait_s: float = num(2.0, 0, 600)
     reconcile_s: float = num(5.0, 0, 3600, gt=True)
     stream_watchdog_s: float = num(10.0, 0, 600, gt=True)
     stream_backoff_max_s: float = num(10.0, 0, 600, gt=True)
@@ -315,6 +318,9 @@ class SimConfig:
     binance_ping_interval_s: float = num(20.0, 0, 3600, gt=True)
     okx_idle_timeout_s: float = num(30.0, 0, 3600, gt=True)
     okx_keepalive_s: float = num(60.0, 0, 3600, gt=True, off="never")
+    rate_limit_scale: float = num(1.0, 0, 1, gt=True)
+    rate_ban_after: int = num(2, 1, 1000)
+    rate_ban_s: float = num(120.0, 0, 86400, gt=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from kairos.config import Settings
 from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilters, VenueSnapshot
 from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
+from kairos.ratelimit import budget_for
 from kairos.venues import VENUES, resolve
 
 EXECUTORS: dict[str, type[RestExecution]] = {spec.name: resolve(spec.executor) for spec in VENUES}
@@ -19,8 +20,9 @@ __all__ = ["EXECUTORS", "ExecReport", "Executor", "OrderRequest", "SymbolFilters
 
 
 def live_executor(venue: str, settings: Settings, instruments: InstrumentTable) -> RestExecution:
-    """The signed REST adapter for ``venues.<venue>``, pointed at its configured endpoint (call start())."""
-    return EXECUTORS[venue](settings.venues[venue], settings.execution, instruments)
+    """The signed REST adapter for ``venues.<venue>``, pointed at its configured endpoint (call start()),
+    spending from the engine's shared rate budget for that venue."""
+    return EXECUTORS[venue](settings.venues[venue], settings.execution, instruments, budget_for(settings, venue))
 
 
 def venue_rules(venue: str, settings: Settings, instruments: InstrumentTable) -> dict[int, SymbolFilters]:

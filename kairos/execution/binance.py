@@ -80,7 +80,7 @@ class BinanceExecution(RestExecution):
         for limit in data.get("rateLimits", ()):
             kind = (limit.get("rateLimitType"), limit.get("interval"), limit.get("intervalNum"))
             if kind == ("REQUEST_WEIGHT", "MINUTE", 1):
-                self.limiter.weight_limit = int(limit["limit"])
+                self.budget.lower_limit(self.budget.limits.window_of("REQUEST_WEIGHT"), int(limit["limit"]))
         return {s["symbol"]: binance_filters(s) for s in data["symbols"]}
 
     def place_call(self, req: OrderRequest, price: str | None, qty: str) -> Call:

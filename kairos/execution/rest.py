@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,21 +28,25 @@ from kairos.config import ExecutionConfig, VenueConfig
 from kairos.errors import ExecutionError
 from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilters, VenueSnapshot
 from kairos.execution.filters import wire
-from kairos.execution.limits import RateLimiter, ServerClock
+from kairos.execution.limits import ServerClock
 from kairos.execution.state import Order, OrderTracker, OrderView
 from kairos.execution.venue import Call, Outcome, Reply, VenueDialect
 from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
+from kairos.ratelimit import LIMITS, Budget, Cost, Priority
 from kairos.records import ExecKind, OrderType, RejectReason, Side
 
 log = logging.getLogger(__name__)
+LOCAL = "LOCAL"  # venue_code of a refusal decided here, nothing sent
+WAITED_NS = 1_000_000  # a call that waited longer than this for budget is signed again
 EXPIRY_MARGIN_MS = 50  # after recvWindow/expTime, allow for clock error before "it cannot appear any more"
 
 
 class RestExecution(Executor, VenueDialect):
     """Signed REST executor; subclasses are the venue dialects (data + pure parsers)."""
 
-    def __init__(self, venue_cfg: VenueConfig, exec_cfg: ExecutionConfig, instruments: InstrumentTable) -> None:
+    def __init__(self, venue_cfg: VenueConfig, exec_cfg: ExecutionConfig, instruments: InstrumentTable,
+                 budget: Budget | None = None) -> None:
         VenueDialect.__init__(self, venue_cfg)
         self._cfg = exec_cfg
         self._base_url = venue_cfg.urls.rest_url.rstrip("/")
@@ -51,7 +56,8 @@ class RestExecution(Executor, VenueDialect):
         self._filters: dict[int, SymbolFilters] = {}
         self._reports: deque[ExecReport] = deque()
         self._tracker = OrderTracker(self._reports.append, self._estimate_fee)
-        self.limiter = RateLimiter()
+        self.budget = budget or Budget.local(LIMITS[self.name].scaled(exec_cfg.rate_limit_scale),
+                                             exec_cfg.rate_reserve_pct, exec_cfg.rate_wait_s)
         self.clock = ServerClock()
         self._pool = ThreadPoolExecutor(max_workers=exec_cfg.workers, thread_name_prefix=f"exec.{self.name}")
         self._local = threading.local()
@@ -72,7 +78,7 @@ class RestExecution(Executor, VenueDialect):
 
     def load_filters(self) -> dict[int, SymbolFilters]:
         """Every configured instrument's rules from the venue's public table; ExecutionError if any is missing."""
-        by_symbol = self.parse_filters(self._checked(self.filters_call(sorted(self._symbols.values())), "filters"))
+        by_symbol = self.parse_filters(self._checked("filters", self.filters_call, sorted(self._symbols.values())))
         missing = [s for s in self._symbols.values() if s not in by_symbol]
         if missing:
             raise ExecutionError(f"{self.name}: venue does not list {', '.join(missing)}")
@@ -91,10 +97,10 @@ class RestExecution(Executor, VenueDialect):
                                            req.side)
         if broken:
             self._tracker.reject(req.client_order_id, RejectReason.VENUE_FILTER, "LOCAL", f"Filter failure: {broken}")
-        elif self.limiter.remaining_s() > 0:
+        elif self.budget.banned_s() > 0:
             self._count("rate_limited_local")
             self._tracker.reject(req.client_order_id, RejectReason.VENUE_RATE_LIMIT, "LOCAL",
-                                 f"rate limited for {self.limiter.remaining_s():.1f}s more")
+                                 f"rate limited for {self.budget.banned_s():.1f}s more")
         else:
             self._pool.submit(self._guard, self._place, req, None if price is None else wire(price), wire(qty))
 
@@ -114,8 +120,8 @@ class RestExecution(Executor, VenueDialect):
         return self._state_report(view)
 
     def snapshot(self) -> VenueSnapshot:
-        orders = self._checked(self.open_orders_call(None), "open orders")
-        balances = self._checked(self.balances_call(), "balances")
+        orders = self._checked("open orders", self.open_orders_call, None)
+        balances = self._checked("balances", self.balances_call)
         snap = VenueSnapshot(balances=self.parse_balances(balances))
         for view in self.parse_open_orders(orders):
             report = self._state_report(view)
@@ -133,19 +139,19 @@ class RestExecution(Executor, VenueDialect):
         self._pool.shutdown(wait=True, cancel_futures=True)
         for session in self._sessions:
             session.close()
+        self.budget.close()
 
     def stats(self) -> dict[str, int]:
         base = {"illegal_transitions": self._tracker.illegal, "stale_views": self._tracker.stale,
-                "foreign_views": self._tracker.foreign, "rate_limit_bans": self.limiter.bans}
+                "foreign_views": self._tracker.foreign} | {f"rate_{k}": v for k, v in self.budget.stats().items()}
         with self._count_lock:
-            return base | self.counts | self.limiter.usage
+            return base | self.counts
 
     # -- jobs (worker threads) ------------------------------------------------------------------
 
     def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
-        call = self.place_call(req, price, qty)
         self._tracker.sent(req.client_order_id, time.time_ns())
-        reply = self._send(call)
+        reply = self._send(self.place_call, req, price, qty)
         if reply.outcome is Outcome.OK:
             self._tracker.apply(self.parse_placed(reply.data, req))
             if self.ack_only and (req.order_type is OrderType.MARKET or req.tif.name != "GTC"):
@@ -156,20 +162,14 @@ class RestExecution(Executor, VenueDialect):
             self._tracker.reject(req.client_order_id, reply.reason, reply.code, reply.message)
 
     def _cancel(self, coid: str, symbol: str) -> None:
-        banned_s = self.limiter.remaining_s()
-        if banned_s > self._cfg.max_cancel_delay_s:
-            message = f"rate limited for {banned_s:.1f}s"
-            self._tracker.cancel_reject(coid, RejectReason.VENUE_RATE_LIMIT, "LOCAL", message)
-            return
-        if banned_s > 0 and self._stop.wait(banned_s):
-            return
-        reply = self._send(self.cancel_call(coid, symbol))
+        reply = self._send(self.cancel_call, coid, symbol, wait_s=self._cfg.max_cancel_delay_s)  # waits out a short ban
         if reply.outcome is Outcome.OK and self.cancel_confirmed:
             self._tracker.apply(self.parse_order(reply.data))
             return
         if reply.outcome not in (Outcome.OK, Outcome.UNKNOWN):
             self._tracker.cancel_reject(coid, reply.reason, reply.code, reply.message)
-        self._refresh(coid, symbol)
+        if reply.code != LOCAL:
+            self._refresh(coid, symbol)
 
     def _resolve(self, coid: str, symbol: str, cause: Reply) -> None:
         """Unknown outcome: ask the venue; conclude "not placed" only once the request has expired."""
@@ -217,7 +217,7 @@ class RestExecution(Executor, VenueDialect):
                 self.sync_clock()
             live = self._tracker.live()
             for symbol in {o.symbol for o in live}:
-                if self.limiter.remaining_s() > 0:
+                if self.budget.banned_s() > 0:
                     return
                 listed = {v.client_order_id for v in self._sync_symbol(symbol)}
                 for order in live:
@@ -234,7 +234,7 @@ class RestExecution(Executor, VenueDialect):
             self._sync_busy.clear()
 
     def _sync_symbol(self, symbol: str) -> list[OrderView]:
-        views = self.parse_open_orders(self._checked(self.open_orders_call(symbol), "open orders"))
+        views = self.parse_open_orders(self._checked("open orders", self.open_orders_call, symbol))
         for view in views:
             self._tracker.apply(view)
         return views
@@ -255,45 +255,58 @@ class RestExecution(Executor, VenueDialect):
     def sync_clock(self) -> None:
         """Measure the offset to the venue's clock (NTP-style midpoint)."""
         sent = time.time_ns() // 1_000_000
-        data = self._checked(self.time_call(), "server time")
+        data = self._checked("server time", self.time_call)
         self.clock.update(self.parse_time(data), sent, time.time_ns() // 1_000_000)
         self._resync_clock.clear()
 
     def _query_view(self, coid: str, symbol: str) -> OrderView | None:
-        reply = self._send(self.query_call(coid, symbol))
+        reply = self._send(self.query_call, coid, symbol)
         if reply.outcome is Outcome.NOT_FOUND:
             return None
         if reply.outcome is not Outcome.OK:
             raise ExecutionError(f"{self.name}: query {coid}: {reply.code} {reply.message}")
         return self.parse_order(reply.data)
 
-    def _checked(self, call: Call, what: str) -> Any:
-        reply = self._send(call)
+    def _checked(self, what: str, build: Callable[..., Call], *args: Any) -> Any:
+        reply = self._send(build, *args)
         if reply.outcome is not Outcome.OK:
             raise ExecutionError(f"{self.name}: {what}: {reply.code} {reply.message}")
         return reply.data
 
-    def _send(self, call: Call) -> Reply:
-        """One HTTP exchange, classified; transport failures become UNKNOWN or UNAVAILABLE."""
+    def _send(self, build: Callable[..., Call], *args: Any, wait_s: float | None = None) -> Reply:
+        """One HTTP exchange ``build(*args)`` paid from the venue's budget, classified; transport failures become
+        UNKNOWN or UNAVAILABLE. Without budget after ``wait_s`` (default: `Budget.acquire`'s) nothing is sent:
+        RATE_LIMITED, code LOCAL. A call that waited is built again: its signed timestamp must be fresh."""
+        call = build(*args)
+        cost = self.budget.limits.cost(call.method, call.path)
+        asked_ns = time.monotonic_ns()
+        short_s = self.budget.acquire(cost, wait_s, self._stop)
+        if short_s:
+            self._count("rate_refused" if cost.priority is Priority.ESSENTIAL else "rate_deferred")
+            return Reply(Outcome.RATE_LIMITED, None, LOCAL, f"rate budget spent for {short_s:.1f}s more",
+                         RejectReason.VENUE_RATE_LIMIT, short_s)
+        if time.monotonic_ns() - asked_ns > WAITED_NS:
+            call = build(*args)
         try:
-            reply = self._call(call)
+            reply = self._call(call, cost)
         except requests.RequestException as exc:
             self._count("transport_error")
             definite = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
             outcome = Outcome.UNAVAILABLE if definite else Outcome.UNKNOWN
             return Reply(outcome, None, type(exc).__name__, str(exc)[:200], RejectReason.VENUE_UNAVAILABLE)
-        if reply.outcome is Outcome.RATE_LIMITED:
-            self.limiter.block(reply.retry_after_s)
         if reply.clock_skew:
             self._resync_clock.set()
         return reply
 
-    def _call(self, call: Call) -> Reply:
+    def _call(self, call: Call, cost: Cost) -> Reply:
         session = self._session()
         resp = session.request(call.method, self._base_url + call.path, data=call.body.encode() or None,
                                headers=call.headers, timeout=self._cfg.http_timeout_s)
-        self.limiter.note(resp.headers)
-        return self.classify(resp.status_code, resp.headers, resp.content)
+        self.budget.note_usage(resp.headers)
+        reply = self.classify(resp.status_code, resp.headers, resp.content)
+        if reply.outcome is Outcome.RATE_LIMITED:
+            self.budget.penalise(cost, resp.status_code, reply.retry_after_s)
+        return reply
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)

@@ -17,8 +17,9 @@ import orjson
 
 from kairos.config import VenueConfig
 from kairos.execution.base import OrderRequest, SymbolFilters
-from kairos.execution.limits import ServerClock, retry_after_s
+from kairos.execution.limits import ServerClock
 from kairos.execution.state import OrderView
+from kairos.ratelimit.budget import retry_after_s
 from kairos.records import RejectReason, Venue
 
 

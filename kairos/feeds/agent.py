@@ -33,6 +33,7 @@ from kairos.feeds.stats import FeedStats
 from kairos.feeds.sync import BookSync, Fetcher, SnapshotFetcher
 from kairos.feeds.validate import FRAME_SIZE, VENUE_WIDE, QuoteGuard, Rejections
 from kairos.logs import ErrorTally
+from kairos.ratelimit.budget import Budget
 from kairos.records import MARKET_DATA
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class FeedAgent:
                  "rejections", "role", "stats", "sync", "tally")
 
     def __init__(self, adapter: FeedAdapter, urls: EndpointConfig, cfg: FeedConfig, publisher: Publisher,
-                 stats: FeedStats, fetcher: Fetcher | None = None) -> None:
+                 stats: FeedStats, fetcher: Fetcher | None = None, budget: Budget | None = None) -> None:
         self.role = f"feed.{adapter.venue.name.lower()}"
         self._adapter, self._cfg, self._publisher, self.stats = adapter, cfg, publisher, stats
         self._url = adapter.stream_url(urls.ws_url)
@@ -77,7 +78,7 @@ class FeedAgent:
         self._wake = os.pipe()  # a finished snapshot wakes the idle wait
         os.set_blocking(self._wake[0], False)
         os.set_blocking(self._wake[1], False)
-        self._fetcher = fetcher or SnapshotFetcher(cfg.rest_timeout_s, self._wake[1])
+        self._fetcher = fetcher or SnapshotFetcher(cfg.rest_timeout_s, self._wake[1], budget)
         self.sync = BookSync(adapter, urls.rest_url, cfg, self._fetcher, self.tally,
                              book_bbo="bbo" not in cfg.channels, rejections=self.rejections,
                              rebuilt=self._guard.rebase)

@@ -2,7 +2,7 @@
 
 The supervisor (or a test) creates the ``md.<venue>`` ring and the status board; the feed only
 attaches, so a missing ring is RingNotFound (exit 1, retried) and a layout mismatch is
-RingLayoutError (boot error, FATAL).
+RingLayoutError (boot error, FATAL). Snapshots are paid from the venue's shared rate budget.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from kairos.feeds import FEEDS
 from kairos.feeds.agent import FeedAgent
 from kairos.feeds.stats import FeedStats
 from kairos.instruments import VENUE_NAMES, InstrumentTable
+from kairos.ratelimit import budget_for
 from kairos.records import MARKET_DATA
 from kairos.ring import Ring
 from kairos.status import StatusBoard
@@ -41,7 +42,8 @@ class FeedProcess:
         try:
             self.ring = Ring.attach(f"md.{venue_name}", MARKET_DATA, prefix=settings.shm_prefix)
             row = self.board.claim(f"feed.{venue_name}")
-            self.agent = FeedAgent(adapter, venue_cfg.urls, settings.feeds, self.ring.producer(), FeedStats(row))
+            self.agent = FeedAgent(adapter, venue_cfg.urls, settings.feeds, self.ring.producer(), FeedStats(row),
+                                   budget=budget_for(settings, venue_name))
         except BaseException:
             self.close()
             raise

@@ -15,7 +15,9 @@ message, or a top that is one-sided, crossed or jumped after an update; none of 
 A snapshot that is empty on a side, crossed or has a bad level fails like a failed fetch (the
 buffer is kept for the next one). Snapshot failures retry with backoff; after
 ``feeds.snapshot_retries`` consecutive failures `BookSyncError` ends the process (the supervisor
-restarts it). Book records (STATUS, DEPTH bursts, book BBO) are written into the caller's array.
+restarts it). A snapshot the venue's shared rate budget defers (kairos/ratelimit: snapshots are
+BACKGROUND calls) is no failure: it is asked again when the budget has room (``rate_deferred``).
+Book records (STATUS, DEPTH bursts, book BBO) are written into the caller's array.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import IntEnum
 from typing import Final, Protocol
+from urllib.parse import urlencode
 
 import numpy as np
 import requests
@@ -38,11 +41,13 @@ from kairos.feeds.base import BAD_INPUT, RECORD, UNSEQUENCED, Backoff, BookMsg, 
 from kairos.feeds.book import BAD_LEVEL, L2Book
 from kairos.feeds.validate import CROSSED, EMPTY_BOOK, INVALID_LEVEL, JUMP, REASONS, Rejections, book_problem, shape
 from kairos.logs import ErrorTally
+from kairos.ratelimit.budget import Budget, RateDeferred
 from kairos.records import BookStatus, Kind
 
 log = logging.getLogger(__name__)
 
 MAX_BUFFER: Final = 10_000
+RETRY_S: Final = 5.0  # a 429/418 without Retry-After: quiet this long
 _STATUS: Final = int(Kind.STATUS)
 
 
@@ -80,15 +85,17 @@ class Fetcher(Protocol):
 
 
 class SnapshotFetcher:
-    """REST snapshots on worker threads, so a slow venue never stalls the socket loop."""
+    """REST snapshots on worker threads, so a slow venue never stalls the socket loop. With a ``budget`` each
+    one is paid for as BACKGROUND (a bounded wait for room, else RateDeferred) and its answer corrects it."""
 
-    __slots__ = ("_pool", "_session", "_timeout_s", "_wake_fd")
+    __slots__ = ("_budget", "_pool", "_session", "_timeout_s", "_wake_fd")
 
-    def __init__(self, timeout_s: float, wake_fd: int = -1) -> None:
+    def __init__(self, timeout_s: float, wake_fd: int = -1, budget: Budget | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self._session = requests.Session()
         self._timeout_s = timeout_s
         self._wake_fd = wake_fd
+        self._budget = budget
 
     def fetch(self, url: str, params: dict[str, str]) -> Future[bytes]:
         future = self._pool.submit(self._get, url, params)
@@ -101,7 +108,11 @@ class SnapshotFetcher:
             os.write(self._wake_fd, b"\0")
 
     def _get(self, url: str, params: dict[str, str]) -> bytes:
+        budget = self._budget
+        cost = budget.pay("GET", f"{url}?{urlencode(params)}") if budget else None
         response = self._session.get(url, params=params, timeout=self._timeout_s)
+        if budget is not None and cost is not None:
+            budget.answered(cost, response.status_code, response.headers, RETRY_S)
         if response.status_code >= 400:
             raise ProtocolError(f"HTTP {response.status_code}: {response.content[:200]!r}")
         return response.content
@@ -110,6 +121,8 @@ class SnapshotFetcher:
         self._wake_fd = -1  # the owner closes the pipe next; late callbacks must not write to a reused fd
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._session.close()
+        if self._budget is not None:
+            self._budget.close()
 
 
 Rebuilt = Callable[[int, float, float], None]
@@ -156,7 +169,7 @@ class BookSync:
         self.row_need = cfg.depth_levels + 3
         """Rows one book event may write (STATUS + DEPTH burst + BBO); callers keep that much room."""
         self.counts = {"gaps": 0, "resyncs": 0, "snapshots": 0, "rest_requests": 0, "snapshot_failures": 0,
-                       "stale_dropped": 0, "crossed": 0, "unsequenced_dropped": 0}
+                       "stale_dropped": 0, "crossed": 0, "unsequenced_dropped": 0, "rate_deferred": 0}
 
     # -- connection edges ------------------------------------------------------------------------
     def start(self) -> None:
@@ -276,6 +289,10 @@ class BookSync:
         future, track.future = track.future, None
         try:
             snapshot = self._adapter.parse_snapshot(future.result())  # type: ignore[union-attr]
+        except RateDeferred as exc:  # not a failure: the shared budget is saving room for orders
+            self.counts["rate_deferred"] += 1
+            track.next_try_ns = time.monotonic_ns() + int(exc.wait_s * 1e9)
+            return 0
         except (requests.RequestException, ProtocolError, *BAD_INPUT) as exc:
             return self._failed(track, "snapshot_failed", repr(exc))
         problem = book_problem(BookMsg(track.book.instrument, 0, *snapshot, True), self._max_levels)

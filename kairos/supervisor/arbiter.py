@@ -30,7 +30,7 @@ from kairos.status import Slot, StatusBoard
 from kairos.supervisor import hung, spawn
 from kairos.supervisor.api import EngineApi
 from kairos.supervisor.child import Child, ChildInfo, ChildState, Do, RestartPolicy, describe_exit
-from kairos.supervisor.rings import RingSet, ring_specs
+from kairos.supervisor.rings import RingSet, budget_specs, ring_specs
 from kairos.supervisor.secrets import child_env
 from kairos.supervisor.specs import Plan
 from kairos.supervisor.systemd import Notifier, scrub
@@ -54,7 +54,7 @@ class Arbiter:
         full = {**scrub(env), "KAIROS__SHM_PREFIX": self.prefix}
         self.envs = {c.role: child_env(full, c.spec.secrets) for c in self.children}
         self.notes = {c.role: exits.note_path(settings, c.role) for c in self.children}
-        self.rings = RingSet(ring_specs(settings), self.prefix)
+        self.rings = RingSet(ring_specs(settings), self.prefix, budget_specs(settings))
         self.board: StatusBoard | None = None
         self.slot: Slot | None = None
         self.api: EngineApi | None = None
@@ -160,9 +160,16 @@ class Arbiter:
             self._next_sample = now + SAMPLE_S
             self.murder_stale(self.api.status.sample())
             self.api.check()
+            self.publish_budgets()
         self.manage_children()
         self.slot.heartbeat()
         self.notifier.watchdog(time.monotonic_ns())
+
+    def publish_budgets(self) -> None:
+        """Each venue's shared rate budget as ``rl.<venue>.*`` counters on our row: a ban shows in status."""
+        for venue, budget in self.rings.budgets.items():
+            for key, value in budget.stats().items():
+                self.slot.counter(f"rl.{venue}.{key}").set(value)
 
     def handle_term(self) -> None:
         self._hurry = self._stopping

@@ -14,6 +14,7 @@ from typing import Final
 import numpy as np
 
 from kairos.config import Settings
+from kairos.ratelimit import LIMITS, Budget, VenueLimits, engine_limits
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE
 from kairos.ring import Overflow, Ring
 
@@ -39,6 +40,13 @@ class CursorStats:
     overruns: int
 
 
+def budget_specs(settings: Settings) -> tuple[tuple[VenueLimits, float, float], ...]:
+    """One shared REST rate budget per enabled venue with a limits table: (limits, reserve %, background wait s)."""
+    ex = settings.execution
+    return tuple((engine_limits(settings, venue), ex.rate_reserve_pct, ex.rate_wait_s)
+                 for venue, cfg in sorted(settings.venues.items()) if cfg.enabled and venue in LIMITS)
+
+
 def ring_specs(settings: Settings) -> tuple[RingSpec, ...]:
     """md.<venue> for each enabled venue; a disabled persister is no consumer (it would block events)."""
     persister = ("persister",) if settings.persister.enabled else ()
@@ -57,25 +65,32 @@ def ring_specs(settings: Settings) -> tuple[RingSpec, ...]:
 
 
 class RingSet:
-    """The mapped rings of one supervisor run."""
+    """The mapped rings of one supervisor run, and the venues' rate budgets (created and kept alike)."""
 
-    __slots__ = ("prefix", "rings", "specs")
+    __slots__ = ("budget_specs", "budgets", "prefix", "rings", "specs")
 
-    def __init__(self, specs: tuple[RingSpec, ...], prefix: str) -> None:
+    def __init__(self, specs: tuple[RingSpec, ...], prefix: str,
+                 budgets: tuple[tuple[VenueLimits, float, float], ...] = ()) -> None:
         self.specs = specs
         self.prefix = prefix
         self.rings: dict[str, Ring] = {}
+        self.budget_specs = budgets
+        self.budgets: dict[str, Budget] = {}
 
     def create(self) -> None:
         """Fresh rings (stale ones from a dead creator are reclaimed; a live owner is an error)."""
         for spec in self.specs:
             self.rings[spec.name] = Ring.create(spec.name, spec.dtype, spec.capacity, spec.overflow,
                                                 spec.consumers, prefix=self.prefix)
+        for limits, reserve_pct, wait_s in self.budget_specs:
+            self.budgets[limits.venue] = Budget.create(self.prefix, limits, reserve_pct, wait_s)
 
     def adopt(self) -> None:
         """Map the rings live processes already use; RingLayoutError if config changed under them."""
         for spec in self.specs:
             self.rings[spec.name] = Ring.attach(spec.name, spec.dtype, prefix=self.prefix, capacity=spec.capacity)
+        for limits, _, _ in self.budget_specs:
+            self.budgets[limits.venue] = Budget.attach(self.prefix, limits)
 
     def __getitem__(self, name: str) -> Ring:
         return self.rings[name]
@@ -84,10 +99,15 @@ class RingSet:
         for ring in self.rings.values():
             ring.close()
         self.rings.clear()
+        for budget in self.budgets.values():
+            budget.close()
+        self.budgets.clear()
 
     def unlink(self) -> None:
         for spec in self.specs:
             Ring.unlink(spec.name, prefix=self.prefix)
+        for limits, _, _ in self.budget_specs:
+            Budget.unlink(self.prefix, limits.venue)
 
     def cursors(self) -> list[CursorStats]:
         """Depth and overruns of every consumer of every mapped ring, read without taking any slot."""

@@ -26,22 +26,23 @@ def test_429_blocks_new_orders_locally_and_delays_cancels(sim: Sim, name: str) -
     ex.submit(order(sim, name, "rl1", Side.BUY, bid * 0.99, 0.01))
     first = collect(ex, ended("rl1"))[-1]
     assert (first.reason, first.venue_code) == (RejectReason.VENUE_RATE_LIMIT, RATE_CODE[name])
-    assert ex.limiter.remaining_s() > 0
+    place = ex.budget.limits.cost("POST", ORDER_PATH[name])
+    assert ex.budget.blocked_s(place) > 0                   # binance: the whole venue (429); okx: that endpoint
     ex.submit(order(sim, name, "rl2", Side.BUY, bid * 0.99, 0.01))              # still banned: never sent
     second = collect(ex, ended("rl2"))[-1]
     assert (second.reason, second.venue_code) == (RejectReason.VENUE_RATE_LIMIT, "LOCAL")
-    assert ex.query("rl2", symbol(name)) is None
-    ex.cancel("rest1", 1, symbol(name))                                    # waits out the ban, then goes
+    ex.cancel("rest1", 1, symbol(name))               # binance: waits out the ban; okx: another endpoint, goes
     reports = collect(ex, ended("rest1"))
     assert of(reports, "rest1")[-1] == (ExecKind.CANCELED, OrderState.CANCELED)
-    assert ex.limiter.remaining_s() == 0 and ex.stats()["rate_limit_bans"] == 1
+    assert ex.query("rl2", symbol(name)) is None
+    assert ex.budget.banned_s() == 0 and ex.stats()["rate_bans" if name == "binance" else "rate_over"] == 1
 
 
 def test_binance_weight_headers_are_tracked(sim: Sim) -> None:
     ex = sim.executor("binance")
     ex.snapshot()
-    assert ex.stats()["x-mbx-used-weight-1m"] >= 26                              # openOrders(all) 6 + account 20
-    assert ex.limiter.weight_limit == 6000
+    assert ex.budget.used(0) >= 26                             # openOrders(all) 80 + account 20, as the venue says
+    assert ex.budget.limit(0) == 6000
 
 
 @pytest.mark.parametrize("name", VENUES)

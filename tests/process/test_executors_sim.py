@@ -78,7 +78,8 @@ def _sim_env(prefix: str, log_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS__")}
     env |= {"KAIROS__SHM_PREFIX": prefix, "KAIROS__LOGGING__DIR": str(log_dir), "KAIROS__LOGGING__JSON_FILES": "false",
             "PYTHONPATH": str(ROOT)}
-    for port in ("BINANCE_REST_PORT", "BINANCE_WS_PORT", "OKX_REST_PORT", "OKX_WS_PORT"):
+    for port in ("BINANCE_REST_PORT", "BINANCE_WS_PORT", "OKX_REST_PORT", "OKX_WS_PORT", "BINANCE_PRIVATE_PORT",
+                 "OKX_PRIVATE_PORT"):
         env[f"KAIROS__SIM__{port}"] = "0"
     for name, (key, secret, passphrase) in KEYS.items():
         env |= {f"KAIROS__VENUES__{name.upper()}__API_KEY": key, f"KAIROS__VENUES__{name.upper()}__API_SECRET": secret}
@@ -131,7 +132,7 @@ def collect(ex: RestExecution, done: Callable[[list[ExecReport]], bool], timeout
         if poke is not None:
             poke()
         time.sleep(0.01)
-    pytest.fail(f"condition not met; reports: {[(r.client_order_id, r.kind.name, r.state.name) for r in reports]}")
+    pytest.fail(f"condition not met; reports: {[(r.client_order_id, r.kind.name, r.state.name, r.venue_code, r.message) for r in reports]}")
 
 
 def ended(coid: str) -> Callable[[list[ExecReport]], bool]:

@@ -81,7 +81,7 @@ def test_binance_parsers_on_venue_responses(signed) -> None:
     assert ex.parse_time(fixture("binance/server_time.json")) == 1764851299987
     filters = ex.parse_filters(fixture("binance/exchange_info.json"))
     assert set(filters) == {"ETHUSDT", "DOGEUSDT"} and filters["ETHUSDT"].tick == Decimal("0.01")
-    assert ex.limiter.weight_limit == 6000
+    assert ex.budget.limit(0) == 6000  # exchangeInfo's REQUEST_WEIGHT: never above the table's
 
 
 def test_okx_place_body_headers_and_signature(signed) -> None:

@@ -1,0 +1,30 @@
+"""Venue REST rate limits: the weights table (table.py) and the shared per-venue budget (budget.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from kairos.config import Settings
+from kairos.errors import RingNotFound
+from kairos.ratelimit.budget import Budget
+from kairos.ratelimit.table import LIMITS, Cost, Priority, VenueLimits
+
+__all__ = ["LIMITS", "Budget", "Cost", "Priority", "VenueLimits", "budget_for", "engine_limits"]
+
+log = logging.getLogger(__name__)
+
+
+def engine_limits(settings: Settings, venue: str) -> VenueLimits:
+    """The venue's table at ``execution.rate_limit_scale`` of its documented limits."""
+    return LIMITS[venue].scaled(settings.execution.rate_limit_scale)
+
+
+def budget_for(settings: Settings, venue: str) -> Budget:
+    """The engine's shared budget for ``venue``; without one (no supervisor: a tool, a test) a process-local
+    budget, said in the log, so calls are still paced."""
+    limits = engine_limits(settings, venue)
+    try:
+        return Budget.attach(settings.shm_prefix, limits)
+    except RingNotFound:
+        log.info("%s: no shared rate budget under prefix %s; pacing this process alone", venue, settings.shm_prefix)
+        return Budget.local(limits, settings.execution.rate_reserve_pct, settings.execution.rate_wait_s)
