@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Final, NamedTuple, Protocol
 
 import numpy as np
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_NEXT_DIGIT = {ord(a): ord(b) for a, b in pairwise(_B36)}
+_ZERO, _ONE, _LAST = ord("0"), ord("1"), ord("z")
+_NEW = int(Action.NEW)  # an IntEnum member read costs ~70 ns per intent
 RUN_ID_LEN = 8
 TERMINAL_STATES = frozenset((OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED))
 TERMINAL_KINDS = frozenset((ExecKind.REJECT, ExecKind.CANCELED, ExecKind.EXPIRED))
@@ -116,12 +120,22 @@ class OrderIds:
     def __init__(self, strategy_id: int, run_id: str) -> None:
         if not 0 < strategy_id < 36 * 36 or len(run_id) != RUN_ID_LEN or not run_id.isalnum():
             raise ValueError(f"bad strategy id {strategy_id} or run id {run_id!r}")
-        self._prefix = id_prefix(strategy_id, run_id)
-        self._seq = 0
+        self._prefix = id_prefix(strategy_id, run_id).encode()
+        self._seq = bytearray(b"0")
+        """The sequence in base 36, counted up digit by digit (an odometer: no division per id)."""
 
     def next(self) -> bytes:
-        self._seq += 1
-        cid = f"{self._prefix}{base36(self._seq)}".encode()
+        seq = self._seq
+        i = len(seq) - 1
+        while seq[i] == _LAST:
+            seq[i] = _ZERO
+            i -= 1
+            if i < 0:
+                seq.insert(0, _ONE)
+                break
+        else:
+            seq[i] = _NEXT_DIGIT[seq[i]]
+        cid = self._prefix + seq
         if len(cid) > CLIENT_ORDER_ID_LEN:
             raise OverflowError(f"client order id {cid!r} longer than {CLIENT_ORDER_ID_LEN}")
         return cid
@@ -135,41 +149,42 @@ assert ORDER_INTENT.names == _INTENT_FIELDS, "IntentSink writes ORDER_INTENT row
 class IntentSink:
     """A reusable ORDER_INTENT buffer strategies write into; the driver publishes ``take()``.
 
-    Rows are written as one tuple each (about 0.5 us; field-by-field is ten times slower).
+    An intent is kept as one tuple (its creation stamp taken at once) and `take` writes them all
+    into the buffer with one numpy call: the second leg of a pair is not delayed by the first's
+    row assignment (~0.5-0.7 us each; field-by-field is ten times slower).
     """
 
-    __slots__ = ("_buf", "_clock", "_n")
+    __slots__ = ("_buf", "_clock", "_rows")
 
     def __init__(self, clock: Clock, capacity: int = 64) -> None:
         self._clock = clock
         self._buf = np.zeros(capacity, ORDER_INTENT)
-        self._n = 0
+        self._rows: list[tuple] = []
 
     def __len__(self) -> int:
-        return self._n
+        return len(self._rows)
 
     def new(self, strategy: int, cid: bytes, venue: int, instrument: int, side: int, order_type: int,
             tif: int, price: float, qty: float, origin_ns: int) -> None:
         """Append a NEW order intent stamped with the injected clock."""
-        self._put((self._clock.now_ns(), origin_ns, price, qty, cid, instrument, strategy, venue, side,
-                   order_type, tif, Action.NEW, 0, b""))
+        self._rows.append((self._clock.now_ns(), origin_ns, price, qty, cid, instrument, strategy, venue, side,
+                           order_type, tif, _NEW, 0, b""))
 
     def cancel(self, strategy: int, cid: bytes, venue: int, instrument: int, origin_ns: int) -> None:
         """Append a CANCEL intent for one of the strategy's own orders."""
-        self._put((self._clock.now_ns(), origin_ns, 0.0, 0.0, cid, instrument, strategy, venue, 0, 0, 0,
-                   Action.CANCEL, 0, b""))
+        self._rows.append((self._clock.now_ns(), origin_ns, 0.0, 0.0, cid, instrument, strategy, venue, 0, 0, 0,
+                           Action.CANCEL, 0, b""))
 
     def take(self) -> np.ndarray:
-        """The intents written since the last take; a view valid until the next write."""
-        out = self._buf[: self._n]
-        self._n = 0
-        return out
-
-    def _put(self, row: tuple) -> None:
-        if self._n == len(self._buf):
-            self._buf = np.concatenate((self._buf, np.zeros(len(self._buf), ORDER_INTENT)))
-        self._buf[self._n] = row
-        self._n += 1
+        """The intents written since the last take; a view valid until the next take."""
+        rows = self._rows
+        n = len(rows)
+        if n > len(self._buf):
+            self._buf = np.zeros(max(n, 2 * len(self._buf)), ORDER_INTENT)
+        if n:
+            self._buf[:n] = rows
+            rows.clear()
+        return self._buf[:n]
 
 
 @dataclass(frozen=True, slots=True)

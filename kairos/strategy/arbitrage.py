@@ -41,6 +41,8 @@ from kairos.strategy.book import Top
 log = logging.getLogger(__name__)
 
 ARBITRAGE_ID: Final = 1
+# Plain ints on the fire path: an IntEnum member read costs ~70 ns, eight per pair of legs.
+_BUY, _SELL, _LIMIT, _IOC = int(Side.BUY), int(Side.SELL), int(OrderType.LIMIT), int(Tif.IOC)
 COUNTERS: Final = ("fired", "too_small", "completed", "missed", "leg_failures", "leg_timeouts", "hedges_sent",
                    "hedges_filled", "hedges_failed", "hedges_deferred", "hedges_abandoned", "dust",
                    "unknown_events", "recovered", "bad_edge")
@@ -157,8 +159,8 @@ class CrossArbitrage:
             return
         origin = max(a.ts_recv, b.ts_recv)
         trade = Trade(inst, now + self._leg_timeout)
-        self._send(trade, out, buy, Side.BUY, a.ask, qty, origin)
-        self._send(trade, out, sell, Side.SELL, b.bid, qty, origin)
+        self._send(trade, out, buy, _BUY, a.ask, qty, origin)
+        self._send(trade, out, sell, _SELL, b.bid, qty, origin)
         self._active[inst] = trade
         self._next_ok[inst] = now + self._cfg.cooldown_ms * 1_000_000
         self.stats["fired"] += 1
@@ -189,10 +191,10 @@ class CrossArbitrage:
         self._tally(f"arb instrument {inst}: edge above max_edge_bps {self._cfg.max_edge_bps:g} is bad data, "
                     "not traded", f"{edge:.0f} bps: ask {a.ask!r} on venue {buy}, bid {b.bid!r} on venue {sell}")
 
-    def _send(self, trade: Trade, out: IntentSink, venue: int, side: Side, price: float, qty: float,
+    def _send(self, trade: Trade, out: IntentSink, venue: int, side: int, price: float, qty: float,
               origin: int, hedge: bool = False) -> None:
         cid = self._ids.next()
-        out.new(self.strategy_id, cid, venue, trade.instrument, side, OrderType.LIMIT, Tif.IOC, price, qty, origin)
+        out.new(self.strategy_id, cid, venue, trade.instrument, side, _LIMIT, _IOC, price, qty, origin)
         trade.legs.append(Leg(cid, venue, side, qty, hedge))
         self._by_cid[cid] = trade
 

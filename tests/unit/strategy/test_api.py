@@ -26,6 +26,7 @@ from kairos.strategy.api import (
     MarketView,
     OrderIds,
     OrderLimits,
+    base36,
     exec_updates,
     is_terminal,
     new_run_id,
@@ -43,6 +44,12 @@ def test_order_ids_are_alnum_bounded_and_unique() -> None:
     assert len(set(cids)) == 5000
     assert all(re.fullmatch(rb"K02[0-9a-z]{8}[0-9a-z]+", c) and len(c) <= CLIENT_ORDER_ID_LEN for c in cids)
     assert cids[0].startswith(b"K02" + new_run_id(T0).encode())
+
+
+def test_order_id_sequence_counts_in_base36_across_every_carry() -> None:
+    ids, prefix = OrderIds(3, new_run_id(T0)), b"K03" + new_run_id(T0).encode()
+    for seq in range(1, 36**3 + 2):  # 1 .. 1000 (base 36): carries into a second and a third digit
+        assert ids.next() == prefix + base36(seq).encode()
 
 
 def test_run_ids_differ_per_millisecond_and_keep_width() -> None:
