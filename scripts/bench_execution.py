@@ -67,7 +67,8 @@ def _settings(urls: dict[str, str]) -> Settings:
     venues = {name: dataclasses.replace(base.venues[name], endpoints={"sim": EndpointConfig(urls.get(name, ""), "")},
                                         endpoint="sim", api_key=Secret("k"), api_secret=Secret("s"),
                                         passphrase=Secret("p")) for name in VENUES}
-    sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0)
+    sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0,
+                              binance_private_port=0, okx_private_port=0)
     return dataclasses.replace(base, venues=venues, sim=sim, execution=dataclasses.replace(base.execution, mode="live"))
 
 

@@ -39,6 +39,21 @@ def _num(raw: Any) -> float:
     return float(raw) if raw not in (None, "") else 0.0
 
 
+def order_view(item: dict[str, Any]) -> OrderView:
+    """An order object (REST order/orders-pending, private WS ``orders``) as a cumulative view."""
+    state = STATE[item["state"]]
+    if state is OrderState.CANCELED and item.get("ordType") in IMMEDIATE:
+        state = OrderState.EXPIRED
+    filled = _num(item.get("accFillSz"))
+    return OrderView(
+        client_order_id=item["clOrdId"], state=state, cum_qty=filled,
+        cum_quote=filled * _num(item.get("avgPx")), fee_cum=-_num(item.get("fee")),
+        fee_asset=item.get("feeCcy", ""), venue_order_id=int(item["ordId"]), symbol=item["instId"],
+        side=SIDES.get(item.get("side", ""), Side.NONE), price=_num(item.get("px")), qty=_num(item.get("sz")),
+        ts_exchange_ns=int(_num(item.get("uTime") or item.get("cTime"))) * 1_000_000,
+    )
+
+
 class OkxExecution(RestExecution):
     venue = Venue.OKX
     name = "okx"
@@ -57,8 +72,8 @@ class OkxExecution(RestExecution):
     clock_codes = frozenset({"50102", "50112"})
     default_retry_s = 2.0
 
-    def __init__(self, venue_cfg: VenueConfig, *args: Any) -> None:
-        super().__init__(venue_cfg, *args)
+    def __init__(self, venue_cfg: VenueConfig, *args: Any, **kwargs: Any) -> None:
+        super().__init__(venue_cfg, *args, **kwargs)
         self._demo = venue_cfg.endpoint == "demo"
 
     def error_of(self, status: int, data: Any) -> tuple[str, str] | None:
@@ -121,27 +136,14 @@ class OkxExecution(RestExecution):
         return self._signed("GET", "/api/v5/trade/order", [("instId", symbol), ("clOrdId", client_order_id)])
 
     def parse_order(self, data: Any) -> OrderView:
-        return self._view(data["data"][0])
-
-    def _view(self, item: dict[str, Any]) -> OrderView:
-        state = STATE[item["state"]]
-        if state is OrderState.CANCELED and item.get("ordType") in IMMEDIATE:
-            state = OrderState.EXPIRED
-        filled = _num(item.get("accFillSz"))
-        return OrderView(
-            client_order_id=item["clOrdId"], state=state, cum_qty=filled,
-            cum_quote=filled * _num(item.get("avgPx")), fee_cum=-_num(item.get("fee")),
-            fee_asset=item.get("feeCcy", ""), venue_order_id=int(item["ordId"]), symbol=item["instId"],
-            side=SIDES.get(item.get("side", ""), Side.NONE), price=_num(item.get("px")), qty=_num(item.get("sz")),
-            ts_exchange_ns=int(_num(item.get("uTime") or item.get("cTime"))) * 1_000_000,
-        )
+        return order_view(data["data"][0])
 
     def open_orders_call(self, symbol: str | None) -> Call:
         params = [("instType", "SPOT")] + ([("instId", symbol)] if symbol else [])
         return self._signed("GET", "/api/v5/trade/orders-pending", params)
 
     def parse_open_orders(self, data: Any) -> list[OrderView]:
-        return [self._view(item) for item in data["data"]]
+        return [order_view(item) for item in data["data"]]
 
     def balances_call(self) -> Call:
         return self._signed("GET", "/api/v5/account/balance")

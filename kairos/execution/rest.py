@@ -30,6 +30,7 @@ from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilt
 from kairos.execution.filters import wire
 from kairos.execution.limits import ServerClock
 from kairos.execution.state import Order, OrderTracker, OrderView
+from kairos.execution.stream import PrivateStream, TrackerSink
 from kairos.execution.venue import Call, Outcome, Reply, VenueDialect
 from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
@@ -46,9 +47,12 @@ class RestExecution(Executor, VenueDialect):
     """Signed REST executor; subclasses are the venue dialects (data + pure parsers)."""
 
     def __init__(self, venue_cfg: VenueConfig, exec_cfg: ExecutionConfig, instruments: InstrumentTable,
-                 budget: Budget | None = None) -> None:
+                 budget: Budget | None = None, stream: type[PrivateStream] | None = None) -> None:
         VenueDialect.__init__(self, venue_cfg)
         self._cfg = exec_cfg
+        self._venue_cfg = venue_cfg
+        self._stream_type = stream
+        self.stream: PrivateStream | None = None
         self._base_url = venue_cfg.urls.rest_url.rstrip("/")
         self._maker_fee = venue_cfg.maker_fee_bps / 1e4
         self._instruments = instruments
@@ -63,7 +67,8 @@ class RestExecution(Executor, VenueDialect):
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sync_busy = threading.Event()
-        self._next_sync_ns = 0
+        self._last_sync_ns = 0
+        self.stream_sink = TrackerSink(self._tracker, self._reconcile_now)
         self._resync_clock = threading.Event()
         self._tally = ErrorTally(log)
         self._stop = threading.Event()
@@ -75,6 +80,9 @@ class RestExecution(Executor, VenueDialect):
     def start(self) -> None:
         self.sync_clock()
         self._filters = self.load_filters()
+        if self._stream_type is not None and self._venue_cfg.urls.private_url:
+            self.stream = self._stream_type(self._venue_cfg, self._cfg, self.stream_sink, self.clock.now_ms)
+            self.stream.start()
 
     def load_filters(self) -> dict[int, SymbolFilters]:
         """Every configured instrument's rules from the venue's public table; ExecutionError if any is missing."""
@@ -135,6 +143,8 @@ class RestExecution(Executor, VenueDialect):
         return self._filters[instrument]
 
     def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
         self._stop.set()  # wakes jobs waiting out a ban or a validity window; they leave the order as is
         self._pool.shutdown(wait=True, cancel_futures=True)
         for session in self._sessions:
@@ -143,7 +153,10 @@ class RestExecution(Executor, VenueDialect):
 
     def stats(self) -> dict[str, int]:
         base = {"illegal_transitions": self._tracker.illegal, "stale_views": self._tracker.stale,
-                "foreign_views": self._tracker.foreign} | {f"rate_{k}": v for k, v in self.budget.stats().items()}
+                "foreign_views": self._tracker.foreign, "duplicate_fills": self._tracker.duplicates,
+                "held_fills": self._tracker.held} | {f"rate_{k}": v for k, v in self.budget.stats().items()}
+        if self.stream is not None:
+            base |= {f"stream_{k}": v for k, v in self.stream.counts.items()} | {"stream_healthy": self.stream.healthy}
         with self._count_lock:
             return base | self.counts
 
@@ -243,14 +256,24 @@ class RestExecution(Executor, VenueDialect):
 
     def _tick(self) -> None:
         now = time.monotonic_ns()
-        if now < self._next_sync_ns or self._sync_busy.is_set():
+        if now - self._last_sync_ns < self._sync_period_ns() or self._sync_busy.is_set():
             return
-        self._next_sync_ns = now + self._cfg.sync_interval_ms * 1_000_000
+        self._last_sync_ns = now
         if now - self.clock.synced_ns > self._cfg.clock_sync_s * 1e9:
             self._resync_clock.set()
         if self._resync_clock.is_set() or self._tracker.live():
             self._sync_busy.set()
             self._pool.submit(self._guard, self._sync)
+
+    def _sync_period_ns(self) -> int:
+        """Private stream healthy: REST reconciliation every ``reconcile_s``; else polling at ``sync_interval_ms``."""
+        if self.stream is not None and self.stream.healthy:
+            return int(self._cfg.reconcile_s * 1e9)
+        return self._cfg.sync_interval_ms * 1_000_000
+
+    def _reconcile_now(self) -> None:
+        """Stream thread, on every (re)subscription: the next tick reconciles (a gap never loses a fill)."""
+        self._last_sync_ns = -(2**62)
 
     def sync_clock(self) -> None:
         """Measure the offset to the venue's clock (NTP-style midpoint)."""

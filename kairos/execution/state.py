@@ -9,8 +9,15 @@ reported, so the same fill is never reported twice whatever path saw it first. L
     PARTIAL -> PARTIAL (more filled) | FILLED | CANCELED | EXPIRED
     FILLED, CANCELED, REJECTED, EXPIRED: terminal
 
-An ACK is always reported before the first fill. Anything else is counted (``illegal``, or
-``stale`` when the filled quantity went backwards) and ignored. Thread-safe: HTTP workers call it.
+An ACK is always reported before the first fill. State only moves forward: a view behind the
+order (filled quantity went backwards, a live state after a fill, anything after the end) is
+counted ``stale`` and ignored; any other illegal move is counted ``illegal``. Thread-safe: HTTP
+workers and the private stream thread call it.
+
+Private streams (`apply_fill`) carry one fill per event with its trade id: a trade id seen before
+is a duplicate (``duplicates``); a fill whose predecessor has not arrived yet (reordered) is held
+until it has, so each fill keeps its own fee; a fill already covered by a cumulative view (REST)
+only records its trade id.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from kairos.execution.base import ExecReport, OrderRequest
@@ -33,6 +40,7 @@ ALLOWED: Final = {
                                    OrderState.EXPIRED}),
 }
 _END_KIND: Final = {OrderState.CANCELED: ExecKind.CANCELED, OrderState.EXPIRED: ExecKind.EXPIRED}
+RANK: Final = {OrderState.NEW: 0, OrderState.ACK: 1, OrderState.PARTIAL: 2} | {s: 3 for s in TERMINAL}
 _EPS: Final = 1e-12
 DONE_KEPT: Final = 4096
 
@@ -55,6 +63,17 @@ class OrderView:
     ts_exchange_ns: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class TradeFill:
+    """One venue fill as a private stream tells it; ``fee`` is a cost (positive) in ``fee_asset``."""
+
+    trade_id: str
+    qty: float
+    price: float
+    fee: float
+    fee_asset: str
+
+
 @dataclass(slots=True)
 class Order:
     client_order_id: str
@@ -73,6 +92,8 @@ class Order:
     unknown: bool = False       # outcome unknown: the venue may or may not have it
     expires_ns: int = 0         # monotonic time after which the request can no longer execute
     cause: tuple[str, str] = ("", "")   # venue code and message that made the outcome unknown
+    trades: set[str] = field(default_factory=set)                              # trade ids seen
+    held: list[tuple[OrderView, TradeFill]] = field(default_factory=list)      # fills waiting for a predecessor
 
 
 FeeModel = Callable[[Order, float, float], tuple[float, str]]
@@ -80,7 +101,8 @@ FeeModel = Callable[[Order, float, float], tuple[float, str]]
 
 
 class OrderTracker:
-    __slots__ = ("_done", "_emit", "_fee_model", "_lock", "_orders", "foreign", "illegal", "stale")
+    __slots__ = ("_done", "_emit", "_fee_model", "_lock", "_orders", "duplicates", "foreign", "held", "illegal",
+                 "stale")
 
     def __init__(self, emit: Callable[[ExecReport], None], fee_model: FeeModel) -> None:
         self._emit = emit
@@ -91,6 +113,8 @@ class OrderTracker:
         self.illegal = 0
         self.stale = 0
         self.foreign = 0
+        self.duplicates = 0
+        self.held = 0
 
     def open(self, req: OrderRequest) -> bool:
         """Register a new order in state NEW; False if that client order id is already known."""
@@ -153,20 +177,65 @@ class OrderTracker:
         with self._lock:
             order = self._orders.get(view.client_order_id)
             if order is None:
-                if view.client_order_id in self._done:
-                    self.stale += view.state is not self._done[view.client_order_id].state
-                else:
-                    self.foreign += 1
-                return 0
+                return self._unknown_view(view)
             if view.cum_qty < order.cum_qty - _EPS:
-                self.stale += 1
+                return self._stale()
+            return self._advance(order, view) + self._release(order)
+
+    def apply_fill(self, view: OrderView, fill: TradeFill) -> int:
+        """A stream event carrying one fill: idempotent by trade id, each fill with its own fee."""
+        with self._lock:
+            order = self._orders.get(view.client_order_id)
+            if order is None or view.cum_qty < order.cum_qty - _EPS:
+                return self._unknown_view(view) if order is None else self._stale()
+            if fill.trade_id in order.trades:
+                self.duplicates += 1
                 return 0
-            return self._advance(order, view)
+            before = view.cum_qty - fill.qty
+            if before > order.cum_qty + _tolerance(view.cum_qty):
+                order.held.append((view, fill))
+                self.held += 1
+                return 0
+            count = self._apply_trade(order, view, fill)
+            return count + self._release(order)
+
+    def _apply_trade(self, order: Order, view: OrderView, fill: TradeFill) -> int:
+        order.trades.add(fill.trade_id)
+        if view.cum_qty - order.cum_qty <= _tolerance(view.cum_qty):
+            return self._advance(order, view)  # a cumulative view (REST) already reported this fill
+        if view.fee_cum is None:  # the venue tells this fill's fee only (Binance): ours so far plus it
+            view.fee_cum, view.fee_asset = order.fee_cum + fill.fee, fill.fee_asset
+        return self._advance(order, view)
+
+    def _release(self, order: Order) -> int:
+        """Apply held fills whose predecessor has now arrived (or that a later view covered)."""
+        count = 0
+        while order.state not in TERMINAL:
+            ready = next((item for item in order.held
+                          if item[0].cum_qty - item[1].qty <= order.cum_qty + _tolerance(item[0].cum_qty)), None)
+            if ready is None:
+                break
+            order.held.remove(ready)
+            count += self._apply_trade(order, *ready)
+        return count
+
+    def _unknown_view(self, view: OrderView) -> int:
+        if view.client_order_id in self._done:
+            self.stale += view.state is not self._done[view.client_order_id].state
+        else:
+            self.foreign += 1
+        return 0
+
+    def _stale(self) -> int:
+        self.stale += 1
+        return 0
 
     def _advance(self, order: Order, view: OrderView) -> int:
         target, filled = view.state, view.cum_qty - order.cum_qty > _EPS
         if target is order.state and not filled:
             return 0
+        if not filled and RANK[target] < RANK[order.state]:
+            return self._stale()  # a late event: the order has moved on
         if target not in ALLOWED.get(order.state, ()) and not (filled and order.state in LIVE):
             self.illegal += 1
             return 0
@@ -210,7 +279,13 @@ class OrderTracker:
         return 1
 
     def _finish(self, order: Order) -> None:
+        order.held.clear()
         self._orders.pop(order.client_order_id, None)
         self._done[order.client_order_id] = order
         while len(self._done) > DONE_KEPT:
             self._done.popitem(last=False)
+
+
+def _tolerance(qty: float) -> float:
+    """Float slack when comparing cumulative quantities parsed from decimal strings."""
+    return _EPS + 1e-12 * qty

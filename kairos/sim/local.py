@@ -18,7 +18,7 @@ def venue_sim(env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
     pointing both venues' ``sim`` endpoint at it."""
     base = config.load(env=env or {})
     sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0,
-                              rate_hz=0.0)
+                              binance_private_port=0, okx_private_port=0, rate_hz=0.0)
     server = SimServer(dataclasses.replace(base, sim=sim))
     server.start()
     try:

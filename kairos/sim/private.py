@@ -12,6 +12,8 @@ subscriber. Fault injection, per venue REST port::
 - reorder: the next ``count`` order changes are each held back and sent after the one that follows.
 - delay: the next ``count`` fills (TRADE) are sent ``delay_ms`` late.
 - terminate: Binance ``eventStreamTerminated`` to every subscription, which then gets nothing more.
+
+``GET /_sim/private-stats``: per venue, the counts above, live sessions, and the port and path.
 """
 
 from __future__ import annotations
@@ -227,7 +229,8 @@ def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) 
         return json_response({"armed": kind, "at_ms": int(time.time() * 1000)})
 
     def stats(request: Request) -> Response:
-        return json_response({v.name.lower(): {**h.stats, "sessions": len(h.sessions)} for v, h in hubs.items()})
+        return json_response({v.name.lower(): {**h.stats, "sessions": len(h.sessions), "port": h.port, "path": h.path}
+                              for v, h in hubs.items()})
 
     router.register("POST", "/_sim/private-fault", arm)
     router.register("GET", "/_sim/private-stats", stats)

@@ -31,7 +31,8 @@ def sim(tmp_path: Path) -> Iterator[str]:
     """The simulator on ephemeral ports; yields the Binance REST URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS")} | KEYS | {
         "KAIROS__SIM__BINANCE_REST_PORT": "0", "KAIROS__SIM__BINANCE_WS_PORT": "0", "KAIROS__SIM__OKX_REST_PORT": "0",
-        "KAIROS__SIM__OKX_WS_PORT": "0", "KAIROS__LOGGING__DIR": str(tmp_path / "simlog"),
+        "KAIROS__SIM__OKX_WS_PORT": "0", "KAIROS__SIM__BINANCE_PRIVATE_PORT": "0", "KAIROS__SIM__OKX_PRIVATE_PORT": "0",
+        "KAIROS__LOGGING__DIR": str(tmp_path / "simlog"),
         "KAIROS__SHM_PREFIX": f"kairos-nosim-{os.getpid()}"}
     proc = subprocess.Popen([sys.executable, "-m", "procs.sim", "--print-ports"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)

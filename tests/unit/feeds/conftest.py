@@ -52,7 +52,7 @@ class Collect:
 def sim_settings(feeds: dict[str, object] | None = None, **sim: object) -> Settings:
     base = config.load()
     sim_cfg = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0,
-                                  **sim)
+                                  binance_private_port=0, okx_private_port=0, **sim)
     feed_cfg = dataclasses.replace(base.feeds, **(feeds or {}))
     return dataclasses.replace(base, sim=sim_cfg, feeds=feed_cfg)
 

@@ -1,0 +1,206 @@
+"""Private order stream base: one venue WebSocket on its own thread, feeding the executor.
+
+A venue module (stream_binance.py, stream_okx.py) supplies the handshake frames and a pure
+parser; this base owns the socket, the heartbeat and watchdog, reconnects with exponential
+backoff and jitter, and counts bad frames (logged, never fatal). The executor is the `StreamSink`:
+it gets every order update (with its fill and trade id) and balance, and ``on_stream_up`` after
+each (re)subscription, when it reconciles over REST at once, so a gap in the stream can never
+lose a fill. ``healthy`` is True from the subscription's confirmation until the connection ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, Final, Protocol
+
+import websocket
+
+from kairos.config import ExecutionConfig, VenueConfig
+from kairos.execution.state import OrderTracker, OrderView, TradeFill
+from kairos.logs import ErrorTally
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S: Final = 0.1
+TRANSPORT_ERRORS: Final = (OSError, websocket.WebSocketException, ssl.SSLError)
+
+
+class StreamDown(Exception):
+    """The session must end: watchdog, refused login, or the venue ended the subscription."""
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What one frame said. ``refused``: the venue's code and message for a failed login/subscribe."""
+
+    orders: list[tuple[OrderView, TradeFill | None]] = field(default_factory=list)
+    balances: dict[str, tuple[float, float]] = field(default_factory=dict)
+    deltas: dict[str, float] = field(default_factory=dict)
+    send: list[str] = field(default_factory=list)
+    ready: bool = False
+    ended: bool = False
+    refused: str = ""
+
+
+class StreamSink(Protocol):
+    def on_stream_up(self) -> None:
+        """Subscribed (again): reconcile over REST now."""
+
+    def on_order(self, view: OrderView, fill: TradeFill | None) -> None: ...
+
+    def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float]) -> None: ...
+
+
+class TrackerSink:
+    """The executor's side of a stream: updates into its `OrderTracker`, balances kept, REST reconcile on up."""
+
+    __slots__ = ("_balances", "_lock", "_reconcile_now", "_tracker")
+
+    def __init__(self, tracker: OrderTracker, reconcile_now: Callable[[], None]) -> None:
+        self._tracker = tracker
+        self._reconcile_now = reconcile_now
+        self._lock = threading.Lock()
+        self._balances: dict[str, tuple[float, float]] = {}
+
+    def on_stream_up(self) -> None:
+        self._reconcile_now()
+
+    def on_order(self, view: OrderView, fill: TradeFill | None) -> None:
+        if fill is None:
+            self._tracker.apply(view)
+        else:
+            self._tracker.apply_fill(view, fill)
+
+    def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float]) -> None:
+        with self._lock:
+            self._balances.update(balances)
+            for asset, delta in deltas.items():
+                free, locked = self._balances.get(asset, (0.0, 0.0))
+                self._balances[asset] = (free + delta, locked)
+
+    def balances(self) -> dict[str, tuple[float, float]]:
+        """asset -> (free, locked) as the stream last told them (assets it has not mentioned are absent)."""
+        with self._lock:
+            return dict(self._balances)
+
+
+class PrivateStream(ABC):
+    """Connection, heartbeat, watchdog and reconnect for one venue's private stream."""
+
+    name: ClassVar[str]
+    heartbeat: ClassVar[str]  # a text frame the venue answers (resets the watchdog)
+
+    def __init__(self, venue_cfg: VenueConfig, exec_cfg: ExecutionConfig, sink: StreamSink,
+                 now_ms: Callable[[], int]) -> None:
+        self._url = venue_cfg.urls.private_url
+        self._key, self._secret = venue_cfg.api_key.reveal(), venue_cfg.api_secret.reveal()
+        self._passphrase = venue_cfg.passphrase.reveal()
+        self._recv_window_ms = venue_cfg.recv_window_ms
+        self._watchdog_s = exec_cfg.stream_watchdog_s
+        self._backoff_max_s = exec_cfg.stream_backoff_max_s
+        self._timeout_s = exec_cfg.http_timeout_s
+        self._sink = sink
+        self._now_ms = now_ms
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stream.{self.name}", daemon=True)
+        self._ws: websocket.WebSocket | None = None
+        self._tally = ErrorTally(log)
+        self.healthy = False
+        self.counts = {"connects": 0, "subscribed": 0, "disconnects": 0, "frames": 0, "orders": 0, "fills": 0,
+                       "bad_frames": 0, "refused": 0, "ended": 0, "watchdog": 0, "sink_errors": 0}
+
+    @abstractmethod
+    def open_frames(self) -> list[str]:
+        """Frames sent right after connecting (subscribe, or login)."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Parsed:
+        """Pure: one text frame -> what it says; raises ValueError/KeyError/TypeError on a bad frame."""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            ws.shutdown()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        delay = BACKOFF_START_S
+        while not self._stop.is_set():
+            try:
+                self._session()
+            except (*TRANSPORT_ERRORS, StreamDown) as exc:
+                self._tally(f"{self.name} private stream down", f"{type(exc).__name__}: {exc}")
+            except Exception:  # a bug in a parser or the sink: logged, and the stream goes on
+                self.counts["sink_errors"] += 1
+                log.exception("%s private stream failed", self.name)
+            was_up, self.healthy = self.healthy, False
+            self.counts["disconnects"] += 1
+            delay = BACKOFF_START_S if was_up else min(delay * 2, self._backoff_max_s)
+            self._stop.wait(delay * random.uniform(0.5, 1.0))
+
+    def _session(self) -> None:
+        self.counts["connects"] += 1
+        ws = self._ws = websocket.create_connection(self._url, timeout=self._timeout_s, suppress_origin=True,
+                                                    enable_multithread=True)
+        try:
+            for frame in self.open_frames():
+                ws.send(frame)
+            ws.settimeout(min(0.5, self._watchdog_s / 4))
+            last_rx, pinged = time.monotonic(), False
+            while not self._stop.is_set():
+                try:
+                    text = ws.recv()
+                except websocket.WebSocketTimeoutException:
+                    silent = time.monotonic() - last_rx
+                    if silent > self._watchdog_s:
+                        self.counts["watchdog"] += 1
+                        raise StreamDown(f"nothing received for {silent:.1f}s") from None
+                    if silent > self._watchdog_s / 2 and not pinged:
+                        ws.send(self.heartbeat)
+                        pinged = True
+                    continue
+                last_rx, pinged = time.monotonic(), False
+                self._on_text(ws, text)
+        finally:
+            self._ws = None
+            ws.close(timeout=0.2) if ws.connected else ws.shutdown()
+
+    def _on_text(self, ws: websocket.WebSocket, text: str | bytes) -> None:
+        self.counts["frames"] += 1
+        raw = text if isinstance(text, str) else text.decode(errors="replace")
+        try:
+            parsed = self.parse(raw)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            self.counts["bad_frames"] += 1
+            self._tally(f"{self.name} private stream: bad frame", f"{type(exc).__name__}: {exc}: {raw[:200]}")
+            return
+        for frame in parsed.send:
+            ws.send(frame)
+        if parsed.refused:
+            self.counts["refused"] += 1
+            raise StreamDown(f"refused: {parsed.refused}")
+        if parsed.ready and not self.healthy:
+            self.healthy = True
+            self.counts["subscribed"] += 1
+            self._sink.on_stream_up()
+        for view, fill in parsed.orders:
+            self.counts["orders"] += 1
+            self.counts["fills"] += fill is not None
+            self._sink.on_order(view, fill)
+        if parsed.balances or parsed.deltas:
+            self._sink.on_balances(parsed.balances, parsed.deltas)
+        if parsed.ended:
+            self.counts["ended"] += 1
+            raise StreamDown("the venue ended the subscription")

@@ -1,0 +1,72 @@
+"""Binance Spot user data over the WebSocket API (the listenKey stream ended for Spot on 2026-02-20).
+
+Subscribe with ``userDataStream.subscribe.signature`` (params apiKey, recvWindow, timestamp and
+signature = hex HMAC-SHA256 of the others sorted by name as ``k=v&...``); events then arrive as
+``{"subscriptionId", "event"}``: ``executionReport`` (``z``/``Z`` cumulative, ``l``/``L``/``n``/``N``/``t``
+this fill), ``outboundAccountPosition`` (balances), ``balanceUpdate`` (a delta) and
+``eventStreamTerminated`` (reconnect and subscribe again). Heartbeat: the ``ping`` method.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Final
+
+import orjson
+
+from kairos.execution.binance import SIDES, STATUS
+from kairos.execution.signing import binance_signature, percent_encode
+from kairos.execution.state import OrderView, TradeFill
+from kairos.execution.stream import Parsed, PrivateStream
+from kairos.records import Side
+
+SUBSCRIBE: Final = "userDataStream.subscribe.signature"
+
+
+def execution_report(event: dict[str, Any]) -> tuple[OrderView, TradeFill | None]:
+    """An executionReport as a cumulative view (no cumulative fee: ``n`` is this fill's) and its fill."""
+    view = OrderView(
+        client_order_id=event.get("C") or event["c"], state=STATUS[event["X"]], cum_qty=float(event["z"]),
+        cum_quote=float(event["Z"]), fee_cum=None, venue_order_id=int(event["i"]), symbol=event["s"],
+        side=SIDES.get(event.get("S", ""), Side.NONE), price=float(event.get("p", 0)), qty=float(event.get("q", 0)),
+        ts_exchange_ns=int(event.get("T") or event["E"]) * 1_000_000)
+    if event["x"] != "TRADE":
+        return view, None
+    return view, TradeFill(str(event["t"]), float(event["l"]), float(event["L"]), float(event["n"]),
+                           event.get("N") or "")
+
+
+class BinanceStream(PrivateStream):
+    name = "binance"
+    heartbeat = orjson.dumps({"id": "heartbeat", "method": "ping"}).decode()
+
+    _ids = itertools.count(1)
+
+    def open_frames(self) -> list[str]:
+        params = {"apiKey": self._key, "recvWindow": str(self._recv_window_ms), "timestamp": str(self._now_ms())}
+        params["signature"] = binance_signature(self._secret, percent_encode(sorted(params.items())))
+        return [orjson.dumps({"id": f"subscribe-{next(self._ids)}", "method": SUBSCRIBE, "params": params}).decode()]
+
+    def parse(self, text: str) -> Parsed:
+        msg = orjson.loads(text)
+        event = msg.get("event")
+        if event is None:
+            return _reply(msg)
+        kind = event["e"]
+        if kind == "executionReport":
+            return Parsed(orders=[execution_report(event)])
+        if kind == "outboundAccountPosition":
+            return Parsed(balances={b["a"]: (float(b["f"]), float(b["l"])) for b in event["B"]})
+        if kind == "balanceUpdate":
+            return Parsed(deltas={event["a"]: float(event["d"])})
+        if kind == "eventStreamTerminated":
+            return Parsed(ended=True)
+        raise ValueError(f"unknown event {kind!r}")
+
+
+def _reply(msg: dict[str, Any]) -> Parsed:
+    """A request's answer: our subscription (ready), a heartbeat, or an error (refused)."""
+    if msg.get("status") != 200:
+        error = msg.get("error") or {}
+        return Parsed(refused=f"{error.get('code', msg.get('status'))} {error.get('msg', '')}")
+    return Parsed(ready="subscriptionId" in (msg.get("result") or {}))
