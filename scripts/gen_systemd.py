@@ -104,6 +104,13 @@ def writable(settings: Settings, workdir: Path, module: str) -> list[Path]:
 
 
 HOMES = (Path("/home"), Path("/root"), Path("/run/user"))
+HIDDEN = {**dict.fromkeys(HOMES, "ProtectHome="), Path("/tmp"): "PrivateTmp=", Path("/var/tmp"): "PrivateTmp="}
+"""Where a unit cannot see the workdir, and the setting that hides it."""
+
+
+def hidden(workdir: Path) -> str:
+    """The setting that hides ``workdir`` from the units, '' when they can see it."""
+    return next((why for top, why in HIDDEN.items() if workdir.resolve().is_relative_to(top)), "")
 
 
 def protect_home(python: str) -> str:
@@ -231,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config-dir", type=Path, help="KAIROS_CONFIG_DIR for every unit (default: workdir/config)")
     p.add_argument("--sim", action="store_true", help="also a kairos-sim.service (staging without venues)")
     args = p.parse_args(argv)
-    if any(args.workdir.resolve().is_relative_to(home) for home in HOMES):
-        p.error(f"--workdir {args.workdir} is in a home directory, which the units cannot see (ProtectHome=)")
+    if why := hidden(args.workdir):  # generated anyway (to read or test them), but they would not start
+        print(f"gen_systemd: warning: the units cannot see --workdir {args.workdir} ({why}): install the engine "
+              "outside /home, /root and /tmp, e.g. /opt/kairos", file=sys.stderr)
     try:
         settings = config.load(args.config_dir, {**os.environ, **env_file(Path(args.env_file))})
     except (KairosError, OSError) as exc:

@@ -3,9 +3,10 @@ over an overlay of this machine's root (tests/process/systemd_boot.sh), so nothi
 
 Every unit turns active only on its READY=1 and gets WATCHDOG=1 pings from its duty loop; the sandbox,
 the kairos user (sysusers.d) and its directories (tmpfiles.d) are the generated ones. A SIGSTOPped gate is
-killed and restarted, a child that exits 0 comes back (Restart=always), and stopping the target stops
-everything and removes the shared memory. Needs root (namespaces, mounts), unshare/nsenter, overlayfs,
-cgroup2 and systemd; skipped, with the reason, where one is missing.
+killed (systemd's watchdog) and restarted; so is a SIGSTOPped strategy whose watchdog is switched off (the
+--watch supervisor's heartbeat kill, across units); a child that exits 0 comes back (Restart=always), and
+stopping the target stops everything and removes the shared memory. Needs root (namespaces, mounts),
+unshare/nsenter, overlayfs, cgroup2 and systemd; skipped, with the reason, where one is missing.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from scripts import gen_systemd
 from tests.process.support import ROOT, wait_until
 
 pytestmark = pytest.mark.slow
@@ -53,6 +56,8 @@ def missing() -> str:
         return "the kernel has no overlayfs"
     if cgroup2_root() is None:
         return "no cgroup2 hierarchy mounted"
+    if why := gen_systemd.hidden(ROOT):
+        return f"the checkout {ROOT} is hidden from the units ({why})"
     return ""
 
 
@@ -62,7 +67,10 @@ class Container:
 
     def run(self, *argv: str, check: bool = False) -> str:
         out = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *argv], capture_output=True, text=True,
-                             timeout=30, check=check)
+                             timeout=30)
+        if check and out.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {out.returncode}: {out.stdout}{out.stderr}\n"
+                                 + self.run("journalctl", "-b", "--no-pager", "-n", "40"))
         return out.stdout.strip()
 
     def show(self, unit: str, prop: str) -> str:
@@ -134,11 +142,15 @@ def container(tmp_path: Path) -> Iterator[Container]:
 
 def test_units_under_a_real_systemd(container: Container) -> None:
     def up() -> bool:
-        assert "failed" not in container.run("systemctl", "is-active", *UNITS), container.run(
-            "journalctl", "-b", "--no-pager", "-n", "60")
+        states = container.run("systemctl", "is-active", *UNITS)
+        assert "failed" not in states and time.monotonic() < deadline, dict(zip(UNITS, states.split(), strict=False))
         return container.active(*UNITS)
 
-    wait_until(up, "every unit active (READY=1)", timeout_s=120)
+    deadline = time.monotonic() + 120
+    try:
+        wait_until(up, "every unit active (READY=1)", timeout_s=130)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{container.run('journalctl', '-b', '--no-pager', '-n', '60')}") from None
     for unit in UNITS:
         assert container.show(unit, "WatchdogUSec") == "3s", unit
         assert container.show(unit, "User") == "kairos", unit
@@ -153,6 +165,18 @@ def test_units_under_a_real_systemd(container: Container) -> None:
     # systemd's WatchdogSec (no WATCHDOG=1 from the stopped loop) usually acts before the supervisor's check
     killers = ("kairos-gate.service: Watchdog timeout", f"gate (pid {gate}): heartbeat")
     assert any(k in container.run("journalctl", "-b", "--no-pager", "-o", "cat") for k in killers)
+
+    # with systemd's watchdog off, the --watch supervisor's heartbeat check must do it (same user, sandboxed)
+    container.run("sh", "-c", "mkdir -p /run/systemd/system/kairos-strategy.service.d && printf "
+                  "'[Service]\\nWatchdogSec=0\\n' > /run/systemd/system/kairos-strategy.service.d/off.conf", check=True)
+    container.run("systemctl", "daemon-reload", check=True)
+    container.run("systemctl", "restart", "kairos-strategy", check=True)
+    assert container.show("kairos-strategy", "WatchdogUSec") in ("0", "infinity")
+    strategy = container.show("kairos-strategy", "MainPID")
+    container.run("kill", "-STOP", strategy, check=True)
+    wait_until(lambda: container.show("kairos-strategy", "MainPID") not in (strategy, "0")
+               and container.active("kairos-strategy"), "the SIGSTOPped strategy killed and restarted", timeout_s=60)
+    assert f"strategy (pid {strategy}): still hung" in container.journal("kairos-supervisor")  # SIGTERM waits
 
     feed = container.show("kairos-feed@okx", "MainPID")
     container.run("kill", "-TERM", feed, check=True)  # not systemctl stop: the process just exits 0

@@ -168,12 +168,13 @@ def test_systemd_analyze_security_rates_every_unit_3_or_lower(units: dict[str, s
     assert exposure(analyze, bare) > 9.0
 
 
-def test_an_interpreter_in_a_home_is_bound_into_an_empty_home_tmpfs(tmp_path: Path) -> None:
+def test_an_interpreter_in_a_home_is_bound_in_and_a_hidden_workdir_warned(tmp_path: Path) -> None:
     in_home = Path.home() / "pyenv" / "versions" / "3.11" / "bin" / "python3.11"
     assert gen_systemd.protect_home(str(in_home)) == (
         f"ProtectHome=tmpfs\nBindReadOnlyPaths={Path.home() / 'pyenv' / 'versions' / '3.11'}\n")
     assert gen_systemd.protect_home(str(tmp_path / "venv" / "bin" / "python")) == "ProtectHome=yes\n"
-    refused = subprocess.run([sys.executable, "-m", "scripts.gen_systemd", "--out", str(tmp_path / "u"),
-                              "--workdir", str(Path.home() / "kairos")], cwd=gen_systemd.ROOT, capture_output=True,
-                             text=True)
-    assert refused.returncode == 2 and "is in a home directory" in refused.stderr
+    warned = subprocess.run([sys.executable, "-m", "scripts.gen_systemd", "--out", str(tmp_path / "u"),
+                             "--workdir", str(Path.home() / "kairos")], cwd=gen_systemd.ROOT, capture_output=True,
+                            text=True)
+    assert warned.returncode == 0 and "the units cannot see --workdir" in warned.stderr
+    assert "ProtectHome=" in warned.stderr and gen_systemd.hidden(tmp_path) == "PrivateTmp="
