@@ -15,9 +15,9 @@ counted ``stale`` and ignored; any other illegal move is counted ``illegal``. Th
 workers and the private stream thread call it.
 
 Private streams (`apply_fill`) carry one fill per event with its trade id: a trade id seen before
-is a duplicate (``duplicates``); a fill whose predecessor has not arrived yet (reordered) is held
-until it has, so each fill keeps its own fee; a fill already covered by a cumulative view (REST)
-only records its trade id.
+is a duplicate (``duplicates``); when the venue tells only each fill's fee (Binance), a fill
+whose predecessor has not arrived yet (reordered) is held until it has, so each keeps its own fee;
+a fill already covered by a cumulative view (REST) only records its trade id.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ class OrderTracker:
                 self.duplicates += 1
                 return 0
             before = view.cum_qty - fill.qty
-            if before > order.cum_qty + _tolerance(view.cum_qty):
+            if view.fee_cum is None and before > order.cum_qty + _tolerance(view.cum_qty):
                 order.held.append((view, fill))
                 self.held += 1
                 return 0
@@ -203,8 +203,8 @@ class OrderTracker:
         order.trades.add(fill.trade_id)
         if view.cum_qty - order.cum_qty <= _tolerance(view.cum_qty):
             return self._advance(order, view)  # a cumulative view (REST) already reported this fill
-        if view.fee_cum is None:  # the venue tells this fill's fee only (Binance): ours so far plus it
-            view.fee_cum, view.fee_asset = order.fee_cum + fill.fee, fill.fee_asset
+        if view.fee_cum is None:  # the venue tells this fill's fee only (Binance): reported as it is
+            return self._advance(order, view, (fill.fee, fill.fee_asset))
         return self._advance(order, view)
 
     def _release(self, order: Order) -> int:
@@ -230,7 +230,7 @@ class OrderTracker:
         self.stale += 1
         return 0
 
-    def _advance(self, order: Order, view: OrderView) -> int:
+    def _advance(self, order: Order, view: OrderView, fill_fee: tuple[float, str] | None = None) -> int:
         target, filled = view.state, view.cum_qty - order.cum_qty > _EPS
         if target is order.state and not filled:
             return 0
@@ -247,7 +247,7 @@ class OrderTracker:
         if target is OrderState.REJECTED:
             count += self._report(order, ExecKind.REJECT, target, reason=RejectReason.VENUE_REJECTED, view=view)
         if filled:
-            count += self._fill(order, view)
+            count += self._fill(order, view, fill_fee)
         if target in _END_KIND:
             count += self._report(order, _END_KIND[target], target, view=view)
         order.state = OrderState.PARTIAL if target is OrderState.ACK and order.cum_qty > _EPS else target
@@ -255,11 +255,13 @@ class OrderTracker:
             self._finish(order)
         return count
 
-    def _fill(self, order: Order, view: OrderView) -> int:
+    def _fill(self, order: Order, view: OrderView, fill_fee: tuple[float, str] | None) -> int:
         qty = view.cum_qty - order.cum_qty
         quote = view.cum_quote - order.cum_quote
         px = quote / qty if quote > _EPS else (view.price or order.price)
-        if view.fee_cum is None:
+        if fill_fee is not None:
+            fee, asset = fill_fee
+        elif view.fee_cum is None:
             fee, asset = self._fee_model(order, qty, quote if quote > _EPS else px * qty)
         else:
             fee, asset = view.fee_cum - order.fee_cum, view.fee_asset

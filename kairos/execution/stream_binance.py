@@ -66,7 +66,7 @@ class BinanceStream(PrivateStream):
 
 def _reply(msg: dict[str, Any]) -> Parsed:
     """A request's answer: our subscription (ready), a heartbeat, or an error (refused)."""
-    if msg.get("status") != 200:
+    if msg["status"] != 200:
         error = msg.get("error") or {}
         return Parsed(refused=f"{error.get('code', msg.get('status'))} {error.get('msg', '')}")
     return Parsed(ready="subscriptionId" in (msg.get("result") or {}))
