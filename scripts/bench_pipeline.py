@@ -5,6 +5,8 @@
 - a tick source (scripts/pipeline_ticks.py): a lean WebSocket server speaking Binance bookTicker
   and OKX bbo-tbt over real sockets, paced to the phase's rate (ticks/s over both venues), with a
   known share of ticks opening a cross-venue arbitrage;
+- a quiet simulator (kairos/sim/local.py) serving only the venues' order rules, which the paper
+  gates load at start as in dev;
 - ring pipeline: ``procs.feed`` x2, ``procs.strategy``, ``procs.gate`` (paper, latency 0) on the
   supervisor's rings (scripts/pipeline_run.py);
 - queue pipeline: the same feed, strategy and gate code in four processes joined by
@@ -35,6 +37,7 @@ from typing import Any, Final
 import numpy as np
 
 from kairos import status
+from kairos.sim.local import quiet_sim
 from scripts import pipeline_ticks
 from scripts.pipeline_run import QueuePipeline, RingPipeline, board_histogram, cpu_ticks, pipeline_env
 
@@ -68,8 +71,9 @@ class Phase:
 class Bench:
     """A prefix, a status board, the tick source and both pipelines; `close` always cleans up."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, rest_urls: dict[str, str]) -> None:
         self.tmp = tmp
+        self.rest_urls = rest_urls
         self.prefix = f"kairos-bp{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.board = status.StatusBoard.create(self.prefix)
         self.pipelines: list[Pipeline] = []
@@ -82,7 +86,7 @@ class Bench:
         self.source.start()
         ports = self._ask("ports")
         for kind in (RingPipeline, QueuePipeline):
-            self.pipelines.append(kind(pipeline_env(self.prefix, self.tmp, ports, kind.name), self.tmp))
+            self.pipelines.append(kind(pipeline_env(self.prefix, self.tmp, ports, kind.name, self.rest_urls), self.tmp))
             self.pipelines[-1].start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not all(p.ready(self.board) for p in self.pipelines) or len(self._ask("connected")) < 4:
@@ -237,8 +241,8 @@ def _verdict(value: float, limit: float) -> str:
 def run(quick: bool) -> dict[str, Any]:
     seconds, reps = (1.2, 1) if quick else (5.0, 2)
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="kairos-bench-pipeline-") as tmp:
-        bench = Bench(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="kairos-bench-pipeline-") as tmp, quiet_sim() as sim:
+        bench = Bench(Path(tmp), {venue.name.lower(): sim.urls(venue).rest_url for venue in sim.hubs})
         try:
             bench.start()
             phases = [bench.phase(pipeline, rate, seconds)

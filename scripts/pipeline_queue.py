@@ -34,7 +34,7 @@ from kairos.agent import AgentRunner
 from kairos.feeds import FEEDS
 from kairos.feeds.agent import FeedAgent
 from kairos.feeds.stats import FeedStats
-from kairos.gate.agent import build_executors
+from kairos.gate.agent import build_executors, load_rules
 from kairos.gate.blotter import Blotter
 from kairos.gate.book import Book
 from kairos.gate.desk import Desk
@@ -189,7 +189,7 @@ class QueueGate:
     """`GateAgent`'s pieces and duty cycle (marks, executor reports, intents, flush) on one input queue."""
 
     def __init__(self, settings: config.Settings, board: StatusBoard, events_out: Queue) -> None:
-        instruments = InstrumentTable(settings.instruments)
+        instruments = self.instruments = InstrumentTable(settings.instruments)
         risk = settings.risk
         self.state = RiskState.empty(Grid(instruments), risk.max_orders_per_sec, TradingState[risk.initial_state])
         journal = AppendLog(Path(risk.journal_dir) / f"{settings.shm_prefix}.qgate.jsonl")
@@ -203,7 +203,7 @@ class QueueGate:
                          EventWriter(QueueProducer(events_out)),
                          GateMetrics(board.claim("q.gate"), OrderTrace(self.traces)))
         self.changed: set[int] = set()
-        self.marks = {f"md.{name}": Marks(self.state, VENUE_NAMES[name], self.changed)
+        self.marks = {f"md.{name}": Marks(self.state, VENUE_NAMES[name], self.changed, risk)
                       for name, cfg in settings.venues.items() if cfg.enabled}
         self.md_log: list[bytes] = []
         self._reconcile()
@@ -212,9 +212,10 @@ class QueueGate:
         def unit(venue: int, side: int, price: float) -> float:
             return self.pre.reserve(venue, side, int(OrderType.LIMIT), price, 1.0, price)
 
-        for executor in self.executors:
+        for venue, executor in enumerate(self.executors):
             if executor is not None:
                 executor.start()
+                load_rules(self.state, self.instruments, venue, executor)
                 for order, report in reconcile(self.desk.blotter, executor, self.state.grid, unit, 0):
                     self.desk.report(order, report)
         self.desk.blotter.book.refresh_gross()

@@ -37,8 +37,10 @@ HUGE: Final = "1000000000000.0"
 MD_COLUMNS: Final = ("ts_recv_ns", "venue_seq")
 
 
-def pipeline_env(prefix: str, tmp: Path, ports: dict[str, int], name: str) -> dict[str, str]:
-    """Settings for one pipeline's processes: its tick-source ports, bbo only, paper with latency 0,
+def pipeline_env(prefix: str, tmp: Path, ports: dict[str, int], name: str, rest_urls: dict[str, str]
+                 ) -> dict[str, str]:
+    """Settings for one pipeline's processes: its tick-source ports, the rules source's REST (``rest_urls``
+    by venue name: the paper venues load tick/lot/notional rules there), bbo only, paper with latency 0,
     arbitrage on both instruments with cooldown 0, risk limits and balances out of the way."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS")}
     env.update({
@@ -57,6 +59,7 @@ def pipeline_env(prefix: str, tmp: Path, ports: dict[str, int], name: str) -> di
     })
     for venue, path in (("binance", "/stream"), ("okx", "/ws/v5/public")):
         env[f"KAIROS__VENUES__{venue.upper()}__ENDPOINTS__SIM__WS_URL"] = f"ws://127.0.0.1:{ports[f'{name}.{venue}']}{path}"
+        env[f"KAIROS__VENUES__{venue.upper()}__ENDPOINTS__SIM__REST_URL"] = rest_urls[venue]
     return env
 
 

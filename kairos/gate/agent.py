@@ -74,6 +74,14 @@ def build_executors(settings: Settings, instruments: InstrumentTable) -> list[Ex
     return out
 
 
+def load_rules(state: RiskState, instruments: InstrumentTable, venue: int, executor: Executor) -> None:
+    """A started executor's order rules into the table the pre-trade check applies (same in every mode)."""
+    rules, grid = state.rules, state.grid
+    for inst in instruments:
+        if grid.valid(venue, inst.id):
+            rules.load(grid.key(venue, inst.id), executor.filters(inst.id))
+
+
 class GateAgent:
     role = ROLE
 
@@ -234,7 +242,7 @@ class GateAgent:
         try:
             if venue not in self._started:
                 executor.start()
-                self._load_rules(venue, executor)
+                load_rules(self.state, self._instruments, venue, executor)
                 self._started.add(venue)
             changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit, self._window_ns(venue))
         except ExecutionError as exc:
@@ -244,13 +252,6 @@ class GateAgent:
         for order, report in changed:
             desk.report(order, report)
         return True
-
-    def _load_rules(self, venue: int, executor: Executor) -> None:
-        """The venue's order rules into the table the pre-trade check applies (same in every mode)."""
-        rules, grid = self.state.rules, self.state.grid
-        for inst in self._instruments:
-            if grid.valid(venue, inst.id):
-                rules.load(grid.key(venue, inst.id), executor.filters(inst.id))
 
     def _window_ns(self, venue: int) -> int:
         """How long a sent order may still reach the venue: the paper latency, or recvWindow + 1 s."""

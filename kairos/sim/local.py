@@ -13,19 +13,24 @@ from kairos.sim.server import SimServer
 
 
 @contextmanager
-def venue_sim(env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
-    """A quiet simulator (no ticks; ``env``: e.g. the API keys it accepts); yields the KAIROS__ env
-    pointing both venues' ``sim`` endpoint at it."""
+def quiet_sim(env: dict[str, str] | None = None) -> Iterator[SimServer]:
+    """A started simulator on ephemeral ports that never ticks (``env``: e.g. the API keys it accepts)."""
     base = config.load(env=env or {})
     sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0,
                               binance_private_port=0, okx_private_port=0, rate_hz=0.0)
     server = SimServer(dataclasses.replace(base, sim=sim))
     server.start()
     try:
-        yield {f"KAIROS__VENUES__{venue.name}__ENDPOINTS": _endpoints(server, venue) for venue in (Venue.BINANCE,
-                                                                                                     Venue.OKX)}
+        yield server
     finally:
         server.close()
+
+
+@contextmanager
+def venue_sim(env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """A quiet simulator; yields the KAIROS__ env pointing every venue's ``sim`` endpoint at it."""
+    with quiet_sim(env) as server:
+        yield {f"KAIROS__VENUES__{venue.name}__ENDPOINTS": _endpoints(server, venue) for venue in server.hubs}
 
 
 def _endpoints(server: SimServer, venue: Venue) -> str:
