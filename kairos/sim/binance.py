@@ -19,9 +19,10 @@ import orjson
 
 from kairos.config import SimConfig
 from kairos.records import Side, Venue
-from kairos.sim.book import DepthEvent, Event, TopEvent, TradeEvent, VenueSpec
+from kairos.sim.book import BookStyle, DepthEvent, Event, TopEvent, TradeEvent, VenueSpec
 from kairos.sim.hub import Session
 from kairos.sim.market import SimMarket
+from kairos.sim.replay import Recording, register_replay_depth
 from kairos.sim.router import HttpError, Request, Response, Router, json_response, json_text, now_ms
 
 MAX_CLIENT_FRAMES_PER_S = 5
@@ -29,11 +30,14 @@ MAX_CLIENT_FRAMES_PER_S = 5
 
 class BinanceDialect:
     venue = Venue.BINANCE
+    style = BookStyle(tick_scale=1, fixed_decimals=8, first_id=1_000_000, stride=1)
     idle_timeout_s = None
     keepalive_s = None
+    ws_path = "/stream"
 
     def __init__(self, market: SimMarket, cfg: SimConfig) -> None:
         self._market = market
+        self.ports = (cfg.binance_rest_port, cfg.binance_ws_port)
         self.server_ping_interval_s = cfg.binance_ping_interval_s
         self._rate: dict[int, list[float]] = {}
 
@@ -112,10 +116,12 @@ class BinanceDialect:
         return _wrap("!serverShutdown", data)[1]
 
     # -- REST ------------------------------------------------------------------------------------
-    def register(self, router: Router, with_depth: bool = True) -> None:
-        """Public routes; ``with_depth=False`` when a replay answers /api/v3/depth instead."""
-        if with_depth:
+    def register(self, router: Router, recording: Recording | None = None) -> None:
+        """Public routes; a replayed session's recorded REST books answer /api/v3/depth instead of the random walk."""
+        if recording is None:
             router.register("GET", "/api/v3/depth", self._depth)
+        else:
+            register_replay_depth(router, recording)
         router.register("GET", "/api/v3/time", lambda r: json_response({"serverTime": now_ms()}))
         router.register("GET", "/api/v3/ping", lambda r: json_response({}))
         router.register("GET", "/api/v3/exchangeInfo", self._exchange_info)

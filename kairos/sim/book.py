@@ -18,6 +18,16 @@ ASK: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
+class BookStyle:
+    """How one venue's books look: a public dialect's data (``style``), read by kairos/sim/market.py."""
+
+    tick_scale: int  # tick = tick_scale x 1e-6 of the start price
+    fixed_decimals: int  # Binance writes "0.35210000" (8); 0 = minimal form like OKX "30243.5"
+    first_id: int  # the update id a new book starts from
+    stride: int  # update ids advance this much per change (1 = consecutive)
+
+
+@dataclass(frozen=True, slots=True)
 class VenueSpec:
     """Exchange filters of one symbol on one venue, and how that venue writes numbers."""
 
@@ -30,13 +40,13 @@ class VenueSpec:
     lot: Decimal
     min_qty: Decimal
     min_notional: Decimal
-    fixed_decimals: int  # Binance writes "0.35210000" (8); 0 = minimal form like OKX "30243.5"
+    style: BookStyle
 
     def px(self, ticks: int) -> str:
-        return _fmt(Decimal(ticks) * self.tick, self.fixed_decimals)
+        return _fmt(Decimal(ticks) * self.tick, self.style.fixed_decimals)
 
     def sz(self, lots: int) -> str:
-        return _fmt(Decimal(lots) * self.lot, self.fixed_decimals)
+        return _fmt(Decimal(lots) * self.lot, self.style.fixed_decimals)
 
     def ticks(self, price: Decimal) -> int:
         return int(price / self.tick)
@@ -45,7 +55,7 @@ class VenueSpec:
         return int(qty / self.lot)
 
     def dec(self, value: Decimal | str) -> str:
-        return _fmt(Decimal(value), self.fixed_decimals)
+        return _fmt(Decimal(value), self.style.fixed_decimals)
 
 
 def _fmt(value: Decimal, fixed: int) -> str:

@@ -28,27 +28,27 @@ from kairos.config import InstrumentConfig, SimConfig
 from kairos.records import Side, Venue
 from kairos.sim.book import ASK, BID, BookView, Event, Level, SimBook, TopEvent, TradeEvent, VenueSpec
 from kairos.sim.router import now_ms
+from kairos.venues import VENUES, resolve
 
 Sink = Callable[[Event], None]
 Listener = Callable[[Venue, str], None]
 
-_STRIDE = {Venue.BINANCE: 1, Venue.OKX: 3}  # OKX seqIds are not consecutive; the feed must not assume +1
-_FIRST_ID = {Venue.BINANCE: 1_000_000, Venue.OKX: 5_000_000}
-
 
 def build_specs(instruments: tuple[InstrumentConfig, ...], sim: SimConfig) -> list[tuple[VenueSpec, float]]:
-    """Filters derived from the start price (tick ~ 1e-6 of price; OKX tick 10x coarser, as live)."""
+    """Filters derived from the start price (tick ~ 1e-6 of price, times the venue's ``tick_scale``), for every
+    venue of the table that lists the instrument, in the style of its public dialect."""
+    styles = [(row.venue, row.name, resolve(row.sim_public).style) for row in VENUES]
     out = []
     for inst in instruments:
         price = sim.start_prices.get(inst.symbol, 100.0)
         magnitude = math.floor(math.log10(price))
         tick = Decimal(1).scaleb(magnitude - 6)
         lot = Decimal(1).scaleb(-(magnitude + 1))
-        for venue, name, vtick, fixed in ((Venue.BINANCE, inst.symbols.get("binance"), tick, 8),
-                                           (Venue.OKX, inst.symbols.get("okx"), tick * 10, 0)):
+        for venue, venue_name, style in styles:
+            name = inst.symbols.get(venue_name)
             if name:
-                spec = VenueSpec(venue, name, inst.symbol, inst.base, inst.quote, vtick, lot, lot * 10, Decimal(5),
-                                 fixed)
+                spec = VenueSpec(venue, name, inst.symbol, inst.base, inst.quote, tick * style.tick_scale, lot,
+                                 lot * 10, Decimal(5), style)
                 out.append((spec, price))
     return out
 
@@ -70,7 +70,7 @@ class SimMarket:
         self._trade_id = 100_000
         for spec, price in specs:
             self._fair.setdefault(spec.instrument, price)
-            book = SimBook(spec, _FIRST_ID[spec.venue])
+            book = SimBook(spec, spec.style.first_id)
             self._books[(spec.venue, spec.symbol)] = book
             self._seed(book, price)
 
@@ -188,7 +188,7 @@ class SimMarket:
                 trades: list[tuple[int, int]], aggressor: Side) -> None:
         ts = now_ms()
         before = (book.best(BID), book.best(ASK))
-        event = book.apply(changes, _STRIDE[book.spec.venue], ts)
+        event = book.apply(changes, book.spec.style.stride, ts)
         for price, lots in trades:
             self._trade_id += 1
             self._sink(TradeEvent(book.spec, self._trade_id, ts, int(price), int(lots), aggressor))

@@ -17,9 +17,10 @@ import orjson
 
 from kairos.config import SimConfig
 from kairos.records import Side, Venue
-from kairos.sim.book import BookView, DepthEvent, Event, TopEvent, TradeEvent, VenueSpec
+from kairos.sim.book import BookStyle, BookView, DepthEvent, Event, TopEvent, TradeEvent, VenueSpec
 from kairos.sim.hub import Session
 from kairos.sim.market import SimMarket
+from kairos.sim.replay import Recording
 from kairos.sim.router import Request, Response, Router, json_response, json_text, now_ms
 
 CHANNELS = ("books", "bbo-tbt", "tickers", "trades")
@@ -27,10 +28,14 @@ CHANNELS = ("books", "bbo-tbt", "tickers", "trades")
 
 class OkxDialect:
     venue = Venue.OKX
+    # as live: a tick 10x coarser than Binance's, and seqIds that are not consecutive (the feed must not assume +1)
+    style = BookStyle(tick_scale=10, fixed_decimals=0, first_id=5_000_000, stride=3)
     server_ping_interval_s = None
+    ws_path = "/ws/v5/public"
 
     def __init__(self, market: SimMarket, cfg: SimConfig) -> None:
         self._market = market
+        self.ports = (cfg.okx_rest_port, cfg.okx_ws_port)
         self._ws_snapshot = cfg.okx_ws_snapshot
         self.idle_timeout_s = cfg.okx_idle_timeout_s
         self.keepalive_s = cfg.okx_keepalive_s or None
@@ -39,7 +44,7 @@ class OkxDialect:
 
     # -- WebSocket -----------------------------------------------------------------------------------
     def subscriptions_from_path(self, path: str) -> set[str] | None:
-        return set() if path.split("?")[0].rstrip("/") == "/ws/v5/public" else None
+        return set() if path.split("?")[0].rstrip("/") == self.ws_path else None
 
     def keepalive_reply(self, text: str) -> str | None:
         return "pong" if text == "ping" else None
@@ -134,7 +139,8 @@ class OkxDialect:
                       "msg": "The connection will soon be closed for a service upgrade. Please reconnect."})
 
     # -- REST ------------------------------------------------------------------------------------
-    def register(self, router: Router) -> None:
+    def register(self, router: Router, recording: Recording | None = None) -> None:
+        """Public routes (a replayed session's frames are the hub's; the REST routes stay the random walk's)."""
         router.register("GET", "/api/v5/market/books", self._books)
         router.register("GET", "/api/v5/public/time", lambda r: ok_response([{"ts": str(now_ms())}]))
         router.register("GET", "/api/v5/public/instruments", self._instruments)

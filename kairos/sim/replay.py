@@ -17,6 +17,7 @@ import orjson
 from kairos.errors import ConfigError
 from kairos.records import Venue
 from kairos.sim.router import Request, Response, Router, json_response
+from kairos.venues import VENUES
 
 
 @dataclass(slots=True)
@@ -44,7 +45,7 @@ def load_recordings(paths: str) -> dict[Venue, Recording]:
 
 def _add(out: dict[Venue, Recording], row: dict[str, object], where: str) -> None:
     url = str(row.get("url", ""))
-    venue = Venue.BINANCE if "binance" in url else Venue.OKX if "okx" in url else None
+    venue = next((row.venue for row in VENUES if row.name in url), None)
     if venue is None:
         raise ConfigError(f"cannot tell the venue of {url!r} ({where})", "sim.replay_file")
     recording = out.setdefault(venue, Recording())

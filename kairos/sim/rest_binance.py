@@ -63,6 +63,8 @@ def _without_signature(text: str) -> tuple[str, str]:
 
 class BinanceTrading(TradingDialect):
     venue = Venue.BINANCE
+    post_only_rejects = True  # a LIMIT_MAKER that would take is refused (-2010)
+    first_order_id = 1000
 
     def routes(self) -> list[tuple[str, str, Route, int]]:
         return [

@@ -46,6 +46,8 @@ def _auth_error(code: str, msg: str) -> HttpError:
 
 class OkxTrading(TradingDialect):
     venue = Venue.OKX
+    post_only_rejects = False  # a post_only order that would take is canceled
+    first_order_id = 600_000_000_000_000_000
 
     def routes(self) -> list[tuple[str, str, Route, int]]:
         return [

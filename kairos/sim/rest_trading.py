@@ -34,6 +34,7 @@ from kairos.records import Venue
 from kairos.sim.exchange import SimExchange, SimRefused
 from kairos.sim.market import SimMarket
 from kairos.sim.router import HttpError, Request, Response, Router, json_response
+from kairos.venues import VENUES, resolve
 
 Params = dict[str, str]
 Route = Callable[[Request, Params], Response]
@@ -114,6 +115,8 @@ class TradingDialect(ABC):
     """One venue's trading endpoints; subclasses hold the wire formats and error codes."""
 
     venue: ClassVar[Venue]
+    post_only_rejects: ClassVar[bool]  # a post-only order that would take: refused (True) or canceled
+    first_order_id: ClassVar[int]  # the venue's order ids start here (their width differs per venue)
     weight_limit: ClassVar[int] = 6000
 
     def __init__(self, exchange: SimExchange, market: SimMarket, cfg: VenueConfig, faults: TradingFaults) -> None:
@@ -184,24 +187,22 @@ class TradingDialect(ABC):
 
 
 def register_trading_routes(router: Router, market: SimMarket, settings: Settings) -> list[TradingDialect]:
-    """Wire both venues' trading endpoints into the simulator's router; returns the dialects (tests)."""
-    from kairos.sim.rest_binance import BinanceTrading
-    from kairos.sim.rest_okx import OkxTrading
-
+    """Wire every configured venue's trading endpoints (the table's ``sim_trading`` dialects) into the simulator's
+    router; returns the dialects (tests)."""
     faults = TradingFaults()
     dialects: list[TradingDialect] = []
-    for cls, name, post_only_rejects, first_id in ((BinanceTrading, "binance", True, 1000),
-                                                   (OkxTrading, "okx", False, 600_000_000_000_000_000)):
-        cfg = settings.venues.get(name)
+    for row in VENUES:
+        cls: type[TradingDialect] = resolve(row.sim_trading)
+        cfg = settings.venues.get(row.name)
         if cfg is None or not market.symbols(cls.venue):
             continue
         assets = {}
         for inst in settings.instruments:
-            symbol = inst.symbols.get(name)
+            symbol = inst.symbols.get(row.name)
             if symbol in market.symbols(cls.venue):
                 assets[symbol] = (inst.base, inst.quote)
         exchange = SimExchange(cls.venue, market, assets, settings.execution.paper_balances,
-                               (cfg.maker_fee_bps, cfg.taker_fee_bps), post_only_rejects, first_id)
+                               (cfg.maker_fee_bps, cfg.taker_fee_bps), cls.post_only_rejects, cls.first_order_id)
         dialects.append(cls(exchange, market, cfg, faults))
     for dialect in dialects:
         dialect.register(router)

@@ -16,17 +16,16 @@ from typing import Any
 
 from kairos.config import EndpointConfig, Settings
 from kairos.records import Venue
-from kairos.sim.binance import BinanceDialect
 from kairos.sim.book import Event
 from kairos.sim.faults import Faults, register_fault_routes
 from kairos.sim.hub import VenueHub
 from kairos.sim.market import SimMarket, build_specs
-from kairos.sim.okx import OkxDialect
 from kairos.sim.private import PrivateHub, register_private_fault_route
 from kairos.sim.private_binance import BinancePrivate
 from kairos.sim.private_okx import OkxPrivate
-from kairos.sim.replay import load_recordings, register_replay_depth
+from kairos.sim.replay import load_recordings
 from kairos.sim.router import HttpError, HttpServer, Request, Response, Router, json_response
+from kairos.venues import VENUES, resolve
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,8 @@ TRADING_MODULE = "kairos.sim.rest_trading"
 
 
 class SimServer:
-    __slots__ = ("_loop", "_thread", "_ticker", "faults", "http", "hubs", "market", "private", "router", "settings",
-                 "trading")
+    __slots__ = ("_loop", "_thread", "_ticker", "_ws_paths", "faults", "http", "hubs", "market", "private", "router",
+                 "settings", "trading")
 
     def __init__(self, settings: Settings) -> None:
         cfg = settings.sim
@@ -47,20 +46,17 @@ class SimServer:
         self.router = Router()
         self.market = SimMarket(build_specs(settings.instruments, cfg), cfg, self._sink)
         recordings = load_recordings(cfg.replay_file) if cfg.replay_file else {}
-        dialects = {Venue.BINANCE: BinanceDialect(self.market, cfg), Venue.OKX: OkxDialect(self.market, cfg)}
-        ports = {Venue.BINANCE: (cfg.binance_rest_port, cfg.binance_ws_port),
-                 Venue.OKX: (cfg.okx_rest_port, cfg.okx_ws_port)}
         self.hubs: dict[Venue, VenueHub] = {}
         self.http: dict[Venue, HttpServer] = {}
-        for venue, dialect in dialects.items():
-            recording = recordings.get(venue)
-            self.hubs[venue] = VenueHub(dialect, self.faults, cfg.host, ports[venue][1],
-                                        recording.frames if recording else None, cfg.replay_speed)
-            self.http[venue] = HttpServer(cfg.host, ports[venue][0], self.router, venue)
-        dialects[Venue.BINANCE].register(self.router, with_depth=Venue.BINANCE not in recordings)
-        if Venue.BINANCE in recordings:
-            register_replay_depth(self.router, recordings[Venue.BINANCE])
-        dialects[Venue.OKX].register(self.router)
+        self._ws_paths: dict[Venue, str] = {}
+        for row in VENUES:
+            dialect = resolve(row.sim_public)(self.market, cfg)
+            recording = recordings.get(row.venue)
+            self.hubs[row.venue] = VenueHub(dialect, self.faults, cfg.host, dialect.ports[1],
+                                            recording.frames if recording else None, cfg.replay_speed)
+            self.http[row.venue] = HttpServer(cfg.host, dialect.ports[0], self.router, row.venue)
+            self._ws_paths[row.venue] = dialect.ws_path
+            dialect.register(self.router, recording)
         register_fault_routes(self.router, self.faults, lambda v: self.market.symbols(v)[0])
         self.router.register("GET", "/_sim/stats", self._stats)
         self.router.register("POST", "/_sim/mid", self._set_mid)
@@ -121,7 +117,7 @@ class SimServer:
 
     def urls(self, venue: Venue) -> EndpointConfig:
         host = self.settings.sim.host
-        ws_path = "/stream" if venue == Venue.BINANCE else "/ws/v5/public"
+        ws_path = self._ws_paths[venue]
         private = self.private.get(venue)
         private_url = f"ws://{host}:{private.port}{private.path}" if private else ""
         return EndpointConfig(f"http://{host}:{self.http[venue].port}", f"ws://{host}:{self.hubs[venue].port}{ws_path}",
