@@ -29,11 +29,13 @@ from tests.process.support import ROOT, wait_until
 pytestmark = pytest.mark.slow
 SYSTEMD = shutil.which("systemd")
 BOOT = Path(__file__).with_name("systemd_boot.sh")
-UNITS = ("kairos-supervisor", "kairos-sim", "kairos-gate", "kairos-strategy", "kairos-feed@binance",
-         "kairos-feed@okx")
-SETTINGS = {"KAIROS__PERSISTER__ENABLED": "false", "KAIROS__SUPERVISOR__HEARTBEAT_TIMEOUT_S": "3",
-            "KAIROS__SUPERVISOR__GRACEFUL_SECS": "2", "KAIROS__LOGGING__DIR": "var/systemd-test/log",
-            "KAIROS__RISK__JOURNAL_DIR": "var/systemd-test/gate"}  # relative: under the workdir, in the overlay
+UNITS = ("kairos-supervisor", "kairos-sim", "kairos-persister", "kairos-gate", "kairos-strategy",
+         "kairos-feed@binance", "kairos-feed@okx")
+SETTINGS = {"KAIROS__SUPERVISOR__HEARTBEAT_TIMEOUT_S": "3", "KAIROS__SUPERVISOR__GRACEFUL_SECS": "2",
+            "KAIROS__LOGGING__DIR": "var/systemd-test/log", "KAIROS__RISK__JOURNAL_DIR": "var/systemd-test/gate",
+            "KAIROS__PERSISTER__SPOOL_DIR": "var/systemd-test/spool",  # relative: under the workdir, in the overlay
+            "KAIROS__PERSISTER__DSN": "postgresql://kairos@127.0.0.1:1/kairos",  # nothing listens in the container:
+            "KAIROS__PERSISTER__REDIS_URL": "redis://127.0.0.1:1/0"}              # the persister spools
 NAMESPACES = ("--pid", "--fork", "--mount", "--net", "--uts", "--ipc", "--cgroup", "--propagation", "private")
 
 
