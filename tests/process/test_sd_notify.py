@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,3 +122,22 @@ def test_watch_mode_kills_a_sigstopped_process(tmp_path: Path, shm_prefix: str) 
         if unit is not None:
             unit.cleanup()
         sup.cleanup()
+
+
+def test_spawned_children_do_not_inherit_the_notify_socket(supervised: Callable[..., Supervised], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a Type=notify unit only the spawning supervisor is systemd's main process: its children must not
+    send READY/WATCHDOG on its behalf (NotifyAccess=main would drop them, with a warning each)."""
+    sock = NotifySocket(tmp_path / "supervisor.notify")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock.path))
+    monkeypatch.setenv("WATCHDOG_USEC", WATCHDOG_USEC)
+    log = tmp_path / "children.log"
+    try:
+        supervised([child("strategy", "run", log)])
+        pid = int(wait_until(lambda: lines(log, "strategy", "started"), "the child running")[0][2])
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith((b"NOTIFY_SOCKET=", b"WATCHDOG_"))]
+        wait_until(lambda: sock.has("WATCHDOG=1"), "the supervisor's own WATCHDOG=1")
+        assert "READY=1" in sock.seen and "STATUS=supervisor up (spawn mode)" in sock.seen
+    finally:
+        sock.sock.close()
