@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from kairos.config import SimConfig
+from kairos.ratelimit import LIMITS
 from kairos.records import Side, Venue
 from kairos.sim.book import BookStyle, DepthEvent, Event, TopEvent, TradeEvent, VenueSpec
 from kairos.sim.hub import Session
@@ -39,6 +40,7 @@ class BinanceDialect:
         self._market = market
         self.ports = (cfg.binance_rest_port, cfg.binance_ws_port)
         self.server_ping_interval_s = cfg.binance_ping_interval_s
+        self._weight = LIMITS["binance"].scaled(cfg.rate_limit_scale).windows[0].limit  # enforced: sim/ratelimit.py
         self._rate: dict[int, list[float]] = {}
 
     # -- WebSocket -----------------------------------------------------------------------------------
@@ -147,7 +149,7 @@ class BinanceDialect:
         many = request.query.get("symbols")
         names = [wanted] if wanted else orjson.loads(many) if many else self._market.symbols(self.venue)
         symbols = [_symbol_info(self._spec(name)) for name in names]
-        limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+        limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": self._weight},
                   {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100}]
         return json_response({"timezone": "UTC", "serverTime": now_ms(), "rateLimits": limits,
                               "exchangeFilters": [], "symbols": symbols})

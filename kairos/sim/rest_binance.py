@@ -66,13 +66,13 @@ class BinanceTrading(TradingDialect):
     post_only_rejects = True  # a LIMIT_MAKER that would take is refused (-2010)
     first_order_id = 1000
 
-    def routes(self) -> list[tuple[str, str, Route, int]]:
+    def routes(self) -> list[tuple[str, str, Route]]:
         return [
-            ("POST", "/api/v3/order", self.place, 1),
-            ("DELETE", "/api/v3/order", self.cancel, 1),
-            ("GET", "/api/v3/order", self.query, 4),
-            ("GET", "/api/v3/openOrders", self.open_orders, 6),
-            ("GET", "/api/v3/account", self.account, 20),
+            ("POST", "/api/v3/order", self.place),
+            ("DELETE", "/api/v3/order", self.cancel),
+            ("GET", "/api/v3/order", self.query),
+            ("GET", "/api/v3/openOrders", self.open_orders),
+            ("GET", "/api/v3/account", self.account),
         ]
 
     def authenticate(self, request: Request) -> Params:
@@ -101,13 +101,6 @@ class BinanceTrading(TradingDialect):
 
     def unknown(self) -> Response:
         return json_response({"code": -1007, "msg": UNKNOWN_MSG}, 503)
-
-    def rate_limited(self, retry_after_s: float) -> Response:
-        msg = "Too many requests; current limit of IP(127.0.0.1) request weight is 6000 per 1 MINUTE."
-        return json_response({"code": -1003, "msg": msg}, 429, {"Retry-After": str(max(1, round(retry_after_s)))})
-
-    def usage_headers(self, used: int) -> dict[str, str]:
-        return {"X-MBX-USED-WEIGHT-1M": str(used)}
 
     # -- endpoints -------------------------------------------------------------------------------
 

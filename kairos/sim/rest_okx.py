@@ -49,13 +49,13 @@ class OkxTrading(TradingDialect):
     post_only_rejects = False  # a post_only order that would take is canceled
     first_order_id = 600_000_000_000_000_000
 
-    def routes(self) -> list[tuple[str, str, Route, int]]:
+    def routes(self) -> list[tuple[str, str, Route]]:
         return [
-            ("POST", "/api/v5/trade/order", self.place, 1),
-            ("POST", "/api/v5/trade/cancel-order", self.cancel, 1),
-            ("GET", "/api/v5/trade/order", self.query, 1),
-            ("GET", "/api/v5/trade/orders-pending", self.open_orders, 1),
-            ("GET", "/api/v5/account/balance", self.balance, 1),
+            ("POST", "/api/v5/trade/order", self.place),
+            ("POST", "/api/v5/trade/cancel-order", self.cancel),
+            ("GET", "/api/v5/trade/order", self.query),
+            ("GET", "/api/v5/trade/orders-pending", self.open_orders),
+            ("GET", "/api/v5/account/balance", self.balance),
         ]
 
     def authenticate(self, request: Request) -> Params:
@@ -91,10 +91,6 @@ class OkxTrading(TradingDialect):
     def unknown(self) -> Response:
         msg = "Endpoint request timeout (does not indicate success or failure of order, please check order status)"
         return json_response({"code": "50004", "msg": msg, "data": []})
-
-    def rate_limited(self, retry_after_s: float) -> Response:
-        return json_response({"code": "50011", "msg": "Too Many Requests", "data": []}, 429,
-                             {"Retry-After": str(max(1, round(retry_after_s)))})
 
     # -- endpoints -------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from kairos.config import Settings, VenueConfig
 from kairos.records import Venue
 from kairos.sim.exchange import SimExchange, SimRefused
 from kairos.sim.market import SimMarket
+from kairos.sim.ratelimit import too_many
 from kairos.sim.router import HttpError, Request, Response, Router, json_response
 from kairos.venues import VENUES, resolve
 
@@ -89,64 +90,36 @@ class TradingFaults:
         return None
 
 
-class WeightMeter:
-    """Request weight used in the current clock minute (Binance ``X-MBX-USED-WEIGHT-1M``)."""
-
-    __slots__ = ("_lock", "_minute", "limit", "used")
-
-    def __init__(self, limit: int) -> None:
-        self._lock = threading.Lock()
-        self._minute = 0
-        self.used = 0
-        self.limit = limit
-
-    def add(self, weight: int) -> tuple[int, float]:
-        """Charge ``weight``; returns (used this minute, seconds to wait if over the limit else 0)."""
-        now = time.time()
-        with self._lock:
-            if int(now // 60) != self._minute:
-                self._minute, self.used = int(now // 60), 0
-            self.used += weight
-            over = self.used > self.limit
-        return self.used, (60.0 - now % 60.0) if over else 0.0
-
-
 class TradingDialect(ABC):
     """One venue's trading endpoints; subclasses hold the wire formats and error codes."""
 
     venue: ClassVar[Venue]
     post_only_rejects: ClassVar[bool]  # a post-only order that would take: refused (True) or canceled
     first_order_id: ClassVar[int]  # the venue's order ids start here (their width differs per venue)
-    weight_limit: ClassVar[int] = 6000
 
     def __init__(self, exchange: SimExchange, market: SimMarket, cfg: VenueConfig, faults: TradingFaults) -> None:
         self.exchange = exchange
         self.market = market
         self.faults = faults
-        self.meter = WeightMeter(self.weight_limit)
         self._key = cfg.api_key.reveal()
         self._secret = cfg.api_secret.reveal()
         self._passphrase = cfg.passphrase.reveal()
 
     def register(self, router: Router) -> None:
-        for method, path, handler, weight in self.routes():
-            router.register(method, path, self._serve(handler, weight))
+        for method, path, handler in self.routes():
+            router.register(method, path, self._serve(handler))
 
-    def _serve(self, handler: Route, weight: int) -> Callable[[Request], Response]:
+    def _serve(self, handler: Route) -> Callable[[Request], Response]:
         def serve(request: Request) -> Response:
             if request.venue is not self.venue:
                 return json_response({"code": 404, "msg": f"not a {self.venue.name} endpoint"}, 404)
             fault = self.faults.take(request)
             if fault is not None and fault.when == "before":
                 return self._faulted(fault)
-            used, wait_s = self.meter.add(weight)
-            if wait_s:
-                return self.rate_limited(wait_s)
             try:
                 response = handler(request, self.authenticate(request))
             except SimRefused as exc:
                 response = self.refused(exc, request)
-            response.headers.update(self.usage_headers(used))
             return response if fault is None else self._faulted(fault)
 
         return serve
@@ -158,7 +131,7 @@ class TradingDialect(ABC):
         if fault.kind == "http_500":
             return Response(500, b"Internal Server Error", {"Content-Type": "text/plain"})
         if fault.kind == "rate_limit":
-            return self.rate_limited(fault.retry_after_s)
+            return too_many(self.venue, 429, fault.retry_after_s).response
         return self.unknown()
 
     def arm_fault(self, request: Request, params: Params) -> Response:
@@ -166,8 +139,8 @@ class TradingDialect(ABC):
         return json_response({"armed": True})
 
     @abstractmethod
-    def routes(self) -> list[tuple[str, str, Route, int]]:
-        """(method, path, handler, request weight); every route is signed."""
+    def routes(self) -> list[tuple[str, str, Route]]:
+        """(method, path, handler); every route is signed. Weights and limits: kairos/sim/ratelimit.py."""
 
     @abstractmethod
     def authenticate(self, request: Request) -> Params:
@@ -179,11 +152,6 @@ class TradingDialect(ABC):
     @abstractmethod
     def unknown(self) -> Response: ...
 
-    @abstractmethod
-    def rate_limited(self, retry_after_s: float) -> Response: ...
-
-    def usage_headers(self, used: int) -> dict[str, str]:
-        return {}
 
 
 def register_trading_routes(router: Router, market: SimMarket, settings: Settings) -> list[TradingDialect]:

@@ -73,7 +73,8 @@ class HttpError(Exception):
 
 
 Handler = Callable[[Request], Response]
-Middleware = Callable[[Request], None]
+Middleware = Callable[[Request], Mapping[str, str] | None]
+"""Runs before the handler: raises HttpError to answer instead, or returns headers to add to the answer."""
 
 
 class Router:
@@ -96,7 +97,7 @@ class Router:
             self._routes[key] = handler
 
     def before(self, middleware: Middleware) -> None:
-        """Run ``middleware(request)`` before every handler (fault injection: slow REST)."""
+        """Run ``middleware(request)`` before every handler (fault injection: slow REST; rate limits)."""
         self._before.append(middleware)
 
     def routes(self) -> list[tuple[str, str]]:
@@ -107,9 +108,12 @@ class Router:
         if handler is None:
             return json_response({"code": 404, "msg": f"no route {request.method} {request.path}"}, 404)
         try:
+            added: dict[str, str] = {}
             for middleware in self._before:
-                middleware(request)
-            return handler(request)
+                added.update(middleware(request) or {})
+            response = handler(request)
+            response.headers.update(added)
+            return response
         except HttpError as exc:
             return exc.response
         except Exception as exc:  # a handler bug answers 500 and is counted; the server lives on

@@ -23,6 +23,7 @@ from kairos.sim.market import SimMarket, build_specs
 from kairos.sim.private import PrivateHub, register_private_fault_route
 from kairos.sim.private_binance import BinancePrivate
 from kairos.sim.private_okx import OkxPrivate
+from kairos.sim.ratelimit import register_rate_limits
 from kairos.sim.replay import load_recordings
 from kairos.sim.router import HttpError, HttpServer, Request, Response, Router, json_response
 from kairos.venues import VENUES, resolve
@@ -58,6 +59,7 @@ class SimServer:
             self._ws_paths[row.venue] = dialect.ws_path
             dialect.register(self.router, recording)
         register_fault_routes(self.router, self.faults, lambda v: self.market.symbols(v)[0])
+        register_rate_limits(self.router, cfg)
         self.router.register("GET", "/_sim/stats", self._stats)
         self.router.register("POST", "/_sim/mid", self._set_mid)
         self.private: dict[Venue, PrivateHub] = {}

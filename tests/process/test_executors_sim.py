@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,10 +99,17 @@ def _read_ports(proc: subprocess.Popen[bytes], log: Path) -> dict[str, int]:
 
 @pytest.fixture
 def sim(shm_prefix: str, tmp_path: Path) -> Iterator[Sim]:
+    with running_sim(shm_prefix, tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def running_sim(shm_prefix: str, tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Sim]:
+    """``procs.sim`` on ephemeral ports (``env``: extra KAIROS__ settings for it), stopped on exit."""
     log = tmp_path / "sim.stderr"
     with log.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "procs.sim", "--print-ports"], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=err, env=_sim_env(shm_prefix, tmp_path))
+                                stderr=err, env=_sim_env(shm_prefix, tmp_path) | (env or {}))
     executors: list[RestExecution] = []
     try:
         ports = _read_ports(proc, log)
@@ -132,7 +140,8 @@ def collect(ex: RestExecution, done: Callable[[list[ExecReport]], bool], timeout
         if poke is not None:
             poke()
         time.sleep(0.01)
-    pytest.fail(f"condition not met; reports: {[(r.client_order_id, r.kind.name, r.state.name, r.venue_code, r.message) for r in reports]}")
+    seen = [(r.client_order_id, r.kind.name, r.state.name, r.venue_code, r.message) for r in reports]
+    pytest.fail(f"condition not met; reports: {seen}")
 
 
 def ended(coid: str) -> Callable[[list[ExecReport]], bool]:
