@@ -3,9 +3,9 @@
 A row names the wire id (records.Venue, mapped to the proto enum by name), the config key (which is
 also the role suffix ``feed.<name>`` and the ring ``md.<name>``), the venue's own modules as
 ``module:Class`` paths (resolved on use, so this module stays a leaf that config.py can import), the
-secrets live trading needs and the spool stream id of its market data (persisted on disk: never
-reused). Adding a venue = one row here plus the venue's own modules (docs/FEEDS.md
-"Adding a venue").
+secrets live trading needs, the spool stream id of its market data (persisted on disk: never
+reused) and its private order stream, if it has one. Adding a venue = one row here plus the venue's
+own modules (docs/FEEDS.md "Adding a venue").
 """
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ class VenueSpec:
     sim_trading: str      # simulator dialect: signed trading REST (kairos/sim/rest_<name>.py)
     secrets: tuple[str, ...]
     md_stream: int        # spool stream id of md.<name> (kairos/persist/batch.py)
+    private: str = ""     # PrivateStream: private order stream (kairos/execution/stream_<name>.py); "" = REST polling
 
 
 VENUES: Final = (
     VenueSpec(Venue.BINANCE, "binance", "kairos.feeds.binance:BinanceFeed", "kairos.execution.binance:BinanceExecution",
               "kairos.sim.binance:BinanceDialect", "kairos.sim.rest_binance:BinanceTrading",
-              ("api_key", "api_secret"), 1),
+              ("api_key", "api_secret"), 1, "kairos.execution.stream_binance:BinanceStream"),
     VenueSpec(Venue.OKX, "okx", "kairos.feeds.okx:OkxFeed", "kairos.execution.okx:OkxExecution",
               "kairos.sim.okx:OkxDialect", "kairos.sim.rest_okx:OkxTrading",
-              ("api_key", "api_secret", "passphrase"), 2),
+              ("api_key", "api_secret", "passphrase"), 2, "kairos.execution.stream_okx:OkxStream"),
 )
 BY_NAME: Final = {spec.name: spec for spec in VENUES}
-BY_VENUE: Final = {spec.venue: spec for spec in VENUES}
 NAMES: Final = tuple(BY_NAME)
 VENUE_NAMES: Final = {spec.name: spec.venue for spec in VENUES}
 """Config name -> wire id."""

@@ -11,14 +11,12 @@ from kairos.config import Settings
 from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilters, VenueSnapshot
 from kairos.execution.rest import RestExecution
 from kairos.execution.stream import PrivateStream
-from kairos.execution.stream_binance import BinanceStream
-from kairos.execution.stream_okx import OkxStream
 from kairos.instruments import InstrumentTable
 from kairos.ratelimit import budget_for
 from kairos.venues import VENUES, resolve
 
 EXECUTORS: dict[str, type[RestExecution]] = {spec.name: resolve(spec.executor) for spec in VENUES}
-STREAMS: dict[str, type[PrivateStream]] = {"binance": BinanceStream, "okx": OkxStream}
+STREAMS: dict[str, type[PrivateStream]] = {spec.name: resolve(spec.private) for spec in VENUES if spec.private}
 
 __all__ = ["EXECUTORS", "STREAMS", "ExecReport", "Executor", "OrderRequest", "SymbolFilters", "VenueSnapshot",
            "live_executor", "venue_rules"]

@@ -7,7 +7,7 @@ import pytest
 from kairos import config
 from kairos.api.pb import pb
 from kairos.config import PINNABLE_ROLES
-from kairos.execution import EXECUTORS
+from kairos.execution import EXECUTORS, STREAMS
 from kairos.feeds import FEEDS
 from kairos.persist.batch import MD_STREAMS, RING_STREAMS, Stream
 from kairos.records import Venue
@@ -19,6 +19,7 @@ from kairos.venues import NAMES, VENUES, VenueSpec, resolve
 def test_every_module_of_a_row_is_that_venue(row: VenueSpec) -> None:
     for path in (row.feed, row.executor, row.sim_public, row.sim_trading):
         assert resolve(path).venue is row.venue, path
+    assert not row.private or row.private.startswith(f"kairos.execution.stream_{row.name}:")
     assert row.name == row.venue.name.lower()
 
 
@@ -36,6 +37,7 @@ def test_proto_enum_matches_the_wire_enum() -> None:
 
 def test_everything_per_venue_derives_from_the_table() -> None:
     assert tuple(FEEDS) == tuple(EXECUTORS) == NAMES
+    assert set(STREAMS) == {r.name for r in VENUES if r.private}
     assert {f"feed.{n}" for n in NAMES} <= set(PINNABLE_ROLES)
     assert [r.args for r in ROLES if r.module == "procs.feed"] == [("--venue", n) for n in NAMES]
     assert {name for name in RING_STREAMS if name.startswith("md.")} == {f"md.{n}" for n in NAMES}
