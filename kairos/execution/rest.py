@@ -154,7 +154,7 @@ class RestExecution(Executor, VenueDialect):
     def stats(self) -> dict[str, int]:
         base = {"illegal_transitions": self._tracker.illegal, "stale_views": self._tracker.stale,
                 "foreign_views": self._tracker.foreign, "duplicate_fills": self._tracker.duplicates,
-                "held_fills": self._tracker.held} | {f"rate_{k}": v for k, v in self.budget.stats().items()}
+                "held_fills": self._tracker.held} | {f"budget_{k}": v for k, v in self.budget.stats().items()}
         if self.stream is not None:
             base |= {f"stream_{k}": v for k, v in self.stream.counts.items()} | {"stream_healthy": self.stream.healthy}
         with self._count_lock:

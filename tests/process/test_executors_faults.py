@@ -35,7 +35,7 @@ def test_429_blocks_new_orders_locally_and_delays_cancels(sim: Sim, name: str) -
     reports = collect(ex, ended("rest1"))
     assert of(reports, "rest1")[-1] == (ExecKind.CANCELED, OrderState.CANCELED)
     assert ex.query("rl2", symbol(name)) is None
-    assert ex.budget.banned_s() == 0 and ex.stats()["rate_bans" if name == "binance" else "rate_over"] == 1
+    assert ex.budget.banned_s() == 0 and ex.stats()["budget_bans" if name == "binance" else "budget_over"] == 1
 
 
 def test_binance_weight_headers_are_tracked(sim: Sim) -> None:
