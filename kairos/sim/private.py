@@ -154,28 +154,33 @@ class PrivateHub:
             setattr(faults, kind, getattr(faults, kind) + count)
 
     def _publish(self, update: OrderUpdate) -> None:
-        frames = self._dialect.render(update)  # (channel, event) pairs
+        events = self._dialect.render(update)  # (channel, event) pairs
         self.stats["events"] += 1
         faults = self.faults
-        if faults.delay and update.exec_type == "TRADE":
-            faults.delay -= 1
-            self.stats["delayed"] += 1
-            assert self._loop is not None
-            self._loop.call_later(faults.delay_ms / 1000, self._send, frames)
-            return
-        if faults.reorder and self._held is None:
-            faults.reorder -= 1
-            self.stats["reordered"] += 1
-            self._held = frames
-            assert self._loop is not None
-            self._loop.call_later(HOLD_S, self._release)
-            return
-        self._send(frames)
-        self._release()
+        copies = 1
         if faults.duplicate:
             faults.duplicate -= 1
             self.stats["duplicated"] += 1
-            self._send(frames)
+            copies = 2
+        for _ in range(copies):
+            self._deliver(events, update.exec_type == "TRADE")
+
+    def _deliver(self, events: list[tuple[str, Any]], is_fill: bool) -> None:
+        """Send now, or late (delay), or after the next change (reorder); faults compose with duplicates."""
+        faults, loop = self.faults, self._loop
+        assert loop is not None
+        if faults.delay and is_fill:
+            faults.delay -= 1
+            self.stats["delayed"] += 1
+            loop.call_later(faults.delay_ms / 1000, self._send, events)
+        elif faults.reorder and self._held is None:
+            faults.reorder -= 1
+            self.stats["reordered"] += 1
+            self._held = events
+            loop.call_later(HOLD_S, self._release)
+        else:
+            self._send(events)
+            self._release()
 
     def _release(self) -> None:
         held, self._held = self._held, None

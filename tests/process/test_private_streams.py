@@ -78,8 +78,8 @@ def test_a_fill_arrives_over_the_stream_and_rest_stays_quiet(sim: Sim, name: str
     assert all(r.fee > 0 and r.fee_asset == "BTC" for r in fills)
     stats = ex.stats()
     assert stats["stream_healthy"] and stats["stream_fills"] >= len(fills) and stats["stream_bad_frames"] == 0
-    balances = ex.stream_sink.balances()
-    assert balances["BTC"] == pytest.approx(ex.snapshot().balances["BTC"])
+    venue_btc = ex.snapshot().balances["BTC"]
+    wait_for(lambda: ex.stream_sink.balances().get("BTC") == pytest.approx(venue_btc), "stream balance = venue's")
 
 
 @pytest.mark.parametrize("name", VENUES)
