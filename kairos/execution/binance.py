@@ -8,15 +8,17 @@ so the configured maker fee is charged in the asset received, see RestExecution.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 import orjson
 
 from kairos.execution.base import OrderRequest, SymbolFilters
-from kairos.execution.filters import binance_filters
+from kairos.execution.filters import venue_decimal
 from kairos.execution.rest import RestExecution
-from kairos.execution.signing import binance_signature, percent_encode
+from kairos.execution.signing import percent_encode
+from kairos.execution.signing_binance import binance_signature
 from kairos.execution.state import OrderView
 from kairos.execution.venue import Call
 from kairos.records import OrderState, OrderType, RejectReason, Side, Venue
@@ -136,3 +138,22 @@ class BinanceExecution(RestExecution):
 
     def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
         return {b["asset"]: (float(b["free"]), float(b["locked"])) for b in data["balances"]}
+
+
+def binance_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
+    """From one ``exchangeInfo.symbols[]`` entry: PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL or NOTIONAL. Binance rule:
+    ``price % tickSize == 0`` (not relative to minPrice) and a field equal to 0 disables its check."""
+    by_type = {f["filterType"]: f for f in symbol_info.get("filters", ())}
+    price = by_type.get("PRICE_FILTER", {})
+    lot = by_type.get("LOT_SIZE", {})
+    notional = by_type.get("NOTIONAL") or by_type.get("MIN_NOTIONAL") or {}
+    return SymbolFilters(
+        tick=venue_decimal(price.get("tickSize")),
+        step=venue_decimal(lot.get("stepSize")),
+        min_qty_d=venue_decimal(lot.get("minQty")),
+        max_qty_d=venue_decimal(lot.get("maxQty")),
+        min_price_d=venue_decimal(price.get("minPrice")),
+        max_price_d=venue_decimal(price.get("maxPrice")),
+        min_notional_d=venue_decimal(notional.get("minNotional")),
+        max_notional_d=venue_decimal(notional.get("maxNotional")),
+    )

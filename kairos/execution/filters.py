@@ -1,14 +1,13 @@
 """Symbol filters (tick, lot, minimum size and notional), parsed once from the venue's own tables.
 
 Rounding is Decimal-exact: a float from a strategy becomes ``Decimal(repr(x))`` (the shortest
-string that round-trips), is snapped to the grid, and is sent as that exact string. Binance rule:
-``price % tickSize == 0`` (not relative to minPrice) and a field equal to 0 disables its check.
-OKX rule: ``sz`` is a multiple of ``lotSz`` and ``sz >= minSz``; empty strings mean "no limit".
+string that round-trips), is snapped to the grid, and is sent as that exact string. A limit of 0
+disables its check. Each venue's parser of its own tables lives in its module
+(``binance_filters`` in kairos/execution/binance.py, ``okx_filters`` in okx.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
@@ -111,34 +110,6 @@ class SymbolFilters:
         return ""
 
 
-def _num(raw: Any) -> Decimal:
+def venue_decimal(raw: Any) -> Decimal:
     """A venue number field; empty string or missing means 0 (= rule disabled)."""
     return Decimal(str(raw)) if raw not in (None, "") else ZERO
-
-
-def binance_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
-    """From one ``exchangeInfo.symbols[]`` entry: PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL or NOTIONAL."""
-    by_type = {f["filterType"]: f for f in symbol_info.get("filters", ())}
-    price = by_type.get("PRICE_FILTER", {})
-    lot = by_type.get("LOT_SIZE", {})
-    notional = by_type.get("NOTIONAL") or by_type.get("MIN_NOTIONAL") or {}
-    return SymbolFilters(
-        tick=_num(price.get("tickSize")),
-        step=_num(lot.get("stepSize")),
-        min_qty_d=_num(lot.get("minQty")),
-        max_qty_d=_num(lot.get("maxQty")),
-        min_price_d=_num(price.get("minPrice")),
-        max_price_d=_num(price.get("maxPrice")),
-        min_notional_d=_num(notional.get("minNotional")),
-        max_notional_d=_num(notional.get("maxNotional")),
-    )
-
-
-def okx_filters(instrument: Mapping[str, Any]) -> SymbolFilters:
-    """From one ``/api/v5/public/instruments`` entry: tickSz, lotSz, minSz, maxLmtSz."""
-    return SymbolFilters(
-        tick=_num(instrument.get("tickSz")),
-        step=_num(instrument.get("lotSz")),
-        min_qty_d=_num(instrument.get("minSz")),
-        max_qty_d=_num(instrument.get("maxLmtSz")),
-    )

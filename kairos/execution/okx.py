@@ -10,6 +10,7 @@ transit cannot execute after the executor has concluded it never arrived. Demo t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -17,9 +18,10 @@ import orjson
 
 from kairos.config import VenueConfig
 from kairos.execution.base import OrderRequest, SymbolFilters
-from kairos.execution.filters import okx_filters
+from kairos.execution.filters import venue_decimal
 from kairos.execution.rest import RestExecution
-from kairos.execution.signing import okx_signature, okx_timestamp, percent_encode
+from kairos.execution.signing import percent_encode
+from kairos.execution.signing_okx import okx_signature, okx_timestamp
 from kairos.execution.state import OrderView
 from kairos.execution.venue import Call
 from kairos.records import OrderState, OrderType, RejectReason, Side, Tif, Venue
@@ -151,3 +153,14 @@ class OkxExecution(RestExecution):
     def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
         details = data["data"][0]["details"] if data["data"] else []
         return {d["ccy"]: (_num(d.get("availBal")), _num(d.get("frozenBal"))) for d in details}
+
+
+def okx_filters(instrument: Mapping[str, Any]) -> SymbolFilters:
+    """From one ``/api/v5/public/instruments`` entry: tickSz, lotSz, minSz, maxLmtSz. OKX rule: ``sz`` is a
+    multiple of ``lotSz`` and ``sz >= minSz``; empty strings mean "no limit"."""
+    return SymbolFilters(
+        tick=venue_decimal(instrument.get("tickSz")),
+        step=venue_decimal(instrument.get("lotSz")),
+        min_qty_d=venue_decimal(instrument.get("minSz")),
+        max_qty_d=venue_decimal(instrument.get("maxLmtSz")),
+    )

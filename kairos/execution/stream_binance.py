@@ -15,7 +15,8 @@ from typing import Any, Final
 import orjson
 
 from kairos.execution.binance import SIDES, STATUS
-from kairos.execution.signing import binance_signature, percent_encode
+from kairos.execution.signing import percent_encode
+from kairos.execution.signing_binance import binance_signature
 from kairos.execution.state import OrderView, TradeFill
 from kairos.execution.stream import Parsed, PrivateStream
 from kairos.records import Side

@@ -13,7 +13,7 @@ from typing import Any, Final
 import orjson
 
 from kairos.execution.okx import order_view
-from kairos.execution.signing import okx_signature
+from kairos.execution.signing_okx import okx_signature
 from kairos.execution.state import OrderView, TradeFill
 from kairos.execution.stream import Parsed, PrivateStream
 

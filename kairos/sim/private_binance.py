@@ -17,7 +17,8 @@ from typing import Any, Final
 import orjson
 
 from kairos.config import VenueConfig
-from kairos.execution.signing import binance_check, percent_encode
+from kairos.execution.signing import percent_encode
+from kairos.execution.signing_binance import binance_check
 from kairos.records import Venue
 from kairos.sim.exchange import OrderUpdate
 from kairos.sim.private import PrivateSession, dumps

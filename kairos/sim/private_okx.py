@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 
 from kairos.config import VenueConfig
-from kairos.execution.signing import okx_check
+from kairos.execution.signing_okx import okx_check
 from kairos.records import Venue
 from kairos.sim.exchange import OrderUpdate
 from kairos.sim.private import PrivateSession, dumps

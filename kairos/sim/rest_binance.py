@@ -12,7 +12,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from kairos.execution.signing import binance_check
+from kairos.execution.signing_binance import binance_check
 from kairos.records import Side, Venue
 from kairos.sim.exchange import OPEN, Refusal, SimOrder, SimRefused
 from kairos.sim.rest_trading import Params, Route, TradingDialect

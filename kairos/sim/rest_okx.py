@@ -12,7 +12,7 @@ import time
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, Final
 
-from kairos.execution.signing import okx_check, okx_parse_timestamp
+from kairos.execution.signing_okx import okx_check, okx_parse_timestamp
 from kairos.records import Side, Venue
 from kairos.sim.exchange import OPEN, Refusal, SimOrder, SimRefused, Status
 from kairos.sim.okx import ok_response

@@ -32,10 +32,10 @@ def lines(path: Path) -> list[dict[str, object]]:
 
 def instruments(binance: dict[str, int], okx: dict[str, int]) -> tuple[InstrumentConfig, ...]:
     """Config instruments in id order, so InstrumentTable gives the same ids as the dicts above."""
-    out = [InstrumentConfig(symbol=f"B{i}", base="X", quote="Y", symbols={"binance": s}) for s, i in sorted(binance.items(),
-                                                                                        key=lambda kv: kv[1])]
-    out += [InstrumentConfig(symbol=f"O{i}", base="X", quote="Y", symbols={"okx": s}) for s, i in sorted(okx.items(),
-                                                                                  key=lambda kv: kv[1])]
+    out = [InstrumentConfig(symbol=f"B{i}", base="X", quote="Y", symbols={"binance": s})
+           for s, i in sorted(binance.items(), key=lambda kv: kv[1])]
+    out += [InstrumentConfig(symbol=f"O{i}", base="X", quote="Y", symbols={"okx": s})
+            for s, i in sorted(okx.items(), key=lambda kv: kv[1])]
     return tuple(out)
 
 

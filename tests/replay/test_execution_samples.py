@@ -10,7 +10,9 @@ import orjson
 import pytest
 
 from kairos.execution import OrderRequest
-from kairos.execution.filters import SymbolFilters, binance_filters, dec, okx_filters, wire
+from kairos.execution.binance import binance_filters
+from kairos.execution.filters import SymbolFilters, dec, wire
+from kairos.execution.okx import okx_filters
 from kairos.execution.venue import Outcome
 from kairos.records import OrderState, OrderType, Side, Tif
 from kairos.records import RejectReason as R

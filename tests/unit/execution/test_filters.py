@@ -6,7 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from kairos.execution.filters import SymbolFilters, binance_filters, dec, okx_filters, wire
+from kairos.execution.binance import binance_filters
+from kairos.execution.filters import SymbolFilters, dec, wire
+from kairos.execution.okx import okx_filters
 from kairos.records import Side
 from tests.fixtures import fixture
 

@@ -12,7 +12,8 @@ import pytest
 from kairos import config
 from kairos.config import Secret
 from kairos.execution import EXECUTORS, OrderRequest
-from kairos.execution.signing import binance_check, okx_check
+from kairos.execution.signing_binance import binance_check
+from kairos.execution.signing_okx import okx_check
 from kairos.instruments import InstrumentTable
 from kairos.records import OrderState, OrderType, Side, Tif
 from tests.fixtures import fixture

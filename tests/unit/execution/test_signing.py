@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kairos.execution.signing import (
-    binance_check,
-    binance_signature,
-    okx_check,
-    okx_parse_timestamp,
-    okx_signature,
-    okx_timestamp,
-    percent_encode,
-)
+from kairos.execution.signing import percent_encode
+from kairos.execution.signing_binance import binance_check, binance_signature
+from kairos.execution.signing_okx import okx_check, okx_parse_timestamp, okx_signature, okx_timestamp
 
 # binance-spot-api-docs rest-api.md § SIGNED Endpoint Examples for POST /api/v3/order, HMAC Keys.
 BINANCE_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"

@@ -9,7 +9,9 @@ import pytest
 
 from kairos import config
 from kairos.config import Secret
-from kairos.execution.signing import binance_check, okx_check, percent_encode
+from kairos.execution.signing import percent_encode
+from kairos.execution.signing_binance import binance_check
+from kairos.execution.signing_okx import okx_check
 from kairos.execution.state import OrderView, TradeFill
 from kairos.execution.stream import PrivateStream, StreamDown
 from kairos.execution.stream_binance import BinanceStream

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kairos.config import InstrumentConfig, RiskConfig
-from kairos.execution.filters import binance_filters
+from kairos.execution.binance import binance_filters
 from kairos.instruments import InstrumentTable
 from kairos.records import Venue
 from kairos.risk import Grid, PreTrade, RiskState

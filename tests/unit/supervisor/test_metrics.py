@@ -54,8 +54,9 @@ class Engine:
         self.children: tuple[ChildInfo, ...] = ()
         view = StatusView("spawn", lambda: self.children, self.board, self.rings, self.gate, frozenset(), 10.0)
         self.trace, self.events = TraceTotals(STAGES), EventTally()
-        instruments = InstrumentTable((InstrumentConfig("BTC-USDT", "BTC", "USDT", {"binance": "BTCUSDT", "okx": "BTC-USDT"}),
-                                       InstrumentConfig("ETH-USDT", "ETH", "USDT", {"binance": "ETHUSDT", "okx": "ETH-USDT"})))
+        instruments = InstrumentTable(tuple(InstrumentConfig(f"{b}-USDT", b, "USDT",
+                                                             {"binance": f"{b}USDT", "okx": f"{b}-USDT"})
+                                            for b in ("BTC", "ETH")))
         self.collector = EngineCollector(view, self.board, self.rings, self.gate, self.trace, self.events,
                                          instruments)
 
