@@ -34,7 +34,7 @@ from kairos.execution.stream import PrivateStream, TrackerSink
 from kairos.execution.venue import Call, Outcome, Reply, VenueDialect
 from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
-from kairos.ratelimit import LIMITS, Budget, Cost, Priority
+from kairos.ratelimit import Budget, Cost, Priority, venue_limits
 from kairos.records import ExecKind, OrderType, RejectReason, Side
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class RestExecution(Executor, VenueDialect):
         self._filters: dict[int, SymbolFilters] = {}
         self._reports: deque[ExecReport] = deque()
         self._tracker = OrderTracker(self._reports.append, self._estimate_fee)
-        self.budget = budget or Budget.local(LIMITS[self.name].scaled(exec_cfg.rate_limit_scale),
+        self.budget = budget or Budget.local(venue_limits(self.name).scaled(exec_cfg.rate_limit_scale),
                                              exec_cfg.rate_reserve_pct, exec_cfg.rate_wait_s)
         self.clock = ServerClock()
         self._pool = ThreadPoolExecutor(max_workers=exec_cfg.workers, thread_name_prefix=f"exec.{self.name}")

@@ -5,18 +5,27 @@ from __future__ import annotations
 import logging
 
 from kairos.config import Settings
-from kairos.errors import RingNotFound
+from kairos.errors import ConfigError, RingNotFound
 from kairos.ratelimit.budget import Budget
 from kairos.ratelimit.table import LIMITS, Cost, Priority, VenueLimits
 
-__all__ = ["LIMITS", "Budget", "Cost", "Priority", "VenueLimits", "budget_for", "engine_limits"]
+__all__ = ["LIMITS", "Budget", "Cost", "Priority", "VenueLimits", "budget_for", "engine_limits", "venue_limits"]
 
 log = logging.getLogger(__name__)
 
 
+def venue_limits(venue: str) -> VenueLimits:
+    """The venue's documented windows and weights; a venue without a table cannot call REST (a boot error)."""
+    try:
+        return LIMITS[venue]
+    except KeyError:
+        raise ConfigError(f"venue {venue!r} has no REST rate-limit table (kairos/ratelimit/table.py LIMITS)",
+                          f"venues.{venue}") from None
+
+
 def engine_limits(settings: Settings, venue: str) -> VenueLimits:
     """The venue's table at ``execution.rate_limit_scale`` of its documented limits."""
-    return LIMITS[venue].scaled(settings.execution.rate_limit_scale)
+    return venue_limits(venue).scaled(settings.execution.rate_limit_scale)
 
 
 def budget_for(settings: Settings, venue: str) -> Budget:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from kairos.errors import RingLayoutError, RingNotFound
-from kairos.ratelimit import LIMITS, Budget, Cost, Priority, VenueLimits
+from kairos.errors import ConfigError, RingLayoutError, RingNotFound
+from kairos.ratelimit import LIMITS, Budget, Cost, Priority, VenueLimits, venue_limits
 from kairos.ratelimit.budget import RateDeferred, segment_name
 from kairos.ratelimit.table import Route, Window
 from kairos.ring.segment import SHM_DIR
@@ -56,6 +56,8 @@ def test_weights_come_from_the_venue_table() -> None:
     assert place.priority is Priority.ESSENTIAL and books.priority is Priority.BACKGROUND
     assert place.window != books.window and okx.windows[books.window].limit == 40
     assert okx.scaled(0.01).windows[place.window].limit == 1  # never scaled to nothing
+    with pytest.raises(ConfigError, match="no REST rate-limit table"):
+        venue_limits("bybit")
 
 
 def test_background_stops_at_the_reserve_and_is_counted_deferred(shm_prefix: str, budgets: list[Budget]) -> None:
