@@ -65,7 +65,7 @@ def status(s: Any) -> str:
     rings = table(("RING", "CONSUMER", "DEPTH", "OVERRUNS"), sorted(cursors))
     stages = [(h.name, f"{h.p50_us:.1f}", f"{h.p99_us:.1f}", f"{h.p999_us:.1f}", h.count) for h in s.order_latencies]
     traced = table(("ORDER STAGE", "P50 us", "P99 us", "P99.9 us", "ORDERS"), stages) if stages else "(no orders yet)"
-    return f"{head}\n\n{procs}{_waiting(s.processes)}{_bans(s.processes)}\n\n{rings}\n\n{traced}"
+    return f"{head}\n\n{procs}{_waiting(s.processes)}{_bans(s.processes)}{_gate(s.processes)}\n\n{rings}\n\n{traced}"
 
 
 def _bans(procs: Sequence[Any]) -> str:
@@ -73,6 +73,17 @@ def _bans(procs: Sequence[Any]) -> str:
     counters = {k: v for p in procs if p.role == "supervisor" for k, v in p.counters.items()}
     return "".join(f"\n{k.split('.')[1]}: REST calls halted by HTTP {counters.get(k[:-5] + 'ban_status', 0)}, "
                    f"{duration(v)} left" for k, v in sorted(counters.items()) if k.endswith(".ban_s") and v)
+
+
+def _gate(procs: Sequence[Any]) -> str:
+    """The gate's safety counters (docs/RISK.md): venues not reconciled (closed) and quotes refused as marks."""
+    counters = {k: v for p in procs if p.role == "gate" for k, v in p.counters.items()}
+    closed = sorted(k.removeprefix("closed.") for k, v in counters.items() if k.startswith("closed.") and v)
+    lines = [f"\ngate: {', '.join(closed)} not reconciled: its orders are rejected NOT_RECONCILED, retried every "
+             "second"] if closed else []
+    if counters.get("bad_quotes"):
+        lines.append(f"\ngate: {counters['bad_quotes']} invalid quotes not used as marks (bad_quotes)")
+    return "".join(lines)
 
 
 def _waiting(procs: Sequence[Any]) -> str:

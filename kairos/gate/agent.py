@@ -2,10 +2,12 @@
 
 Start: replay the journal, then (in ``do_work``, retried every second while a venue is down) start
 each executor (which loads the venue's order rules: they go into the pre-trade table) and reconcile
-it. Until every venue is reconciled the intents and manual rings are not read, so intents wait in
-them: a venue whose rules cannot be loaded keeps the gate closed (fail closed). Every ring is read
-under the consumer name ``gate`` and one Waiter sleeps on its doorbell; while an order or cancel is
-in flight the gate polls its executors every ``INFLIGHT_SLEEP_S`` instead.
+it. Until one venue is reconciled the intents and manual rings are not read, so intents wait in
+them. From then on intents are taken, and one for a venue not (yet) reconciled, e.g. one whose
+rules cannot be loaded, is rejected NOT_RECONCILED, never sent (fail closed per venue): one
+venue's outage does not block the others. Every ring is read under the consumer name ``gate`` and
+one Waiter sleeps on its doorbell; while an order or cancel is in flight the gate polls its
+executors every ``INFLIGHT_SLEEP_S`` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
@@ -48,7 +51,7 @@ from kairos.records import (
 from kairos.ring import Poller, Ring, Waiter
 from kairos.risk import Grid, PostTrade, PreTrade, RiskState
 from kairos.risk.state import N_VENUES
-from kairos.status import Slot
+from kairos.status import Counter, Slot
 
 log = logging.getLogger(__name__)
 ROLE = "gate"
@@ -96,7 +99,8 @@ class GateAgent:
         self._executors: list[Executor | None] = []
         self._started: set[int] = set()
         self._reconciled: set[int] = set()
-        self._ready = False
+        self._closed: dict[int, Counter] = {}  # enabled venues not reconciled yet: their ``closed.<venue>`` flag
+        self._ready = False  # at least one venue reconciled: intents are read
         self._retry_ns = self._published_ns = 0
         self._tally = ErrorTally(log)
         self._journal: AppendLog | None = None
@@ -126,6 +130,12 @@ class GateAgent:
                          EventWriter(events.producer(s.rings.block_timeout_ms / 1000)),
                          GateMetrics(self._slot, self._trace()))
         self.desk.metrics.trading_state.set(self.state.trading)
+        for venue, executor in enumerate(self._executors):
+            if executor is not None:
+                self.desk.reconciled[venue] = False
+                self._closed[venue] = self._slot.counter(f"closed.{executor.venue.name.lower()}")
+                self._closed[venue].set(1)
+        self._ready = not self._closed
         self._attach_inputs()
         self._writer = GateStateWriter(self._prefix)
         log.info("journal replayed: %d entries, %d open orders, trading %s; reconciling before taking intents",
@@ -176,7 +186,10 @@ class GateAgent:
         for executor in self._executors:
             if executor is not None:
                 work += desk.on_reports(executor)
-        work += self._intents_in() if self._ready else self._connect()
+        if self._closed:
+            work += self._connect()
+        if self._ready:
+            work += self._intents_in()
         try:
             desk.flush()
         except RingFull as exc:
@@ -222,20 +235,32 @@ class GateAgent:
             return 0
 
     def _connect(self) -> int:
-        """Start and reconcile every venue (retried each second while one is down); then take intents."""
+        """Start and reconcile every venue not reconciled yet (retried each second while one is down);
+        intents are taken once one is. A venue still closed shows as DEGRADED and ``closed.<venue>`` = 1."""
         now = time.monotonic_ns()
         if now < self._retry_ns:
             return 0
-        for venue, executor in enumerate(self._executors):
-            if executor is not None and venue not in self._reconciled and not self._reconcile(venue, executor):
-                self._retry_ns = now + RETRY_NS
-                self._slot.set_state(ProcState.DEGRADED)
-                return 0
+        opened = [v for v in sorted(self._closed) if self._reconcile(v, self._executors[v])]
+        for venue in opened:
+            self._closed.pop(venue).set(0)
+            self.desk.reconciled[venue] = True
+        if self._closed:
+            self._retry_ns = now + RETRY_NS
+        self._slot.set_state(ProcState.DEGRADED if self._closed else ProcState.RUNNING)
+        if not opened:
+            return 0
         self._ready = True
-        self._slot.set_state(ProcState.RUNNING)
         self.desk.blotter.book.refresh_gross()
-        log.info("reconciled with every venue: taking intents")
-        return 1
+        if self._closed:
+            log.warning("reconciled with %s: taking intents; still closed, its intents rejected NOT_RECONCILED "
+                        "and retried every second: %s", ", ".join(self._names(opened)),
+                        ", ".join(self._names(self._closed)))
+        else:
+            log.info("reconciled with every venue: taking intents")
+        return len(opened)
+
+    def _names(self, venues: Iterable[int]) -> list[str]:
+        return [self._executors[v].venue.name for v in venues]
 
     def _reconcile(self, venue: int, executor: Executor) -> bool:
         desk = self.desk
@@ -269,7 +294,7 @@ class GateAgent:
             return
         executors = {v: e for v, e in enumerate(self._executors) if e is not None}
         blob = describe(desk.blotter, self._instruments, executors, desk.metrics, self._settings.execution.mode,
-                        self._ready)
+                        self._reconciled)
         if not self._writer.write(blob):
             self._tally("gate state too large for its segment", f"{len(blob['orders'])} orders")
         desk.dirty = False

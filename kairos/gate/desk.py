@@ -60,6 +60,7 @@ _DEFAULT_TIF = {int(OrderType.LIMIT): int(Tif.GTC), int(OrderType.MARKET): int(T
                 int(OrderType.LIMIT_MAKER): int(Tif.GTC)}
 _OK, _INVALID = int(R.NONE), int(R.INVALID_ORDER)
 _UNKNOWN_INSTRUMENT, _VENUE_UNAVAILABLE = int(R.UNKNOWN_INSTRUMENT), int(R.VENUE_UNAVAILABLE)
+_NOT_RECONCILED = int(R.NOT_RECONCILED)
 _FILL, _HALTED = int(ExecKind.FILL), int(TradingState.HALTED)
 _STATES = frozenset(int(t) for t in TradingState)
 _BAD_INPUT = frozenset(int(r) for r in (R.INVALID_ORDER, R.UNKNOWN_INSTRUMENT, R.NON_NORMAL_NUMBER, R.TICK_SIZE,
@@ -76,13 +77,15 @@ DISK_FULL = "DISK_FULL"  # the halt reason (blob ``trading_reason``) when the jo
 
 class Desk:
     __slots__ = ("_boot", "_current", "_exit_at", "_exits", "_held", "_post", "_pre", "_seq", "_stride", "_symbol",
-                 "_tally", "_unrecorded", "blotter", "dirty", "events", "executors", "metrics", "state")
+                 "_tally", "_unrecorded", "blotter", "dirty", "events", "executors", "metrics", "reconciled", "state")
 
     def __init__(self, blotter: Blotter, pre: PreTrade, post: PostTrade, executors: Sequence[Executor | None],
                  events: EventWriter, metrics: GateMetrics) -> None:
         self.blotter, self.events, self.metrics = blotter, events, metrics
         self.state = blotter.book.s
         self.executors = list(executors)
+        self.reconciled = [e is not None for e in self.executors]
+        """Per venue: orders may go out (the gate agent clears it until the venue is reconciled)."""
         self._pre, self._post = pre, post
         self._stride, self._symbol = self.state.grid.stride, self.state.grid.symbol
         self._exits = post.exits_enabled
@@ -143,12 +146,14 @@ class Desk:
         return None
 
     def _shape(self, coid: bytes, k: int, venue: int, tif: int) -> int:
-        """What the risk rules do not cover: a usable id and tif, an instrument on an enabled venue."""
+        """What the risk rules do not cover: a usable id and tif, an instrument on an enabled, reconciled venue."""
         if not coid.isalnum() or not 0 < tif < 4:
             return _INVALID
         if not k or not self._symbol[k]:
             return _UNKNOWN_INSTRUMENT
-        return _VENUE_UNAVAILABLE if self.executors[venue] is None else _OK
+        if self.executors[venue] is None:
+            return _VENUE_UNAVAILABLE
+        return _OK if self.reconciled[venue] else _NOT_RECONCILED
 
     def _send(self, order: Order, now: int, t_read: int) -> bool:
         """Journal, then submit; False if the journal could not be written (the order is not sent)."""
@@ -201,12 +206,18 @@ class Desk:
         if order is None:
             known = self.blotter.orders.all.get(coid)
             self._refuse(rec, R.UNKNOWN_ORDER, known.state if known else OrderState.UNKNOWN, ExecKind.CANCEL_REJECT)
+        elif not self.reconciled[order.venue]:  # its executor is not started: reconciliation settles it first
+            self._refuse(rec, R.NOT_RECONCILED, order.state, ExecKind.CANCEL_REJECT)
         else:
             self._cancel(order)
 
     def cancel_all(self, venue: int, instrument: int) -> None:
+        """Every matching open order is cancelled; on a venue not reconciled yet, reconciliation settles it."""
         for order in self.blotter.orders.matching(venue, instrument):
-            self._cancel(order)
+            if self.reconciled[order.venue]:
+                self._cancel(order)
+            else:
+                self._tally("cancel not sent: venue not reconciled yet", order.coid.decode("latin-1"))
 
     def _cancel(self, order: Order) -> None:
         if not order.cancel_pending:
@@ -276,7 +287,7 @@ class Desk:
         s, book = self.state, self.blotter.book
         if self._exits and s.trading != _HALTED:
             for k, pos in enumerate(s.position):
-                if pos and now >= self._exit_at[k]:
+                if pos and now >= self._exit_at[k] and self.reconciled[k // self._stride]:
                     self._exit(k, pos, now)
         book.roll(time.time_ns())
         if s.trading != _HALTED and self._post.loss_breached(book.realised_day, book.unrealised()):

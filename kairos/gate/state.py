@@ -3,6 +3,8 @@ ListOrders answer from. Enum fields carry the wire numbers of kairos/records.py;
 for venues, instruments and the trading state. Schema (version 1)::
 
     {"version", "ts_ns", "pid", "mode", "reconciled", "trading_state", "trading_state_id",
+     "venues_reconciled": [venue],        reconciled since start ("reconciled": all of them; the others
+                                          are closed: their intents are rejected NOT_RECONCILED)
      "trading_reason",                    why the state was set, e.g. "DISK_FULL: the journal cannot be written ..."
      "trading_refused",                   state changes refused because the journal could not be written
      "balances":  [{"venue", "venue_id", "asset", "free", "locked"}],          free = total - locked
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from typing import Any
 
 from kairos.execution.base import Executor
@@ -35,11 +38,13 @@ _NAMES = {int(v): name for name, v in VENUE_NAMES.items()}
 
 
 def describe(blotter: Blotter, instruments: InstrumentTable, executors: dict[int, Executor], metrics: GateMetrics,
-             mode: str, reconciled: bool) -> dict[str, Any]:
+             mode: str, reconciled: Collection[int]) -> dict[str, Any]:
     book, s = blotter.book, blotter.book.s
     names = {i.id: i.symbol for i in instruments}
     return {
-        "version": 1, "ts_ns": time.time_ns(), "pid": os.getpid(), "mode": mode, "reconciled": reconciled,
+        "version": 1, "ts_ns": time.time_ns(), "pid": os.getpid(), "mode": mode,
+        "reconciled": all(v in reconciled for v in executors),
+        "venues_reconciled": [_NAMES[v] for v in sorted(reconciled)],
         "trading_state": TradingState(s.trading).name, "trading_state_id": int(s.trading),
         "trading_reason": blotter.why, "trading_refused": blotter.refused,
         "balances": _balances(blotter, list(executors)),

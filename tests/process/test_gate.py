@@ -171,6 +171,31 @@ def test_risk_reject_reaches_no_executor_and_duplicates_make_one_order(gate: Cal
     assert [e["c"] for e in g.ledger() if e["t"] == "N"] == ["dup"]
 
 
+def test_one_venue_unreachable_the_other_trades(gate: Callable[..., GateProcess]) -> None:
+    """OKX's REST refuses connections: binance orders fill, OKX intents are rejected NOT_RECONCILED at once
+    (never sent), and the gate says OKX is closed (DEGRADED, ``closed.okx``, the blob, the log)."""
+    g = gate(venues__okx__endpoints="{sim: {rest_url: 'http://127.0.0.1:9', ws_url: 'ws://127.0.0.1:9'}}")
+    g.mark()
+    g.start()
+    okx = intent("okx1")
+    okx["venue"] = Venue.OKX
+    g.pub["intents"].publish(intent("bnb1"))
+    g.pub["intents"].publish(okx)
+    g.wait(lambda s: of("bnb1", ExecKind.FILL)(s) and of("okx1", ExecKind.REJECT)(s), "a fill and a reject")
+    reject = next(e for e in g.seen if e["client_order_id"] == b"okx1")
+    assert RejectReason(reject["reason"]) == RejectReason.NOT_RECONCILED
+    okx_ledger = (g.tmp / "journal" / f"{g.prefix}.paper.okx.jsonl").read_bytes().splitlines()
+    assert not [e for e in map(orjson.loads, okx_ledger) if e["t"] == "N"]      # nothing reached OKX
+    assert [e["c"] for e in g.ledger() if e["t"] == "N"] == ["bnb1"]
+    row = next(r for r in g.board.snapshot() if r["role"] == "gate")
+    assert row["state"] == ProcState.DEGRADED and row["counters"]["closed.okx"] == 1
+    state = GateStateReader(g.prefix).read()
+    assert state is not None and state["venues_reconciled"] == ["binance"] and not state["reconciled"]
+    log = (g.tmp / "log" / "gate.jsonl").read_text()
+    assert "OKX not reachable" in log and "still closed" in log
+    assert g.kill(signal.SIGTERM) == 0
+
+
 def test_halted_by_set_state_rejects_then_active_again_accepts(gate: Callable[..., GateProcess]) -> None:
     g = gate()
     g.mark()

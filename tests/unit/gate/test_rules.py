@@ -4,15 +4,19 @@ which is the venue here); without a valid fresh mark orders get MARK_UNAVAILABLE
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
+from kairos import config
 from kairos.gate.agent import GateAgent
-from kairos.records import MARKET_DATA, BookStatus, ExecKind, Kind, OrderType, RejectReason, Side, Tif, Venue
+from kairos.records import MARKET_DATA, Action, BookStatus, ExecKind, Kind, OrderType, RejectReason, Side, Tif, Venue
 from kairos.sim.local import venue_sim
+from kairos.sim.server import SimServer
 
 from .conftest import Harness, intent
 
@@ -38,8 +42,8 @@ def harness(request: pytest.FixtureRequest, make_harness: Callable[..., Harness]
 def ready(h: Harness) -> GateAgent:
     """A gate that has started and reconciled every venue (live: over HTTP, a few duty cycles)."""
     gate = h.gate()
-    h.run(gate, lambda _: gate._ready, cycles=10**6)
-    assert gate._ready
+    h.run(gate, lambda _: not gate._closed, cycles=10**6)
+    assert gate._ready and not gate._closed
     return gate
 
 
@@ -127,14 +131,71 @@ def test_without_a_valid_fresh_mark_orders_there_get_mark_unavailable_others_tra
     assert h.board.snapshot()[0]["counters"]["bad_quotes"] == 2
 
 
-def test_a_venue_whose_rules_cannot_be_loaded_keeps_the_gate_closed(make_harness: Callable[..., Harness],
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
-    closed = "{sim: {rest_url: 'http://127.0.0.1:9', ws_url: 'ws://127.0.0.1:9'}}"   # nothing listens there
-    h = make_harness(venues__okx__endpoints=closed)
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_venue_whose_rules_cannot_be_loaded_is_closed_alone_and_retried(
+        make_harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture) -> None:
+    """OKX's REST is down: binance trades, OKX intents are rejected NOT_RECONCILED (never sent), status
+    says which venue is closed; once OKX answers, the retry opens it and its orders go out."""
+    port = free_port()                                               # nothing listens there (yet)
+    h = make_harness(venues__okx__endpoints=f"{{sim: {{rest_url: 'http://127.0.0.1:{port}', "
+                                            "ws_url: 'ws://127.0.0.1:9'}}")
     gate = h.gate()
     h.mark(BID, ASK)
-    h.send(intent("waits", price=59000.0, qty=0.001, tif=Tif.GTC))
-    h.run(gate, cycles=50)
-    assert not gate._ready and h.seen == []                         # fail closed: the intent waits in its ring
-    assert "OKX not reachable" in caplog.text and "filters" in caplog.text
+    h.mark(BID, ASK, venue="okx")
+    h.run(gate, lambda _: gate._ready, cycles=10**6)
+    h.send(intent("bnb", price=59000.0, qty=0.001, tif=Tif.GTC))
+    h.send(intent("okxno", price=59000.0, qty=0.001, tif=Tif.GTC, venue=Venue.OKX))
+    assert reasons(h, gate, ["bnb", "okxno"]) == {"okxno": R.NOT_RECONCILED}
+    assert set(gate.desk.blotter.orders.all) == {b"bnb"}             # the OKX order was never sent
     assert not any(gate.state.rules.loaded[gate.state.grid.key(Venue.OKX, i)] for i in (1, 2))
+    row = h.board.snapshot()[0]
+    assert row["state"].name == "DEGRADED" and row["counters"]["closed.okx"] == 1
+    assert row["counters"]["closed.binance"] == 0
+    blob = h.blob(gate, lambda b: "binance" in b["venues_reconciled"])
+    assert (blob["reconciled"], blob["venues_reconciled"]) == (False, ["binance"])   # restart recovery waits
+    assert "OKX not reachable" in caplog.text and "still closed" in caplog.text and "OKX" in caplog.text
+    base = config.load(env={})
+    sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=port, okx_ws_port=0,
+                              binance_private_port=0, okx_private_port=0, rate_hz=0.0)
+    server = SimServer(dataclasses.replace(base, sim=sim))
+    server.start()                                                   # OKX comes back
+    try:
+        h.run(gate, lambda _: not gate._closed, cycles=10**6)       # retried every second
+        assert not gate._closed and gate.desk.reconciled[Venue.OKX]
+        h.mark(BID, ASK, venue="okx")
+        h.send(intent("okxyes", price=59000.0, qty=0.001, tif=Tif.GTC, venue=Venue.OKX))
+        assert reasons(h, gate, ["okxyes"]) == {}
+    finally:
+        server.close()
+    row = h.board.snapshot()[0]
+    assert row["state"].name == "RUNNING" and row["counters"]["closed.okx"] == 0
+    assert b"okxyes" in gate.desk.blotter.orders.all
+
+
+def test_cancels_on_a_closed_venue_are_refused_not_sent(make_harness: Callable[..., Harness]) -> None:
+    """An open OKX order from the journal, OKX closed at the restart: CANCEL gets CANCEL_REJECT
+    NOT_RECONCILED (its executor is not started); CANCEL_ALL leaves it to reconciliation."""
+    h = make_harness()
+    first = ready(h)
+    h.mark(BID, ASK, venue="okx")
+    h.send(intent("rest", price=59000.0, qty=0.001, tif=Tif.GTC, venue=Venue.OKX))
+    h.run(first, lambda seen: ExecKind.ACK in h.kinds("rest"), cycles=10**6)
+    first.on_close()
+    h.agents.remove(first)
+    h.settings = dataclasses.replace(h.settings, venues={**h.settings.venues, "okx": dataclasses.replace(
+        h.settings.venues["okx"], endpoints={"sim": dataclasses.replace(
+            h.settings.venues["okx"].endpoints["sim"], rest_url=f"http://127.0.0.1:{free_port()}")})})
+    second = h.gate()
+    h.run(second, lambda _: second._ready, cycles=10**6)
+    assert Venue.OKX in second._closed
+    h.send(intent("rest", action=Action.CANCEL, venue=Venue.OKX), ring="manual")
+    h.send(intent("all", action=Action.CANCEL_ALL, venue=Venue.OKX, instrument=0), ring="manual")
+    h.run(second, lambda _: ExecKind.CANCEL_REJECT in h.kinds("rest"), cycles=10**6)
+    reject = [e for e in h.seen if e["kind"] == ExecKind.CANCEL_REJECT][-1]
+    assert RejectReason(reject["reason"]) == R.NOT_RECONCILED
+    assert not second.desk.blotter.orders.open[b"rest"].cancel_pending      # nothing sent to the venue
