@@ -166,10 +166,12 @@ class Arbiter:
         self.notifier.watchdog(time.monotonic_ns())
 
     def publish_budgets(self) -> None:
-        """Each venue's shared rate budget as ``rl.<venue>.*`` counters on our row: a ban shows in status."""
+        """Each venue's shared rate budget as ``rl.<venue>.*`` counters on our row: a ban shows in status.
+        Five per venue, so six venues fit the row's 32 counters."""
         for venue, budget in self.rings.budgets.items():
-            for key, value in budget.stats().items():
-                self.slot.counter(f"rl.{venue}.{key}").set(value)
+            stats = budget.stats()
+            for key in ("ban_s", "ban_status", "bans", "deferred", "refused"):
+                self.slot.counter(f"rl.{venue}.{key}").set(stats[key])
 
     def handle_term(self) -> None:
         self._hurry = self._stopping
