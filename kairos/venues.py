@@ -28,15 +28,18 @@ class VenueSpec:
     secrets: tuple[str, ...]
     md_stream: int        # spool stream id of md.<name> (kairos/persist/batch.py)
     private: str = ""     # PrivateStream: private order stream (kairos/execution/stream_<name>.py); "" = REST polling
+    sim_private: str = ""  # simulator dialect of that private stream (kairos/sim/private_<name>.py)
 
 
 VENUES: Final = (
     VenueSpec(Venue.BINANCE, "binance", "kairos.feeds.binance:BinanceFeed", "kairos.execution.binance:BinanceExecution",
               "kairos.sim.binance:BinanceDialect", "kairos.sim.rest_binance:BinanceTrading",
-              ("api_key", "api_secret"), 1, "kairos.execution.stream_binance:BinanceStream"),
+              ("api_key", "api_secret"), 1, "kairos.execution.stream_binance:BinanceStream",
+              "kairos.sim.private_binance:BinancePrivate"),
     VenueSpec(Venue.OKX, "okx", "kairos.feeds.okx:OkxFeed", "kairos.execution.okx:OkxExecution",
               "kairos.sim.okx:OkxDialect", "kairos.sim.rest_okx:OkxTrading",
-              ("api_key", "api_secret", "passphrase"), 2, "kairos.execution.stream_okx:OkxStream"),
+              ("api_key", "api_secret", "passphrase"), 2, "kairos.execution.stream_okx:OkxStream",
+              "kairos.sim.private_okx:OkxPrivate"),
 )
 BY_NAME: Final = {spec.name: spec for spec in VENUES}
 NAMES: Final = tuple(BY_NAME)

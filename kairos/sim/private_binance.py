@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-from kairos.config import VenueConfig
+from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_check
 from kairos.records import Venue
@@ -53,10 +53,11 @@ class BinancePrivate:
     venue = Venue.BINANCE
     path = PATH
 
-    def __init__(self, cfg: VenueConfig, ping_interval_s: float) -> None:
+    def __init__(self, cfg: VenueConfig, sim: SimConfig) -> None:
         self._key, self._secret = cfg.api_key.reveal(), cfg.api_secret.reveal()
         self._sub_ids = itertools.count(0)
-        self.ping_interval_s = ping_interval_s
+        self.ping_interval_s = sim.binance_ping_interval_s
+        self.port = sim.binance_private_port
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         try:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import orjson
 
-from kairos.config import VenueConfig
+from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing_okx import okx_check
 from kairos.records import Venue
 from kairos.sim.exchange import OrderUpdate
@@ -52,9 +52,10 @@ class OkxPrivate:
     path = PATH
     ping_interval_s = None
 
-    def __init__(self, cfg: VenueConfig) -> None:
+    def __init__(self, cfg: VenueConfig, sim: SimConfig) -> None:
         self._key, self._secret, self._passphrase = (cfg.api_key.reveal(), cfg.api_secret.reveal(),
                                                      cfg.passphrase.reveal())
+        self.port = sim.okx_private_port
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         if text == "ping":

@@ -21,8 +21,6 @@ from kairos.sim.faults import Faults, register_fault_routes
 from kairos.sim.hub import VenueHub
 from kairos.sim.market import SimMarket, build_specs
 from kairos.sim.private import PrivateHub, register_private_fault_route
-from kairos.sim.private_binance import BinancePrivate
-from kairos.sim.private_okx import OkxPrivate
 from kairos.sim.ratelimit import register_rate_limits
 from kairos.sim.replay import load_recordings
 from kairos.sim.router import HttpError, HttpServer, Request, Response, Router, json_response
@@ -81,12 +79,14 @@ class SimServer:
         return True
 
     def _add_private(self, venue: Venue, exchange: Any) -> None:
-        """The venue's private stream server, fed by its trading account's order changes."""
-        cfg, sim = self.settings.venues[venue.name.lower()], self.settings.sim
-        if venue is Venue.BINANCE:
-            hub = PrivateHub(BinancePrivate(cfg, sim.binance_ping_interval_s), sim.host, sim.binance_private_port)
-        else:
-            hub = PrivateHub(OkxPrivate(cfg), sim.host, sim.okx_private_port)
+        """The venue's private stream server (its row's ``sim_private`` dialect, if any), fed by its trading
+        account's order changes."""
+        path = next(row.sim_private for row in VENUES if row.venue is venue)
+        if not path:
+            return
+        sim = self.settings.sim
+        dialect = resolve(path)(self.settings.venues[venue.name.lower()], sim)
+        hub = PrivateHub(dialect, sim.host, dialect.port)
         exchange.add_listener(hub.on_update)
         self.private[venue] = hub
 

@@ -20,6 +20,7 @@ def test_every_module_of_a_row_is_that_venue(row: VenueSpec) -> None:
     for path in (row.feed, row.executor, row.sim_public, row.sim_trading):
         assert resolve(path).venue is row.venue, path
     assert not row.private or row.private.startswith(f"kairos.execution.stream_{row.name}:")
+    assert not row.sim_private or resolve(row.sim_private).venue is row.venue
     assert row.name == row.venue.name.lower()
 
 
