@@ -35,7 +35,9 @@ LAST_BUCKET: Final = 40  # ... 2**40 - 1 ns (~18 min); anything slower is only i
 BOUNDS: Final = tuple(floatToGoString((2**b - 1) / 1e9) for b in range(FIRST_BUCKET, LAST_BUCKET + 1))
 FEED_PREFIX: Final = "feed."
 RESYNCS_PREFIX: Final = "resyncs."  # feed counter per book: resyncs.<venue symbol>
-UNATTRIBUTED: Final = "other"  # resyncs of books that found no counter on the feed's row
+UNATTRIBUTED: Final = "other"  # resyncs/rejections that found no counter on the feed's row
+REJECTS_PREFIX: Final = "rej."  # feed counter per book and reason: rej.<reason>.<venue symbol>
+VENUE_WIDE: Final = "*"  # the feed's symbol (and our instrument label) for a rejection of no book: an oversized frame
 ORDER_OUTCOMES: Final = tuple(k for k in ExecKind if k is not ExecKind.STATE)
 
 
@@ -82,6 +84,8 @@ class EngineCollector:
         feeds = CounterMetricFamily("kairos_feed_messages", "WebSocket frames received", labels=["venue"])
         resyncs = CounterMetricFamily("kairos_book_resyncs", "Order books invalidated and rebuilt from a snapshot",
                                       labels=["venue", "instrument"])
+        rejects = CounterMetricFamily("kairos_feed_rejects", "Market data the feed refused to publish, by reason",
+                                      labels=["venue", "instrument", "reason"])
         spool = GaugeMetricFamily("kairos_persister_spool_bytes", "Persister spool backlog", unit="bytes")
         persisted = CounterMetricFamily("kairos_persister_rows", "Rows spooled, written per sink, or shed",
                                         labels=["table"])
@@ -94,6 +98,8 @@ class EngineCollector:
                 feeds.add_metric([venue], counters.get("msgs", 0))
                 for instrument, n in self._resyncs(venue, counters).items():
                     resyncs.add_metric([venue, instrument], n)
+                for (instrument, reason), n in self._feed_rejects(venue, counters).items():
+                    rejects.add_metric([venue, instrument, reason], n)
             elif role == "persister":
                 spool.add_metric([], counters.get("spool_bytes", 0))
                 for name, n in counters.items():
@@ -101,22 +107,42 @@ class EngineCollector:
                         persisted.add_metric([name.removesuffix("_rows")], n)
             for name, hist in row["histograms"].items():
                 stages.add_metric([role, name.removesuffix("_ns")], seconds_buckets(hist["buckets"]), None)
-        yield from (feeds, resyncs, spool, persisted, stages)
+        yield from (feeds, resyncs, rejects, spool, persisted, stages)
 
     def _resyncs(self, venue: str, counters: dict[str, int]) -> dict[str, int]:
         """Per instrument name from the feed's ``resyncs.<venue symbol>`` counters; what the venue's total
         has beyond them (books that found no room on the row, or a symbol not in the table) is ``other``."""
-        by_symbol = {name.removeprefix(RESYNCS_PREFIX): n for name, n in counters.items()
-                     if name.startswith(RESYNCS_PREFIX)}
         out: dict[str, int] = {}
-        for symbol, n in by_symbol.items():
-            found = self._instruments.by_venue_symbol(VENUE_NAMES.get(venue, Venue.NONE), symbol)
-            if found is not None:
-                out[found.symbol] = n
+        for name, n in counters.items():
+            if name.startswith(RESYNCS_PREFIX):
+                instrument = self._instrument(venue, name.removeprefix(RESYNCS_PREFIX))
+                if instrument is not None:
+                    out[instrument] = n
         rest = counters.get("resyncs", 0) - sum(out.values())
         if rest > 0:
             out[UNATTRIBUTED] = rest
         return out
+
+    def _feed_rejects(self, venue: str, counters: dict[str, int]) -> dict[tuple[str, str], int]:
+        """Per (instrument name, reason) from the feed's ``rej.<reason>.<venue symbol>`` counters; what the
+        feed's ``rejected`` total has beyond them (``rej.other``: no room on the row, or a symbol not in
+        the table) is (``other``, ``other``). A rejection of no book (oversized frame) has instrument ``*``."""
+        out: dict[tuple[str, str], int] = {}
+        for name, n in counters.items():
+            reason, _, symbol = name.removeprefix(REJECTS_PREFIX).partition(".")
+            if name.startswith(REJECTS_PREFIX) and symbol:
+                instrument = VENUE_WIDE if symbol == VENUE_WIDE else self._instrument(venue, symbol)
+                if instrument is not None:
+                    out[instrument, reason] = n
+        rest = counters.get("rejected", 0) - sum(out.values())
+        if rest > 0:
+            out[UNATTRIBUTED, UNATTRIBUTED] = rest
+        return out
+
+    def _instrument(self, venue: str, symbol: str) -> str | None:
+        """The configured instrument a feed's venue symbol names (None: not in the table)."""
+        found = self._instruments.by_venue_symbol(VENUE_NAMES.get(venue, Venue.NONE), symbol)
+        return None if found is None else found.symbol
 
     def _orders(self) -> Iterator[Metric]:
         tick = HistogramMetricFamily("kairos_tick_to_order_seconds",

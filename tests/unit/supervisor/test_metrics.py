@@ -4,6 +4,7 @@ read back through the real Prometheus text exposition."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterator
@@ -16,8 +17,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kairos.config import InstrumentConfig
+from kairos.feeds.stats import OTHER, FeedStats
+from kairos.feeds.validate import CROSSED, FRAME_SIZE, JUMP, NOT_FINITE, VENUE_WIDE, Rejections
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
 from kairos.instruments import InstrumentTable
+from kairos.logs import ErrorTally
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_TRACE, ExecKind, Venue
 from kairos.ring import Overflow
 from kairos.status import StatusBoard
@@ -180,12 +184,35 @@ def test_every_family_from_board_rings_blob_and_totals(engine: Engine) -> None:
     assert got[key("kairos_balance", venue="binance", asset="USDT")] == 1000.0
 
 
+def test_feed_rejections_by_venue_instrument_and_reason(engine: Engine) -> None:
+    """Named exactly as the feed names its board counters (the real FeedStats and Rejections)."""
+    row = engine.board.claim("feed.okx")
+    stats = FeedStats(row)
+    rejections = Rejections(ErrorTally(logging.getLogger("test")), {1: "BTC-USDT", 2: "ETH-USDT", 9: "DOGE-USDT"})
+    for instrument, reason, times in ((1, CROSSED, 3), (1, JUMP, 1), (2, NOT_FINITE, 2), (VENUE_WIDE, FRAME_SIZE, 1),
+                                      (9, CROSSED, 4)):  # DOGE: not in the collector's table
+        for _ in range(times):
+            rejections(instrument, reason, "test")
+    for name, n in stats.rejection_counters(rejections).items():
+        row.counter(name).set(n)
+    row.counter("rejected").set(rejections.total + 5)  # 5 more that found no room on the row (rej.other)
+    row.counter(OTHER).set(5)
+    got = engine.scrape()
+    rejects = {(labels["instrument"], labels["reason"]): n for name, labels, n in
+               ((name, dict(labels), n) for (name, labels), n in got.items()) if name == "kairos_feed_rejects_total"}
+    assert rejects == {("BTC-USDT", "crossed"): 3.0, ("BTC-USDT", "jump"): 1.0, ("ETH-USDT", "not_finite"): 2.0,
+                       ("*", "frame_size"): 1.0, ("other", "other"): 9.0}
+    assert got[key("kairos_feed_rejects_total", venue="okx", instrument="BTC-USDT", reason="crossed")] == 3.0
+    assert sum(rejects.values()) == rejections.total + 5
+
+
 def test_families_exist_before_any_data(engine: Engine) -> None:
     assert set(engine.families()) >= {
         "kairos_process_up", "kairos_process_restarts", "kairos_tick_to_order_seconds", "kairos_order_stage_seconds",
         "kairos_stage_latency_seconds", "kairos_orders", "kairos_rejects", "kairos_feed_messages",
-        "kairos_book_resyncs", "kairos_ring_lag", "kairos_ring_overruns", "kairos_position", "kairos_pnl",
-        "kairos_balance", "kairos_persister_spool_bytes", "kairos_persister_rows", "kairos_metrics_errors"}
+        "kairos_book_resyncs", "kairos_feed_rejects", "kairos_ring_lag", "kairos_ring_overruns", "kairos_position",
+        "kairos_pnl", "kairos_balance",
+        "kairos_persister_spool_bytes", "kairos_persister_rows", "kairos_metrics_errors"}
 
 
 @pytest.mark.parametrize("blob", [{"counters": {}}, {**BLOB, "positions": [{"venue": "okx"}]},
