@@ -263,6 +263,7 @@ class RestExecution(Executor, VenueDialect):
             self._resync_clock.set()
         if self._resync_clock.is_set() or self._tracker.live():
             self._sync_busy.set()
+            self._count("syncs")
             self._pool.submit(self._guard, self._sync)
 
     def _sync_period_ns(self) -> int:

@@ -29,16 +29,18 @@ def private_stats(sim: Sim, name: str) -> dict[str, Any]:
     return requests.get(f"{sim.urls[VENUES[name]]}/_sim/private-stats", timeout=5).json()[name]
 
 
-def streamed(sim: Sim, name: str, **exec_changes: Any) -> RestExecution:
-    """A started executor with its private stream, pointed at this simulator."""
+def streamed(sim: Sim, name: str, private_url: str = "", **exec_changes: Any) -> RestExecution:
+    """A started executor with its private stream, pointed at this simulator (or at ``private_url``)."""
     stats = private_stats(sim, name)
-    endpoint = EndpointConfig(sim.urls[VENUES[name]], "", f"ws://127.0.0.1:{stats['port']}{stats['path']}")
+    private_url = private_url or f"ws://127.0.0.1:{stats['port']}{stats['path']}"
+    endpoint = EndpointConfig(sim.urls[VENUES[name]], "", private_url)
     venue_cfg = dataclasses.replace(sim.settings.venues[name], endpoints={"sim": endpoint})
     exec_cfg = dataclasses.replace(sim.settings.execution, **({"stream_watchdog_s": 2.0} | exec_changes))
     ex = EXECUTORS[name](venue_cfg, exec_cfg, InstrumentTable(sim.settings.instruments), stream=STREAMS[name])
     sim.executors.append(ex)
     ex.start()
-    wait_for(lambda: ex.stream is not None and ex.stream.healthy, "stream subscribed")
+    if private_url.endswith(stats["path"]):
+        wait_for(lambda: ex.stream is not None and ex.stream.healthy, "stream subscribed")
     return ex
 
 
@@ -83,7 +85,37 @@ def test_a_fill_arrives_over_the_stream_and_rest_stays_quiet(sim: Sim, name: str
 
 
 @pytest.mark.parametrize("name", VENUES)
-def test_stream_down_falls_back_to_polling_and_reconnects(sim: Sim, name: str) -> None:
+def test_resting_orders_with_a_healthy_stream_are_reconciled_every_reconcile_s(sim: Sim, name: str) -> None:
+    ex = streamed(sim, name, reconcile_s=1.0)                   # the fixture polls every 20 ms without a stream
+    bid, _ = touch(sim, name)
+    for i in range(2):
+        ex.submit(order(sim, name, f"r{i}", Side.BUY, ex.filters(1).round_price(bid * (0.99 - 0.001 * i), Side.BUY),
+                        0.01))
+    collect(ex, lambda rs: all(of(rs, f"r{i}") for i in range(2)))
+    start, before = time.monotonic(), ex.stats().get("syncs", 0)
+    for _ in range(150):                                       # 3 s of duty cycles
+        ex.drain()
+        time.sleep(0.02)
+    elapsed_s = time.monotonic() - start
+    assert ex.stats().get("syncs", 0) - before <= elapsed_s / 1.0 + 1
+    assert ex.stream.healthy
+
+
+@pytest.mark.parametrize("name", VENUES)
+def test_fills_are_polled_while_the_stream_cannot_connect(sim: Sim, name: str) -> None:
+    ex = streamed(sim, name, private_url="ws://127.0.0.1:9/nothing-listens", stream_backoff_max_s=0.2)
+    bid, _ = touch(sim, name)
+    price = ex.filters(1).round_price(bid * 0.999, Side.BUY)
+    ex.submit(order(sim, name, "p1", Side.BUY, price, 0.01))
+    collect(ex, lambda rs: bool(of(rs, "p1")))
+    sim.steer(name, price * 0.9995)
+    reports = collect(ex, ended("p1"), timeout_s=20)
+    assert of(reports, "p1")[-1] == (ExecKind.FILL, OrderState.FILLED)
+    assert not ex.stream.healthy and ex.stream.counts["connects"] >= 1 and ex.stats()["syncs"] >= 1
+
+
+@pytest.mark.parametrize("name", VENUES)
+def test_a_dropped_stream_reconnects_and_resubscribes(sim: Sim, name: str) -> None:
     ex = streamed(sim, name, stream_backoff_max_s=0.5)
     assert ex._sync_period_ns() == int(ex._cfg.reconcile_s * 1e9)
     connects = ex.stream.counts["subscribed"]
