@@ -247,7 +247,7 @@ def test_venue_filter_failure_over_http(sim: Sim, name: str, code: str) -> None:
     bid, _ = touch(sim, name)
     req = order(sim, name, "raw1", Side.BUY, bid * 0.99, 0.01)
     price = str(ex.filters(1).quantize_price(req.price, Side.BUY))
-    reply = ex._send(ex.place_call(req, price, "0.0100001"))                    # bypasses local rounding
+    reply = ex._send(ex.place_call, req, price, "0.0100001")                    # bypasses local rounding
     assert (reply.code, reply.reason) == (code, RejectReason.VENUE_FILTER)
 
 
