@@ -35,6 +35,7 @@ from kairos.execution import EXECUTORS, OrderRequest
 from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderType, Side, Tif, Venue
+from kairos.sim.local import ephemeral
 from kairos.sim.market import SimMarket
 from kairos.sim.server import SimServer
 
@@ -67,9 +68,8 @@ def _settings(urls: dict[str, str]) -> Settings:
     venues = {name: dataclasses.replace(base.venues[name], endpoints={"sim": EndpointConfig(urls.get(name, ""), "")},
                                         endpoint="sim", api_key=Secret("k"), api_secret=Secret("s"),
                                         passphrase=Secret("p")) for name in VENUES}
-    sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0,
-                              binance_private_port=0, okx_private_port=0)
-    return dataclasses.replace(base, venues=venues, sim=sim, execution=dataclasses.replace(base.execution, mode="live"))
+    return dataclasses.replace(base, venues=venues, sim=ephemeral(base.sim),
+                               execution=dataclasses.replace(base.execution, mode="live"))
 
 
 def build_costs(ex: dict[str, RestExecution], ops: int) -> list[dict[str, Any]]:

@@ -6,19 +6,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from kairos import config
+from kairos.config import SimConfig
 from kairos.records import Venue
 from kairos.sim.server import SimServer
+
+
+def ephemeral(sim: SimConfig, **changes: Any) -> SimConfig:
+    """``sim`` with every port 0 (the OS picks free ones: tests and benchmarks run side by side), then ``changes``."""
+    ports = {f.name: 0 for f in dataclasses.fields(sim) if f.name.endswith("_port")}
+    return dataclasses.replace(sim, **(ports | changes))
 
 
 @contextmanager
 def quiet_sim(env: dict[str, str] | None = None) -> Iterator[SimServer]:
     """A started simulator on ephemeral ports that never ticks (``env``: e.g. the API keys it accepts)."""
     base = config.load(env=env or {})
-    sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0,
-                              binance_private_port=0, okx_private_port=0, rate_hz=0.0)
-    server = SimServer(dataclasses.replace(base, sim=sim))
+    server = SimServer(dataclasses.replace(base, sim=ephemeral(base.sim, rate_hz=0.0)))
     server.start()
     try:
         yield server

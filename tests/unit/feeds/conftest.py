@@ -18,6 +18,7 @@ from kairos.feeds.stats import FeedStats
 from kairos.feeds.sync import State
 from kairos.instruments import InstrumentTable
 from kairos.records import MARKET_DATA, Kind, Venue
+from kairos.sim.local import ephemeral
 from kairos.sim.server import SimServer
 
 
@@ -51,10 +52,8 @@ class Collect:
 
 def sim_settings(feeds: dict[str, object] | None = None, **sim: object) -> Settings:
     base = config.load()
-    sim_cfg = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=0, okx_ws_port=0,
-                                  binance_private_port=0, okx_private_port=0, **sim)
     feed_cfg = dataclasses.replace(base.feeds, **(feeds or {}))
-    return dataclasses.replace(base, sim=sim_cfg, feeds=feed_cfg)
+    return dataclasses.replace(base, sim=ephemeral(base.sim, **sim), feeds=feed_cfg)
 
 
 @pytest.fixture
