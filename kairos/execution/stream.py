@@ -141,6 +141,8 @@ class PrivateStream(ABC):
             try:
                 self._session()
             except (*TRANSPORT_ERRORS, StreamDown) as exc:
+                if self._stop.is_set():
+                    break  # close() shut the socket
                 self._tally(f"{self.name} private stream down", f"{type(exc).__name__}: {exc}")
             except Exception:  # a bug in a parser or the sink: logged, and the stream goes on
                 self.counts["sink_errors"] += 1

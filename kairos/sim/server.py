@@ -32,8 +32,8 @@ TRADING_MODULE = "kairos.sim.rest_trading"
 
 
 class SimServer:
-    __slots__ = ("_loop", "_thread", "_ticker", "_ws_paths", "faults", "http", "hubs", "market", "private", "router",
-                 "settings", "trading")
+    __slots__ = ("_loop", "_thread", "_ticker", "_ws_paths", "exchanges", "faults", "http", "hubs", "market", "private",
+                 "router", "settings", "trading")
 
     def __init__(self, settings: Settings) -> None:
         cfg = settings.sim
@@ -61,6 +61,7 @@ class SimServer:
         self.router.register("GET", "/_sim/stats", self._stats)
         self.router.register("POST", "/_sim/mid", self._set_mid)
         self.private: dict[Venue, PrivateHub] = {}
+        self.exchanges: dict[Venue, Any] = {}  # each venue's SimExchange (benchmarks listen to its fills)
         self.trading = self._plug_trading()
         logging.getLogger("websockets").setLevel(logging.WARNING)  # no line per connection
 
@@ -74,6 +75,7 @@ class SimServer:
             log.warning("sim: %s not found, trading endpoints are not served", TRADING_MODULE)
             return False
         for dialect in module.register_trading_routes(self.router, self.market, self.settings):
+            self.exchanges[dialect.venue] = dialect.exchange
             self._add_private(dialect.venue, dialect.exchange)
         register_private_fault_route(self.router, self.private)
         return True
