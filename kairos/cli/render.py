@@ -87,10 +87,16 @@ def _gate(procs: Sequence[Any]) -> str:
 
 
 def _waiting(procs: Sequence[Any]) -> str:
-    """One line per child in BACKOFF: when it is retried, and whether it is crash-looping."""
-    return "".join(f"\n{p.role}: BACKOFF, next attempt in {duration(p.next_attempt_in_s)}"
-                   + (" (crash loop: retried forever at the capped delay)" if p.crash_loop else "")
-                   for p in procs if p.state_name == "BACKOFF")
+    """One line per child in BACKOFF (when it is retried, whether it is crash-looping), and per process
+    systemd restarts in a crash loop (--watch: its restarts without a stable run)."""
+    return "".join(_retried(p) for p in procs if p.state_name == "BACKOFF" or p.crash_loop)
+
+
+def _retried(p: Any) -> str:
+    if p.state_name != "BACKOFF":
+        return f"\n{p.role}: crash loop ({p.restarts} restarts, no stable run yet)"
+    return (f"\n{p.role}: BACKOFF, next attempt in {duration(p.next_attempt_in_s)}"
+            + (" (crash loop: retried forever at the capped delay)" if p.crash_loop else ""))
 
 
 def _state(p: Any) -> str:

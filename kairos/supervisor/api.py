@@ -25,6 +25,7 @@ from kairos.ring import Waiter
 from kairos.status import StatusBoard
 from kairos.supervisor.child import ChildInfo
 from kairos.supervisor.metrics import EngineCollector, MetricsServer
+from kairos.supervisor.restarts import RestartWatch
 from kairos.supervisor.rings import RingSet
 from kairos.supervisor.status import StatusView
 from kairos.supervisor.trace import OrderLatencies
@@ -35,7 +36,8 @@ PUMP_WAKE_S = 0.1  # the event pump re-checks its stop flag at least this often
 
 class EngineApi:
     def __init__(self, settings: Settings, rings: RingSet, board: StatusBoard, mode: str,
-                 children: Callable[[], tuple[ChildInfo, ...]], halting_roles: frozenset[str]) -> None:
+                 children: Callable[[], tuple[ChildInfo, ...]], halting_roles: frozenset[str],
+                 restarts: RestartWatch | None = None) -> None:
         cfg = settings.supervisor
         instruments = InstrumentTable(settings.instruments)
         self.placements = _placements(Path(settings.risk.journal_dir) / f"{rings.prefix}.api-placements.jsonl")
@@ -48,7 +50,7 @@ class EngineApi:
         self.gate = GateStateReader(rings.prefix)
         orders = OrderLatencies(rings["trace"].consumer("supervisor")) if "trace" in rings.rings else None
         self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s,
-                                 orders, exits.watched(settings) if mode == "watch" else None)
+                                 orders, exits.watched(settings) if mode == "watch" else None, restarts)
         servicer = TradingEngineServicer(Validator.from_settings(instruments, settings.venues), self.manual,
                                          self.hub, self.gate, self.status, cfg.order_timeout_s, self.placements)
         self.server = ApiServer(servicer, cfg)

@@ -7,7 +7,9 @@ retries FATAL children. A crash loop (or FATAL) of a fail-closed role (gate, str
 HALTED for the gate once per episode; only the operator resumes trading. Each child is spawned
 with only the secrets its role uses (kairos/supervisor/secrets.py), and its exit note
 (kairos/exits.py) is cleared before the spawn and read after the death. In --watch mode (systemd
-owns the processes) nothing is spawned: the loop only heartbeats, samples the board and serves gRPC.
+owns the processes) nothing is spawned: the loop heartbeats, samples the board, serves gRPC, kills
+hung processes (kairos/supervisor/hung.py) and counts the restarts systemd makes
+(kairos/supervisor/restarts.py) under the same crash-loop policy, halting trading the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from kairos.status import Slot, StatusBoard
 from kairos.supervisor import hung, spawn
 from kairos.supervisor.api import EngineApi
 from kairos.supervisor.child import Child, ChildInfo, ChildState, Do, RestartPolicy, describe_exit
+from kairos.supervisor.restarts import RestartWatch
 from kairos.supervisor.rings import RingSet, budget_specs, ring_specs
 from kairos.supervisor.secrets import child_env
 from kairos.supervisor.specs import Plan
@@ -51,6 +54,7 @@ class Arbiter:
         self.by_role = {c.role: c for c in self.children}
         self.phases = plan.stop_phases
         self.halting = frozenset(s.role for s in plan.specs if s.halts_trading)
+        self.fail_closed_roles = frozenset(s.role for s in plan.specs if s.fail_closed)
         full = {**scrub(env), "KAIROS__SHM_PREFIX": self.prefix}
         self.envs = {c.role: child_env(full, c.spec.secrets) for c in self.children}
         self.notes = {c.role: exits.note_path(settings, c.role) for c in self.children}
@@ -66,6 +70,8 @@ class Arbiter:
         self._next_sample = 0.0
         self.notifier = Notifier()  # READY=1, WATCHDOG=1 from tick(), STOPPING=1 to a Type=notify unit
         self.terminator = hung.Terminator(self.cfg.heartbeat_timeout_s, self.cfg.graceful_secs) if watch else None
+        self.restarts = RestartWatch(self.cfg.start_retries, self.cfg.stable_secs) if watch else None
+        self.last_words = exits.watched(settings)  # --watch: a unit's exit note as it stands
 
     def run(self) -> int:
         """Until SIGTERM/SIGINT; always tears down what it built."""
@@ -83,7 +89,7 @@ class Arbiter:
         self.open_shared()
         self.slot = self.board.claim(ROLE)
         self.api = EngineApi(self.settings, self.rings, self.board, "watch" if self.watch else "spawn",
-                             lambda: self.view, self.halting)
+                             lambda: self.view, self.halting, self.restarts)
         self.api.start()
         self.slot.set_state(ProcState.RUNNING)
         for child in self.children:
@@ -158,7 +164,9 @@ class Arbiter:
         now = time.monotonic()
         if now >= self._next_sample:
             self._next_sample = now + SAMPLE_S
-            self.murder_stale(self.api.status.sample())
+            rows = self.api.status.sample()
+            self.murder_stale(rows)
+            self.watch_restarts(rows)
             self.api.check()
             self.publish_budgets()
         self.manage_children()
@@ -231,7 +239,7 @@ class Arbiter:
             if child.state is not before:
                 log.info("%s: %s -> %s", child.role, before.name, child.state.name)
             if child.spec.fail_closed:
-                self.fail_closed(child)
+                self.fail_closed(child.role, broken(child), child.last_error)
         self.view = tuple(c.info(now) for c in self.children)
 
     def act(self, child: Child, action: Do | None) -> None:
@@ -251,18 +259,25 @@ class Arbiter:
         child.spawned(pid)
         log.info("%s: spawned pid %d: %s", child.role, pid, " ".join(child.spec.argv))
 
-    def fail_closed(self, child: Child) -> None:
-        """Halt trading once when a gate or strategy enters a crash loop (or FATAL); a stable run ends the episode,
-        but trading stays halted until the operator resumes it."""
-        broken = child.crash_loop or child.state is ChildState.FATAL
-        if not broken:
-            self._halted_for.discard(child.role)
-        elif child.role not in self._halted_for:
-            self._halted_for.add(child.role)
-            why = "FATAL" if child.state is ChildState.FATAL else f"crash loop ({child.retries} failures in a row)"
-            log.critical("%s %s (%s): trading HALTED; it stays halted until the operator resumes it",
-                         child.role, why, child.last_error)
-            self.api.halt(f"{child.role} {why}")
+    def watch_restarts(self, rows: list[dict]) -> None:
+        """--watch: judge the restarts systemd makes like our own; a fail-closed role's crash loop halts trading."""
+        if self.restarts is None:
+            return
+        self.restarts.observe(rows)
+        for role in self.fail_closed_roles:
+            looping = self.restarts.crash_loop(role)
+            why = f"crash loop ({self.restarts.runs[role].retries} restarts without a stable run)" if looping else ""
+            self.fail_closed(role, why, (self.last_words(role) or "no exit note") if looping else "")
+
+    def fail_closed(self, role: str, why: str, detail: str) -> None:
+        """Halt trading once when a gate or strategy enters a crash loop or FATAL (``why`` says which); a stable
+        run ends the episode, but trading stays halted until the operator resumes it."""
+        if not why:
+            self._halted_for.discard(role)
+        elif role not in self._halted_for:
+            self._halted_for.add(role)
+            log.critical("%s %s (%s): trading HALTED; it stays halted until the operator resumes it", role, why, detail)
+            self.api.halt(f"{role} {why}")
 
     def stop(self) -> None:
         """Ordered shutdown (feeds, strategy, gate, persister, sim); unlink shm only if nothing is left."""
@@ -309,3 +324,10 @@ class Arbiter:
             StatusBoard.unlink(self.prefix)
             GateStateReader.unlink(self.prefix)
             sweep_stale(self.prefix)
+
+
+def broken(child: Child) -> str:
+    """Why a spawned child makes a fail-closed role halt trading ('' while it is fine)."""
+    if child.state is ChildState.FATAL:
+        return "FATAL"
+    return f"crash loop ({child.retries} failures in a row)" if child.crash_loop else ""

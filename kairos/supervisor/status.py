@@ -2,7 +2,8 @@
 on the status board (heartbeat, counters, latency histograms) and the rings' cursors.
 
 In --watch mode nothing is ours: a process's state is derived from its board row alone (alive
-pid, self-reported state, heartbeat age; UNKNOWN when the heartbeat is stale).
+pid, self-reported state, heartbeat age; UNKNOWN when the heartbeat is stale), its restarts and
+crash loop from the pids seen on that row (kairos/supervisor/restarts.py).
 
 The trading state is the gate's published word only while the gate is RUNNING: otherwise the blob
 is whatever a dead or restarting gate last wrote, so it is reported as unknown (UNSPECIFIED) with a
@@ -22,6 +23,7 @@ from kairos.api.convert import to_pb
 from kairos.api.pb import pb
 from kairos.records import ProcState
 from kairos.supervisor.child import ChildInfo, ChildState
+from kairos.supervisor.restarts import RestartWatch
 from kairos.supervisor.rings import RingSet
 from kairos.supervisor.trace import OrderLatencies
 
@@ -65,9 +67,11 @@ class StatusView:
 
     def __init__(self, mode: str, children: Callable[[], tuple[ChildInfo, ...]], board: Any, rings: RingSet,
                  gate: Any, halting_roles: frozenset[str], heartbeat_timeout_s: float,
-                 orders: OrderLatencies | None = None, last_words: Callable[[str], str] | None = None) -> None:
+                 orders: OrderLatencies | None = None, last_words: Callable[[str], str] | None = None,
+                 restarts: RestartWatch | None = None) -> None:
         self.mode, self._children, self._board, self._rings, self._gate = mode, children, board, rings, gate
         self._orders, self._last_words = orders, last_words  # last_words: --watch mode exit notes (kairos/exits.py)
+        self._restarts = restarts  # --watch: the restarts systemd made
         self._halting, self._timeout_s = halting_roles, heartbeat_timeout_s
         self._started = time.monotonic()
         self.meter = RateMeter()
@@ -90,6 +94,10 @@ class StatusView:
             if info.role in self._halting and info.crash_loop:
                 return (f"{info.role} is in a crash loop ({info.last_error}); trading is halted. It is retried "
                         "every supervisor.backoff_max_s; resume trading once it runs again")
+        for role in sorted(self._halting):
+            if self._restarts is not None and self._restarts.crash_loop(role):
+                return (f"{role} is in a crash loop (restarted by systemd without a stable run); trading is halted. "
+                        "Resume trading once it runs for supervisor.stable_secs")
         return None
 
     def gate_doubt(self, rows: dict[str, dict[str, Any]], now_ns: int) -> str:
@@ -142,9 +150,11 @@ class StatusView:
     def _observed(self, row: dict[str, Any], now_ns: int) -> Any:
         state = ChildState.RUNNING if row["pid"] == os.getpid() else observed_state(row, now_ns, self._timeout_s)
         last = self._last_words(row["role"]) if self._last_words else ""
+        run = self._restarts.runs.get(row["role"]) if self._restarts is not None else None
         proc = pb.ProcessStatus(role=row["role"], state=to_pb(state), state_name=state.name, pid=row["pid"],
                                 uptime_s=(now_ns - row["start_ns"]) / 1e9 if row["alive"] else 0.0, managed=False,
-                                next_attempt_in_s=-1.0, last_error=last)
+                                next_attempt_in_s=-1.0, last_error=last, restarts=run.restarts if run else 0,
+                                crash_loop=self._restarts.crash_loop(row["role"]) if run else False)
         self._fill_from_row(proc, row, now_ns)
         return proc
 
