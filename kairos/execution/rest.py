@@ -35,6 +35,7 @@ from kairos.execution.venue import Call, Outcome, Reply, VenueDialect
 from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
 from kairos.ratelimit import Budget, Cost, Priority, venue_limits
+from kairos.ratelimit.budget import RateDeferred
 from kairos.records import ExecKind, OrderType, RejectReason, Side
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,8 @@ class RestExecution(Executor, VenueDialect):
                         self._settle(order.client_order_id, symbol)
                     else:
                         self._refresh(order.client_order_id, symbol)
+        except RateDeferred:
+            pass  # counted rate_deferred: the next tick asks again, no error
         except ExecutionError as exc:
             self._count("sync_error")
             self._tally("sync failed", str(exc))
@@ -292,7 +295,10 @@ class RestExecution(Executor, VenueDialect):
         return self.parse_order(reply.data)
 
     def _checked(self, what: str, build: Callable[..., Call], *args: Any) -> Any:
+        """The call's data; ExecutionError unless OK (RateDeferred: the budget had no room, nothing was sent)."""
         reply = self._send(build, *args)
+        if reply.code == LOCAL:
+            raise RateDeferred(self.name, reply.retry_after_s)
         if reply.outcome is not Outcome.OK:
             raise ExecutionError(f"{self.name}: {what}: {reply.code} {reply.message}")
         return reply.data

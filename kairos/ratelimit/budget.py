@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final
 
-from kairos.errors import KairosError, RingLayoutError
+from kairos.errors import ExecutionError, RingLayoutError
 from kairos.ratelimit.table import Cost, Priority, VenueLimits
 from kairos.ring.segment import MAGIC_OFFSET, PREAMBLE_LENGTH, VERSION_OFFSET, Segment, unlink
 
@@ -62,8 +62,9 @@ WINDOW_LENGTH: Final = 64
 _local_ids = itertools.count()
 
 
-class RateDeferred(KairosError):
-    """A background call found no budget within its wait: try again after ``wait_s``."""
+class RateDeferred(ExecutionError):
+    """A call found no budget within its wait, so nothing was sent: try again after ``wait_s``. An
+    ExecutionError, so callers that handle a failed venue call handle this too."""
 
     def __init__(self, venue: str, wait_s: float) -> None:
         super().__init__(f"{venue}: rate budget low, deferred {wait_s:.1f}s")
