@@ -14,6 +14,7 @@ from typing import Final
 import numpy as np
 
 from kairos.config import Settings
+from kairos.errors import RingNotFound
 from kairos.ratelimit import LIMITS, Budget, VenueLimits, engine_limits
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE
 from kairos.ring import Overflow, Ring
@@ -89,8 +90,11 @@ class RingSet:
         """Map the rings live processes already use; RingLayoutError if config changed under them."""
         for spec in self.specs:
             self.rings[spec.name] = Ring.attach(spec.name, spec.dtype, prefix=self.prefix, capacity=spec.capacity)
-        for limits, _, _ in self.budget_specs:
-            self.budgets[limits.venue] = Budget.attach(self.prefix, limits)
+        for limits, reserve_pct, wait_s in self.budget_specs:
+            try:
+                self.budgets[limits.venue] = Budget.attach(self.prefix, limits)
+            except RingNotFound:  # processes of a version without budgets: nobody else maps one yet
+                self.budgets[limits.venue] = Budget.create(self.prefix, limits, reserve_pct, wait_s)
 
     def __getitem__(self, name: str) -> Ring:
         return self.rings[name]

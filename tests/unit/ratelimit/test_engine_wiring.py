@@ -30,6 +30,10 @@ def test_ringset_creates_adopts_and_unlinks_a_budget_per_enabled_venue(shm_prefi
         rings.close()
         rings.adopt()                                               # watch mode: a restarted supervisor keeps it
         assert rings.budgets["binance"].stats()["bans"] == 1
+        rings.close()
+        rings.unlink()
+        rings.adopt()                                               # adopting processes that have none: made
+        assert rings.budgets["binance"].stats()["bans"] == 0
     finally:
         rings.close()
         rings.unlink()
