@@ -22,11 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = config.load()
-        setup_logging("sim", settings.logging)
-        server = SimServer(settings)
-    except (KairosError, OSError) as exc:
+    except KairosError as exc:
         print(f"sim: {exc}", file=sys.stderr)
         return EXIT_BOOT_ERROR
+    setup_logging("sim", settings.logging)
+    try:
+        server = SimServer(settings)
+    except (KairosError, OSError) as exc:  # a bad setting or a port in use: a boot error
+        print(f"sim: {exc}", file=sys.stderr)
+        return EXIT_BOOT_ERROR
+    except Exception as exc:  # a bug while building: logged and noted like any other death
+        return died("sim", settings, exc)
     try:
         board = StatusBoard.attach(settings.shm_prefix)
     except RingNotFound:
