@@ -157,7 +157,8 @@ class RestExecution(Executor, VenueDialect):
                 "foreign_views": self._tracker.foreign, "duplicate_fills": self._tracker.duplicates,
                 "held_fills": self._tracker.held} | {f"budget_{k}": v for k, v in self.budget.stats().items()}
         if self.stream is not None:
-            base |= {f"stream_{k}": v for k, v in self.stream.counts.items()} | {"stream_healthy": self.stream.healthy}
+            base |= {f"stream_{k}": v for k, v in self.stream.counts.items()}
+            base["stream_healthy"] = int(self.stream.healthy)
         with self._count_lock:
             return base | self.counts
 
