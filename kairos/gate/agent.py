@@ -5,9 +5,10 @@ each executor (which loads the venue's order rules: they go into the pre-trade t
 it. Until one venue is reconciled the intents and manual rings are not read, so intents wait in
 them. From then on intents are taken, and one for a venue not (yet) reconciled, e.g. one whose
 rules cannot be loaded, is rejected NOT_RECONCILED, never sent (fail closed per venue): one
-venue's outage does not block the others. Every ring is read under the consumer name ``gate`` and
-one Waiter sleeps on its doorbell; while an order or cancel is in flight the gate polls its
-executors every ``INFLIGHT_SLEEP_S`` instead.
+venue's outage does not block the others, and its retried start runs on a worker thread
+(kairos/gate/opener.py) so a venue that hangs does not stall them either. Every ring is read
+under the consumer name ``gate`` and one Waiter sleeps on its doorbell; while an order or cancel
+is in flight the gate polls its executors every ``INFLIGHT_SLEEP_S`` instead.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from kairos.gate.events import EventWriter
 from kairos.gate.journal import AppendLog
 from kairos.gate.marks import Marks
 from kairos.gate.metrics import GateMetrics, NoTrace, OrderTrace
+from kairos.gate.opener import Opener
 from kairos.gate.orders import Orders
 from kairos.gate.reconcile import reconcile
 from kairos.gate.snapshot import GateStateWriter
@@ -98,6 +100,8 @@ class GateAgent:
         self._changed: set[int] = set()
         self._executors: list[Executor | None] = []
         self._started: set[int] = set()
+        self._running: list[Executor] = []  # the started executors: the only ones the duty cycle touches
+        self._opener = Opener()
         self._reconciled: set[int] = set()
         self._closed: dict[int, Counter] = {}  # enabled venues not reconciled yet: their ``closed.<venue>`` flag
         self._ready = False  # at least one venue reconciled: intents are read
@@ -183,9 +187,8 @@ class GateAgent:
     def _cycle(self) -> int:
         desk = self.desk
         work = self._marks_in()
-        for executor in self._executors:
-            if executor is not None:
-                work += desk.on_reports(executor)
+        for executor in self._running:
+            work += desk.on_reports(executor)
         if self._closed:
             work += self._connect()
         if self._ready:
@@ -206,7 +209,7 @@ class GateAgent:
             s, stride = self.state, self.state.grid.stride
             for k in self._changed:
                 executor = self._executors[k // stride]
-                if isinstance(executor, PaperExecutor):
+                if isinstance(executor, PaperExecutor) and not self._opener.busy(k // stride):
                     executor.on_mark(k % stride, s.bid[k], s.ask[k])
             self._changed.clear()
             self.desk.blotter.book.refresh_gross()
@@ -238,15 +241,15 @@ class GateAgent:
         """Start and reconcile every venue not reconciled yet (retried each second while one is down);
         intents are taken once one is. A venue still closed shows as DEGRADED and ``closed.<venue>`` = 1."""
         now = time.monotonic_ns()
-        if now < self._retry_ns:
-            return 0
-        opened = [v for v in sorted(self._closed) if self._reconcile(v, self._executors[v])]
+        due = now >= self._retry_ns
+        if due:
+            self._retry_ns = now + RETRY_NS
+        opened = [v for v in sorted(self._closed) if self._open(v, due, now)]
         for venue in opened:
             self._closed.pop(venue).set(0)
             self.desk.reconciled[venue] = True
-        if self._closed:
-            self._retry_ns = now + RETRY_NS
-        self._slot.set_state(ProcState.DEGRADED if self._closed else ProcState.RUNNING)
+        if due or opened:
+            self._slot.set_state(ProcState.DEGRADED if self._closed else ProcState.RUNNING)
         if not opened:
             return 0
         self._ready = True
@@ -262,13 +265,18 @@ class GateAgent:
     def _names(self, venues: Iterable[int]) -> list[str]:
         return [self._executors[v].venue.name for v in venues]
 
-    def _reconcile(self, venue: int, executor: Executor) -> bool:
-        desk = self.desk
+    def _open(self, venue: int, due: bool, now: int) -> bool:
+        """Start (`_start`), then reconcile one closed venue (when ``due``: once a second); False while closed."""
+        desk, executor = self.desk, self._executors[venue]
         try:
             if venue not in self._started:
-                executor.start()
+                if not self._start(venue, executor, due, now):
+                    return False
                 load_rules(self.state, self._instruments, venue, executor)
                 self._started.add(venue)
+                self._running.append(executor)
+            elif not due:
+                return False
             changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit, self._window_ns(venue))
         except ExecutionError as exc:
             self._tally(f"{executor.venue.name} not reachable", str(exc))
@@ -277,6 +285,14 @@ class GateAgent:
         for order, report in changed:
             desk.report(order, report)
         return True
+
+    def _start(self, venue: int, executor: Executor, due: bool, now: int) -> bool:
+        """Before any venue trades, here (nothing to stall); after, on the opener's thread (never blocks)."""
+        if self._ready:
+            return self._opener.poll(venue, executor, now)
+        if due:
+            executor.start()
+        return due
 
     def _window_ns(self, venue: int) -> int:
         """How long a sent order may still reach the venue: the paper latency, or recvWindow + 1 s."""
@@ -313,6 +329,7 @@ class GateAgent:
             self._waiter.idle(0)
 
     def on_close(self) -> None:
+        self._opener.close()
         if self.desk is not None:
             try:
                 self.desk.flush()

@@ -177,6 +177,25 @@ def test_a_venue_whose_rules_cannot_be_loaded_is_closed_alone_and_retried(
     assert b"okxyes" in gate.desk.blotter.orders.all
 
 
+def test_a_venue_that_hangs_never_stalls_the_other(make_harness: Callable[..., Harness]) -> None:
+    """OKX's address accepts connections and never answers: once binance trades, OKX's start is retried on
+    the opener's thread, and binance orders are answered while that start still hangs."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        h = make_harness(execution__http_timeout_s="4", execution__max_retries="0",
+                         venues__okx__endpoints=f"{{sim: {{rest_url: 'http://127.0.0.1:{hole.getsockname()[1]}', "
+                                                "ws_url: 'ws://127.0.0.1:9'}}")
+        gate = h.gate()
+        h.mark(BID, ASK)
+        h.run(gate, lambda _: gate._ready, cycles=10**6)            # before that, OKX's timeout is waited out here
+        h.run(gate, lambda _: gate._opener.busy(Venue.OKX), cycles=10**6)
+        assert gate._opener.busy(Venue.OKX) and Venue.OKX in gate._closed
+        h.send(intent("during", price=59000.0, qty=0.001, tif=Tif.GTC))
+        h.run(gate, lambda _: ExecKind.ACK in h.kinds("during"), cycles=10**6)
+        assert ExecKind.ACK in h.kinds("during") and gate._opener.busy(Venue.OKX)   # answered while OKX hangs
+
+
 def test_cancels_on_a_closed_venue_are_refused_not_sent(make_harness: Callable[..., Harness]) -> None:
     """An open OKX order from the journal, OKX closed at the restart: CANCEL gets CANCEL_REJECT
     NOT_RECONCILED (its executor is not started); CANCEL_ALL leaves it to reconciliation."""
