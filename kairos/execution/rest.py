@@ -69,7 +69,7 @@ class RestExecution(Executor, VenueDialect):
         self._sessions: list[requests.Session] = []
         self._sync_busy = threading.Event()
         self._last_sync_ns = 0
-        self.stream_sink = TrackerSink(self._tracker, self._reconcile_now)
+        self.stream_sink = TrackerSink(self._tracker, self._reconcile_now, self.budget.report_venue_count)
         self._resync_clock = threading.Event()
         self._tally = ErrorTally(log)
         self._stop = threading.Event()

@@ -47,6 +47,7 @@ class Parsed:
     ready: bool = False
     ended: bool = False
     refused: str = ""
+    weight_used: int = -1  # the venue's count of this IP's request weight (WS API ``rateLimits``; -1: none)
 
 
 class StreamSink(Protocol):
@@ -57,15 +58,20 @@ class StreamSink(Protocol):
 
     def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float]) -> None: ...
 
+    def on_weight_used(self, used: int) -> None:
+        """The venue's request-weight count this minute: corrects the shared REST budget."""
+
 
 class TrackerSink:
     """The executor's side of a stream: updates into its `OrderTracker`, balances kept, REST reconcile on up."""
 
-    __slots__ = ("_balances", "_lock", "_reconcile_now", "_tracker")
+    __slots__ = ("_balances", "_lock", "_reconcile_now", "_tracker", "on_weight_used")
 
-    def __init__(self, tracker: OrderTracker, reconcile_now: Callable[[], None]) -> None:
+    def __init__(self, tracker: OrderTracker, reconcile_now: Callable[[], None],
+                 weight_used: Callable[[int], None]) -> None:
         self._tracker = tracker
         self._reconcile_now = reconcile_now
+        self.on_weight_used = weight_used
         self._lock = threading.Lock()
         self._balances: dict[str, tuple[float, float]] = {}
 
@@ -190,6 +196,8 @@ class PrivateStream(ABC):
             return
         for frame in parsed.send:
             ws.send(frame)
+        if parsed.weight_used >= 0:
+            self._sink.on_weight_used(parsed.weight_used)
         if parsed.refused:
             self.counts["refused"] += 1
             raise StreamDown(f"refused: {parsed.refused}")

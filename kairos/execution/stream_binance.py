@@ -22,6 +22,7 @@ from kairos.execution.stream import Parsed, PrivateStream
 from kairos.records import Side
 
 SUBSCRIBE: Final = "userDataStream.subscribe.signature"
+WEIGHT_1M: Final = ("REQUEST_WEIGHT", "MINUTE", 1)  # the rateLimits entry the REST budget counts
 
 
 def execution_report(event: dict[str, Any]) -> tuple[OrderView, TradeFill | None]:
@@ -66,8 +67,11 @@ class BinanceStream(PrivateStream):
 
 
 def _reply(msg: dict[str, Any]) -> Parsed:
-    """A request's answer: our subscription (ready), a heartbeat, or an error (refused)."""
+    """A request's answer: our subscription (ready), a heartbeat, or an error (refused); with the IP's
+    request-weight count when the venue reports it (``rateLimits``)."""
+    used = next((int(r["count"]) for r in msg.get("rateLimits") or ()
+                 if (r.get("rateLimitType"), r.get("interval"), r.get("intervalNum")) == WEIGHT_1M), -1)
     if msg["status"] != 200:
         error = msg.get("error") or {}
-        return Parsed(refused=f"{error.get('code', msg.get('status'))} {error.get('msg', '')}")
-    return Parsed(ready="subscriptionId" in (msg.get("result") or {}))
+        return Parsed(refused=f"{error.get('code', msg.get('status'))} {error.get('msg', '')}", weight_used=used)
+    return Parsed(ready="subscriptionId" in (msg.get("result") or {}), weight_used=used)

@@ -188,7 +188,12 @@ class Budget:
         """The venue's usage header on any answer (``headers`` case-insensitive, as requests gives them)."""
         raw = headers.get(self.limits.usage_header, "") if self.limits.usage_header else ""
         if raw.isdigit():
-            self.report_used(0, int(raw))
+            self.report_venue_count(int(raw))
+
+    def report_venue_count(self, used: int) -> None:
+        """The venue's own count of its first window (Binance REQUEST_WEIGHT: the usage header, WS API
+        ``rateLimits``), from any process or stream."""
+        self.report_used(0, used)
 
     def penalise(self, cost: Cost, status: int, retry_after_s: float) -> None:
         """The venue refused for rate: a 418, or a 429 where limits are per IP, bans the whole venue; a
