@@ -35,5 +35,6 @@ def budget_for(settings: Settings, venue: str) -> Budget:
     try:
         return Budget.attach(settings.shm_prefix, limits)
     except RingNotFound:
-        log.info("%s: no shared rate budget under prefix %s; pacing this process alone", venue, settings.shm_prefix)
+        log.warning("%s: no shared rate budget under prefix %s (no supervisor created one); pacing this process "
+                    "alone", venue, settings.shm_prefix)
         return Budget.local(limits, settings.execution.rate_reserve_pct, settings.execution.rate_wait_s)

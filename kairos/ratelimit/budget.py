@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final
 
-from kairos.errors import ExecutionError, RingLayoutError
+from kairos.errors import ExecutionError, RingLayoutError, RingNotFound
 from kairos.ratelimit.table import Cost, Priority, VenueLimits
 from kairos.ring.segment import MAGIC_OFFSET, PREAMBLE_LENGTH, VERSION_OFFSET, Segment, unlink
 
@@ -113,8 +113,12 @@ class Budget:
 
     @classmethod
     def attach(cls, prefix: str, limits: VenueLimits) -> Budget:
-        """Map the supervisor's budget; RingNotFound if absent, RingLayoutError if it is another layout."""
+        """Map the supervisor's budget; RingNotFound if absent or not live yet, RingLayoutError if it is
+        another layout."""
         seg = Segment.open(segment_name(prefix, limits.venue))
+        if seg.size < HEADER_LENGTH or seg.read_i64(MAGIC_OFFSET) == 0:
+            seg.close()
+            raise RingNotFound(f"rate budget {seg.name} exists but is not initialised yet")
         found = (seg.read_i64(MAGIC_OFFSET), seg.read_i64(VERSION_OFFSET), seg.read_i64(WINDOWS_OFFSET))
         if seg.size < _size(limits) or found != (MAGIC, VERSION, len(limits.windows)):
             seg.close()

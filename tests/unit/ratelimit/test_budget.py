@@ -13,7 +13,7 @@ from kairos.errors import ConfigError, RingLayoutError, RingNotFound
 from kairos.ratelimit import LIMITS, Budget, Cost, Priority, VenueLimits, venue_limits
 from kairos.ratelimit.budget import RateDeferred, segment_name
 from kairos.ratelimit.table import Route, Window
-from kairos.ring.segment import SHM_DIR
+from kairos.ring.segment import SHM_DIR, Segment
 
 FOREVER_MS = 10**12  # one window for the whole test: counts cannot roll over under it
 ESSENTIAL, BACKGROUND = Cost(0, 1, Priority.ESSENTIAL), Cost(0, 1, Priority.BACKGROUND)
@@ -109,6 +109,13 @@ def test_a_429_bans_the_venue_for_retry_after_but_okx_blocks_one_endpoint(shm_pr
 def test_attach_checks_the_layout(shm_prefix: str, budgets: list[Budget]) -> None:
     with pytest.raises(RingNotFound):
         Budget.attach(shm_prefix, LIMITS["okx"])
+    unready = Segment.create(segment_name(shm_prefix, "okx"), 4096)  # created, magic not written yet
+    try:
+        with pytest.raises(RingNotFound, match="not initialised"):
+            Budget.attach(shm_prefix, LIMITS["okx"])
+    finally:
+        unready.close()
+        Budget.unlink(shm_prefix, "okx")
     make(budgets, shm_prefix, table(10, venue="okx"))         # two windows, not OKX's nine
     with pytest.raises(RingLayoutError, match="windows"):
         Budget.attach(shm_prefix, LIMITS["okx"])
