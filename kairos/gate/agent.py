@@ -134,16 +134,20 @@ class GateAgent:
                          EventWriter(events.producer(s.rings.block_timeout_ms / 1000)),
                          GateMetrics(self._slot, self._trace()))
         self.desk.metrics.trading_state.set(self.state.trading)
+        self._close_venues()
+        self._attach_inputs()
+        self._writer = GateStateWriter(self._prefix)
+        log.info("journal replayed: %d entries, %d open orders, trading %s; reconciling before taking intents",
+                 entries, len(blotter.orders.open), TradingState(self.state.trading).name)
+
+    def _close_venues(self) -> None:
+        """Every enabled venue starts closed (``closed.<venue>`` = 1, no order sent) until it is reconciled."""
         for venue, executor in enumerate(self._executors):
             if executor is not None:
                 self.desk.reconciled[venue] = False
                 self._closed[venue] = self._slot.counter(f"closed.{executor.venue.name.lower()}")
                 self._closed[venue].set(1)
         self._ready = not self._closed
-        self._attach_inputs()
-        self._writer = GateStateWriter(self._prefix)
-        log.info("journal replayed: %d entries, %d open orders, trading %s; reconciling before taking intents",
-                 entries, len(blotter.orders.open), TradingState(self.state.trading).name)
 
     def _trace(self) -> OrderTrace | NoTrace:
         """Order traces go to the ``trace`` ring when the supervisor made one (older set-ups: off)."""
