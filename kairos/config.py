@@ -294,14 +294,22 @@ class SupervisorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SimVenueConfig:
+    """One venue's simulated servers (``sim.venues.<name>``): where they listen and the connection rules they play."""
+
+    rest_port: int = _port(0)
+    ws_port: int = _port(0)
+    private_port: int = _port(0)
+    ping_interval_s: float = num(0.0, 0, 3600, gt=True, off="the server never pings")
+    idle_timeout_s: float = num(0.0, 0, 3600, gt=True, off="an idle connection is never closed")
+    keepalive_s: float = num(0.0, 0, 3600, gt=True, off="never")
+    ws_snapshot: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     host: str = "127.0.0.1"
-    binance_rest_port: int = _port(18081)
-    binance_ws_port: int = _port(18091)
-    okx_rest_port: int = _port(18082)
-    okx_ws_port: int = _port(18092)
-    binance_private_port: int = _port(18101)
-    okx_private_port: int = _port(18102)
+    venues: dict[str, SimVenueConfig] = field(default_factory=dict)
     seed: int = num(7, 0, 2**63 - 1)
     rate_hz: float = num(50.0, 0, 100_000, gt=True, off="no random walk")
     replay_file: str = ""
@@ -314,13 +322,13 @@ class SimConfig:
     dislocation_probability: float = num(0.0, 0, 1)
     dislocation_bps: float = num(40.0, 0, BPS)
     dislocation_decay: float = num(0.9, 0, 1)
-    okx_ws_snapshot: bool = True
-    binance_ping_interval_s: float = num(20.0, 0, 3600, gt=True)
-    okx_idle_timeout_s: float = num(30.0, 0, 3600, gt=True)
-    okx_keepalive_s: float = num(60.0, 0, 3600, gt=True, off="never")
     rate_limit_scale: float = num(1.0, 0, 1, gt=True)
     rate_ban_after: int = num(2, 1, 1000)
     rate_ban_s: float = num(120.0, 0, 86400, gt=True)
+
+    def venue(self, name: str) -> SimVenueConfig:
+        """``sim.venues.<name>``, or the defaults (ephemeral ports, no pings, no idle cut) when not configured."""
+        return self.venues.get(name, SimVenueConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +360,8 @@ class Settings:
         for index, inst in enumerate(self.instruments):
             for name in inst.symbols:
                 _choice(f"instruments[{index}].symbols", name, NAMES)
+        for name in self.sim.venues:
+            _choice("sim.venues", name, NAMES)
 
     def check_venue_secrets(self) -> None:
         """Live trading needs every enabled venue's keys. Checked only by the processes that hold them (the gate,

@@ -46,7 +46,7 @@ def _port() -> int:
 def _env(prefix: str, tmp: Path, grpc_port: int) -> dict[str, str]:
     ports = {k: _port() for k in ("binance_rest", "binance_ws", "okx_rest", "okx_ws")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS")}
-    env.update({f"KAIROS__SIM__{k.upper()}_PORT": str(v) for k, v in ports.items()})
+    env.update({f"KAIROS__SIM__VENUES__{k.upper().replace('_', '__')}_PORT": str(v) for k, v in ports.items()})
     for venue, path in (("binance", "/stream"), ("okx", "/ws/v5/public")):
         key = f"KAIROS__VENUES__{venue.upper()}__ENDPOINTS__SIM__"
         env[key + "REST_URL"] = f"http://127.0.0.1:{ports[venue + '_rest']}"

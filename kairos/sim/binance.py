@@ -3,7 +3,7 @@
 WebSocket: ``/stream?streams=btcusdt@bookTicker/btcusdt@depth@100ms/...`` (also ``@depth``,
 ``@trade``, ``@aggTrade``); payloads wrapped ``{"stream", "data"}``; SUBSCRIBE/UNSUBSCRIBE/
 LIST_SUBSCRIPTIONS answered ``{"result", "id"}``; more than 5 client frames in a second closes
-the connection, as Binance does. Server pings every ``sim.binance_ping_interval_s``; no matching
+the connection, as Binance does. Server pings every ``sim.venues.binance.ping_interval_s``; no matching
 pong within three intervals (Binance: 20 s / 1 min) closes the connection.
 REST: GET /api/v3/depth (lastUpdateId coherent with the stream), /api/v3/time, /api/v3/ping,
 /api/v3/exchangeInfo (PRICE_FILTER, LOT_SIZE, NOTIONAL).
@@ -32,14 +32,15 @@ MAX_CLIENT_FRAMES_PER_S = 5
 class BinanceDialect:
     venue = Venue.BINANCE
     style = BookStyle(tick_scale=1, fixed_decimals=8, first_id=1_000_000, stride=1)
-    idle_timeout_s = None
-    keepalive_s = None
     ws_path = "/stream"
 
     def __init__(self, market: SimMarket, cfg: SimConfig) -> None:
         self._market = market
-        self.ports = (cfg.binance_rest_port, cfg.binance_ws_port)
-        self.server_ping_interval_s = cfg.binance_ping_interval_s
+        rules = cfg.venue("binance")
+        self.ports = (rules.rest_port, rules.ws_port)
+        self.server_ping_interval_s = rules.ping_interval_s or None
+        self.idle_timeout_s = rules.idle_timeout_s or None
+        self.keepalive_s = None  # Binance streams have no keep-alive pushes: the server pings instead
         self._weight = LIMITS["binance"].scaled(cfg.rate_limit_scale).windows[0].limit  # enforced: sim/ratelimit.py
         self._rate: dict[int, list[float]] = {}
 

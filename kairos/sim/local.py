@@ -6,18 +6,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 from kairos import config
 from kairos.config import SimConfig
 from kairos.records import Venue
 from kairos.sim.server import SimServer
+from kairos.venues import NAMES
+
+EPHEMERAL_ENV: Final = {f"KAIROS__SIM__VENUES__{name.upper()}__{kind}_PORT": "0" for name in NAMES
+                         for kind in ("REST", "WS", "PRIVATE")}
+"""The environment that puts a simulator process on ephemeral ports (``procs.sim --print-ports`` tells them)."""
 
 
-def ephemeral(sim: SimConfig, **changes: Any) -> SimConfig:
-    """``sim`` with every port 0 (the OS picks free ones: tests and benchmarks run side by side), then ``changes``."""
-    ports = {f.name: 0 for f in dataclasses.fields(sim) if f.name.endswith("_port")}
-    return dataclasses.replace(sim, **(ports | changes))
+def ephemeral(sim: SimConfig, venues: dict[str, dict[str, Any]] | None = None, **changes: Any) -> SimConfig:
+    """``sim`` with every venue's ports 0 (the OS picks free ones: tests and benchmarks run side by side), then
+    ``venues`` (name -> field changes of ``sim.venues.<name>``) and ``changes`` (of ``sim``)."""
+    tweaks = venues or {}
+    ports = {"rest_port": 0, "ws_port": 0, "private_port": 0}
+    rules = {name: dataclasses.replace(sim.venue(name), **(ports | tweaks.get(name, {}))) for name in NAMES}
+    return dataclasses.replace(sim, venues=rules, **changes)
 
 
 @contextmanager

@@ -1,11 +1,11 @@
 """The simulator speaking OKX v5: public WS channels with seqId/prevSeqId, and public REST.
 
 WebSocket ``/ws/v5/public``: text ``ping`` -> ``pong``; ``{"op": "subscribe", "args": [...]}`` for
-``books`` (snapshot first when ``sim.okx_ws_snapshot``, then updates; checksum always 0, as since
+``books`` (snapshot first when ``sim.venues.okx.ws_snapshot``, then updates; checksum always 0, as since
 2026-06-23), ``bbo-tbt``, ``tickers``, ``trades``; unknown channel or instrument -> error 60018,
-bad request -> 60012. A ``books`` subscription with no update for ``sim.okx_keepalive_s`` gets
+bad request -> 60012. A ``books`` subscription with no update for ``sim.venues.okx.keepalive_s`` gets
 an empty keep-alive update (``prevSeqId == seqId``). A connection with no push and no client frame
-for ``sim.okx_idle_timeout_s`` is closed. REST: GET /api/v5/market/books (seqId coherent with the
+for ``sim.venues.okx.idle_timeout_s`` is closed. REST: GET /api/v5/market/books (seqId coherent with the
 stream), /api/v5/public/time, /api/v5/public/instruments (tickSz, lotSz, minSz).
 """
 
@@ -30,15 +30,16 @@ class OkxDialect:
     venue = Venue.OKX
     # as live: a tick 10x coarser than Binance's, and seqIds that are not consecutive (the feed must not assume +1)
     style = BookStyle(tick_scale=10, fixed_decimals=0, first_id=5_000_000, stride=3)
-    server_ping_interval_s = None
     ws_path = "/ws/v5/public"
 
     def __init__(self, market: SimMarket, cfg: SimConfig) -> None:
         self._market = market
-        self.ports = (cfg.okx_rest_port, cfg.okx_ws_port)
-        self._ws_snapshot = cfg.okx_ws_snapshot
-        self.idle_timeout_s = cfg.okx_idle_timeout_s
-        self.keepalive_s = cfg.okx_keepalive_s or None
+        rules = cfg.venue("okx")
+        self.ports = (rules.rest_port, rules.ws_port)
+        self._ws_snapshot = rules.ws_snapshot
+        self.server_ping_interval_s = rules.ping_interval_s or None
+        self.idle_timeout_s = rules.idle_timeout_s or None
+        self.keepalive_s = rules.keepalive_s or None
         self._last_trade: dict[str, tuple[str, str]] = {}
         self._last_seq: dict[str, int] = {}  # per instrument: the seqId last pushed on books
 
@@ -50,7 +51,7 @@ class OkxDialect:
         return "pong" if text == "ping" else None
 
     def keepalive(self, key: str) -> str | None:
-        """A books subscription idle for ``sim.okx_keepalive_s``: empty sides, ``prevSeqId == seqId``."""
+        """A books subscription idle for ``sim.venues.okx.keepalive_s``: empty sides, ``prevSeqId == seqId``."""
         channel, _, inst = key.partition(":")
         if channel != "books":
             return None

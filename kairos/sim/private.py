@@ -68,7 +68,7 @@ class PrivateDialect(Protocol):
     venue: Venue
     path: str
     ping_interval_s: float | None  # protocol pings from the server (Binance), None for OKX
-    port: int  # where its server listens (the venue's ``sim.<name>_private_port``; 0 = ephemeral)
+    port: int  # where its server listens (``sim.venues.<name>.private_port``; 0 = ephemeral)
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         """Replies to one client frame (login, subscribe, ping); may authenticate and subscribe."""

@@ -5,7 +5,7 @@ timestamp, recvWindow?, signature}}`` where signature = hex HMAC-SHA256 of the o
 by name as ``k=v&...``; the reply's ``result.subscriptionId`` tags every event
 ``{"subscriptionId": n, "event": {...}}``: executionReport per order change, then
 outboundAccountPosition with the order's two assets. ``ping`` answers ``{}``; server pings are
-protocol pings every ``sim.binance_ping_interval_s``.
+protocol pings every ``sim.venues.binance.ping_interval_s``.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class BinancePrivate:
     def __init__(self, cfg: VenueConfig, sim: SimConfig) -> None:
         self._key, self._secret = cfg.api_key.reveal(), cfg.api_secret.reveal()
         self._sub_ids = itertools.count(0)
-        self.ping_interval_s = sim.binance_ping_interval_s
-        self.port = sim.binance_private_port
+        rules = sim.venue("binance")
+        self.ping_interval_s = rules.ping_interval_s or None
+        self.port = rules.private_port
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         try:

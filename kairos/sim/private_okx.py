@@ -55,7 +55,7 @@ class OkxPrivate:
     def __init__(self, cfg: VenueConfig, sim: SimConfig) -> None:
         self._key, self._secret, self._passphrase = (cfg.api_key.reveal(), cfg.api_secret.reveal(),
                                                      cfg.passphrase.reveal())
-        self.port = sim.okx_private_port
+        self.port = sim.venue("okx").private_port
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         if text == "ping":

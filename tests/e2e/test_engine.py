@@ -23,7 +23,7 @@ ROLES = ("sim", "persister", "gate", "strategy", "feed.binance", "feed.okx")
 
 def engine_env(tmp: Path, pg_dsn: str, redis_url: str, schema: str, redis_prefix: str) -> dict[str, object]:
     ports = {name: free_port() for name in ("binance_rest", "binance_ws", "okx_rest", "okx_ws")}
-    env: dict[str, object] = {f"sim__{name}_port": port for name, port in ports.items()}
+    env: dict[str, object] = {f"sim__venues__{name.replace('_', '__')}_port": port for name, port in ports.items()}
     for venue, path in (("binance", "/stream"), ("okx", "/ws/v5/public")):
         env[f"venues__{venue}__endpoints__sim__rest_url"] = f"http://127.0.0.1:{ports[venue + '_rest']}"
         env[f"venues__{venue}__endpoints__sim__ws_url"] = f"ws://127.0.0.1:{ports[venue + '_ws']}{path}"

@@ -28,6 +28,7 @@ from kairos.execution import EXECUTORS, ExecReport, OrderRequest
 from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
+from kairos.sim.local import EPHEMERAL_ENV
 from kairos.sim.market import build_specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,9 +80,7 @@ def _sim_env(prefix: str, log_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS__")}
     env |= {"KAIROS__SHM_PREFIX": prefix, "KAIROS__LOGGING__DIR": str(log_dir), "KAIROS__LOGGING__JSON_FILES": "false",
             "PYTHONPATH": str(ROOT)}
-    for port in ("BINANCE_REST_PORT", "BINANCE_WS_PORT", "OKX_REST_PORT", "OKX_WS_PORT", "BINANCE_PRIVATE_PORT",
-                 "OKX_PRIVATE_PORT"):
-        env[f"KAIROS__SIM__{port}"] = "0"
+    env |= EPHEMERAL_ENV
     for name, (key, secret, passphrase) in KEYS.items():
         env |= {f"KAIROS__VENUES__{name.upper()}__API_KEY": key, f"KAIROS__VENUES__{name.upper()}__API_SECRET": secret}
         if passphrase:

@@ -18,6 +18,7 @@ import requests
 
 from kairos.records import MARKET_DATA, BookStatus, Kind, ProcState
 from kairos.ring import Overflow, Ring
+from kairos.sim.local import EPHEMERAL_ENV
 from kairos.status import StatusBoard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,9 +75,7 @@ def world(shm_prefix: str, tmp_path: Path) -> Iterator[dict[str, object]]:
 
 def _start_sim(world: dict[str, object]) -> dict[str, int]:
     tmp, prefix = world["tmp"], world["prefix"]
-    ports = {f"KAIROS__SIM__{k}": "0" for k in ("BINANCE_REST_PORT", "BINANCE_WS_PORT", "OKX_REST_PORT", "OKX_WS_PORT",
-                                                    "BINANCE_PRIVATE_PORT", "OKX_PRIVATE_PORT")}
-    sim = _spawn(["procs.sim", "--print-ports"], _env(prefix, tmp, **ports), tmp / "sim.log")
+    sim = _spawn(["procs.sim", "--print-ports"], _env(prefix, tmp, **EPHEMERAL_ENV), tmp / "sim.log")
     world["procs"].append(sim)
     ready, _, _ = select.select([sim.stdout], [], [], 30)
     assert ready, (tmp / "sim.log").read_text()

@@ -19,6 +19,7 @@ from kairos import config
 from kairos.execution import live_executor
 from kairos.instruments import InstrumentTable
 from kairos.records import Action, ExecKind, OrderState, RejectReason, Side, Tif
+from kairos.sim.local import EPHEMERAL_ENV
 
 from .test_gate import ROOT, GateProcess, intent, of
 
@@ -30,8 +31,7 @@ KEYS = {"KAIROS__VENUES__BINANCE__API_KEY": "gate-key", "KAIROS__VENUES__BINANCE
 def sim(tmp_path: Path) -> Iterator[str]:
     """The simulator on ephemeral ports; yields the Binance REST URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS")} | KEYS | {
-        "KAIROS__SIM__BINANCE_REST_PORT": "0", "KAIROS__SIM__BINANCE_WS_PORT": "0", "KAIROS__SIM__OKX_REST_PORT": "0",
-        "KAIROS__SIM__OKX_WS_PORT": "0", "KAIROS__SIM__BINANCE_PRIVATE_PORT": "0", "KAIROS__SIM__OKX_PRIVATE_PORT": "0",
+        **EPHEMERAL_ENV,
         "KAIROS__LOGGING__DIR": str(tmp_path / "simlog"),
         "KAIROS__SHM_PREFIX": f"kairos-nosim-{os.getpid()}"}
     proc = subprocess.Popen([sys.executable, "-m", "procs.sim", "--print-ports"], cwd=ROOT, env=env,

@@ -139,6 +139,17 @@ def test_instrument_symbols_map_known_venues(cfg_dir: Path, instrument: str, key
     assert err.value.key == key and words in str(err.value)
 
 
+def test_sim_venues_are_table_venues(cfg_dir: Path) -> None:
+    (cfg_dir / "local.yaml").write_text("sim: {venues: {kraken: {rest_port: 18083}}}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(cfg_dir, {})
+    assert err.value.key == "sim.venues" and "not one of binance, okx" in str(err.value)
+    (cfg_dir / "local.yaml").write_text("sim: {venues: {okx: {ws_port: 0}}}\n")
+    sim = config.load(cfg_dir, {}).sim
+    assert (sim.venue("okx").ws_port, sim.venue("okx").rest_port, sim.venue("okx").idle_timeout_s) == (0, 18082, 30.0)
+    assert sim.venue("binance").ping_interval_s == 20.0 and not sim.venue("binance").idle_timeout_s
+
+
 def test_live_secrets_come_from_the_venue_table(cfg_dir: Path) -> None:
     env = {"KAIROS__EXECUTION__MODE": "live", **{f"KAIROS__VENUES__{v}__{s}": "x" for v in ("BINANCE", "OKX")
                                                   for s in ("API_KEY", "API_SECRET")}}
@@ -171,7 +182,7 @@ def test_bad_tuning_names_the_key(cfg_dir: Path, yaml: str, key: str, words: str
 
 
 NUMBERS = [(key, kind, bounds) for key, kind, bounds, _ in ranges.numeric_keys(Settings)]
-SAMPLE_NAME = {"venues": "binance", "tuning": "gate"}
+SAMPLE_NAME = {"venues": "binance", "tuning": "gate", "sim": "okx"}
 """What stands for ``*`` in a key pattern: a name each mapping accepts (any name for balances and prices)."""
 
 

@@ -41,7 +41,7 @@ def _steps(server, count: int) -> None:
 
 @pytest.mark.parametrize(("venue", "ws_snapshot"), [(Venue.BINANCE, True), (Venue.OKX, True), (Venue.OKX, False)])
 def test_books_sync_and_equal_the_venue_book(make_sim, make_agent, venue: Venue, ws_snapshot: bool) -> None:
-    settings = sim_settings(FAST, rate_hz=0.0, okx_ws_snapshot=ws_snapshot)
+    settings = sim_settings(FAST, rate_hz=0.0, venues={"okx": {"ws_snapshot": ws_snapshot}})
     server = make_sim(settings)
     agent, out = make_agent(settings, server, venue)
     assert sync_up(agent, server, venue)
@@ -62,7 +62,7 @@ def test_books_sync_and_equal_the_venue_book(make_sim, make_agent, venue: Venue,
 
 @pytest.mark.parametrize("venue", VENUES)
 def test_gap_resyncs_only_that_book(make_sim, make_agent, venue: Venue) -> None:
-    settings = sim_settings(FAST, rate_hz=0.0, okx_ws_snapshot=False)
+    settings = sim_settings(FAST, rate_hz=0.0, venues={"okx": {"ws_snapshot": False}})
     server = make_sim(settings)
     agent, out = make_agent(settings, server, venue)
     assert sync_up(agent, server, venue)
@@ -134,7 +134,8 @@ def test_stalled_stream_trips_the_watchdog(make_sim, make_agent, venue: Venue) -
 
 
 def test_okx_keepalive_updates_keep_an_idle_book_live_and_in_sequence(make_sim, make_agent) -> None:
-    settings = sim_settings({**FAST, "watchdog_ms": 600, "ping_interval_s": 20.0}, rate_hz=0.0, okx_keepalive_s=0.1)
+    settings = sim_settings({**FAST, "watchdog_ms": 600, "ping_interval_s": 20.0}, rate_hz=0.0,
+                            venues={"okx": {"keepalive_s": 0.1}})
     server = make_sim(settings)
     agent, _ = make_agent(settings, server, Venue.OKX)
     assert sync_up(agent, server, Venue.OKX)
@@ -158,7 +159,8 @@ def test_okx_ping_is_answered_and_keeps_the_connection(make_sim, make_agent) -> 
 
 
 def test_binance_server_pings_are_answered_with_their_payload(make_sim, make_agent) -> None:
-    settings = sim_settings({**FAST, "watchdog_ms": 60_000}, rate_hz=0.0, binance_ping_interval_s=0.1)
+    settings = sim_settings({**FAST, "watchdog_ms": 60_000}, rate_hz=0.0,
+                            venues={"binance": {"ping_interval_s": 0.1}})
     server = make_sim(settings)
     agent, _ = make_agent(settings, server, Venue.BINANCE)
     assert pump(agent, lambda: agent.stats.pings >= 10, timeout_s=10)  # > 3 intervals: the server accepted our pongs

@@ -15,7 +15,7 @@ import pytest
 from kairos import config
 from kairos.gate.agent import GateAgent
 from kairos.records import MARKET_DATA, Action, BookStatus, ExecKind, Kind, OrderType, RejectReason, Side, Tif, Venue
-from kairos.sim.local import venue_sim
+from kairos.sim.local import ephemeral, venue_sim
 from kairos.sim.server import SimServer
 
 from .conftest import Harness, intent
@@ -160,8 +160,7 @@ def test_a_venue_whose_rules_cannot_be_loaded_is_closed_alone_and_retried(
     assert (blob["reconciled"], blob["venues_reconciled"]) == (False, ["binance"])   # restart recovery waits
     assert "OKX not reachable" in caplog.text and "still closed" in caplog.text and "OKX" in caplog.text
     base = config.load(env={})
-    sim = dataclasses.replace(base.sim, binance_rest_port=0, binance_ws_port=0, okx_rest_port=port, okx_ws_port=0,
-                              binance_private_port=0, okx_private_port=0, rate_hz=0.0)
+    sim = ephemeral(base.sim, venues={"okx": {"rest_port": port}}, rate_hz=0.0)
     server = SimServer(dataclasses.replace(base, sim=sim))
     server.start()                                                   # OKX comes back
     try:
