@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import tokenize
+from pathlib import Path
+from typing import Final
+
 import pytest
 
+import kairos
 from kairos import config
 from kairos.api.pb import pb
 from kairos.config import PINNABLE_ROLES
@@ -44,3 +50,39 @@ def test_everything_per_venue_derives_from_the_table() -> None:
     assert {name for name in RING_STREAMS if name.startswith("md.")} == {f"md.{n}" for n in NAMES}
     assert set(config.load(env={}).venues) <= set(NAMES)
 
+
+
+KAIROS = Path(kairos.__file__).parent
+NAMING_ALLOWED: Final = {
+    "records.py": "the wire enum (Venue)",
+    "ratelimit/table.py": "each venue's documented REST limits",
+    "sim/ratelimit.py": "the simulator's refusal format per venue",
+}
+"""Modules outside a venue's own that may name it in code (issue 13: at most three)."""
+DEFAULT_VENUE: Final = ("binance", {"config.py": "strategy.market_making.venue's default",
+                                    "persist/synthetic.py": "the venue of synthetic test records"})
+"""The venue that is also named where a default venue is needed."""
+
+
+def _names_in_code(path: Path, name: str) -> bool:
+    """True when ``name`` occurs in a token that is neither a comment nor a docstring."""
+    previous = tokenize.NEWLINE
+    for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if token.type == tokenize.COMMENT or (token.type == tokenize.STRING and previous in _STATEMENT_START):
+            continue
+        if name in token.string.lower():
+            return True
+        previous = token.type if token.type != tokenize.NL else previous
+    return False
+
+
+_STATEMENT_START: Final = (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+
+
+@pytest.mark.parametrize("row", VENUES, ids=lambda r: r.name)
+def test_a_venue_is_named_only_in_its_own_modules_and_the_table(row: VenueSpec) -> None:
+    naming = sorted(rel for path in KAIROS.rglob("*.py")
+                    if row.name not in (rel := path.relative_to(KAIROS).as_posix()) and not rel.startswith("api/gen/")
+                    and rel != "venues.py" and _names_in_code(path, row.name))
+    allowed = NAMING_ALLOWED | (DEFAULT_VENUE[1] if row.name == DEFAULT_VENUE[0] else {})
+    assert set(naming) <= set(allowed), f"venue code outside the venue's modules: {naming}"
