@@ -2,12 +2,13 @@
 
 Factories translate config (symbols, venue names, fees, risk caps) into ids and numbers once, so a
 strategy receives only its own section plus plain values. Strategy ids are fixed per name: they go
-into every intent and client order id, and the gate echoes them in exec events.
+into every intent and client order id, and the gate echoes them in exec events. Every strategy shares
+one per-venue "the gate trades it" flag array (`kairos.strategy.venues`), which the host refreshes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from kairos.config import ArbitrageConfig, MarketMakingConfig, Settings
 from kairos.errors import ConfigError
@@ -16,8 +17,9 @@ from kairos.risk.state import active_limit
 from kairos.strategy.api import Clock, MarketView, OrderIds, OrderLimits, Strategy
 from kairos.strategy.arbitrage import ARBITRAGE_ID, CrossArbitrage
 from kairos.strategy.market_making import MARKET_MAKING_ID, MarketMaker
+from kairos.strategy.venues import ALL_OPEN
 
-Factory = Callable[[Settings, InstrumentTable, MarketView, OrderIds, Clock], Strategy]
+Factory = Callable[[Settings, InstrumentTable, MarketView, OrderIds, Clock, Sequence[bool]], Strategy]
 
 
 def _enabled_venues(settings: Settings) -> dict[int, float]:
@@ -38,7 +40,7 @@ def _limits(settings: Settings) -> OrderLimits:
 
 
 def _arbitrage(settings: Settings, table: InstrumentTable, view: MarketView, ids: OrderIds,
-               clock: Clock) -> CrossArbitrage:
+               clock: Clock, open_venues: Sequence[bool]) -> CrossArbitrage:
     cfg: ArbitrageConfig = settings.strategy.arbitrage
     fees, key = _enabled_venues(settings), "strategy.arbitrage.instruments"
     venues: dict[int, tuple[int, ...]] = {}
@@ -47,11 +49,11 @@ def _arbitrage(settings: Settings, table: InstrumentTable, view: MarketView, ids
         venues[inst.id] = tuple(v for v in sorted(fees) if v in inst.venue_symbols)
         if len(venues[inst.id]) < 2:
             raise ConfigError(f"{symbol} needs two enabled venues with a symbol for arbitrage", key)
-    return CrossArbitrage(cfg, fees, venues, view, ids, clock, _limits(settings))
+    return CrossArbitrage(cfg, fees, venues, view, ids, clock, _limits(settings), open_venues)
 
 
 def _market_making(settings: Settings, table: InstrumentTable, view: MarketView, ids: OrderIds,
-                   clock: Clock) -> MarketMaker:
+                   clock: Clock, open_venues: Sequence[bool]) -> MarketMaker:
     cfg: MarketMakingConfig = settings.strategy.market_making
     venue = VENUE_NAMES.get(cfg.venue)
     if venue is None or venue not in _enabled_venues(settings):
@@ -62,7 +64,7 @@ def _market_making(settings: Settings, table: InstrumentTable, view: MarketView,
         if venue not in inst.venue_symbols:
             raise ConfigError(f"{symbol} has no {cfg.venue} symbol", "strategy.market_making.instruments")
         instruments.append(inst.id)
-    return MarketMaker(cfg, venue, tuple(instruments), view, ids, clock, _limits(settings))
+    return MarketMaker(cfg, venue, tuple(instruments), view, ids, clock, _limits(settings), open_venues)
 
 
 REGISTRY: dict[str, tuple[int, Factory]] = {
@@ -71,8 +73,10 @@ REGISTRY: dict[str, tuple[int, Factory]] = {
 }
 
 
-def build_strategies(settings: Settings, view: MarketView, clock: Clock, run_id: str) -> list[Strategy]:
-    """Every enabled strategy, in registry order, sharing one view and clock."""
+def build_strategies(settings: Settings, view: MarketView, clock: Clock, run_id: str,
+                     open_venues: Sequence[bool] = ALL_OPEN) -> list[Strategy]:
+    """Every enabled strategy, in registry order, sharing one view, clock and venue flags (the host
+    passes the gate's; the default, every venue open, is for drivers without a gate)."""
     table = InstrumentTable(settings.instruments)
-    return [factory(settings, table, view, OrderIds(sid, run_id), clock)
+    return [factory(settings, table, view, OrderIds(sid, run_id), clock, open_venues)
             for name, (sid, factory) in REGISTRY.items() if getattr(settings.strategy, name).enabled]

@@ -12,11 +12,17 @@ or ``leg_timeout_ms`` has passed (pending legs then get a CANCEL), a net residua
 price for it, ``hedge_slippage_bps`` through the touch. A hedge that leaves a residual is retried;
 after ``max_hedge_attempts`` the instrument stops arbitraging and an ERROR names the open residual.
 Nothing new is fired on an instrument while a trade or hedge on it is outstanding.
+
+Closed venues (``open_venues[venue]`` False: the gate has not reconciled it, `kairos.strategy.venues`)
+are never traded: a pair involving one is not fired (counted ``venue_closed``, logged rate-limited),
+and a hedge goes to the best open venue. A hedge with no open, tradeable book waits, at most
+``HEDGE_WAIT_NS``; then the instrument halts as if its attempts were exhausted.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -37,6 +43,7 @@ from kairos.strategy.api import (
     is_terminal,
 )
 from kairos.strategy.book import Top
+from kairos.strategy.venues import ALL_OPEN
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +52,11 @@ ARBITRAGE_ID: Final = 1
 _BUY, _SELL, _LIMIT, _IOC = int(Side.BUY), int(Side.SELL), int(OrderType.LIMIT), int(Tif.IOC)
 COUNTERS: Final = ("fired", "too_small", "completed", "missed", "leg_failures", "leg_timeouts", "hedges_sent",
                    "hedges_filled", "hedges_failed", "hedges_deferred", "hedges_abandoned", "dust",
-                   "unknown_events", "recovered", "bad_edge")
-BOARD: Final = ("fired", "bad_edge", "leg_failures", "hedges_sent", "hedges_filled", "hedges_failed",
-                 "hedges_abandoned")
+                   "unknown_events", "recovered", "bad_edge", "venue_closed")
+BOARD: Final = ("fired", "bad_edge", "venue_closed", "leg_failures", "hedges_sent", "hedges_filled",
+                 "hedges_failed", "hedges_abandoned")
+HEDGE_WAIT_NS: Final = 30_000_000_000
+"""How long a residual may wait for an open, tradeable book before the instrument halts (ERROR)."""
 
 
 @dataclass(slots=True)
@@ -74,7 +83,8 @@ class Trade:
     hedges: int = 0
     failed: bool = False
     timed_out: bool = False
-    deferred: bool = False
+    deferred_ns: int = 0
+    """When the hedge started waiting for a book (0: not waiting)."""
 
     def exposure(self) -> float:
         """Net base-asset position the trade has left: buys minus sells, hedges included."""
@@ -92,8 +102,9 @@ class CrossArbitrage:
     name: str = "arbitrage"
 
     def __init__(self, cfg: ArbitrageConfig, fees_bps: dict[int, float], venues: dict[int, tuple[int, ...]],
-                 view: MarketView, ids: OrderIds, clock: Clock, limits: OrderLimits = NO_LIMITS) -> None:
-        self._cfg, self._fees = cfg, fees_bps
+                 view: MarketView, ids: OrderIds, clock: Clock, limits: OrderLimits = NO_LIMITS,
+                 open_venues: Sequence[bool] = ALL_OPEN) -> None:
+        self._cfg, self._fees, self._open = cfg, fees_bps, open_venues
         self._view, self._ids, self._clock, self._limits = view, ids, clock, limits
         self._instruments = tuple(i for i, vs in venues.items() if len(vs) >= 2)
         self._tops = {i: [(v, view.top(v, i)) for v in vs] for i, vs in venues.items()}
@@ -172,9 +183,9 @@ class CrossArbitrage:
     def _best_pair(self, inst: int, now: int) -> tuple[tuple[int, Top], tuple[int, Top]] | None:
         """(buy venue, its book), (sell venue, its book) with the largest edge beyond fees + min_edge_bps
         and not beyond max_edge_bps."""
-        fees, min_edge, max_edge = self._fees, self._cfg.min_edge_bps, self._cfg.max_edge_bps
+        fees, min_edge, max_edge, is_open = self._fees, self._cfg.min_edge_bps, self._cfg.max_edge_bps, self._open
         live = self._live(inst, now)
-        best, margin = None, 0.0
+        best, margin, closed = None, 0.0, None
         for buy, a in live:
             for sell, b in live:
                 if buy != sell:
@@ -183,8 +194,18 @@ class CrossArbitrage:
                     if edge > max_edge:
                         self._bad_edge(inst, buy, a, sell, b, edge)
                     elif m > margin:
-                        best, margin = ((buy, a), (sell, b)), m
+                        if is_open[buy] and is_open[sell]:
+                            best, margin = ((buy, a), (sell, b)), m
+                        else:
+                            closed = (buy, sell)
+        if best is None and closed is not None:
+            self._venue_closed(inst, *closed)
         return best
+
+    def _venue_closed(self, inst: int, buy: int, sell: int) -> None:
+        self.stats["venue_closed"] += 1
+        self._tally(f"arb instrument {inst}: opportunity not traded, a venue is closed by the gate",
+                    f"buy on venue {buy} (open: {self._open[buy]}), sell on venue {sell} (open: {self._open[sell]})")
 
     def _bad_edge(self, inst: int, buy: int, a: Top, sell: int, b: Top, edge: float) -> None:
         self.stats["bad_edge"] += 1
@@ -233,27 +254,37 @@ class CrossArbitrage:
         side = Side.SELL if exposure > 0 else Side.BUY
         target = self._hedge_target(trade.instrument, side, now)
         if target is None:
-            if not trade.deferred:
-                trade.deferred = True
-                self.stats["hedges_deferred"] += 1
-                log.warning("arb hedge deferred instrument %d: no tradeable book, or books further apart than "
-                            "max_edge_bps (one is bad data)", trade.instrument)
+            self._defer(trade, exposure, now)
             return
         venue, price = target
         self._send(trade, out, venue, side, price, abs(exposure), now, hedge=True)
-        trade.hedges, trade.deadline_ns, trade.timed_out, trade.deferred = trade.hedges + 1, \
-            now + self._leg_timeout, False, False
+        trade.hedges, trade.deadline_ns, trade.timed_out, trade.deferred_ns = trade.hedges + 1, \
+            now + self._leg_timeout, False, 0
         self.stats["hedges_sent"] += 1
         log.warning("arb hedge #%d instrument %d: %s %.8f on venue %d limit %.8f", trade.hedges,
                     trade.instrument, side.name, abs(exposure), venue, price)
 
+    def _defer(self, trade: Trade, exposure: float, now: int) -> None:
+        """No book to hedge on: wait (retried every timer tick), at most HEDGE_WAIT_NS, then halt."""
+        if not trade.deferred_ns:
+            trade.deferred_ns = now
+            self.stats["hedges_deferred"] += 1
+            closed = [v for v, _ in self._tops[trade.instrument] if not self._open[v]]
+            log.warning("arb hedge deferred instrument %d residual %+.8f: no tradeable book on an open venue "
+                        "(closed by the gate: %s), or books further apart than max_edge_bps (one is bad data); "
+                        "waiting up to %.0f s", trade.instrument, exposure, closed or "none", HEDGE_WAIT_NS / 1e9)
+        elif now - trade.deferred_ns >= HEDGE_WAIT_NS:
+            log.error("arb instrument %d: no book to hedge on for %.0f s", trade.instrument, HEDGE_WAIT_NS / 1e9)
+            self._abandon(trade, exposure)
+
     def _hedge_target(self, inst: int, side: Side, now: int) -> tuple[int, float] | None:
-        """Best venue for the hedge (highest bid to sell, lowest ask to buy) and a marketable limit; None
-        without a tradeable book or while two are further apart than max_edge_bps (which one is bad is
-        unknown: hedging on it would trade at a bad-data price)."""
-        slip, max_edge = self._cfg.hedge_slippage_bps / 1e4, self._cfg.max_edge_bps
-        live = self._live(inst, now)
-        if not live or any((b.bid / a.ask - 1.0) * 1e4 > max_edge for _, a in live for _, b in live):
+        """Best open venue for the hedge (highest bid to sell, lowest ask to buy) and a marketable limit;
+        None without a tradeable book on an open venue or while two books are further apart than
+        max_edge_bps (which one is bad is unknown: hedging on it would trade at a bad-data price)."""
+        slip, max_edge, is_open = self._cfg.hedge_slippage_bps / 1e4, self._cfg.max_edge_bps, self._open
+        books = self._live(inst, now)
+        live = [vt for vt in books if is_open[vt[0]]]
+        if not live or any((b.bid / a.ask - 1.0) * 1e4 > max_edge for _, a in books for _, b in books):
             return None
         if side == Side.SELL:
             venue, top = max(live, key=lambda vt: vt[1].bid)

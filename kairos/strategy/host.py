@@ -12,6 +12,10 @@ STATUS record, so every book of that venue is dropped until fresh data rebuilds 
 batch refused with RingFull is counted, logged (rate-limited) and dropped; its strategies then get
 locally made REJECT / CANCEL_REJECT events (reason INTENT_DROPPED), so no leg or quote waits for an
 answer that will never come.
+
+Venues the gate has not reconciled are closed to every strategy: on the timer, every
+``venues.REFRESH_NS``, the host rewrites the shared per-venue flags from the gate's state blob
+(`kairos.strategy.venues`); strategies check them with one index, the blob is never read per batch.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from kairos.status import Counter, Slot
 from kairos.strategy import build_strategies
 from kairos.strategy.api import Clock, IntentSink, LiveClock, MarketView, Strategy, id_prefix, new_run_id
 from kairos.strategy.recovery import Recovery
+from kairos.strategy.venues import OpenVenues
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +46,8 @@ MD_LIMIT: Final = 1024
 EVENT_LIMIT: Final = 256
 TIMER_NS: Final = 20_000_000
 SUMMARY_NS: Final = 60_000_000_000
-HOST_COUNTERS: Final = ("md_records", "md_overruns", "md_bad", "events", "intents_out", "intents_dropped")
+HOST_COUNTERS: Final = ("md_records", "md_overruns", "md_bad", "events", "intents_out", "intents_dropped",
+                        "venues_closed")
 MdPoller = OverwritePoller | GatedPoller
 
 
@@ -51,9 +57,10 @@ class StrategyHost:
     role: str = ROLE
 
     def __init__(self, strategies: list[Strategy], view: MarketView, clock: Clock, md: dict[int, Ring],
-                 events: Ring, intents: Ring, slot: Slot, wait: str = "block", publish_timeout_s: float = 1.0,
-                 recovery: Recovery | None = None, spin_us: int = 0) -> None:
+                 events: Ring, intents: Ring, slot: Slot, venues: OpenVenues, wait: str = "block",
+                 publish_timeout_s: float = 1.0, recovery: Recovery | None = None, spin_us: int = 0) -> None:
         self._strategies, self._view, self._clock, self._slot = strategies, view, clock, slot
+        self.venues = venues
         self._sink = IntentSink(clock)
         self._by_id = [(s.strategy_id, s) for s in strategies]
         self._recovery = recovery
@@ -80,7 +87,8 @@ class StrategyHost:
         """Attach the rings the supervisor created (RingNotFound if it has not) and build the strategies."""
         clock = clock or LiveClock()
         prefix, view, run_id = settings.shm_prefix, MarketView(len(settings.instruments)), new_run_id(clock.now_ns())
-        strategies = build_strategies(settings, view, clock, run_id)
+        venues = OpenVenues(GateStateReader(prefix))
+        strategies = build_strategies(settings, view, clock, run_id, venues.flags)
         cfg = settings.strategy
         recovery = Recovery(GateStateReader(prefix), strategies,
                             {s.strategy_id: id_prefix(s.strategy_id, run_id) for s in strategies},
@@ -94,11 +102,12 @@ class StrategyHost:
             rings.append(events)
             intents = Ring.attach("intents", ORDER_INTENT, prefix=prefix)
             rings.append(intents)
-            return cls(strategies, view, clock, md, events, intents, slot, settings.wait_for(ROLE),
+            return cls(strategies, view, clock, md, events, intents, slot, venues, settings.wait_for(ROLE),
                        settings.rings.block_timeout_ms / 1000, recovery, settings.rings.spin_us)
         except BaseException:
             for ring in rings:
                 ring.close()
+            venues.close()
             if recovery is not None:
                 recovery.close()
             raise
@@ -129,6 +138,7 @@ class StrategyHost:
         log.info("strategy host stopping: %s", self._summary())
         if self._recovery is not None:
             self._recovery.close()
+        self.venues.close()
         self._waiter.close()
         for ring in self._rings:
             ring.close()
@@ -201,9 +211,12 @@ class StrategyHost:
 
     def _tick(self, now: int) -> None:
         self._next_timer = now + TIMER_NS
+        flags = self.venues.flags
+        self.venues.refresh(now)
         for venue, consumer in self._md:
             if consumer.overruns != self._seen_overruns[venue]:
                 self._overrun(venue, consumer)
+        self.stats["venues_closed"] = sum(not flags[venue] for venue, _ in self._md)
         if self._recovery is not None:
             self._recover(now)
         else:

@@ -12,10 +12,16 @@ Each side is a small state machine driven by exec events (never by assumption)::
 
 Cancel/replace is cancel first, then a new order once the CANCELED event arrives, so a side never
 has two orders resting. Inventory changes only on FILL events (by ``cum_qty``, so a repeat is harmless).
+
+While the gate has the venue closed (``open_venues[venue]`` False, `kairos.strategy.venues`) nothing is
+quoted there (counted ``venue_closed``, logged rate-limited) and live quotes are pulled; a cancel the
+gate refuses NOT_RECONCILED is retried after ``reject_backoff_ms``, not on every tick.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -23,6 +29,7 @@ from typing import Final
 import numpy as np
 
 from kairos.config import MarketMakingConfig
+from kairos.logs import ErrorTally
 from kairos.records import ExecKind, OrderType, RejectReason, Side, Tif
 from kairos.strategy.api import (
     NO_LIMITS,
@@ -35,11 +42,16 @@ from kairos.strategy.api import (
     exec_updates,
     is_terminal,
 )
+from kairos.strategy.venues import ALL_OPEN
+
+log = logging.getLogger(__name__)
 
 MARKET_MAKING_ID: Final = 2
 EPS: Final = 1e-9
-COUNTERS: Final = ("quotes", "requotes", "pulls", "fills", "rejects", "cancel_rejects", "unknown_events")
-BOARD: Final = ("quotes", "fills", "rejects")
+COUNTERS: Final = ("quotes", "requotes", "pulls", "fills", "rejects", "cancel_rejects", "unknown_events",
+                   "venue_closed")
+BOARD: Final = ("quotes", "fills", "rejects", "venue_closed")
+_NOT_RECONCILED: Final = int(RejectReason.NOT_RECONCILED)
 
 
 class QuoteState(IntEnum):
@@ -65,8 +77,9 @@ class MarketMaker:
     name: str = "market_making"
 
     def __init__(self, cfg: MarketMakingConfig, venue: int, instruments: tuple[int, ...], view: MarketView,
-                 ids: OrderIds, clock: Clock, limits: OrderLimits = NO_LIMITS) -> None:
-        self._cfg, self._venue, self._instruments = cfg, venue, instruments
+                 ids: OrderIds, clock: Clock, limits: OrderLimits = NO_LIMITS,
+                 open_venues: Sequence[bool] = ALL_OPEN) -> None:
+        self._cfg, self._venue, self._instruments, self._open = cfg, venue, instruments, open_venues
         self._view, self._ids, self._clock, self._limits = view, ids, clock, limits
         self._max_age = cfg.max_book_age_ms * 1_000_000
         self._tops = {i: view.top(venue, i) for i in instruments}
@@ -75,6 +88,7 @@ class MarketMaker:
         self._owner: dict[bytes, tuple[int, Quote]] = {}
         self._cum: dict[bytes, float] = {}
         self.stats = dict.fromkeys(COUNTERS, 0)
+        self._tally = ErrorTally(log)
 
     def counters(self) -> dict[str, int]:
         """The status-board subset (a row holds 32 counters); ``stats`` has them all."""
@@ -126,13 +140,25 @@ class MarketMaker:
     def _requote(self, inst: int, now: int, out: IntentSink) -> None:
         bid_q, ask_q = self.quotes[inst]
         target_bid, target_ask, size = self.targets(inst, now)
+        if not self._open[self._venue] and (target_bid is not None or target_ask is not None):
+            self._venue_closed(inst, target_bid is not None and bid_q.state == QuoteState.IDLE,
+                               target_ask is not None and ask_q.state == QuoteState.IDLE)
+            target_bid = target_ask = None
         origin = self._tops[inst].ts_recv
         self._steer(inst, bid_q, target_bid, size, now, origin, out)
         self._steer(inst, ask_q, target_ask, size, now, origin, out)
 
+    def _venue_closed(self, inst: int, bid_held: bool, ask_held: bool) -> None:
+        """Quotes not placed because the gate has the venue closed: counted, logged rate-limited."""
+        held = bid_held + ask_held
+        if held:
+            self.stats["venue_closed"] += held
+            self._tally(f"mm instrument {inst}: quote not placed, venue {self._venue} is closed by the gate",
+                        f"{held} side(s) held back")
+
     def _steer(self, inst: int, q: Quote, target: float | None, size: float, now: int, origin: int,
                out: IntentSink) -> None:
-        if q.state == QuoteState.LIVE:
+        if q.state == QuoteState.LIVE and now >= q.retry_ns:
             if target is None or abs(target - q.price) > q.price * self._cfg.requote_bps / 1e4:
                 out.cancel(self.strategy_id, q.cid, self._venue, inst, origin)
                 q.state = QuoteState.PENDING_CANCEL
@@ -161,6 +187,8 @@ class MarketMaker:
         elif u.kind == ExecKind.CANCEL_REJECT and q.state == QuoteState.PENDING_CANCEL:
             q.state = QuoteState.LIVE
             self.stats["cancel_rejects"] += 1
+            if u.reason == _NOT_RECONCILED:  # the venue is closed: asking again at once would churn
+                q.retry_ns = now + self._cfg.reject_backoff_ms * 1_000_000
 
     def _fill(self, inst: int, q: Quote, u: ExecUpdate) -> None:
         prev = self._cum.get(u.cid, 0.0)

@@ -59,9 +59,11 @@ class GateStub:
         self._thread.start()
 
     def publish(self, orders: Sequence[dict[str, Any]] = (), strategies: Sequence[dict[str, Any]] = (),
-                reconciled: bool = True) -> None:
+                venues: Sequence[str] = ("binance", "okx")) -> None:
+        """``venues``: those the gate has reconciled ("reconciled" once both are, as the gate says)."""
         with self._lock:
-            self._state = {"version": 1, "reconciled": reconciled, "orders": list(orders),
+            self._state = {"version": 1, "reconciled": set(venues) >= {"binance", "okx"},
+                           "venues_reconciled": list(venues), "orders": list(orders),
                            "strategies": list(strategies)}
             self._writer.write(self._state)
 
