@@ -159,7 +159,7 @@ class StatusView:
         return proc
 
     def _fill_from_row(self, proc: Any, row: dict[str, Any], now_ns: int) -> None:
-        proc.self_state = row["state"].name
+        proc.self_state = row["state"].name if row["alive"] else ""  # a dead process's last word is stale
         proc.heartbeat_age_s = max(now_ns - row["heartbeat_ns"], 0) / 1e9 if row["heartbeat_ns"] else -1.0
         proc.counters.update(row["counters"])
         with self._lock:

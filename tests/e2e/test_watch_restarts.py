@@ -14,6 +14,7 @@ import pytest
 
 from kairos.api.pb import pb
 from kairos.cli import render
+from tests.e2e.test_kairosctl import ctl
 from tests.process.support import Supervised, child, wait_until
 
 pytestmark = pytest.mark.slow
@@ -96,4 +97,22 @@ def test_a_watched_gate_crash_loop_refuses_orders_while_it_lasts(
         sup.stub.PlaceOrder(request, timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "gate is in a crash loop" in refused.value.details()
+    assert sup.stop(signal.SIGINT) == 0
+
+
+def test_kairosctl_status_shows_a_watched_process_last_exit_note(
+        watch_engine: Start, units: Callable[..., Supervised], tmp_path: Path) -> None:
+    sup = engine(watch_engine, tmp_path)
+    first = units(sup, "persister", "run")
+    sup.wait_process("persister", lambda p: p.pid == first.proc.pid and p.state_name == "RUNNING", "RUNNING")
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(10)
+    dead = units(sup, "persister", "raise")  # systemd's restart dies at once through the process edge
+    assert dead.proc.wait(30) == 1
+    row = sup.wait_process("persister", lambda p: p.state_name == "EXITED" and p.last_error, "its exit note shown")
+    assert row.last_error.startswith("last exit: ValueError: boom: the process edge must report this (")
+    out = ctl(sup, "status")
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if line.split()[:2] == ["persister", "EXITED"])
+    assert "last exit: ValueError: boom: the process edge must report this (" in line and line.endswith("s ago)")
     assert sup.stop(signal.SIGINT) == 0
