@@ -214,3 +214,21 @@ def test_restart_cancels_the_previous_runs_orders_then_hedges_its_residual(engin
     (hedge,) = engine.intents(1)
     assert (hedge["action"], hedge["side"], hedge["venue"], hedge["tif"]) == (Action.NEW, Side.SELL, X, Tif.IOC)
     assert hedge["qty"] == pytest.approx(0.05) and hedge["price"] == pytest.approx(100.0 * (1 - 20 / 1e4))
+
+
+@pytest.mark.slow
+def test_no_one_legged_trade_while_the_gate_has_a_venue_closed(engine: Engine) -> None:
+    engine.gate_state.publish(venues=("binance",))        # okx not reconciled: its intents would be refused
+    engine.spawn(strategy__recover_on_start="false")
+    engine.running()
+    wait_for(lambda: engine.row()["counters"].get("venues_closed") == 1, what="okx seen closed")
+    for _ in range(10):
+        opportunity(engine)
+        time.sleep(0.02)
+    wait_for(lambda: (c := engine.row()["counters"]).get("md_records") == 20 and c.get("arb_venue_closed", 0) >= 1,
+             what="every opportunity seen and held back")
+    assert len(engine.gate.read(64)) == 0, "no leg sent while one venue of the pair is closed"
+    engine.gate_state.publish(venues=("binance", "okx"))
+    wait_for(lambda: engine.row()["counters"].get("venues_closed") == 0, what="okx open")
+    buy, sell = arbitrage(engine)
+    assert (buy["venue"], buy["side"], sell["venue"], sell["side"]) == (B, Side.BUY, X, Side.SELL)

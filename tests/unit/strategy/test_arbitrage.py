@@ -8,7 +8,8 @@ import pytest
 from kairos.config import ArbitrageConfig
 from kairos.records import Action, BookStatus, OrderType, RejectReason, Side, Tif, Venue
 from kairos.strategy.api import NO_LIMITS, IntentSink, ManualClock, MarketView, OrderIds, OrderLimits, new_run_id
-from kairos.strategy.arbitrage import ARBITRAGE_ID, BOARD, CrossArbitrage
+from kairos.strategy.arbitrage import ARBITRAGE_ID, BOARD, HEDGE_WAIT_NS, CrossArbitrage
+from kairos.strategy.venues import N_VENUES
 from tests.unit.strategy.helpers import T0, batch, bbo, expired, fill, reject, status
 
 B, X = Venue.BINANCE, Venue.OKX  # X: OKX
@@ -26,8 +27,10 @@ class Rig:
         cfg = ArbitrageConfig(**{**params, **overrides})
         self.clock, self.view = ManualClock(T0), MarketView(2)
         self.sink = IntentSink(self.clock)
+        self.open = [True] * N_VENUES
+        """The host's per-venue flags: False while the gate has the venue closed."""
         self.arb = CrossArbitrage(cfg, {B: 10.0, X: 10.0}, {1: (B, X)}, self.view,
-                                  OrderIds(ARBITRAGE_ID, new_run_id(T0)), self.clock, limits)
+                                  OrderIds(ARBITRAGE_ID, new_run_id(T0)), self.clock, limits, self.open)
 
     def market(self, *records: np.ndarray) -> np.ndarray:
         md = batch(*records)
@@ -258,3 +261,63 @@ def test_books_with_non_finite_or_absurd_numbers_are_not_tradeable(book: tuple[f
     assert not rig.view.tradeable(B, 1, T0, 2000 * MS)
     rig.market(bbo(B, 1, 99.9, 100.0, ts=T0))
     assert rig.view.tradeable(B, 1, T0, 2000 * MS)
+
+
+@pytest.mark.parametrize("closed", [B, X])
+def test_no_pair_is_fired_while_the_gate_has_one_of_its_venues_closed(closed: Venue,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig(cooldown_ms=0)
+    rig.open[closed] = False
+    for _ in range(3):
+        assert len(rig.cross(THRESHOLD_BPS + 5)) == 0
+    assert rig.arb.stats["venue_closed"] == 3 and rig.arb.stats["fired"] == 0
+    assert "venue is closed by the gate" in caplog.text
+    rig.open[closed] = True
+    buy, sell = rig.cross(THRESHOLD_BPS + 5)
+    assert (buy["venue"], sell["venue"]) == (B, X) and rig.arb.stats["fired"] == 1
+
+
+def test_with_three_venues_a_closed_one_leaves_the_open_pair_tradeable() -> None:
+    rig = Rig()
+    Y = Venue.BYBIT
+    rig.arb = CrossArbitrage(rig.arb._cfg, {B: 10.0, X: 10.0, Y: 10.0}, {1: (B, X, Y)}, rig.view,
+                             OrderIds(ARBITRAGE_ID, new_run_id(T0)), rig.clock, NO_LIMITS, rig.open)
+    rig.open[X] = False
+    ts = rig.clock.now_ns()
+    buy, sell = rig.market(bbo(B, 1, 99.9, 100.0, ts=ts), bbo(X, 1, 100.6, 100.7, ts=ts),   # best edge: okx
+                           bbo(Y, 1, 100.4, 100.5, ts=ts))
+    assert (buy["venue"], sell["venue"]) == (B, Y) and rig.arb.stats["venue_closed"] == 0
+
+
+def test_hedge_goes_to_an_open_venue_not_the_closed_one_with_the_better_price() -> None:
+    rig = Rig()
+    buy, sell = rig.fire()                      # buy on binance, sell on okx (the better bid)
+    rig.open[X] = False                         # the gate closes okx: the sell leg is refused
+    (hedge,) = rig.events(fill(buy, 0.01), reject(sell, RejectReason.NOT_RECONCILED))
+    assert (hedge["side"], hedge["venue"]) == (Side.SELL, B)
+    assert hedge["price"] == pytest.approx(99.9 * (1 - 20 / 1e4))
+
+
+def test_hedge_waits_for_an_open_venue_without_spending_attempts_then_hedges_on_reopen() -> None:
+    rig = Rig(max_hedge_attempts=1)
+    buy, sell = rig.fire()
+    rig.open[B] = rig.open[X] = False
+    assert len(rig.events(fill(buy, 0.01), reject(sell, RejectReason.NOT_RECONCILED))) == 0
+    for _ in range(20):
+        assert len(rig.timer(100)) == 0
+    assert rig.arb.stats["hedges_deferred"] == 1 and rig.arb.stats["hedges_sent"] == 0 and not rig.arb.halted
+    rig.open[X] = True
+    rig.market(bbo(X, 1, 100.1, 100.3, ts=rig.clock.now_ns()))
+    (hedge,) = rig.timer(20)
+    assert (hedge["side"], hedge["venue"]) == (Side.SELL, X) and rig.arb.stats["hedges_sent"] == 1
+
+
+def test_hedge_wait_is_bounded_then_the_instrument_halts(caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig()
+    buy, sell = rig.fire()
+    rig.open[B] = rig.open[X] = False
+    rig.events(fill(buy, 0.01), reject(sell, RejectReason.NOT_RECONCILED))
+    assert len(rig.timer(HEDGE_WAIT_NS / MS - 1)) == 0 and not rig.arb.halted
+    assert len(rig.timer(1)) == 0
+    assert rig.arb.halted == {1} and rig.arb.stats["hedges_abandoned"] == 1 and rig.arb.stats["hedges_sent"] == 0
+    assert "HALTED" in caplog.text and "+0.01" in caplog.text

@@ -151,3 +151,31 @@ def test_full_intents_ring_drops_counts_and_rejects_locally(engines: Callable[..
     engine.gate.read(8)
     opportunity(engine, 100.8)
     engine.run_until(lambda: engine.host.stats["intents_out"] == 4)
+
+
+def test_a_venue_the_gate_has_not_reconciled_is_not_traded_until_it_is(engine: Engine) -> None:
+    engine.gate_state.publish(venues=("binance",))
+    host = engine.start(strategy__recover_on_start="false")
+    engine.run_until(lambda: host.venues.flags[B] and engine.row()["counters"]["venues_closed"] == 1)
+    assert not host.venues.flags[X]
+    opportunity(engine)
+    arb = host._strategies[0]
+    engine.run_until(lambda: arb.stats["venue_closed"] >= 1)
+    assert len(engine.gate.read(64)) == 0 and arb.stats["fired"] == 0
+    engine.run_until(lambda: engine.row()["counters"]["arb_venue_closed"] >= 1)
+    engine.gate_state.publish(venues=("binance", "okx"))
+    engine.run_until(lambda: host.venues.flags[X], cycles=2000)
+    opportunity(engine, 100.6)
+    buy, sell = engine.intents(2)
+    assert (buy["venue"], sell["venue"]) == (B, X) and engine.row()["counters"]["venues_closed"] == 0
+
+
+def test_without_a_fresh_gate_state_no_venue_is_traded(engine: Engine) -> None:
+    engine.gate_state.close()
+    host = engine.start(strategy__recover_on_start="false")
+    engine.run_until(lambda: engine.row()["counters"]["venues_closed"] == 2)
+    opportunity(engine)
+    engine.run_until(lambda: host.stats["md_records"] == 2)
+    for _ in range(5):
+        host.do_work()
+    assert len(engine.gate.read(64)) == 0 and host._strategies[0].stats["venue_closed"] >= 1

@@ -9,6 +9,7 @@ from kairos.config import MarketMakingConfig
 from kairos.records import Action, BookStatus, ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
 from kairos.strategy.api import NO_LIMITS, IntentSink, ManualClock, MarketView, OrderIds, OrderLimits, new_run_id
 from kairos.strategy.market_making import MARKET_MAKING_ID, MarketMaker, QuoteState
+from kairos.strategy.venues import N_VENUES
 from tests.unit.strategy.helpers import T0, batch, bbo, event, fill, reject, status
 
 B = Venue.BINANCE
@@ -23,8 +24,10 @@ class Rig:
                       max_book_age_ms=5000, reject_backoff_ms=1000)
         self.clock, self.view = ManualClock(T0), MarketView(1)
         self.sink = IntentSink(self.clock)
+        self.open = [True] * N_VENUES
+        """The host's per-venue flags: False while the gate has the venue closed."""
         self.mm = MarketMaker(MarketMakingConfig(**{**params, **overrides}), B, (1,), self.view,
-                              OrderIds(MARKET_MAKING_ID, new_run_id(T0)), self.clock, limits)
+                              OrderIds(MARKET_MAKING_ID, new_run_id(T0)), self.clock, limits, self.open)
 
     def book(self, bid: float = 100.0, ask: float = 100.2, bid_qty: float = 1.0, ask_qty: float = 1.0) -> np.ndarray:
         return self.market(bbo(B, 1, bid, ask, bid_qty, ask_qty, ts=self.clock.now_ns()))
@@ -38,6 +41,11 @@ class Rig:
 
     def events(self, *events: np.ndarray) -> np.ndarray:
         self.mm.on_event(batch(*events), self.sink)
+        return self.sink.take().copy()
+
+    def timer(self, advance_ms: float) -> np.ndarray:
+        self.clock.advance(int(advance_ms * MS))
+        self.mm.on_timer(self.clock.now_ns(), self.sink)
         return self.sink.take().copy()
 
     def live(self) -> tuple[np.void, np.void]:
@@ -183,3 +191,31 @@ def test_inventory_uses_cumulative_quantity() -> None:
 def test_size_respects_order_limits() -> None:
     bid, _ = Rig(limits=OrderLimits(max_notional=0.5)).book()
     assert bid["qty"] == pytest.approx(0.5 / MID)
+
+
+def test_no_quote_on_a_venue_the_gate_has_closed_until_it_reopens(caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig()
+    rig.open[B] = False
+    assert len(rig.book()) == 0
+    for _ in range(5):
+        assert len(rig.timer(20)) == 0
+    assert rig.mm.stats["venue_closed"] == 12 and rig.mm.stats["quotes"] == 0     # 2 sides x 6 decisions
+    assert "venue 1 is closed by the gate" in caplog.text
+    rig.open[B] = True
+    bid, ask = rig.timer(20)
+    assert (bid["side"], ask["side"], bid["order_type"]) == (Side.BUY, Side.SELL, OrderType.LIMIT_MAKER)
+
+
+def test_live_quotes_are_pulled_when_the_venue_closes_and_a_refused_cancel_backs_off() -> None:
+    rig = Rig()
+    bid, ask = rig.live()
+    rig.open[B] = False
+    pulled = rig.timer(20)
+    assert sorted(pulled["action"].tolist()) == [Action.CANCEL, Action.CANCEL] and rig.mm.stats["pulls"] == 2
+    refused = [event(q, ExecKind.CANCEL_REJECT, OrderState.ACK, reason=RejectReason.NOT_RECONCILED) for q in (bid, ask)]
+    assert len(rig.events(*refused)) == 0
+    for _ in range(49):                         # reject_backoff_ms = 1000: no cancel on every 20 ms tick
+        assert len(rig.timer(20)) == 0
+    again = rig.timer(20)
+    assert sorted(again["client_order_id"].tolist()) == sorted([bid["client_order_id"], ask["client_order_id"]])
+    assert rig.mm.stats["quotes"] == 2, "nothing new placed while closed"
