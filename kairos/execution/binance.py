@@ -8,6 +8,7 @@ so the configured maker fee is charged in the asset received, see RestExecution.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -19,7 +20,7 @@ from kairos.execution.filters import venue_decimal
 from kairos.execution.rest import RestExecution
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_signature
-from kairos.execution.state import OrderView
+from kairos.execution.state import OrderView, TradeFill
 from kairos.execution.venue import Call
 from kairos.records import OrderState, OrderType, RejectReason, Side, Venue
 
@@ -126,6 +127,20 @@ class BinanceExecution(RestExecution):
             qty=float(data.get("origQty", 0)),
             ts_exchange_ns=int(ts_ms) * 1_000_000,
         )
+
+    def trades_call(self, symbol: str, venue_order_id: int) -> Call | None:
+        return self._signed("GET", "/api/v3/myTrades", [("symbol", symbol), ("orderId", str(venue_order_id))])
+
+    def parse_trades(self, data: Any, view: OrderView) -> list[tuple[OrderView, TradeFill]]:
+        trades, qty, quote = [], 0.0, 0.0
+        for t in sorted(data, key=lambda t: int(t["id"])):
+            fill = TradeFill(str(t["id"]), float(t["qty"]), float(t["price"]), float(t["commission"]),
+                             t["commissionAsset"])
+            qty, quote = qty + fill.qty, quote + float(t["quoteQty"])
+            done = view.state is OrderState.FILLED and qty >= view.cum_qty - 1e-12  # the fill that completes it
+            state = OrderState.FILLED if done else OrderState.PARTIAL
+            trades.append((dataclasses.replace(view, state=state, cum_qty=qty, cum_quote=quote), fill))
+        return trades
 
     def open_orders_call(self, symbol: str | None) -> Call:
         return self._signed("GET", "/api/v3/openOrders", [("symbol", symbol)] if symbol else [])

@@ -223,7 +223,7 @@ class RestExecution(Executor, VenueDialect):
             self._tally("query failed", str(exc))
             return
         if view is not None:
-            self._tracker.apply(view)
+            self._apply_view(view)
 
     def _sync(self) -> None:
         """Poll open orders of the symbols we have live orders in; query the ones that left."""
@@ -253,8 +253,23 @@ class RestExecution(Executor, VenueDialect):
     def _sync_symbol(self, symbol: str) -> list[OrderView]:
         views = self.parse_open_orders(self._checked("open orders", self.open_orders_call, symbol))
         for view in views:
-            self._tracker.apply(view)
+            self._apply_view(view)
         return views
+
+    def _apply_view(self, view: OrderView) -> None:
+        """A polled or reconciled view. Fills it reveals that no stream reported, on a venue whose views carry
+        no fee (Binance), are first fetched one by one with their own commissions (``trades_call``)."""
+        order = self._tracker.get(view.client_order_id)
+        if (view.fee_cum is None and order is not None and view.venue_order_id and view.cum_qty > order.cum_qty
+                and self.trades_call(view.symbol, view.venue_order_id) is not None):
+            try:
+                data = self._checked("trades", self.trades_call, view.symbol, view.venue_order_id)
+                for trade_view, fill in self.parse_trades(data, view):
+                    self._tracker.apply_fill(trade_view, fill)
+                self._count("trades_fetched")
+            except ExecutionError as exc:  # the view still reports the fills, with the estimated fee
+                self._tally("trades failed", str(exc))
+        self._tracker.apply(view)
 
     # -- plumbing -------------------------------------------------------------------------------
 

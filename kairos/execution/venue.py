@@ -18,7 +18,7 @@ import orjson
 from kairos.config import VenueConfig
 from kairos.execution.base import OrderRequest, SymbolFilters
 from kairos.execution.limits import ServerClock
-from kairos.execution.state import OrderView
+from kairos.execution.state import OrderView, TradeFill
 from kairos.ratelimit.budget import retry_after_s
 from kairos.records import RejectReason, Venue
 
@@ -132,6 +132,15 @@ class VenueDialect(ABC):
 
     @abstractmethod
     def parse_order(self, data: Any) -> OrderView: ...
+
+    def trades_call(self, symbol: str, venue_order_id: int) -> Call | None:
+        """One order's own fills with their fees, for a venue whose order views carry no fee (Binance
+        myTrades); None: the views carry the cumulative fee and there is nothing to fetch."""
+        return None
+
+    def parse_trades(self, data: Any, view: OrderView) -> list[tuple[OrderView, TradeFill]]:
+        """The fills ``trades_call`` returned, oldest first, each with the order's cumulative view after it."""
+        return []
 
     @abstractmethod
     def open_orders_call(self, symbol: str | None) -> Call: ...

@@ -31,6 +31,15 @@ ZERO = Decimal(0)
 MARKET_BUFFER = Decimal("1.02")
 
 
+def plain(value: Decimal) -> str:
+    """Full precision, no exponent: how the simulator tells the ledger exactly (private streams, myTrades)."""
+    return f"{value.normalize():f}"
+
+
+Fill = tuple[Decimal, Decimal, Decimal, int]
+"""One fill of an order: price, qty, fee, trade id."""
+
+
 class Status(Enum):
     NEW = "NEW"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
@@ -80,7 +89,7 @@ class SimOrder:
     fee_asset: str = ""
     locked: Decimal = ZERO      # still reserved for the unfilled rest
     updated_ms: int = 0
-    fills: list[tuple[Decimal, Decimal, Decimal, int]] = field(default_factory=list)  # px, qty, fee, trade id
+    fills: list[Fill] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +102,7 @@ class OrderUpdate:
 
     exec_type: str
     order: SimOrder
-    last: tuple[Decimal, Decimal, Decimal, int] | None
+    last: Fill | None
     balances: dict[str, tuple[Decimal, Decimal]]
     ts_ms: int
 
@@ -185,6 +194,13 @@ class SimExchange:
     def open_orders(self, symbol: str | None = None) -> list[SimOrder]:
         with self._lock:
             return [o for o in self._orders.values() if o.status in OPEN and symbol in (None, o.symbol)]
+
+    def trades(self, symbol: str, order_id: int | None = None) -> list[tuple[SimOrder, Fill]]:
+        """Every fill (px, qty, fee, trade id) of ``symbol`` (of one order if ``order_id``), oldest first."""
+        with self._lock:
+            fills = [(replace(o, fills=[]), f) for o in self._orders.values()
+                     if o.symbol == symbol and order_id in (None, o.order_id) for f in o.fills]
+        return sorted(fills, key=lambda item: item[1][3])
 
     def balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         with self._lock:
@@ -285,7 +301,7 @@ class SimExchange:
             self._notify(order, status.value)
 
     def _notify(self, order: SimOrder, exec_type: str,
-                last: tuple[Decimal, Decimal, Decimal, int] | None = None) -> None:
+                last: Fill | None = None) -> None:
         if not self._listeners:
             return
         acct = self.account

@@ -20,7 +20,7 @@ from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_check
 from kairos.records import Venue
-from kairos.sim.exchange import OrderUpdate
+from kairos.sim.exchange import OrderUpdate, plain
 from kairos.sim.private import PrivateSession, dumps
 from kairos.sim.router import now_ms
 
@@ -28,11 +28,6 @@ PATH: Final = "/ws-api/v3"
 CHANNEL: Final = "user"
 RATE_LIMITS: Final = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000,
                        "count": 2}]
-
-
-def plain(value: Decimal) -> str:
-    """Full precision, no exponent: the private streams tell the ledger exactly."""
-    return f"{value.normalize():f}"
 
 
 def execution_report(update: OrderUpdate) -> dict[str, Any]:

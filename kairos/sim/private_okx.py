@@ -18,9 +18,8 @@ import orjson
 from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing_okx import okx_check
 from kairos.records import Venue
-from kairos.sim.exchange import OrderUpdate
+from kairos.sim.exchange import OrderUpdate, plain
 from kairos.sim.private import PrivateSession, dumps
-from kairos.sim.private_binance import plain
 from kairos.sim.rest_okx import STATES, WIRE_TYPE
 
 PATH: Final = "/ws/v5/private"

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from kairos.execution.signing_binance import binance_check
 from kairos.records import Side, Venue
-from kairos.sim.exchange import OPEN, Refusal, SimOrder, SimRefused
+from kairos.sim.exchange import OPEN, Refusal, SimOrder, SimRefused, plain
 from kairos.sim.rest_trading import Params, Route, TradingDialect
 from kairos.sim.router import HttpError, Request, Response, json_response, now_ms
 
@@ -73,6 +73,7 @@ class BinanceTrading(TradingDialect):
             ("GET", "/api/v3/order", self.query),
             ("GET", "/api/v3/openOrders", self.open_orders),
             ("GET", "/api/v3/account", self.account),
+            ("GET", "/api/v3/myTrades", self.my_trades),
         ]
 
     def authenticate(self, request: Request) -> Params:
@@ -139,6 +140,17 @@ class BinanceTrading(TradingDialect):
     def open_orders(self, request: Request, params: Params) -> Response:
         symbol = params.get("symbol") or None
         return json_response([self._order(o) for o in self.exchange.open_orders(symbol)])
+
+    def my_trades(self, request: Request, params: Params) -> Response:
+        """GET /api/v3/myTrades?symbol[&orderId]: fills with their own commission, exact (full precision)."""
+        order_id = params.get("orderId")
+        fills = self.exchange.trades(_mandatory(params, "symbol"), int(order_id) if order_id else None)
+        return json_response([
+            {"symbol": o.symbol, "id": trade_id, "orderId": o.order_id, "orderListId": -1, "price": plain(px),
+             "qty": plain(qty), "quoteQty": plain(px * qty), "commission": plain(fee),
+             "commissionAsset": o.fee_asset, "time": o.updated_ms, "isBuyer": o.side is Side.BUY,
+             "isMaker": o.kind != "MARKET" and px == o.price, "isBestMatch": True}
+            for o, (px, qty, fee, trade_id) in fills])
 
     def account(self, request: Request, params: Params) -> Response:
         omit = params.get("omitZeroBalances") == "true"

@@ -162,3 +162,18 @@ def check_ledger(sim: Sim, name: str, ex: RestExecution, reports: list[ExecRepor
     venue = ex.snapshot().balances
     wait_for(lambda: all(ex.stream_sink.balances().get(a) == pytest.approx(venue[a]) for a in ("BTC", "USDT")),
              "stream balances equal the venue's")
+
+
+def test_binance_fills_found_by_rest_carry_their_own_commission(sim: Sim) -> None:
+    """No stream: polled fills are completed by myTrades, so the fee is the venue's, not the configured estimate."""
+    ex = sim.executor("binance", maker_fee_bps=2.0)                   # the simulator charges its own 10 bps
+    bid, _ = touch(sim, "binance")
+    price = ex.filters(1).round_price(bid * 0.999, Side.BUY)
+    ex.submit(order(sim, "binance", "m1", Side.BUY, price, 0.2))
+    collect(ex, lambda rs: bool(of(rs, "m1")))
+    sim.steer("binance", price * 0.9995)
+    fills = [r for r in collect(ex, ended("m1"), timeout_s=20) if r.kind is ExecKind.FILL]
+    filled = sum(r.last_qty for r in fills)
+    venue_fee = sim.settings.venues["binance"].maker_fee_bps / 1e4
+    assert filled == pytest.approx(0.2) and sum(r.fee for r in fills) == pytest.approx(filled * venue_fee, rel=1e-9)
+    assert ex.stats()["trades_fetched"] >= 1
