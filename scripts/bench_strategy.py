@@ -23,15 +23,18 @@ import os
 import queue
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
 from kairos import config
 from kairos.config import ArbitrageConfig, MarketMakingConfig
+from kairos.gate.snapshot import GateStateReader, GateStateWriter
 from kairos.records import EXEC_EVENT, MARKET_DATA, Action, ExecKind, Kind, OrderState, Side, Venue
 from kairos.ring import Waiter
 from kairos.status import StatusBoard
@@ -213,11 +216,38 @@ def _engine_rings(prefix: str) -> tuple[StatusBoard, RingSet, dict[str, str]]:
     return StatusBoard.create(prefix), rings, env
 
 
+GATE_STATE: Final = {"version": 1, "reconciled": True, "venues_reconciled": ["binance", "okx"], "orders": [],
+                     "strategies": []}
+
+
+class GateState:
+    """The bench plays the gate: its state blob says both venues are reconciled (the strategies trade
+    only those), rewritten every 0.5 s like the gate's so it never looks stale."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix, self._writer, self._stop = prefix, GateStateWriter(prefix), threading.Event()
+        self._writer.write(GATE_STATE)
+        self._thread = threading.Thread(target=self._run, name="bench-gate-state", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._writer.write(GATE_STATE)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._writer.close()
+        GateStateReader.unlink(self._prefix)
+
+
 def bench_host(n: int) -> dict:
     """The host's duty cycle in this process on real rings: two md records in -> two intents published."""
     prefix = f"kairos-b{os.getpid()}-{uuid.uuid4().hex[:6]}"
     board, rings, env = _engine_rings(prefix)
+    gate_state = GateState(prefix)
     host = StrategyHost.open(config.load(env=env), board.claim("strategy"))
+    host.do_work()  # the first timer tick reads the gate state: both venues open
     md = {B: rings["md.binance"].producer(), X: rings["md.okx"].producer()}
     events, gate, samples = rings["events"].producer(), rings["intents"].consumer("gate"), []
     supervisor = rings["events"].consumer("supervisor")  # the other events reader: keep it drained
@@ -235,6 +265,7 @@ def bench_host(n: int) -> dict:
             supervisor.read(64)
     finally:
         host.on_close()
+        gate_state.close()
         rings.close()
         rings.unlink()
         board.close()
@@ -248,6 +279,7 @@ class RingPath:
     def __init__(self) -> None:
         self.prefix = f"kairos-b{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.board, self.rings, env = _engine_rings(self.prefix)
+        self.gate_state = GateState(self.prefix)
         self.child = subprocess.Popen([sys.executable, "-m", "procs.strategy"], cwd=ROOT, env=env)
         self.md = {B: self.rings["md.binance"].producer(), X: self.rings["md.okx"].producer()}
         self.events, self.gate = self.rings["events"].producer(), self.rings["intents"].consumer("gate")
@@ -287,6 +319,7 @@ class RingPath:
         self.child.terminate()
         self.child.wait(timeout=10)
         self.waiter.close()
+        self.gate_state.close()
         self.rings.close()
         self.rings.unlink()
         self.board.close()
