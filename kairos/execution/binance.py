@@ -136,6 +136,8 @@ class BinanceExecution(RestExecution):
         for t in sorted(data, key=lambda t: int(t["id"])):
             fill = TradeFill(str(t["id"]), float(t["qty"]), float(t["price"]), float(t["commission"]),
                              t["commissionAsset"])
+            if qty + fill.qty > view.cum_qty + 1e-12:
+                break  # filled after the view was taken: the next reconciliation reports it with its state
             qty, quote = qty + fill.qty, quote + float(t["quoteQty"])
             done = view.state is OrderState.FILLED and qty >= view.cum_qty - 1e-12  # the fill that completes it
             state = OrderState.FILLED if done else OrderState.PARTIAL

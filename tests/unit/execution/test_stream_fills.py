@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from kairos import config
 from kairos.execution.base import ExecReport, OrderRequest
+from kairos.execution.binance import BinanceExecution
 from kairos.execution.state import OrderTracker, OrderView, TradeFill
+from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind as K
 from kairos.records import OrderState as S
 from kairos.records import OrderType, Side, Tif
@@ -72,3 +75,22 @@ def test_a_cumulative_fee_from_the_venue_is_kept_as_is() -> None:
     okx = OrderView("c1", S.PARTIAL, cum_qty=2.0, cum_quote=200.0, fee_cum=0.0016, fee_asset="BTC")
     tracker.apply_fill(okx, _fill("t2", 1.0, 0.0008))                    # t1's event lost: the sum is still right
     assert _fills(out) == [(2.0, 0.0016, S.PARTIAL)]
+
+
+def test_binance_my_trades_become_views_up_to_the_reconciled_one() -> None:
+    settings = config.load(env={})
+    ex = BinanceExecution(settings.venues["binance"], settings.execution, InstrumentTable(settings.instruments))
+    try:
+        trade = lambda i, qty: {"id": i, "price": "100", "qty": qty, "quoteQty": str(float(qty) * 100),  # noqa: E731
+                                "commission": str(float(qty) / 1000), "commissionAsset": "BTC"}
+        data = [trade(12, "2.0"), trade(11, "1.0"), trade(13, "0.5")]   # 13 came after the view below
+        view = OrderView("c1", S.FILLED, cum_qty=3.0, cum_quote=300.0, fee_cum=None, qty=3.0)
+        views = ex.parse_trades(data, view)
+        assert [(v.cum_qty, v.state, f.trade_id, f.fee) for v, f in views] == [
+            (1.0, S.PARTIAL, "11", 0.001), (3.0, S.FILLED, "12", 0.002)]
+        tracker, out = _tracker()
+        for trade_view, fill in views:
+            tracker.apply_fill(trade_view, fill)
+        assert _fills(out) == [(1.0, 0.001, S.PARTIAL), (2.0, 0.002, S.FILLED)]
+    finally:
+        ex.close()
