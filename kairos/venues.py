@@ -27,6 +27,7 @@ class VenueSpec:
     sim_trading: str      # simulator dialect: signed trading REST (kairos/sim/rest_<name>.py)
     secrets: tuple[str, ...]
     md_stream: int        # spool stream id of md.<name> (kairos/persist/batch.py)
+    limits: str           # VenueLimits: documented REST rate limits (kairos/ratelimit/<name>.py)
     private: str = ""     # PrivateStream: private order stream (kairos/execution/stream_<name>.py); "" = REST polling
     sim_private: str = ""  # simulator dialect of that private stream (kairos/sim/private_<name>.py)
 
@@ -34,17 +35,18 @@ class VenueSpec:
 VENUES: Final = (
     VenueSpec(Venue.BINANCE, "binance", "kairos.feeds.binance:BinanceFeed", "kairos.execution.binance:BinanceExecution",
               "kairos.sim.binance:BinanceDialect", "kairos.sim.rest_binance:BinanceTrading",
-              ("api_key", "api_secret"), 1, "kairos.execution.stream_binance:BinanceStream",
-              "kairos.sim.private_binance:BinancePrivate"),
+              ("api_key", "api_secret"), 1, "kairos.ratelimit.binance:LIMITS",
+              "kairos.execution.stream_binance:BinanceStream", "kairos.sim.private_binance:BinancePrivate"),
     VenueSpec(Venue.OKX, "okx", "kairos.feeds.okx:OkxFeed", "kairos.execution.okx:OkxExecution",
               "kairos.sim.okx:OkxDialect", "kairos.sim.rest_okx:OkxTrading",
-              ("api_key", "api_secret", "passphrase"), 2, "kairos.execution.stream_okx:OkxStream",
-              "kairos.sim.private_okx:OkxPrivate"),
+              ("api_key", "api_secret", "passphrase"), 2, "kairos.ratelimit.okx:LIMITS",
+              "kairos.execution.stream_okx:OkxStream", "kairos.sim.private_okx:OkxPrivate"),
 )
 BY_NAME: Final = {spec.name: spec for spec in VENUES}
 NAMES: Final = tuple(BY_NAME)
 VENUE_NAMES: Final = {spec.name: spec.venue for spec in VENUES}
 """Config name -> wire id."""
+BY_VENUE: Final = {spec.venue: spec for spec in VENUES}
 
 
 def resolve(path: str) -> Any:

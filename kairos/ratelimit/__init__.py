@@ -1,17 +1,23 @@
-"""Venue REST rate limits: the weights table (table.py) and the shared per-venue budget (budget.py)."""
+"""Venue REST rate limits: each venue's windows and weights (<venue>.py, named by the venue table) and the
+shared per-venue budget (budget.py)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from kairos.config import Settings
 from kairos.errors import ConfigError, RingNotFound
 from kairos.ratelimit.budget import Budget
-from kairos.ratelimit.table import LIMITS, Cost, Priority, VenueLimits
+from kairos.ratelimit.table import Cost, Priority, VenueLimits
+from kairos.venues import VENUES, resolve
 
 __all__ = ["LIMITS", "Budget", "Cost", "Priority", "VenueLimits", "budget_for", "engine_limits", "venue_limits"]
 
 log = logging.getLogger(__name__)
+
+LIMITS: Final[dict[str, VenueLimits]] = {spec.name: resolve(spec.limits) for spec in VENUES}
+"""Config name -> the venue's documented REST limits (the table's ``limits`` column)."""
 
 
 def venue_limits(venue: str) -> VenueLimits:
@@ -19,7 +25,7 @@ def venue_limits(venue: str) -> VenueLimits:
     try:
         return LIMITS[venue]
     except KeyError:
-        raise ConfigError(f"venue {venue!r} has no REST rate-limit table (kairos/ratelimit/table.py LIMITS)",
+        raise ConfigError(f"venue {venue!r} has no REST rate-limit table (the venue table's limits column)",
                           f"venues.{venue}") from None
 
 

@@ -1,11 +1,8 @@
-"""Every venue's REST rate limits as data: windows, and what each call costs (EXCHANGE-PROTOCOLS A6, B7, D3).
+"""The shape of a venue's REST rate limits: windows, and what each call costs.
 
-The one table both sides read: the engine's shared `Budget` charges calls by it, and the simulator
-enforces it (scaled down for tests), so a weight is written once.
-
-- Binance: one REQUEST_WEIGHT window per clock minute, per IP, shared by every endpoint. Depth costs by
-  ``limit``; openOrders without ``symbol`` costs 80. Going over earns 429 + Retry-After, then 418 bans.
-- OKX: a window of 2 s per endpoint; going over answers code 50011 for that endpoint only.
+Each venue's own numbers live in its module kairos/ratelimit/<venue>.py, named by the venue table's
+``limits`` column; both sides read them: the engine's shared `Budget` charges calls by them, and the
+simulator enforces them (scaled down for tests), so a weight is written once.
 
 Priority: orders, cancels and order queries (resolving an unknown outcome) are ESSENTIAL and may use
 the reserve; snapshots, clock sync, rules, balances and open-order reconciliation are BACKGROUND.
@@ -15,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -81,47 +77,3 @@ class VenueLimits:
 
 def _int(text: str, default: int) -> int:
     return int(text) if text.isdigit() else default
-
-
-E, B = Priority.ESSENTIAL, Priority.BACKGROUND
-BINANCE_DEPTH: Final = ((100, 5), (500, 25), (1000, 50), (5000, 250))
-
-BINANCE: Final = VenueLimits(
-    "binance",
-    (Window("REQUEST_WEIGHT", 6000, 60_000),),
-    {
-        ("POST", "/api/v3/order"): Route(0, 1, E),
-        ("DELETE", "/api/v3/order"): Route(0, 1, E),
-        ("GET", "/api/v3/order"): Route(0, 4, E),
-        ("GET", "/api/v3/openOrders"): Route(0, 6, B, unscoped=80),
-        ("GET", "/api/v3/account"): Route(0, 20, B),
-        ("GET", "/api/v3/exchangeInfo"): Route(0, 20, B),
-        ("GET", "/api/v3/depth"): Route(0, 5, B, by_limit=BINANCE_DEPTH),
-        ("GET", "/api/v3/time"): Route(0, 1, B),
-        ("GET", "/api/v3/ping"): Route(0, 1, B),
-    },
-    per_endpoint=False,
-    fallback=Route(0, 1, B),
-    usage_header="X-MBX-USED-WEIGHT-1M",
-)
-
-OKX: Final = VenueLimits(
-    "okx",
-    (Window("trade/order", 60, 2000), Window("trade/cancel-order", 60, 2000), Window("trade/order-query", 60, 2000),
-     Window("trade/orders-pending", 60, 2000), Window("account/balance", 10, 2000), Window("market/books", 40, 2000),
-     Window("public/time", 10, 2000), Window("public/instruments", 20, 2000), Window("other", 10, 2000)),
-    {
-        ("POST", "/api/v5/trade/order"): Route(0, 1, E),
-        ("POST", "/api/v5/trade/cancel-order"): Route(1, 1, E),
-        ("GET", "/api/v5/trade/order"): Route(2, 1, E),
-        ("GET", "/api/v5/trade/orders-pending"): Route(3, 1, B),
-        ("GET", "/api/v5/account/balance"): Route(4, 1, B),
-        ("GET", "/api/v5/market/books"): Route(5, 1, B),
-        ("GET", "/api/v5/public/time"): Route(6, 1, B),
-        ("GET", "/api/v5/public/instruments"): Route(7, 1, B),
-    },
-    per_endpoint=True,
-    fallback=Route(8, 1, B),
-)
-
-LIMITS: Final = {"binance": BINANCE, "okx": OKX}

@@ -1,14 +1,17 @@
 """The simulator's REST rate limits, enforced as the venues enforce them, on every venue route.
 
-Windows and weights are the engine's own table (kairos/ratelimit/table.py) at ``sim.rate_limit_scale``,
-counted per fixed wall-clock window; refused requests still count, as on the venues.
+Windows and weights are the engine's own (kairos/ratelimit/<venue>.py, the venue table's ``limits``) at
+``sim.rate_limit_scale``, counted per fixed wall-clock window; refused requests still count, as on the
+venues. Each refusal is written in the venue's own format by its trading dialect (``too_many``).
 
-- Binance (per IP): over the minute's weight, 429 ``-1003`` with ``Retry-After`` (to the window's end).
-  Every request sent before that time is a strike; after ``sim.rate_ban_after`` strikes the IP is
-  banned: 418 with ``Retry-After`` for ``sim.rate_ban_s``. Every answer carries ``X-MBX-USED-WEIGHT-1M``.
-- OKX (per endpoint): over an endpoint's 2 s window, HTTP 429 with body code ``50011`` for that endpoint.
+- Per IP (``per_endpoint`` false, e.g. Binance): over the window's weight, 429 with ``Retry-After`` (to
+  the window's end). Every request sent before that time is a strike; after ``sim.rate_ban_after``
+  strikes the IP is banned: 418 with ``Retry-After`` for ``sim.rate_ban_s``. Every answer carries the
+  venue's ``usage_header``.
+- Per endpoint (e.g. OKX 50011): over an endpoint's window, the venue's refusal for that endpoint only.
 
-``GET /_sim/rate-limits`` answers how many 429, 418 and 50011 each venue has given.
+``GET /_sim/rate-limits`` answers how many 429 and 418 each venue has given, and per-endpoint refusals
+under the venue's code.
 """
 
 from __future__ import annotations
@@ -21,27 +24,22 @@ from collections.abc import Callable
 from kairos.config import SimConfig
 from kairos.ratelimit import LIMITS, VenueLimits
 from kairos.records import Venue
-from kairos.sim.router import HttpError, Request, Response, Router, json_response, now_ms
+from kairos.sim.router import HttpError, Request, Response, Router, json_response
+from kairos.venues import BY_VENUE, VENUES, resolve
 
 
 def too_many(venue: Venue, status: int, retry_after_s: float) -> HttpError:
-    """The venue's own "slow down" answer: 429 (or 418: banned) with Retry-After."""
+    """The venue's own "slow down" answer (its dialect's format; 418: banned) with Retry-After."""
     headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
-    if venue is Venue.OKX:
-        return HttpError(429, {"code": "50011", "msg": "Too Many Requests", "data": []}, headers)
-    if status == 418:
-        until = now_ms() + int(retry_after_s * 1000)
-        msg = f"Way too many requests; IP(127.0.0.1) banned until {until}. Please use the websocket for live updates."
-    else:
-        msg = "Too many requests; current limit of IP(127.0.0.1) request weight is exceeded. Please use the websocket."
-    return HttpError(status, {"code": -1003, "msg": msg}, headers)
+    http_status, body = resolve(BY_VENUE[venue].sim_trading).too_many(status, retry_after_s)
+    return HttpError(http_status, body, headers)
 
 
 class VenueMeter:
     """One venue's counted windows, its Retry-After period, strikes and ban."""
 
-    __slots__ = ("_ban_after", "_ban_s", "_clock", "_lock", "_used", "_wids", "banned_until", "counts", "limits",
-                 "retry_until", "strikes", "venue")
+    __slots__ = ("_ban_after", "_ban_s", "_clock", "_code", "_lock", "_used", "_wids", "banned_until", "counts",
+                 "limits", "retry_until", "strikes", "venue")
 
     def __init__(self, venue: Venue, limits: VenueLimits, ban_after: int, ban_s: float,
                  clock: Callable[[], float] = time.time) -> None:
@@ -52,7 +50,10 @@ class VenueMeter:
         self._used = [0] * len(limits.windows)
         self.retry_until = self.banned_until = 0.0
         self.strikes = 0
-        self.counts = {"429": 0, "418": 0, "50011": 0}
+        self.counts = {"429": 0, "418": 0}
+        self._code = resolve(BY_VENUE[venue].sim_trading).rate_code if limits.per_endpoint else ""
+        if self._code:
+            self.counts[self._code] = 0
 
     def charge(self, request: Request) -> dict[str, str]:
         """Count one request; raise the venue's refusal (HttpError), else return the usage headers to add."""
@@ -70,7 +71,7 @@ class VenueMeter:
             over = self._used[cost.window] > window.limit
             if self.limits.per_endpoint:
                 if over:
-                    self.counts["50011"] += 1
+                    self.counts[self._code] += 1
                     raise too_many(self.venue, 429, (wid + 1) * window.window_ms / 1000 - now)
             else:
                 self._per_ip(now, over, (wid + 1) * window.window_ms / 1000)
@@ -78,7 +79,7 @@ class VenueMeter:
         return {self.limits.usage_header: str(used)} if self.limits.usage_header else {}
 
     def _per_ip(self, now: float, over: bool, window_end: float) -> None:
-        """Binance: a request before Retry-After is a strike (enough of them: a 418 ban); else 429 when over."""
+        """Per IP: a request before Retry-After is a strike (enough of them: a 418 ban); else 429 when over."""
         if now < self.retry_until:
             self.strikes += 1
             if self.strikes >= self._ban_after:
@@ -95,9 +96,9 @@ class VenueMeter:
 
 def register_rate_limits(router: Router, cfg: SimConfig) -> dict[Venue, VenueMeter]:
     """Meter every venue route (not ``/_sim/*``) of the venues in the table; returns the meters (tests)."""
-    meters = {venue: VenueMeter(venue, LIMITS[venue.name.lower()].scaled(cfg.rate_limit_scale), cfg.rate_ban_after,
-                                cfg.rate_ban_s)
-              for venue in Venue if venue.name.lower() in LIMITS}
+    meters = {spec.venue: VenueMeter(spec.venue, LIMITS[spec.name].scaled(cfg.rate_limit_scale), cfg.rate_ban_after,
+                                     cfg.rate_ban_s)
+              for spec in VENUES}
 
     def meter(request: Request) -> dict[str, str]:
         found = meters.get(request.venue)

@@ -65,6 +65,17 @@ class BinanceTrading(TradingDialect):
     venue = Venue.BINANCE
     post_only_rejects = True  # a LIMIT_MAKER that would take is refused (-2010)
     first_order_id = 1000
+    rate_code = "-1003"
+
+    @staticmethod
+    def too_many(status: int, retry_after_s: float) -> tuple[int, dict[str, Any]]:
+        """Over the IP's weight: 429 -1003; banned (418): the same code, naming when the ban ends."""
+        if status == 418:
+            until = now_ms() + int(retry_after_s * 1000)
+            return 418, {"code": -1003, "msg": f"Way too many requests; IP(127.0.0.1) banned until {until}. Please "
+                                               "use the websocket for live updates."}
+        return 429, {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) request weight is "
+                                           "exceeded. Please use the websocket."}
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [

@@ -48,6 +48,12 @@ class OkxTrading(TradingDialect):
     venue = Venue.OKX
     post_only_rejects = False  # a post_only order that would take is canceled
     first_order_id = 600_000_000_000_000_000
+    rate_code = "50011"
+
+    @staticmethod
+    def too_many(status: int, retry_after_s: float) -> tuple[int, dict[str, Any]]:
+        """Over an endpoint's window: HTTP 429 with code 50011 (no ban)."""
+        return 429, {"code": "50011", "msg": "Too Many Requests", "data": []}
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [

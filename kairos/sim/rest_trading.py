@@ -96,6 +96,7 @@ class TradingDialect(ABC):
     venue: ClassVar[Venue]
     post_only_rejects: ClassVar[bool]  # a post-only order that would take: refused (True) or canceled
     first_order_id: ClassVar[int]  # the venue's order ids start here (their width differs per venue)
+    rate_code: ClassVar[str]  # the venue's code for "over the rate limit" (counted by /_sim/rate-limits)
 
     def __init__(self, exchange: SimExchange, market: SimMarket, cfg: VenueConfig, faults: TradingFaults) -> None:
         self.exchange = exchange

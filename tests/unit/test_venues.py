@@ -25,6 +25,7 @@ from kairos.venues import NAMES, VENUES, VenueSpec, resolve
 def test_every_module_of_a_row_is_that_venue(row: VenueSpec) -> None:
     for path in (row.feed, row.executor, row.sim_public, row.sim_trading):
         assert resolve(path).venue is row.venue, path
+    assert resolve(row.limits).venue == row.name
     assert not row.private or row.private.startswith(f"kairos.execution.stream_{row.name}:")
     assert not row.sim_private or resolve(row.sim_private).venue is row.venue
     assert row.name == row.venue.name.lower()
@@ -55,8 +56,6 @@ def test_everything_per_venue_derives_from_the_table() -> None:
 KAIROS = Path(kairos.__file__).parent
 NAMING_ALLOWED: Final = {
     "records.py": "the wire enum (Venue)",
-    "ratelimit/table.py": "each venue's documented REST limits",
-    "sim/ratelimit.py": "the simulator's refusal format per venue",
 }
 """Modules outside a venue's own that may name it in code (issue 13: at most three)."""
 DEFAULT_VENUE: Final = ("binance", {"config.py": "strategy.market_making.venue's default",
