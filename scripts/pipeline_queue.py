@@ -39,12 +39,12 @@ from kairos.gate.blotter import Blotter
 from kairos.gate.book import Book
 from kairos.gate.desk import Desk
 from kairos.gate.events import EventWriter
-from kairos.gate.journal import AppendLog
 from kairos.gate.marks import Marks
 from kairos.gate.metrics import GateMetrics, OrderTrace
 from kairos.gate.orders import Orders
 from kairos.gate.reconcile import reconcile
 from kairos.instruments import VENUE_NAMES, InstrumentTable
+from kairos.journal import AppendLog
 from kairos.logs import setup_logging
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE, OrderType, TradingState
 from kairos.risk import Grid, PostTrade, PreTrade, RiskState

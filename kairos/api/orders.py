@@ -27,12 +27,12 @@ from kairos.api.events import PLACE_OUTCOMES, Outcome
 from kairos.api.pb import pb
 from kairos.api.validation import OrderCommand
 from kairos.errors import SupervisorError
-from kairos.gate.journal import AppendLog
+from kairos.journal import KEEP_DECISIONS, AppendLog
 from kairos.logs import ErrorTally
 from kairos.records import OrderType, Side, Tif, Venue
 
 log = logging.getLogger(__name__)
-LIMIT = 65536
+LIMIT = KEEP_DECISIONS
 
 
 class PlacementNotRecorded(SupervisorError):

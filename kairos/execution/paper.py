@@ -34,9 +34,8 @@ from kairos.config import ExecutionConfig, VenueConfig
 from kairos.errors import ExecutionError
 from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilters, VenueSnapshot
 from kairos.execution.state import LIVE
-from kairos.gate.journal import AppendLog
-from kairos.gate.orders import KEEP_DECISIONS
 from kairos.instruments import InstrumentTable
+from kairos.journal import KEEP_DECISIONS, AppendLog
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
 
 log = logging.getLogger(__name__)

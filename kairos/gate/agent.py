@@ -30,7 +30,6 @@ from kairos.gate.book import Book
 from kairos.gate.compact import compact
 from kairos.gate.desk import DISK_FULL, Desk
 from kairos.gate.events import EventWriter
-from kairos.gate.journal import AppendLog
 from kairos.gate.marks import Marks
 from kairos.gate.metrics import GateMetrics, NoTrace, OrderTrace
 from kairos.gate.opener import Opener
@@ -39,6 +38,7 @@ from kairos.gate.reconcile import reconcile
 from kairos.gate.snapshot import GateStateWriter
 from kairos.gate.state import describe
 from kairos.instruments import VENUE_NAMES, InstrumentTable
+from kairos.journal import AppendLog
 from kairos.logs import ErrorTally
 from kairos.records import (
     EXEC_EVENT,

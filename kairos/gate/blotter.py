@@ -21,8 +21,8 @@ from typing import Any
 from kairos.execution.base import ExecReport
 from kairos.gate import journal as J
 from kairos.gate.book import Book
-from kairos.gate.journal import AppendLog
 from kairos.gate.orders import Order, Orders, Rejected, can_move, is_terminal
+from kairos.journal import AppendLog
 from kairos.records import ExecKind, TradingState
 
 _FILL, _CANCEL_REJECT = int(ExecKind.FILL), int(ExecKind.CANCEL_REJECT)

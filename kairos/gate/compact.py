@@ -21,7 +21,7 @@ from typing import Any
 
 from kairos.gate import journal as J
 from kairos.gate.blotter import Blotter
-from kairos.gate.orders import KEEP_DECISIONS
+from kairos.journal import KEEP_DECISIONS
 from kairos.records import TradingState
 
 log = logging.getLogger(__name__)

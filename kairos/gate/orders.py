@@ -11,15 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import Final
 
 from kairos.execution.state import ALLOWED, LIVE, TERMINAL
+from kairos.journal import KEEP_DECISIONS
 from kairos.records import OrderState
-
-KEEP_DECISIONS: Final = 65536
-"""Decisions a compacted journal keeps (kairos.gate.compact); memory holds at most twice as many.
-Far more than the intents and manual rings can redeliver, as many ids as the API's PlaceOrder
-idempotency log remembers."""
 
 _LIVE_STATES = frozenset(int(s) for s in LIVE)
 _TERMINAL_STATES = frozenset(int(s) for s in TERMINAL)

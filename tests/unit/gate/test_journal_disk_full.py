@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kairos.gate.journal import AppendLog
+from kairos.journal import AppendLog
 from kairos.records import Action, ExecKind, RejectReason, TradingState
 from tests.service.tmpfs import small_disk
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from kairos.gate.book import DAY_NS, Book
-from kairos.gate.journal import AppendLog
 from kairos.gate.orders import Order
 from kairos.gate.snapshot import SEQ, GateStateReader, GateStateWriter
 from kairos.instruments import InstrumentTable
+from kairos.journal import AppendLog
 from kairos.records import OrderType, Side, Tif, Venue
 from kairos.risk import Grid, RiskState
 
