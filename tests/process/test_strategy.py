@@ -13,10 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kairos import config
 from kairos.errors import EXIT_BOOT_ERROR
+from kairos.gate.snapshot import GateStateReader
 from kairos.records import Action, BookStatus, ProcState, Side, Tif, Venue
 from kairos.ring import Ring
+from kairos.sim.local import venue_sim
 from kairos.status import StatusBoard
+from kairos.supervisor.rings import RingSet, ring_specs
 from tests.unit.strategy.helpers import batch, bbo, fill, reject, status
 from tests.unit.strategy.rings import GateStub, close_rings, create_rings
 
@@ -232,3 +236,56 @@ def test_no_one_legged_trade_while_the_gate_has_a_venue_closed(engine: Engine) -
     wait_for(lambda: engine.row()["counters"].get("venues_closed") == 0, what="okx open")
     buy, sell = arbitrage(engine)
     assert (buy["venue"], buy["side"], sell["venue"], sell["side"]) == (B, Side.BUY, X, Side.SELL)
+
+
+@pytest.mark.slow
+def test_with_a_real_gate_that_cannot_reach_okx_no_leg_is_sent(shm_prefix: str, tmp_path: Path) -> None:
+    """procs.gate (paper, OKX's address refuses connections: only binance is reconciled) and procs.strategy on
+    the supervisor's ring set: an arbitrage edge between the two venues never becomes an intent."""
+    unreachable = "{sim: {rest_url: 'http://127.0.0.1:9', ws_url: 'ws://127.0.0.1:9'}}"
+    with venue_sim() as sim:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS")} | sim | {
+            "KAIROS__SHM_PREFIX": shm_prefix, "KAIROS__EXECUTION__MODE": "paper",
+            "KAIROS__VENUES__OKX__ENDPOINTS": unreachable, "KAIROS__PERSISTER__ENABLED": "false",
+            "KAIROS__LOGGING__DIR": str(tmp_path), "KAIROS__RISK__JOURNAL_DIR": str(tmp_path / "journal"),
+            "KAIROS__STRATEGY__RECOVER_ON_START": "false", "KAIROS__STRATEGY__ARBITRAGE__COOLDOWN_MS": "0",
+            "PYTHONPATH": str(ROOT)}
+        rings, board = RingSet(ring_specs(config.load(env=env)), shm_prefix), StatusBoard.create(shm_prefix)
+        rings.create()
+        gate_state, procs = GateStateReader(shm_prefix), []
+
+        def row() -> dict:
+            return next((r for r in board.snapshot() if r["role"] == "strategy"), {"counters": {}, "state": None})
+
+        try:
+            for role in ("gate", "strategy"):
+                procs.append(subprocess.Popen([sys.executable, "-m", f"procs.{role}"], cwd=ROOT, env=env,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_for(lambda: row()["counters"].get("venues_closed") == 1 and row()["state"] == ProcState.RUNNING,
+                     timeout_s=60, what="the strategy sees binance open and okx closed in the real gate's state")
+            md = {B: rings.rings["md.binance"].producer(), X: rings.rings["md.okx"].producer()}
+            for _ in range(10):
+                md[B].publish(bbo(B, 1, 99.9, 100.0, ts=time.time_ns()))
+                md[X].publish(bbo(X, 1, 100.5, 100.6, ts=time.time_ns()))
+                time.sleep(0.02)
+            wait_for(lambda: (c := row()["counters"]).get("md_records") == 20 and c.get("arb_venue_closed", 0) >= 1,
+                     what="every opportunity seen and held back")
+            time.sleep(0.3)                                   # the gate republishes its state at least every 0.5 s
+            state = wait_for(gate_state.read, what="the gate's state")
+            assert state["venues_reconciled"] == ["binance"] and state["counters"]["intents"] == 0
+            assert row()["counters"].get("intents_out", 0) == 0 and row()["counters"].get("arb_fired", 0) == 0
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            gate_state.close()
+            rings.close()
+            rings.unlink()
+            board.close()
+            StatusBoard.unlink(shm_prefix)
+            GateStateReader.unlink(shm_prefix)
