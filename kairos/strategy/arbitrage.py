@@ -181,8 +181,9 @@ class CrossArbitrage:
         return [vt for vt in self._tops[inst] if vt[1].tradeable(now, self._max_age)]
 
     def _best_pair(self, inst: int, now: int) -> tuple[tuple[int, Top], tuple[int, Top]] | None:
-        """(buy venue, its book), (sell venue, its book) with the largest edge beyond fees + min_edge_bps
-        and not beyond max_edge_bps."""
+        """(buy venue, its book), (sell venue, its book) of two open venues with the largest edge beyond
+        fees + min_edge_bps and not beyond max_edge_bps; a better pair with a closed venue is counted only
+        when no open pair fires (the open flags are read only once a pair would fire)."""
         fees, min_edge, max_edge, is_open = self._fees, self._cfg.min_edge_bps, self._cfg.max_edge_bps, self._open
         live = self._live(inst, now)
         best, margin, closed = None, 0.0, None

@@ -211,12 +211,12 @@ class StrategyHost:
 
     def _tick(self, now: int) -> None:
         self._next_timer = now + TIMER_NS
-        flags = self.venues.flags
         self.venues.refresh(now)
+        flags = self.venues.flags
+        self.stats["venues_closed"] = sum(not flags[venue] for venue, _ in self._md)
         for venue, consumer in self._md:
             if consumer.overruns != self._seen_overruns[venue]:
                 self._overrun(venue, consumer)
-        self.stats["venues_closed"] = sum(not flags[venue] for venue, _ in self._md)
         if self._recovery is not None:
             self._recover(now)
         else:
