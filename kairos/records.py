@@ -125,6 +125,19 @@ class ProcState(IntEnum):
     FAILED = 6
 
 
+class ChildState(IntEnum):
+    """The supervisor's view of a child (supervisord names; numbers match kairos.v1.ChildState)."""
+
+    STOPPED = 1
+    STARTING = 2
+    RUNNING = 3
+    BACKOFF = 4
+    STOPPING = 5
+    EXITED = 6
+    FATAL = 7
+    UNKNOWN = 8
+
+
 class RejectReason(IntEnum):
     NONE = 0
     MAX_ORDER_QTY = 1

@@ -15,8 +15,7 @@ import numpy as np
 from kairos.api.pb import pb
 from kairos.errors import InvalidRequest
 from kairos.instruments import InstrumentTable
-from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, TradingState, Venue
-from kairos.supervisor.child import ChildState
+from kairos.records import ChildState, ExecKind, OrderState, OrderType, RejectReason, Side, Tif, TradingState, Venue
 
 E = TypeVar("E", bound=IntEnum)
 

@@ -19,7 +19,6 @@ from kairos.api.convert import exec_event, to_pb
 from kairos.errors import SupervisorError
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind
-from kairos.supervisor.tally import EventTally
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class EventHub:
     """Owns the `supervisor` cursor on the events ring; fans events out to waiters and streams."""
 
     def __init__(self, consumer: Any, idle: Any, instruments: InstrumentTable, max_subscribers: int,
-                 queue_len: int = 4096) -> None:
+                 on_batch: Callable[[Any], None], queue_len: int = 4096) -> None:
         self._consumer = consumer
         self._idle = idle
         self._instruments = instruments
@@ -105,7 +104,7 @@ class EventHub:
         self._subscribers: list[Subscription] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-pump", daemon=True)
-        self.tally = EventTally()  # events by venue and kind, for /metrics
+        self._count = on_batch  # every batch as read (the supervisor's totals for /metrics)
 
     def start(self) -> None:
         self._thread.start()
@@ -160,7 +159,7 @@ class EventHub:
             log.exception("event pump died: the supervisor exits to be restarted (EngineApi.check)")
 
     def _on_batch(self, view: Any) -> None:
-        self.tally.add(view)
+        self._count(view)
         events = [exec_event(rec, self._instruments) for rec in view]
         with self._lock:
             for event in events:

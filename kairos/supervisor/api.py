@@ -28,6 +28,7 @@ from kairos.supervisor.metrics import EngineCollector, MetricsServer
 from kairos.supervisor.restarts import RestartWatch
 from kairos.supervisor.rings import RingSet
 from kairos.supervisor.status import StatusView
+from kairos.supervisor.tally import EventTally
 from kairos.supervisor.trace import OrderLatencies
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class EngineApi:
         consumer = rings["events"].consumer("supervisor")
         # always "block": the supervisor must not spin a core of a 2-core box whatever rings.wait says
         self._waiter = Waiter([consumer], prefix=rings.prefix, name="supervisor", timeout_s=PUMP_WAKE_S, wait="block")
-        self.hub = EventHub(consumer, self._waiter.idle, instruments, cfg.max_subscribers)
+        tally = EventTally()
+        self.hub = EventHub(consumer, self._waiter.idle, instruments, cfg.max_subscribers, tally.add)
         self.gate = GateStateReader(rings.prefix)
         orders = OrderLatencies(rings["trace"].consumer("supervisor")) if "trace" in rings.rings else None
         self.status = StatusView(mode, children, board, rings, self.gate, halting_roles, cfg.heartbeat_timeout_s,
@@ -55,7 +57,7 @@ class EngineApi:
                                          self.hub, self.gate, self.status, cfg.order_timeout_s, self.placements)
         self.server = ApiServer(servicer, cfg)
         collector = EngineCollector(self.status, board, rings, self.gate, orders.totals if orders else None,
-                                    self.hub.tally, instruments)
+                                    tally, instruments)
         self.metrics = MetricsServer(collector, cfg.metrics_host, cfg.metrics_port)
 
     def start(self) -> None:

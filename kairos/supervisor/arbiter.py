@@ -26,12 +26,12 @@ from kairos import exits
 from kairos.config import Settings
 from kairos.errors import EXIT_OK, RingError, SupervisorError
 from kairos.gate.snapshot import GateStateReader
-from kairos.records import ProcState
+from kairos.records import ChildState, ProcState
 from kairos.ring import sweep_stale
 from kairos.status import Slot, StatusBoard
 from kairos.supervisor import hung, spawn
 from kairos.supervisor.api import EngineApi
-from kairos.supervisor.child import Child, ChildInfo, ChildState, Do, RestartPolicy, describe_exit
+from kairos.supervisor.child import Child, ChildInfo, Do, RestartPolicy, describe_exit
 from kairos.supervisor.restarts import RestartWatch
 from kairos.supervisor.rings import RingSet, budget_specs, ring_specs
 from kairos.supervisor.secrets import child_env

@@ -25,23 +25,11 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import Enum
 
 from kairos.config import SupervisorConfig
 from kairos.errors import EXIT_BOOT_ERROR
-
-
-class ChildState(IntEnum):
-    """The supervisor's view of a child (supervisord names; numbers match kairos.v1.ChildState)."""
-
-    STOPPED = 1
-    STARTING = 2
-    RUNNING = 3
-    BACKOFF = 4
-    STOPPING = 5
-    EXITED = 6
-    FATAL = 7
-    UNKNOWN = 8
+from kairos.records import ChildState
 
 
 class Do(Enum):

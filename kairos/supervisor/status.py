@@ -21,8 +21,8 @@ from typing import Any
 from kairos.api import gatestate
 from kairos.api.convert import to_pb
 from kairos.api.pb import pb
-from kairos.records import ProcState
-from kairos.supervisor.child import ChildInfo, ChildState
+from kairos.records import ChildState, ProcState
+from kairos.supervisor.child import ChildInfo
 from kairos.supervisor.restarts import RestartWatch
 from kairos.supervisor.rings import RingSet
 from kairos.supervisor.trace import OrderLatencies

@@ -16,6 +16,7 @@ from kairos.errors import InvalidRequest
 from kairos.instruments import InstrumentTable
 from kairos.records import (
     EXEC_EVENT,
+    ChildState,
     ExecKind,
     OrderState,
     OrderType,
@@ -25,7 +26,6 @@ from kairos.records import (
     TradingState,
     Venue,
 )
-from kairos.supervisor.child import ChildState
 
 
 def test_mutating_methods_are_the_three_verbs() -> None:

@@ -7,7 +7,8 @@ import signal
 import pytest
 
 from kairos.errors import EXIT_BOOT_ERROR
-from kairos.supervisor.child import Child, ChildSpec, ChildState, Do, RestartPolicy, describe_exit
+from kairos.records import ChildState
+from kairos.supervisor.child import Child, ChildSpec, Do, RestartPolicy, describe_exit
 
 POLICY = RestartPolicy(start_secs=1.0, start_retries=3, backoff_initial_s=0.5, backoff_max_s=4.0,
                        graceful_secs=5.0, stable_secs=60.0)

@@ -22,10 +22,10 @@ from kairos.feeds.validate import CROSSED, FRAME_SIZE, JUMP, NOT_FINITE, VENUE_W
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
 from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
-from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_TRACE, ExecKind, Venue
+from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_TRACE, ChildState, ExecKind, Venue
 from kairos.ring import Overflow
 from kairos.status import StatusBoard
-from kairos.supervisor.child import ChildInfo, ChildState
+from kairos.supervisor.child import ChildInfo
 from kairos.supervisor.metrics import EngineCollector, seconds_buckets
 from kairos.supervisor.rings import RingSet, RingSpec
 from kairos.supervisor.status import StatusView

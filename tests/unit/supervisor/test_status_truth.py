@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from kairos.records import ProcState
-from kairos.supervisor.child import ChildInfo, ChildState
+from kairos.records import ChildState, ProcState
+from kairos.supervisor.child import ChildInfo
 from kairos.supervisor.status import StatusView
 
 S = ChildState
