@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kairos.status import StatusBoard
+
 SHM_DIR = Path("/dev/shm")
 PG_DSN = os.environ.get("KAIROS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("KAIROS_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -25,6 +27,17 @@ def shm_prefix() -> Iterator[str]:
     yield prefix
     for path in _leftovers(prefix):
         path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def board(shm_prefix: str) -> Iterator[StatusBoard]:
+    """A fresh status board under the test's prefix, closed and unlinked afterwards."""
+    created = StatusBoard.create(shm_prefix)
+    try:
+        yield created
+    finally:
+        created.close()
+        StatusBoard.unlink(shm_prefix)
 
 
 def _service_unavailable(what: str, exc: Exception) -> None:

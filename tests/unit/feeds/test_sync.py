@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
 
 import numpy as np
@@ -147,16 +146,6 @@ def test_a_gap_resyncs_only_its_own_book() -> None:
     h.poll()
     assert [p["symbol"] for p, _ in h.snapshots.requests] == ["AAAUSDT"]  # the resync fetches that book only
     assert (h.sync.counts["resyncs"], h.sync.tracks[1].resyncs, h.sync.tracks[2].resyncs) == (1, 1, 0)
-
-
-@pytest.fixture
-def board(shm_prefix: str) -> Iterator[StatusBoard]:
-    created = StatusBoard.create(shm_prefix)
-    try:
-        yield created
-    finally:
-        created.close()
-        StatusBoard.unlink(shm_prefix)
 
 
 def test_resyncs_reach_the_board_per_book(board: StatusBoard) -> None:

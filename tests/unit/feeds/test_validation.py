@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import struct
-from collections.abc import Iterator
 from concurrent.futures import Future
 
 import numpy as np
@@ -160,16 +159,6 @@ def test_tally_next_line_for_a_key_says_how_many_were_suppressed(caplog: pytest.
         tally("jump", "c", key="BTCUSDT")
     assert [r.getMessage() for r in caplog.records] == ["jump [BTCUSDT] (total 1): a",
                                                         "jump [BTCUSDT] (total 3) (1 more since last report): c"]
-
-
-@pytest.fixture
-def board(shm_prefix: str) -> Iterator[StatusBoard]:
-    created = StatusBoard.create(shm_prefix)
-    try:
-        yield created
-    finally:
-        created.close()
-        StatusBoard.unlink(shm_prefix)
 
 
 def _ticker(symbol: str, bid: str, ask: str) -> bytes:

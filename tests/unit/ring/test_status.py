@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -12,16 +11,6 @@ from kairos.errors import RingError, RingNotFound
 from kairos.records import ProcState
 from kairos.ring.segment import Segment
 from kairos.status import BUCKETS, COUNTERS, ROWS, StatusBoard, quantile, segment_name
-
-
-@pytest.fixture
-def board(shm_prefix: str) -> Iterator[StatusBoard]:
-    created = StatusBoard.create(shm_prefix)
-    try:
-        yield created
-    finally:
-        created.close()
-        StatusBoard.unlink(shm_prefix)
 
 
 def test_claim_heartbeat_state_counters_visible_to_another_mapping(board: StatusBoard, shm_prefix: str) -> None:
