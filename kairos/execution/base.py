@@ -116,6 +116,21 @@ class Executor(ABC):
     def close(self) -> None:
         """Stop worker threads and release connections; pending reports stay drainable."""
 
+    @abstractmethod
+    def reach_window_ns(self) -> int:
+        """How long after it was sent a request can still reach the venue: reconciliation waits that
+        long before it calls an order the venue does not know lost."""
+
+    def on_mark(self, instrument: int, bid: float, ask: float) -> None:
+        """A new valid top of book for one of this venue's instruments. A real venue sees its market
+        itself (nothing to do); the paper venue fills its resting orders against it."""
+        return
+
+    def pending(self) -> int:
+        """Requests this executor will still report on with no new input (paper requests travelling to
+        the paper venue): while any are, the gate polls instead of sleeping on its doorbell."""
+        return 0
+
     def stats(self) -> dict[str, int]:
         """Counters for the status board (illegal transitions, retries, rate limits ...)."""
         return {}

@@ -137,6 +137,9 @@ class PaperExecutor(Executor):
         """Requests still travelling to the paper venue."""
         return len(self._inbox)
 
+    def reach_window_ns(self) -> int:
+        return self._latency_ns
+
     def drain(self) -> list[ExecReport]:
         """Deliver requests whose latency has passed, then hand over every report since last call."""
         if self._inbox:

@@ -362,6 +362,10 @@ class RestExecution(Executor, VenueDialect):
             self._sessions.append(session)
         return session
 
+    def reach_window_ns(self) -> int:
+        """recvWindow (expTime) plus a second for clock error."""
+        return (self.recv_window_ms + 1000) * 1_000_000
+
     def _expiry_ns(self) -> int:
         """Monotonic time after which a request sent now can no longer execute at the venue."""
         return time.monotonic_ns() + (self.recv_window_ms + EXPIRY_MARGIN_MS) * 1_000_000

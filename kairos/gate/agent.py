@@ -213,7 +213,7 @@ class GateAgent:
             s, stride = self.state, self.state.grid.stride
             for k in self._changed:
                 executor = self._executors[k // stride]
-                if isinstance(executor, PaperExecutor) and not self._opener.busy(k // stride):
+                if executor is not None and not self._opener.busy(k // stride):
                     executor.on_mark(k % stride, s.bid[k], s.ask[k])
             self._changed.clear()
             self.desk.blotter.book.refresh_gross()
@@ -281,7 +281,8 @@ class GateAgent:
                 self._running.append(executor)
             elif not due:
                 return False
-            changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit, self._window_ns(venue))
+            changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit,
+                                executor.reach_window_ns())
         except ExecutionError as exc:
             self._tally(f"{executor.venue.name} not reachable", str(exc))
             return False
@@ -297,13 +298,6 @@ class GateAgent:
         if due:
             executor.start()
         return due
-
-    def _window_ns(self, venue: int) -> int:
-        """How long a sent order may still reach the venue: the paper latency, or recvWindow + 1 s."""
-        s = self._settings
-        if s.execution.mode == "paper":
-            return int(s.execution.paper_latency_ms * 1e6)
-        return (s.venues[self._executors[venue].venue.name.lower()].recv_window_ms + 1000) * 1_000_000
 
     def _reserve_unit(self, venue: int, side: int, price: float) -> float:
         return self._pre.reserve(venue, side, int(OrderType.LIMIT), price, 1.0, price)
@@ -326,7 +320,7 @@ class GateAgent:
             return
         desk = self.desk
         inflight = desk is not None and (desk.blotter.orders.awaiting() or any(
-            isinstance(e, PaperExecutor) and e.pending() for e in self._executors))
+            e.pending() for e in self._running))
         if inflight or self._waiter is None:
             time.sleep(INFLIGHT_SLEEP_S)
         else:
