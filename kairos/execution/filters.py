@@ -3,7 +3,7 @@
 Rounding is Decimal-exact: a float from a strategy becomes ``Decimal(repr(x))`` (the shortest
 string that round-trips), is snapped to the grid, and is sent as that exact string. A limit of 0
 disables its check. Each venue's parser of its own tables lives in its module
-(``binance_filters`` in kairos/execution/binance.py, ``okx_filters`` in okx.py).
+(``binance_filters`` in kairos/execution/binance.py, ``okx_filters`` in okx.py, ``bybit_filters`` in bybit.py).
 """
 
 from __future__ import annotations

@@ -308,7 +308,7 @@ class RestExecution(Executor, VenueDialect):
             return None
         if reply.outcome is not Outcome.OK:
             raise ExecutionError(f"{self.name}: query {coid}: {reply.code} {reply.message}")
-        return self.parse_order(reply.data)
+        return self.parse_queried(reply.data)
 
     def _checked(self, what: str, build: Callable[..., Call], *args: Any) -> Any:
         """The call's data; ExecutionError unless OK (RateDeferred: the budget had no room, nothing was sent)."""

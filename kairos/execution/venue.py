@@ -133,6 +133,11 @@ class VenueDialect(ABC):
     @abstractmethod
     def parse_order(self, data: Any) -> OrderView: ...
 
+    def parse_queried(self, data: Any) -> OrderView | None:
+        """A successful order query's view; None where the venue answers an unknown order with an empty list
+        rather than an error code (Bybit), so "not found" stays a fact, not a parse failure."""
+        return self.parse_order(data)
+
     def trades_call(self, symbol: str, venue_order_id: int) -> Call | None:
         """One order's own fills with their fees, for a venue whose order views carry no fee (Binance
         myTrades); None: the views carry the cumulative fee and there is nothing to fetch."""

@@ -8,6 +8,7 @@ import pytest
 from kairos.execution.venue import Outcome
 from kairos.records import RejectReason as R
 from tests.fixtures import FIXTURES, fixture, fixture_bytes
+from tests.unit.execution.test_bybit_rest import BYBIT_ERRORS
 
 REJ, NF, UNK, RL, OK = Outcome.REJECTED, Outcome.NOT_FOUND, Outcome.UNKNOWN, Outcome.RATE_LIMITED, Outcome.OK
 
@@ -65,6 +66,7 @@ def test_okx_error_bodies(dialects, name, status, outcome, code, reason, message
 def test_every_error_fixture_is_covered() -> None:
     covered = {f"binance/{row[0]}" for row in BINANCE} | {f"okx/{row[0]}" for row in OKX}
     covered |= {"binance/error_-2010_wsapi.json", "okx/rest_books_error.json"}  # envelope below; feed parser test
+    covered |= {row[0] for row in BYBIT_ERRORS}
     on_disk = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.json") if "error" in p.name}
     assert on_disk == covered
 

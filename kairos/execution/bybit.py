@@ -1,0 +1,166 @@
+"""Bybit v5 spot signed REST: /v5/order/create, cancel, realtime, account/wallet-balance.
+
+Quirks, as data: HTTP 200 on failure (``retCode`` is checked); create and cancel answer only ids
+(``ack_only``, ``cancel_confirmed = False``: the order is queried); a query is a filtered list that
+is empty for an order the venue does not know (`parse_queried`). Signatures ride in ``X-BAPI-*``
+headers over the query string (GET) or the exact JSON body (POST); ``X-BAPI-RECV-WINDOW`` bounds when
+a request lost in transit can still execute. A market Buy is sized in the base coin
+(``marketUnit: baseCoin``), never in the quote coin that is the venue's default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+
+from kairos.execution.base import OrderRequest, SymbolFilters
+from kairos.execution.filters import venue_decimal
+from kairos.execution.rest import RestExecution
+from kairos.execution.signing import percent_encode
+from kairos.execution.signing_bybit import bybit_signature
+from kairos.execution.state import OrderView
+from kairos.execution.venue import Call
+from kairos.records import OrderState, OrderType, RejectReason, Side, Tif, Venue
+
+STATE: Final = {"New": OrderState.ACK, "PartiallyFilled": OrderState.PARTIAL, "Filled": OrderState.FILLED,
+                "Cancelled": OrderState.CANCELED, "PartiallyFilledCanceled": OrderState.CANCELED,
+                "Rejected": OrderState.REJECTED, "Deactivated": OrderState.CANCELED}
+IMMEDIATE: Final = frozenset({"IOC", "FOK"})
+TIF: Final = {Tif.GTC: "GTC", Tif.IOC: "IOC", Tif.FOK: "FOK"}
+SIDES: Final = {Side.BUY: "Buy", Side.SELL: "Sell", "Buy": Side.BUY, "Sell": Side.SELL}
+SPOT: Final = ("category", "spot")
+_AUTH: Final = ("10003", "10004", "10005", "10007", "10009", "10010")
+_FILTER: Final = ("170132", "170133", "170134", "170135", "170136", "170137", "170140")
+
+
+def _num(raw: Any) -> float:
+    return float(raw) if raw not in (None, "") else 0.0
+
+
+def order_view(item: dict[str, Any]) -> OrderView:
+    """An order object (REST order/realtime) as a cumulative view; an IOC/FOK/market order canceled by the
+    venue with its remainder is EXPIRED, like the other venues' immediate orders."""
+    state = STATE[item["orderStatus"]]
+    if state is OrderState.CANCELED and (item.get("timeInForce") in IMMEDIATE or item.get("orderType") == "Market"):
+        state = OrderState.EXPIRED
+    return OrderView(
+        client_order_id=item["orderLinkId"], state=state, cum_qty=_num(item.get("cumExecQty")),
+        cum_quote=_num(item.get("cumExecValue")), fee_cum=_num(item.get("cumExecFee")),
+        fee_asset=item.get("feeCurrency", ""), venue_order_id=int(item["orderId"]), symbol=item["symbol"],
+        side=SIDES.get(item.get("side", ""), Side.NONE), price=_num(item.get("price")), qty=_num(item.get("qty")),
+        ts_exchange_ns=int(_num(item.get("updatedTime") or item.get("createdTime"))) * 1_000_000,
+    )
+
+
+class BybitExecution(RestExecution):
+    venue = Venue.BYBIT
+    name = "bybit"
+    ack_only = True
+    cancel_confirmed = False
+    reasons = MappingProxyType(
+        {code: RejectReason.VENUE_AUTH for code in _AUTH}
+        | {code: RejectReason.VENUE_FILTER for code in _FILTER}
+        | {"170131": RejectReason.VENUE_INSUFFICIENT_BALANCE, "170141": RejectReason.DUPLICATE_ORDER,
+           "10006": RejectReason.VENUE_RATE_LIMIT, "10018": RejectReason.VENUE_RATE_LIMIT,
+           "170121": RejectReason.UNKNOWN_INSTRUMENT, "170139": RejectReason.UNKNOWN_ORDER,
+           "170142": RejectReason.UNKNOWN_ORDER, "170213": RejectReason.UNKNOWN_ORDER}
+    )
+    unknown_codes = frozenset({"10000", "10016"})
+    rate_limit_codes = frozenset({"10006", "10018", "HTTP403"})  # 403: over the per-IP cap
+    not_found_codes = frozenset({"170213"})
+    clock_codes = frozenset({"10002"})
+    default_retry_s = 1.0
+
+    def error_of(self, status: int, data: Any) -> tuple[str, str] | None:
+        """Any non-zero ``retCode``; without a JSON body, the HTTP status."""
+        if not isinstance(data, dict):
+            return None if status < 400 else (f"HTTP{status}", "")
+        code = str(data.get("retCode", "0"))
+        return None if code == "0" else (code, str(data.get("retMsg", "")))
+
+    def session_headers(self) -> dict[str, str]:
+        return {"X-BAPI-API-KEY": self._key, "Content-Type": "application/json"}
+
+    def _signed(self, method: str, path: str, params: list[tuple[str, str]] = (), body: Any = None) -> Call:
+        query = percent_encode(params)
+        text = orjson.dumps(body).decode() if body is not None else ""
+        stamp, window = str(self.clock.now_ms()), str(self.recv_window_ms)
+        sign = bybit_signature(self._secret, stamp, self._key, window, text or query)
+        return Call(method, f"{path}?{query}" if query else path, text,
+                    {"X-BAPI-TIMESTAMP": stamp, "X-BAPI-RECV-WINDOW": window, "X-BAPI-SIGN": sign})
+
+    def time_call(self) -> Call:
+        return Call("GET", "/v5/market/time")
+
+    def parse_time(self, data: Any) -> int:
+        return int(data["result"]["timeNano"]) // 1_000_000
+
+    def filters_call(self, symbols: list[str]) -> Call:
+        return Call("GET", "/v5/market/instruments-info?category=spot")
+
+    def parse_filters(self, data: Any) -> dict[str, SymbolFilters]:
+        return {item["symbol"]: bybit_filters(item) for item in data["result"]["list"]}
+
+    def place_call(self, req: OrderRequest, price: str | None, qty: str) -> Call:
+        body = {"category": "spot", "symbol": req.symbol, "side": SIDES[req.side], "qty": qty,
+                "orderLinkId": req.client_order_id}
+        if req.order_type is OrderType.MARKET:
+            body |= {"orderType": "Market", "marketUnit": "baseCoin"}
+        else:
+            tif = "PostOnly" if req.order_type is OrderType.LIMIT_MAKER else TIF[req.tif]
+            body |= {"orderType": "Limit", "price": price, "timeInForce": tif}
+        return self._signed("POST", "/v5/order/create", body=body)
+
+    def parse_placed(self, data: Any, req: OrderRequest) -> OrderView:
+        result = data["result"]
+        return OrderView(result.get("orderLinkId") or req.client_order_id, OrderState.ACK, fee_cum=0.0,
+                         venue_order_id=int(result["orderId"]), symbol=req.symbol, side=req.side,
+                         price=req.price, qty=req.qty, ts_exchange_ns=int(_num(data.get("time"))) * 1_000_000)
+
+    def cancel_call(self, client_order_id: str, symbol: str) -> Call:
+        return self._signed("POST", "/v5/order/cancel",
+                            body={"category": "spot", "symbol": symbol, "orderLinkId": client_order_id})
+
+    def query_call(self, client_order_id: str, symbol: str) -> Call:
+        return self._signed("GET", "/v5/order/realtime", [SPOT, ("symbol", symbol), ("orderLinkId", client_order_id)])
+
+    def parse_order(self, data: Any) -> OrderView:
+        return order_view(data["result"]["list"][0])
+
+    def parse_queried(self, data: Any) -> OrderView | None:
+        """An empty list: the venue does not know the order (Bybit answers retCode 0, not an error)."""
+        return order_view(data["result"]["list"][0]) if data["result"]["list"] else None
+
+    def open_orders_call(self, symbol: str | None) -> Call:
+        return self._signed("GET", "/v5/order/realtime", [SPOT, *([("symbol", symbol)] if symbol else []),
+                                                          ("openOnly", "0")])
+
+    def parse_open_orders(self, data: Any) -> list[OrderView]:
+        return [order_view(item) for item in data["result"]["list"]]
+
+    def balances_call(self) -> Call:
+        return self._signed("GET", "/v5/account/wallet-balance", [("accountType", "UNIFIED")])
+
+    def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
+        """(free, locked) per coin: free is the wallet balance less what open orders lock."""
+        accounts = data["result"]["list"]
+        coins = accounts[0]["coin"] if accounts else []
+        return {c["coin"]: (_num(c.get("walletBalance")) - _num(c.get("locked")), _num(c.get("locked")))
+                for c in coins}
+
+
+def bybit_filters(instrument: Mapping[str, Any]) -> SymbolFilters:
+    """From one spot ``/v5/market/instruments-info`` entry: ``priceFilter.tickSize``, the lot step
+    ``lotSizeFilter.basePrecision``, ``maxLimitOrderQty`` and the order value bounds ``minOrderAmt`` /
+    ``maxOrderAmt`` (``minOrderQty``/``maxOrderQty`` are deprecated and not read)."""
+    lot, price = instrument.get("lotSizeFilter", {}), instrument.get("priceFilter", {})
+    return SymbolFilters(
+        tick=venue_decimal(price.get("tickSize")),
+        step=venue_decimal(lot.get("basePrecision")),
+        max_qty_d=venue_decimal(lot.get("maxLimitOrderQty")),
+        min_notional_d=venue_decimal(lot.get("minOrderAmt")),
+        max_notional_d=venue_decimal(lot.get("maxOrderAmt")),
+    )

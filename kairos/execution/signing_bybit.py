@@ -1,0 +1,29 @@
+"""Bybit v5 request signatures (docs v5 § Integration guidance, Authentication), for the executor and the simulator.
+
+``X-BAPI-SIGN = hex(HMAC_SHA256(secret, timestamp + apiKey + recvWindow + payload))``, lowercase,
+where payload is the query string exactly as sent (GET) or the raw JSON body (POST). A request is
+valid while ``server_time - recv_window <= timestamp < server_time + 1000``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Final
+
+AHEAD_MS: Final = 1000  # how far ahead of the server's clock a timestamp may be
+
+
+def bybit_signature(secret: str, timestamp: str, api_key: str, recv_window: str, payload: str = "") -> str:
+    message = f"{timestamp}{api_key}{recv_window}{payload}"
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def bybit_check(secret: str, timestamp: str, api_key: str, recv_window: str, payload: str, sign: str) -> bool:
+    """Constant-time check of a lowercase hex signature."""
+    return hmac.compare_digest(bybit_signature(secret, timestamp, api_key, recv_window, payload), sign)
+
+
+def bybit_in_window(timestamp_ms: int, server_ms: int, recv_window_ms: int) -> bool:
+    """Whether the venue accepts a request stamped ``timestamp_ms`` when its clock reads ``server_ms``."""
+    return server_ms - recv_window_ms <= timestamp_ms < server_ms + AHEAD_MS
