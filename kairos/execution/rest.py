@@ -60,7 +60,7 @@ class RestExecution(Executor, VenueDialect):
         self._symbols = {i.id: i.venue_symbols[self.venue] for i in instruments if self.venue in i.venue_symbols}
         self._filters: dict[int, SymbolFilters] = {}
         self._reports: deque[ExecReport] = deque()
-        self._tracker = OrderTracker(self._reports.append, self._estimate_fee)
+        self._tracker = OrderTracker(self._reports.append, self._estimate_fee, self._reconcile_now)
         self.budget = budget or Budget.local(venue_limits(self.name).scaled(exec_cfg.rate_limit_scale),
                                              exec_cfg.rate_reserve_pct, exec_cfg.rate_wait_s)
         self.clock = ServerClock()
@@ -155,7 +155,8 @@ class RestExecution(Executor, VenueDialect):
     def stats(self) -> dict[str, int]:
         base = {"illegal_transitions": self._tracker.illegal, "stale_views": self._tracker.stale,
                 "foreign_views": self._tracker.foreign, "duplicate_fills": self._tracker.duplicates,
-                "held_fills": self._tracker.held} | {f"budget_{k}": v for k, v in self.budget.stats().items()}
+                "held_fills": self._tracker.held, "short_filled": self._tracker.short_filled}
+        base |= {f"budget_{k}": v for k, v in self.budget.stats().items()}
         if self.stream is not None:
             base |= {f"stream_{k}": v for k, v in self.stream.counts.items()}
             base["stream_healthy"] = int(self.stream.healthy)

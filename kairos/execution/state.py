@@ -18,6 +18,11 @@ Private streams (`apply_fill`) carry one fill per event with its trade id: a tra
 is a duplicate (``duplicates``); when the venue tells only each fill's fee (Binance), a fill
 whose predecessor has not arrived yet (reordered) is held until it has, so each keeps its own fee;
 a fill already covered by a cumulative view (REST) only records its trade id.
+
+FILLED is reached only with fill reports totalling the order's quantity (the venue's ``qty`` when a
+view carries it): a view saying FILLED short of it (a held fill, a view capped at the reconciled
+trades) leaves the order live, counts ``short_filled`` and calls ``on_short`` so the executor fetches
+the missing fills at once instead of losing them.
 """
 
 from __future__ import annotations
@@ -101,12 +106,14 @@ FeeModel = Callable[[Order, float, float], tuple[float, str]]
 
 
 class OrderTracker:
-    __slots__ = ("_done", "_emit", "_fee_model", "_lock", "_orders", "duplicates", "foreign", "held", "illegal",
-                 "stale")
+    __slots__ = ("_done", "_emit", "_fee_model", "_lock", "_on_short", "_orders", "duplicates", "foreign", "held",
+                 "illegal", "short_filled", "stale")
 
-    def __init__(self, emit: Callable[[ExecReport], None], fee_model: FeeModel) -> None:
+    def __init__(self, emit: Callable[[ExecReport], None], fee_model: FeeModel,
+                 on_short: Callable[[], None] = lambda: None) -> None:
         self._emit = emit
         self._fee_model = fee_model
+        self._on_short = on_short
         self._lock = threading.Lock()
         self._orders: dict[str, Order] = {}
         self._done: OrderedDict[str, Order] = OrderedDict()
@@ -115,6 +122,7 @@ class OrderTracker:
         self.foreign = 0
         self.duplicates = 0
         self.held = 0
+        self.short_filled = 0
 
     def open(self, req: OrderRequest) -> bool:
         """Register a new order in state NEW; False if that client order id is already known."""
@@ -231,7 +239,10 @@ class OrderTracker:
         return 0
 
     def _advance(self, order: Order, view: OrderView, fill_fee: tuple[float, str] | None = None) -> int:
+        order.qty = view.qty or order.qty  # the venue's (rounded) quantity is what a fill must total
         target, filled = view.state, view.cum_qty - order.cum_qty > _EPS
+        if target is OrderState.FILLED and view.cum_qty < order.qty - _tolerance(order.qty):
+            target = self._short(order, view)
         if target is order.state and not filled:
             return 0
         if not filled and RANK[target] < RANK[order.state]:
@@ -247,7 +258,7 @@ class OrderTracker:
         if target is OrderState.REJECTED:
             count += self._report(order, ExecKind.REJECT, target, reason=RejectReason.VENUE_REJECTED, view=view)
         if filled:
-            count += self._fill(order, view, fill_fee)
+            count += self._fill(order, view, fill_fee, target)
         if target in _END_KIND:
             count += self._report(order, _END_KIND[target], target, view=view)
         order.state = OrderState.PARTIAL if target is OrderState.ACK and order.cum_qty > _EPS else target
@@ -255,7 +266,13 @@ class OrderTracker:
             self._finish(order)
         return count
 
-    def _fill(self, order: Order, view: OrderView, fill_fee: tuple[float, str] | None) -> int:
+    def _short(self, order: Order, view: OrderView) -> OrderState:
+        """FILLED short of the order's quantity: what the view does prove (live), and fetch the rest now."""
+        self.short_filled += 1
+        self._on_short()
+        return OrderState.PARTIAL if view.cum_qty > _EPS or order.cum_qty > _EPS else OrderState.ACK
+
+    def _fill(self, order: Order, view: OrderView, fill_fee: tuple[float, str] | None, target: OrderState) -> int:
         qty = view.cum_qty - order.cum_qty
         quote = view.cum_quote - order.cum_quote
         px = quote / qty if quote > _EPS else (view.price or order.price)
@@ -267,7 +284,7 @@ class OrderTracker:
             fee, asset = view.fee_cum - order.fee_cum, view.fee_asset
         order.cum_qty, order.cum_quote = view.cum_qty, view.cum_quote
         order.fee_cum += fee
-        state = OrderState.FILLED if view.state is OrderState.FILLED else OrderState.PARTIAL
+        state = OrderState.FILLED if target is OrderState.FILLED else OrderState.PARTIAL
         return self._report(order, ExecKind.FILL, state, view=view, last=(px, qty, fee, asset))
 
     def _report(self, order: Order, kind: ExecKind, state: OrderState, *, reason: RejectReason = RejectReason.NONE,

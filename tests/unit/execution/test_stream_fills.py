@@ -94,3 +94,34 @@ def test_binance_my_trades_become_views_up_to_the_reconciled_one() -> None:
         assert _fills(out) == [(1.0, 0.001, S.PARTIAL), (2.0, 0.002, S.FILLED)]
     finally:
         ex.close()
+
+
+def test_filled_short_of_the_quantity_stays_live_until_the_missing_fill_is_reported() -> None:
+    shorts: list[int] = []
+    out: list[ExecReport] = []
+    tracker = OrderTracker(out.append, lambda order, qty, notional: (qty * 0.001, "BTC"), lambda: shorts.append(1))
+    tracker.open(OrderRequest("c1", 1, "BTCUSDT", Side.BUY, OrderType.LIMIT, Tif.GTC, 100.0, 3.0, 0))
+    tracker.apply_fill(_binance(1.0), _fill("t1", 1.0, 0.0007))
+    assert tracker.apply_fill(_binance(3.0, S.FILLED), _fill("t3", 1.0, 0.0005)) == 0   # t2 not seen yet: held
+    capped = OrderView("c1", S.FILLED, cum_qty=1.0, cum_quote=100.0, fee_cum=None, qty=3.0)
+    assert tracker.apply(capped) == 0                       # says FILLED, brings no quantity: not the end
+    assert [o.client_order_id for o in tracker.live()] == ["c1"]
+    assert tracker.short_filled == 1 and shorts == [1]
+    tracker.apply_fill(_binance(2.0), _fill("t2", 1.0, 0.0006))
+    assert _fills(out) == [(1.0, 0.0007, S.PARTIAL), (1.0, 0.0006, S.PARTIAL), (1.0, 0.0005, S.FILLED)]
+    assert tracker.live() == []
+
+
+def test_filled_with_new_quantity_short_of_the_order_reports_it_as_partial() -> None:
+    tracker, out = _tracker()
+    tracker.apply(OrderView("c1", S.FILLED, cum_qty=2.0, cum_quote=200.0, fee_cum=None, qty=3.0))
+    assert _fills(out) == [(2.0, 0.002, S.PARTIAL)] and tracker.short_filled == 1
+    tracker.apply(OrderView("c1", S.FILLED, cum_qty=3.0, cum_quote=300.0, fee_cum=None, qty=3.0))
+    assert _fills(out)[-1] == (1.0, 0.001, S.FILLED) and tracker.live() == []
+
+
+def test_the_venues_rounded_quantity_is_what_filled_must_total() -> None:
+    tracker, out = _tracker()                               # asked 3.0; the venue rounded it to 2.99
+    tracker.apply(OrderView("c1", S.FILLED, cum_qty=2.99, cum_quote=299.0, fee_cum=None, qty=2.99))
+    assert [(r.kind, r.state) for r in out][-1] == (K.FILL, S.FILLED)
+    assert tracker.live() == [] and tracker.short_filled == 0
