@@ -10,9 +10,9 @@ joined by ``multiprocessing.Queue`` instead of shared-memory rings. Only the tra
   gate's queues (a broadcast, like the md ring's two consumers).
 - strategy: `MarketView`, the registry's strategies and `IntentSink`, driven as `StrategyHost`
   drives them (update, on_market, clear, publish; events by strategy id; a 20 ms timer).
-- gate: `Desk`, `PreTrade`, `Marks` and the paper executors built and reconciled as `GateAgent`
-  builds them, with the same `OrderTrace` (its rows kept in a list) and an `EventWriter` whose
-  producer is the strategy's queue. Each queue item is one ring batch's bytes.
+- gate: `Gate.build` (kairos/gate/build.py), exactly what `GateAgent` runs, with the same
+  `OrderTrace` (its rows kept in a list); its events go to the strategy's queue. Each queue item
+  is one ring batch's bytes.
 
 Every process blocks in ``Queue.get`` when idle (no spinning), like the rings' blocking wait.
 """
@@ -24,7 +24,6 @@ import queue
 import time
 from collections.abc import Callable, Mapping
 from multiprocessing.queues import Queue
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -34,21 +33,11 @@ from kairos.agent import AgentRunner
 from kairos.feeds import FEEDS
 from kairos.feeds.agent import FeedAgent
 from kairos.feeds.stats import FeedStats
-from kairos.gate.agent import build_executors, load_rules
-from kairos.gate.blotter import Blotter
-from kairos.gate.book import Book
-from kairos.gate.desk import Desk
-from kairos.gate.events import EventWriter
-from kairos.gate.marks import Marks
+from kairos.gate.build import Gate
 from kairos.gate.metrics import GateMetrics, OrderTrace
-from kairos.gate.orders import Orders
-from kairos.gate.reconcile import reconcile
 from kairos.instruments import VENUE_NAMES, InstrumentTable
-from kairos.journal import AppendLog
 from kairos.logs import setup_logging
-from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE, OrderType, TradingState
-from kairos.risk import Grid, PostTrade, PreTrade, RiskState
-from kairos.risk.state import N_VENUES
+from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE
 from kairos.status import StatusBoard
 from kairos.strategy import build_strategies
 from kairos.strategy.api import IntentSink, LiveClock, MarketView, new_run_id
@@ -186,38 +175,23 @@ class QueueProducer:
 
 
 class QueueGate:
-    """`GateAgent`'s pieces and duty cycle (marks, executor reports, intents, flush) on one input queue."""
+    """`Gate.build` (as `GateAgent` builds it) and the agent's duty cycle (marks, executor reports,
+    intents, flush) on one input queue; every venue started and reconciled before the first input."""
 
     def __init__(self, settings: config.Settings, board: StatusBoard, events_out: Queue) -> None:
-        instruments = self.instruments = InstrumentTable(settings.instruments)
-        risk = settings.risk
-        self.state = RiskState.empty(Grid(instruments), risk.max_orders_per_sec, TradingState[risk.initial_state])
-        journal = AppendLog(Path(risk.journal_dir) / f"{settings.shm_prefix}.qgate.jsonl")
-        self.executors = build_executors(settings, instruments)
-        fees = [0.0] * N_VENUES
-        for name, cfg in settings.venues.items():
-            fees[VENUE_NAMES[name]] = cfg.taker_fee_bps
-        self.pre = PreTrade(risk, fees)
         self.traces = ListProducer()
-        self.desk = Desk(Blotter(Orders(), Book(self.state), journal), self.pre, PostTrade(risk), self.executors,
-                         EventWriter(QueueProducer(events_out)),
-                         GateMetrics(board.claim("q.gate"), OrderTrace(self.traces)))
+        gate = self.gate = Gate.build(settings, QueueProducer(events_out),
+                                      GateMetrics(board.claim("q.gate"), OrderTrace(self.traces)))
+        self.state, self.desk, self.executors = gate.state, gate.desk, gate.executors
         self.changed: set[int] = set()
-        self.marks = {f"md.{name}": Marks(self.state, VENUE_NAMES[name], self.changed, risk)
-                      for name, cfg in settings.venues.items() if cfg.enabled}
+        self.marks = {f"md.{executor.venue.name.lower()}": gate.marks(venue, self.changed)
+                      for venue, executor in enumerate(self.executors) if executor is not None}
         self.md_log: list[bytes] = []
-        self._reconcile()
-
-    def _reconcile(self) -> None:
-        def unit(venue: int, side: int, price: float) -> float:
-            return self.pre.reserve(venue, side, int(OrderType.LIMIT), price, 1.0, price)
-
         for venue, executor in enumerate(self.executors):
             if executor is not None:
                 executor.start()
-                load_rules(self.state, self.instruments, venue, executor)
-                for order, report in reconcile(self.desk.blotter, executor, self.state.grid, unit, 0):
-                    self.desk.report(order, report)
+                gate.load_rules(venue)
+                gate.reconcile(venue)
         self.desk.blotter.book.refresh_gross()
 
     def handle(self, tag: str, payload: bytes) -> None:
@@ -279,7 +253,10 @@ def gate_main(env: Mapping[str, str], inq: Queue, events_out: Queue, results: Qu
     try:
         gate = QueueGate(settings, board, events_out)
         results.put({"ready": "gate"})
-        gate.run(inq, results)
+        try:
+            gate.run(inq, results)
+        finally:
+            gate.gate.close()
     finally:
         board.close()
 

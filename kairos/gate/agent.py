@@ -17,42 +17,29 @@ import errno
 import logging
 import time
 from collections.abc import Iterable
-from functools import partial
-from pathlib import Path
 
 from kairos.config import Settings
 from kairos.errors import ExecutionError, RingFull, RingNotFound
-from kairos.execution import live_executor, venue_rules
 from kairos.execution.base import Executor
-from kairos.execution.paper import PaperExecutor
-from kairos.gate.blotter import Blotter
-from kairos.gate.book import Book
-from kairos.gate.compact import compact
+from kairos.gate.build import Gate
 from kairos.gate.desk import DISK_FULL, Desk
-from kairos.gate.events import EventWriter
 from kairos.gate.marks import Marks
 from kairos.gate.metrics import GateMetrics, NoTrace, OrderTrace
 from kairos.gate.opener import Opener
-from kairos.gate.orders import Orders
-from kairos.gate.reconcile import reconcile
 from kairos.gate.snapshot import GateStateWriter
 from kairos.gate.state import describe
-from kairos.instruments import VENUE_NAMES, InstrumentTable
-from kairos.journal import AppendLog
 from kairos.logs import ErrorTally
 from kairos.records import (
     EXEC_EVENT,
     MARKET_DATA,
     ORDER_INTENT,
     ORDER_TRACE,
-    OrderType,
     ProcState,
     TradingState,
     Venue,
 )
 from kairos.ring import Poller, Ring, Waiter
-from kairos.risk import Grid, PostTrade, PreTrade, RiskState
-from kairos.risk.state import N_VENUES
+from kairos.risk import RiskState
 from kairos.status import Counter, Slot
 
 log = logging.getLogger(__name__)
@@ -63,38 +50,13 @@ INFLIGHT_SLEEP_S = 0.0005
 DISK_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS))
 
 
-def build_executors(settings: Settings, instruments: InstrumentTable) -> list[Executor | None]:
-    """One executor per enabled venue, indexed by venue id: paper (ledger under risk.journal_dir, the venue's
-    order rules from its public REST) or live."""
-    out: list[Executor | None] = [None] * N_VENUES
-    ledgers = Path(settings.risk.journal_dir)
-    for name, cfg in settings.venues.items():
-        if cfg.enabled:
-            venue = VENUE_NAMES[name]
-            out[venue] = (PaperExecutor(venue, instruments, settings.execution, cfg,
-                                        partial(venue_rules, name, settings, instruments),
-                                        ledgers / f"{settings.shm_prefix}.paper.{name}.jsonl",
-                                        compact_entries=settings.risk.journal_compact_entries)
-                          if settings.execution.mode == "paper" else live_executor(name, settings, instruments))
-    return out
-
-
-def load_rules(state: RiskState, instruments: InstrumentTable, venue: int, executor: Executor) -> None:
-    """A started executor's order rules into the table the pre-trade check applies (same in every mode)."""
-    rules, grid = state.rules, state.grid
-    for inst in instruments:
-        if grid.valid(venue, inst.id):
-            rules.load(grid.key(venue, inst.id), executor.filters(inst.id))
-
-
 class GateAgent:
     role = ROLE
 
     def __init__(self, settings: Settings, slot: Slot) -> None:
         self._settings, self._slot, self._prefix = settings, slot, settings.shm_prefix
-        self._instruments = InstrumentTable(settings.instruments)
-        self.state = RiskState.empty(Grid(self._instruments), settings.risk.max_orders_per_sec,
-                                     TradingState[settings.risk.initial_state])
+        self.gate: Gate | None = None
+        self.state: RiskState | None = None  # the gate's parts, bound at on_start
         self._rings: list[Ring] = []
         self._md: list[tuple[Poller, Marks]] = []
         self._changed: set[int] = set()
@@ -107,38 +69,23 @@ class GateAgent:
         self._ready = False  # at least one venue reconciled: intents are read
         self._retry_ns = self._published_ns = 0
         self._tally = ErrorTally(log)
-        self._journal: AppendLog | None = None
         self._writer: GateStateWriter | None = None
         self._waiter: Waiter | None = None
         self.desk: Desk | None = None
-        self._pre: PreTrade | None = None
         self._intents: Poller | None = None
         self._manual: Poller | None = None
 
     def on_start(self) -> None:
-        s = self._settings
-        self._journal = AppendLog(Path(s.risk.journal_dir) / f"{self._prefix}.gate.jsonl")
-        blotter = Blotter(Orders(), Book(self.state), self._journal)
-        entries = blotter.replay()
-        limit = s.risk.journal_compact_entries
-        if limit and entries > limit:
-            compact(blotter, time.time_ns())
         events = Ring.attach("events", EXEC_EVENT, self._prefix)
         self._rings.append(events)
-        self._executors = build_executors(s, self._instruments)
-        fees = [0.0] * N_VENUES
-        for name, cfg in s.venues.items():
-            fees[VENUE_NAMES[name]] = cfg.taker_fee_bps
-        self._pre = PreTrade(s.risk, fees)
-        self.desk = Desk(blotter, self._pre, PostTrade(s.risk), self._executors,
-                         EventWriter(events.producer(s.rings.block_timeout_ms / 1000)),
-                         GateMetrics(self._slot, self._trace()))
-        self.desk.metrics.trading_state.set(self.state.trading)
+        gate = self.gate = Gate.build(self._settings, events.producer(self._settings.rings.block_timeout_ms / 1000),
+                                      GateMetrics(self._slot, self._trace()))
+        self.state, self.desk, self._executors = gate.state, gate.desk, gate.executors
         self._close_venues()
         self._attach_inputs()
         self._writer = GateStateWriter(self._prefix)
         log.info("journal replayed: %d entries, %d open orders, trading %s; reconciling before taking intents",
-                 entries, len(blotter.orders.open), TradingState(self.state.trading).name)
+                 gate.replayed, len(gate.desk.blotter.orders.open), TradingState(self.state.trading).name)
 
     def _close_venues(self) -> None:
         """Every enabled venue starts closed (``closed.<venue>`` = 1, no order sent) until it is reconciled."""
@@ -171,7 +118,7 @@ class GateAgent:
                 ring = Ring.attach(f"md.{executor.venue.name.lower()}", MARKET_DATA, self._prefix)
                 self._rings.append(ring)
                 consumers.append(ring.consumer(ROLE))
-                self._md.append((consumers[-1], Marks(self.state, venue, self._changed, self._settings.risk)))
+                self._md.append((consumers[-1], self.gate.marks(venue, self._changed)))
         self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.wait_for(ROLE),
                               spin_us=self._settings.rings.spin_us)
 
@@ -271,24 +218,21 @@ class GateAgent:
 
     def _open(self, venue: int, due: bool, now: int) -> bool:
         """Start (`_start`), then reconcile one closed venue (when ``due``: once a second); False while closed."""
-        desk, executor = self.desk, self._executors[venue]
+        executor = self._executors[venue]
         try:
             if venue not in self._started:
                 if not self._start(venue, executor, due, now):
                     return False
-                load_rules(self.state, self._instruments, venue, executor)
+                self.gate.load_rules(venue)
                 self._started.add(venue)
                 self._running.append(executor)
             elif not due:
                 return False
-            changed = reconcile(desk.blotter, executor, self.state.grid, self._reserve_unit,
-                                executor.reach_window_ns())
+            self.gate.reconcile(venue)
         except ExecutionError as exc:
             self._tally(f"{executor.venue.name} not reachable", str(exc))
             return False
         self._reconciled.add(venue)
-        for order, report in changed:
-            desk.report(order, report)
         return True
 
     def _start(self, venue: int, executor: Executor, due: bool, now: int) -> bool:
@@ -299,15 +243,12 @@ class GateAgent:
             executor.start()
         return due
 
-    def _reserve_unit(self, venue: int, side: int, price: float) -> float:
-        return self._pre.reserve(venue, side, int(OrderType.LIMIT), price, 1.0, price)
-
     def _publish(self, now: int) -> None:
         desk = self.desk
         if now - self._published_ns < (STATE_MIN_NS if desk.dirty else STATE_MAX_NS):
             return
         executors = {v: e for v, e in enumerate(self._executors) if e is not None}
-        blob = describe(desk.blotter, self._instruments, executors, desk.metrics, self._settings.execution.mode,
+        blob = describe(desk.blotter, self.gate.instruments, executors, desk.metrics, self._settings.execution.mode,
                         self._reconciled)
         if not self._writer.write(blob):
             self._tally("gate state too large for its segment", f"{len(blob['orders'])} orders")
@@ -333,9 +274,8 @@ class GateAgent:
                 self.desk.flush()
             except RingFull as exc:
                 log.error("events not published at shutdown: %s", exc)
-        for executor in self._executors:
-            if executor is not None:
-                executor.close()
-        for closable in (self._waiter, self._writer, self._journal, *self._rings):
+        if self.gate is not None:
+            self.gate.close()
+        for closable in (self._waiter, self._writer, *self._rings):
             if closable is not None:
                 closable.close()
