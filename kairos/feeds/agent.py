@@ -123,7 +123,18 @@ class FeedAgent:
             return 0
         rows = self.sync.poll(self._out, self._rows, len(self._out) - self._rows, time.time_ns())
         self._rows += rows
+        if self.sync.outbox and self._session.connected:
+            self._resend()
         return rows
+
+    def _resend(self) -> None:
+        """Send the resubscriptions BookSync asked for (stream-seeded books); a failed send is a lost connection."""
+        frames, self.sync.outbox = self.sync.outbox, []
+        try:
+            for frame in frames:
+                self._session.send(frame)
+        except TRANSPORT_ERRORS as exc:
+            self._disconnect(f"send failed: {exc!r}", venue_asked=False)
 
     def _read(self) -> int:
         """Drain buffered frames into rows; stop early when the batch is nearly full."""

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Final, NamedTuple
 import numpy as np
 import orjson
 
+from kairos.errors import ProtocolError
 from kairos.records import MARKET_DATA, Venue
 
 RECORD: Final = struct.Struct("<qqQddddIHBB")
@@ -84,6 +85,9 @@ class FeedCaps:
     max_ping_interval_s: float  # keepalive must fire before the venue's idle cut (OKX < 30 s)
     snapshot_depth: int  # levels asked for in a REST snapshot
     session_limit_s: float = 0.0  # the venue cuts connections this old (Binance 24 h); 0 = no limit
+    stream_snapshots: bool = False
+    """Books are seeded only by the stream's own snapshot, sent on every (re)subscribe (Bybit: its REST book
+    follows another depth's update ids): a book that needs one is resubscribed, never fetched over REST."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +128,17 @@ class FeedAdapter(ABC):
     def parse(self, raw: bytes, out: np.ndarray, at: int, recv_ns: int, books: list[BookMsg]) -> int:
         """Decode one frame; write BBO/TRADE rows from ``at``; append book messages; return rows written."""
 
-    @abstractmethod
     def snapshot_request(self, rest_url: str, symbol: str) -> SnapshotRequest:
-        """The REST call that returns a book snapshot for ``symbol``."""
+        """The REST call that returns a book snapshot for ``symbol`` (venues seeded over REST)."""
+        raise ProtocolError(f"{self.venue.name} books are seeded by the stream, not REST")
 
-    @abstractmethod
     def parse_snapshot(self, body: bytes) -> Snapshot:
         """Decode a REST snapshot body; ProtocolError when the venue answered an error."""
+        raise ProtocolError(f"{self.venue.name} books are seeded by the stream, not REST")
+
+    def resubscribe_messages(self, symbol: str) -> list[bytes]:
+        """Frames that make the stream send ``symbol``'s book snapshot again (``caps.stream_snapshots``)."""
+        raise ProtocolError(f"{self.venue.name} books are seeded over REST, not by resubscribing")
 
     @property
     def wants_depth(self) -> bool:

@@ -104,6 +104,10 @@ class WsSession:
         self.opened_ns = self.last_rx_ns = self.last_data_ns = now
         self._ping_sent_ns = 0
 
+    def send(self, frame: bytes) -> None:
+        """One text frame on the open connection (a resubscription); raises transport errors."""
+        self._ws.send(frame, opcode=TEXT)  # type: ignore[union-attr]
+
     def fileno(self) -> int:
         return self._ws.sock.fileno() if self._ws is not None and self._ws.sock else -1
 

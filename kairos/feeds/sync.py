@@ -17,6 +17,9 @@ buffer is kept for the next one). Snapshot failures retry with backoff; after
 ``feeds.snapshot_retries`` consecutive failures `BookSyncError` ends the process (the supervisor
 restarts it). A snapshot the venue's shared rate budget defers (kairos/ratelimit: snapshots are
 BACKGROUND calls) is no failure: it is asked again when the budget has room (``rate_deferred``).
+A venue whose books only its stream can seed (``FeedCaps.stream_snapshots``: Bybit) is resubscribed
+instead: the frames go to ``outbox`` for the connection to send, and the book waits for the snapshot
+that answers them (asked again after a backoff step, failing like a fetch after ``snapshot_retries``).
 Book records (STATUS, DEPTH bursts, book BBO) are written into the caller's array.
 """
 
@@ -47,6 +50,7 @@ from kairos.records import BookStatus, Kind
 log = logging.getLogger(__name__)
 
 MAX_BUFFER: Final = 10_000
+STREAM_SNAPSHOT_WAIT_NS: Final = 2_000_000_000  # a resubscribed book waits this long for its snapshot
 RETRY_S: Final = 5.0  # a 429/418 without Retry-After: quiet this long
 _STATUS: Final = int(Kind.STATUS)
 
@@ -142,8 +146,10 @@ class BookSync:
         "_reject",
         "_rest_url",
         "_retries",
+        "_stream_snapshots",
         "_tally",
         "counts",
+        "outbox",
         "row_need",
         "tracks",
     )
@@ -162,6 +168,9 @@ class BookSync:
         self._rebuilt = rebuilt
         self._jump_bps = cfg.max_jump_bps
         self._max_levels = cfg.max_levels
+        self._stream_snapshots = adapter.caps.stream_snapshots
+        self.outbox: list[bytes] = []
+        """Frames the connection must send (resubscriptions of stream-seeded books)."""
         venue = int(adapter.venue)
         self.tracks = {i: _Track(L2Book(i, venue, cfg.depth_levels, cfg.max_price, cfg.max_qty), s)
                        for s, i in adapter.symbols.items()}
@@ -169,7 +178,8 @@ class BookSync:
         self.row_need = cfg.depth_levels + 3
         """Rows one book event may write (STATUS + DEPTH burst + BBO); callers keep that much room."""
         self.counts = {"gaps": 0, "resyncs": 0, "snapshots": 0, "rest_requests": 0, "snapshot_failures": 0,
-                       "stale_dropped": 0, "crossed": 0, "unsequenced_dropped": 0, "rate_deferred": 0}
+                       "stale_dropped": 0, "crossed": 0, "unsequenced_dropped": 0, "rate_deferred": 0,
+                       "resubscribes": 0}
 
     # -- connection edges ------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,6 +187,7 @@ class BookSync:
         for instrument, track in self.tracks.items():
             track.state, track.buffer, track.future, track.retries = State.AWAIT, [], None, 0
             self._awaiting.add(instrument)
+        self.outbox.clear()  # a new connection subscribes afresh
 
     def stop(self, out: np.ndarray, at: int, recv_ns: int) -> int:
         """Connection lost: every book that was not idle is invalidated (STATUS DISCONNECTED)."""
@@ -278,12 +289,24 @@ class BookSync:
             track = self.tracks[instrument]
             if track.future is None:
                 if track.buffer and now >= track.next_try_ns:
-                    request = self._adapter.snapshot_request(self._rest_url, track.symbol)
-                    track.future = self._fetcher.fetch(request.url, request.params)
-                    self.counts["rest_requests"] += 1
+                    self._ask(track, now)
             elif track.future.done() and room - n >= need:
                 n += self._finish(track, out, at + n, recv_ns)
         return n
+
+    def _ask(self, track: _Track, now: int) -> None:
+        """Ask for a snapshot: over REST, or by resubscribing a stream-seeded book (answered in the stream)."""
+        if not self._stream_snapshots:
+            request = self._adapter.snapshot_request(self._rest_url, track.symbol)
+            track.future = self._fetcher.fetch(request.url, request.params)
+            self.counts["rest_requests"] += 1
+            return
+        if track.retries >= self._retries:
+            raise BookSyncError(f"{track.symbol}: no snapshot after {track.retries} resubscriptions")
+        track.retries += 1
+        self.outbox.extend(self._adapter.resubscribe_messages(track.symbol))
+        self.counts["resubscribes"] += 1
+        track.next_try_ns = now + max(self._backoff.delay_ns(track.retries), STREAM_SNAPSHOT_WAIT_NS)
 
     def _finish(self, track: _Track, out: np.ndarray, at: int, recv_ns: int) -> int:
         future, track.future = track.future, None

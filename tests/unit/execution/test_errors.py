@@ -66,7 +66,7 @@ def test_okx_error_bodies(dialects, name, status, outcome, code, reason, message
 def test_every_error_fixture_is_covered() -> None:
     covered = {f"binance/{row[0]}" for row in BINANCE} | {f"okx/{row[0]}" for row in OKX}
     covered |= {"binance/error_-2010_wsapi.json", "okx/rest_books_error.json"}  # envelope below; feed parser test
-    covered |= {row[0] for row in BYBIT_ERRORS}
+    covered |= {row[0] for row in BYBIT_ERRORS} | {"bybit/subscribe_error.json"}  # feed parser test
     on_disk = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.json") if "error" in p.name}
     assert on_disk == covered
 
