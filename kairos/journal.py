@@ -1,9 +1,8 @@
 """Append-only JSON-lines logs shared by the gate journal, the paper venue ledgers and PlaceOrder's log.
 
-One ``os.write`` per entry (or per batch of entries: `AppendLog.extend`) on an O_APPEND descriptor:
-an entry is in the page cache before the effect it records (a submit, an event) happens, so it
-survives ``kill -9`` of the writer (not a power cut: there is no fsync per entry). A torn last line
-is cut off when the file is reopened.
+One ``os.write`` per entry on an O_APPEND descriptor: an entry is in the page cache before the
+effect it records (a submit, an event) happens, so it survives ``kill -9`` of the writer (not a
+power cut: there is no fsync per entry). A torn last line is cut off when the file is reopened.
 A neutral module: the gate, execution/ and api/ all write such logs, none imports another for it.
 """
 
@@ -39,18 +38,11 @@ class AppendLog:
     def append(self, entry: dict[str, Any]) -> None:
         """Raises OSError (disk full) with the log as it was: a short write is cut off again, so the
         next entry never lands behind a torn line."""
-        self._write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
-
-    def extend(self, entries: Iterable[dict[str, Any]]) -> None:
-        """Several entries in one ``os.write`` (one syscall for a batch): all of them or, raising
-        OSError like `append`, none."""
-        self._write(b"".join([orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in entries]))
-
-    def _write(self, data: bytes) -> None:
-        written = os.write(self._fd, data)
-        if written != len(data):
+        line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+        written = os.write(self._fd, line)
+        if written != len(line):
             os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
-            raise OSError(errno.ENOSPC, f"short journal write to {self.path}: {written} of {len(data)} bytes")
+            raise OSError(errno.ENOSPC, f"short journal write to {self.path}: {written} of {len(line)} bytes")
 
     def rewrite(self, entries: Iterable[dict[str, Any]]) -> int:
         """Replace the log with ``entries`` (compaction): written to a temp file, fsynced, renamed over

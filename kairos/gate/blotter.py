@@ -1,18 +1,16 @@
 """Orders, book and journal changed together, by the same code live, on replay and on reconcile.
 
 Write-ahead rules (docs/RISK.md, "exactly once"): an accepted order is journaled before it is
-submitted (the desk stages a batch's orders and commits their entries in one write before it
-submits the first of them); a rejected intent before its REJECT event; a trading-state change
-before its STATE event. Execution reports are applied at once, published as events, and journaled
-after the publish (`record`), so a crash in between re-derives them from the venue at the next
-start (at-least-once events, never a lost one).
+submitted; a rejected intent before its REJECT event; a trading-state change before its STATE
+event. Execution reports are applied at once, published as events, and journaled after the publish
+(`record`), so a crash in between re-derives them from the venue at the next start (at-least-once
+events, never a lost one).
 
-A journal that cannot be written (disk full, any OSError): `accept` or `commit` raises, so no order
-of it is sent (staged ones are withdrawn); a rejection or a halt still takes effect (nothing is
-sent) and reports stay queued, each reported to ``on_journal_error`` (the desk halts trading,
-DISK_FULL); leaving HALTED raises. A halt that could not be journaled is written before any other
-entry once the journal works again (`retry` each duty cycle), so a restart after the disk was freed
-still starts HALTED.
+A journal that cannot be written (disk full, any OSError): `accept` raises, so the order is never
+sent; a rejection or a halt still takes effect (nothing is sent) and reports stay queued, each
+reported to ``on_journal_error`` (the desk halts trading, DISK_FULL); leaving HALTED raises. A halt
+that could not be journaled is written before any other entry once the journal works again (`retry`
+each duty cycle), so a restart after the disk was freed still starts HALTED.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ _HALTED = int(TradingState.HALTED)
 
 
 class Blotter:
-    __slots__ = ("_staged", "book", "journal", "on_journal_error", "orders", "pending", "refused", "why")
+    __slots__ = ("book", "journal", "on_journal_error", "orders", "pending", "refused", "why")
 
     def __init__(self, orders: Orders, book: Book, journal: AppendLog) -> None:
         self.orders = orders
@@ -42,40 +40,15 @@ class Blotter:
         self.refused = 0  # state changes refused because the journal could not be written
         self.pending: dict[str, Any] | None = None  # a halt not journaled yet
         self.on_journal_error: Callable[[OSError], None] = _raise
-        self._staged: list[dict[str, Any]] = []  # entries of staged orders, for `commit`
 
     def accept(self, order: Order, wall_ns: int, record: bool = True) -> None:
         """A new order: journal it (before the caller submits it), count it open, reserve funds."""
+        order.accepted_ns = wall_ns
         if record:
             self._flush()
             self.journal.append(J.accepted(order, wall_ns))
-        self._open(order, wall_ns)
-
-    def stage(self, order: Order, wall_ns: int) -> None:
-        """`accept` with the entry held for `commit`: a batch of orders costs one write, and each
-        order is booked at once, so the next intent of the batch is checked against it."""
-        self._staged.append(J.accepted(order, wall_ns))
-        self._open(order, wall_ns)
-
-    def _open(self, order: Order, wall_ns: int) -> None:
-        order.accepted_ns = wall_ns
         self.orders.add(order)
         self.book.open(order)
-
-    def commit(self) -> None:
-        """Journal every staged order in one write (before the caller submits any of them). OSError:
-        none is written, and the caller withdraws them all."""
-        try:
-            self._flush()
-            self.journal.extend(self._staged)
-        finally:
-            self._staged.clear()
-
-    def withdraw(self, order: Order) -> None:
-        """Undo `stage` for an order whose entry could not be written: it never existed."""
-        self.book.close(order)
-        self.orders.close(order)
-        del self.orders.all[order.coid], self.orders.decided[order.coid]
 
     def reject(self, coid: bytes, ts_created_ns: int, rejected: Rejected, wall_ns: int, record: bool = True) -> None:
         if record:

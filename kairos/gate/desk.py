@@ -4,11 +4,6 @@ One ring batch is one call (`on_intents` / `on_manual`); its events are publishe
 handler returns, i.e. before the ring stores the consumer cursor. A batch redelivered after a
 crash is recognised intent by intent (same client order id and creation time = a replay): an
 accepted one is not sent again, a rejected one has its REJECT event sent again.
-
-The orders a batch accepts are booked as each is checked (the next intent is checked against them)
-and journaled together in one write before the first of them is sent (`dispatch`; at most
-``MAX_STAGED`` per write); a command in the batch (cancel, cancel-all, state) first sends what came
-before it.
 """
 
 from __future__ import annotations
@@ -77,15 +72,12 @@ _NEW_FIELDS = itemgetter(INTENT_TS_CREATED_NS, INTENT_TS_ORIGIN_NS, INTENT_PRICE
 _REJECTED_FIELDS = itemgetter(INTENT_VENUE, INTENT_INSTRUMENT, INTENT_STRATEGY, INTENT_SIDE, INTENT_PRICE, INTENT_QTY,
                               INTENT_TS_ORIGIN_NS)
 EXIT_RETRY_NS = 1_000_000_000
-MAX_STAGED = 8
-"""Orders journaled in one write at most: a long batch (a backlog) still sends its first orders early."""
 DISK_FULL = "DISK_FULL"  # the halt reason (blob ``trading_reason``) when the journal cannot be written
 
 
 class Desk:
-    __slots__ = ("_boot", "_current", "_exit_at", "_exits", "_held", "_post", "_pre", "_seq", "_staged", "_stride",
-                 "_symbol", "_tally", "_unrecorded", "blotter", "dirty", "events", "executors", "metrics", "reconciled",
-                 "state")
+    __slots__ = ("_boot", "_current", "_exit_at", "_exits", "_held", "_post", "_pre", "_seq", "_stride", "_symbol",
+                 "_tally", "_unrecorded", "blotter", "dirty", "events", "executors", "metrics", "reconciled", "state")
 
     def __init__(self, blotter: Blotter, pre: PreTrade, post: PostTrade, executors: Sequence[Executor | None],
                  events: EventWriter, metrics: GateMetrics) -> None:
@@ -100,7 +92,6 @@ class Desk:
         self._exit_at = [0] * self.state.grid.size
         self._boot, self._seq = time.time_ns() // 1_000_000, 0
         self._unrecorded: list[ExecReport] = []
-        self._staged: list[tuple[Order, tuple]] = []  # accepted, journal entry not written yet: (order, intent)
         self._tally = ErrorTally(log)
         self._held: tuple[set[bytes], set[bytes]] = (set(), set())  # per ring: rejects of a batch not yet done
         self._current = self._held[0]
@@ -120,9 +111,7 @@ class Desk:
             action = rec[INTENT_ACTION]
             if action == NEW:
                 self.new(rec, t_read, manual)
-                continue
-            self.dispatch(t_read)  # what a command may act on goes out first, in the order it came
-            if action == CANCEL:
+            elif action == CANCEL:
                 self.cancel(rec)
             elif action == CANCEL_ALL:
                 self.cancel_all(rec[INTENT_VENUE], rec[INTENT_INSTRUMENT])
@@ -132,13 +121,12 @@ class Desk:
                 self._tally("bad intent: unknown action or SET_STATE not from the manual ring",
                             repr(rec[:INTENT_FIELDS]))
                 self._refuse(rec, R.INVALID_ORDER)
-        self.dispatch(t_read)
         self.metrics.intents.add(len(view))  # after the batch: counters are off the path to the executor
         self.flush()  # RingFull: the cursor stays, the batch comes again (its rejects are in ``held``)
         held.clear()
 
     def new(self, rec: tuple, t_read: int, manual: bool) -> None:
-        """One NEW intent (hot path): every check, then booked and staged; `dispatch` journals and sends it."""
+        """One NEW intent (hot path): every check, then journal and hand to the venue's executor."""
         ts_created, ts_origin, price, qty, coid, inst, strategy, venue, side, otype, tif, flags = _NEW_FIELDS(rec)
         if coid in self.blotter.orders.decided:
             return self._again(rec)
@@ -153,11 +141,8 @@ class Desk:
         unit = self._pre.reserve(venue, side, otype, price, 1.0, self.state.mark(k))
         order = Order(coid, venue, inst, k, strategy, side, otype, tif, price, qty, unit, ts_origin, ts_created,
                       flags | (_MANUAL if manual else 0))
-        self.blotter.stage(order, time.time_ns())
-        self.state.buckets[venue].take(now)
-        self._staged.append((order, rec))
-        if len(self._staged) >= MAX_STAGED:
-            self.dispatch(t_read)
+        if not self._send(order, now, t_read):
+            self._reject(rec, R.TRADING_HALTED)
         return None
 
     def _shape(self, coid: bytes, k: int, venue: int, tif: int) -> int:
@@ -170,31 +155,20 @@ class Desk:
             return _VENUE_UNAVAILABLE
         return _OK if self.reconciled[venue] else _NOT_RECONCILED
 
-    def dispatch(self, t_read: int) -> None:
-        """Journal the staged orders in one write, then hand each to its executor. A failed write
-        (disk full) sends none of them: each is withdrawn and rejected TRADING_HALTED, trading halts."""
-        staged = self._staged
-        if not staged:
-            return
+    def _send(self, order: Order, now: int, t_read: int) -> bool:
+        """Journal, then submit; False if the journal could not be written (the order is not sent)."""
         try:
-            self.blotter.commit()
+            self.blotter.accept(order, time.time_ns())
         except OSError as exc:
             self.disk_full(exc)
-            for order, rec in staged:
-                self.blotter.withdraw(order)
-                self._reject(rec, R.TRADING_HALTED)
-            staged.clear()
-            return
-        executors, symbol, sent = self.executors, self._symbol, self.metrics.sent
-        try:
-            for order, _ in staged:
-                executors[order.venue].submit(OrderRequest(  # type: ignore[union-attr]
-                    order.coid.decode(), order.instrument, symbol[order.k], _SIDES[order.side],
-                    _TYPES[order.order_type], _TIFS[order.tif], order.price, order.qty, order.ts_origin_ns))
-                sent(order, t_read, time.monotonic_ns())
-        finally:  # an executor that raised (its ledger's disk) never gets an order twice
-            staged.clear()
+            return False
+        self.state.buckets[order.venue].take(now)
+        self.executors[order.venue].submit(OrderRequest(  # type: ignore[union-attr]
+            order.coid.decode(), order.instrument, self._symbol[order.k], _SIDES[order.side],
+            _TYPES[order.order_type], _TIFS[order.tif], order.price, order.qty, order.ts_origin_ns))
+        self.metrics.sent(order, t_read, time.monotonic_ns())
         self.dirty = True
+        return True
 
     def _again(self, rec: tuple) -> None:
         """A decided client order id: a replay is answered as before, a real duplicate is refused."""
@@ -315,7 +289,6 @@ class Desk:
             for k, pos in enumerate(s.position):
                 if pos and now >= self._exit_at[k] and self.reconciled[k // self._stride]:
                     self._exit(k, pos, now)
-            self.dispatch(now)
         book.roll(time.time_ns())
         if s.trading != _HALTED and self._post.loss_breached(book.realised_day, book.unrealised()):
             self.set_trading(_HALTED, f"daily loss limit: realised {book.realised_day:.2f} + unrealised "
