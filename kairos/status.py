@@ -19,7 +19,8 @@ so quantiles are estimates within a factor of two, interpolated linearly inside 
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
@@ -244,34 +245,56 @@ class StatusBoard:
         u64[(base + STATE_OFFSET) >> 3] = int(ProcState.STARTING)
         u64[(base + START_NS_OFFSET) >> 3] = u64[(base + HEARTBEAT_OFFSET) >> 3] = time.monotonic_ns()
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Every claimed row as a dict (a copy, consistent per field, not across fields)."""
+    def snapshot(self) -> list[BoardRow]:
+        """Every claimed row, typed (a copy, consistent per field, not across fields)."""
         rows = self._rows.copy()
-        return [_row_dict(row) for row in rows if row[0]]
+        return [_board_row(row) for row in rows if row[0]]
 
     def close(self) -> None:
         self._u64.release()
         self._seg.close()
 
 
-def _row_dict(row: np.ndarray) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class HistogramView:
+    """One row's log2 histogram as read: bucket counts and the quantile estimates (`QUANTILES`)."""
+
+    count: int
+    buckets: np.ndarray
+    p50: float
+    p99: float
+    p999: float
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRow:
+    """One claimed row as read by `StatusBoard.snapshot`; ``alive``: its pid is still that process."""
+
+    role: str
+    pid: int
+    alive: bool
+    state: ProcState
+    start_ns: int
+    heartbeat_ns: int
+    counters: dict[str, int]
+    histograms: dict[str, HistogramView]
+
+
+def _board_row(row: np.ndarray) -> BoardRow:
     words = row.view(np.uint64)
     pid, start = int(words[PID_OFFSET >> 3]), int(words[PID_START_OFFSET >> 3])
     cnames = row[COUNTER_NAMES_OFFSET:COUNTER_VALUES_OFFSET].reshape(COUNTERS, NAME_LENGTH)
     values = words[COUNTER_VALUES_OFFSET >> 3 :][:COUNTERS]
     hnames = row[HISTOGRAM_NAMES_OFFSET:HISTOGRAM_BUCKETS_OFFSET].reshape(HISTOGRAMS, NAME_LENGTH)
     buckets = words[HISTOGRAM_BUCKETS_OFFSET >> 3 :].reshape(HISTOGRAMS, BUCKETS)
-    return {
-        "role": _name(row[:NAME_LENGTH]),
-        "pid": pid,
-        "alive": owner_alive(pid, start),
-        "state": ProcState(int(words[STATE_OFFSET >> 3])),
-        "start_ns": int(words[START_NS_OFFSET >> 3]),
-        "heartbeat_ns": int(words[HEARTBEAT_OFFSET >> 3]),
-        "counters": {_name(n): int(v) for n, v in zip(cnames, values, strict=True) if n[0]},
-        "histograms": {
-            _name(n): {"count": int(b.sum()), "buckets": b, **{k: quantile(b, q) for k, q in QUANTILES}}
-            for n, b in zip(hnames, buckets, strict=True)
-            if n[0]
-        },
-    }
+    return BoardRow(
+        role=_name(row[:NAME_LENGTH]),
+        pid=pid,
+        alive=owner_alive(pid, start),
+        state=ProcState(int(words[STATE_OFFSET >> 3])),
+        start_ns=int(words[START_NS_OFFSET >> 3]),
+        heartbeat_ns=int(words[HEARTBEAT_OFFSET >> 3]),
+        counters={_name(n): int(v) for n, v in zip(cnames, values, strict=True) if n[0]},
+        histograms={_name(n): HistogramView(int(b.sum()), b, *(quantile(b, q) for _, q in QUANTILES))
+                    for n, b in zip(hnames, buckets, strict=True) if n[0]},
+    )

@@ -295,7 +295,7 @@ def bench_process(n: int) -> dict[str, Any]:
             ours.append(_ring_trip(eng, waiter, intent(2 * i, i % 2 == 0)))
             base.append(_queue_trip(inq, outq, intent(2 * i + 1, i % 2 == 0)))
             time.sleep(0.001)
-        own = next(r for r in eng.board.snapshot() if r["role"] == "gate")["histograms"]["gate_latency_ns"]
+        own = next(r for r in eng.board.snapshot() if r.role == "gate").histograms["gate_latency_ns"]
     finally:
         inq.put(None)
         qproc.join(5)
@@ -304,7 +304,7 @@ def bench_process(n: int) -> dict[str, Any]:
         waiter.close()
         eng.close()
     return compare(ours, base) | {"gate_own_read_to_submit_us": {
-        "p50": round(own["p50"] / 1000, 1), "p99": round(own["p99"] / 1000, 1), "n": own["count"]}}
+        "p50": round(own.p50 / 1000, 1), "p99": round(own.p99 / 1000, 1), "n": own.count}}
 
 
 def _wait_reconciled(prefix: str) -> None:

@@ -289,7 +289,7 @@ class RingPath:
     def wait_running(self) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.child.poll() is None:
-            if any(r["role"] == "strategy" and r["state"] == 2 for r in self.board.snapshot()):
+            if any(r.role == "strategy" and r.state == 2 for r in self.board.snapshot()):
                 return
             time.sleep(0.01)
         raise RuntimeError(f"strategy process did not reach RUNNING (exit code {self.child.poll()})")
@@ -312,8 +312,8 @@ class RingPath:
         return latency
 
     def histograms(self) -> dict:
-        row = next(r for r in self.board.snapshot() if r["role"] == "strategy")
-        return {k: {q: round(v[q] / 1000, 1) for q in ("p50", "p99")} for k, v in row["histograms"].items()}
+        row = next(r for r in self.board.snapshot() if r.role == "strategy")
+        return {k: {"p50": round(v.p50 / 1000, 1), "p99": round(v.p99 / 1000, 1)} for k, v in row.histograms.items()}
 
     def close(self) -> None:
         self.child.terminate()

@@ -111,7 +111,7 @@ class RingPipeline:
         for role, proc in self.procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{role} exited with {proc.returncode}: see {self.tmp / f'ring.{role}.log'}")
-        states = {row["role"]: row["state"] for row in board.snapshot()}
+        states = {row.role: row.state for row in board.snapshot()}
         return states.get("strategy") == ProcState.RUNNING and bool((self._gate_state.read() or {}).get("reconciled"))
 
     def drain(self) -> None:

@@ -33,7 +33,7 @@ def live_processes(prefix: str) -> list[str]:
     except RingNotFound:
         return []
     try:
-        return [f"{row['role']} (pid {row['pid']})" for row in board.snapshot() if row["alive"]]
+        return [f"{row.role} (pid {row.pid})" for row in board.snapshot() if row.alive]
     finally:
         board.close()
 

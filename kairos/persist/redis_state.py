@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -21,10 +22,11 @@ from kairos.errors import ConfigError, SinkUnavailable
 from kairos.persist.batch import Batch
 from kairos.persist.hotstate import Changes, HotState, enum_name
 from kairos.records import ProcState
+from kairos.status import BoardRow
 
 log = logging.getLogger(__name__)
 
-StatusSource = Callable[[], list[dict[str, Any]]]
+StatusSource = Callable[[], list[BoardRow]]
 CLIENT_NAME = "kairos-persister"
 
 
@@ -103,7 +105,7 @@ class RedisSink:
         if self._r is None or self._status is None or now < self._next_status:
             return
         self._next_status = now + self._status_every
-        rows = {row["role"]: orjson.dumps(_status_row(row), option=orjson.OPT_SERIALIZE_NUMPY).decode()  # buckets
+        rows = {row.role: orjson.dumps(_status_row(row), option=orjson.OPT_SERIALIZE_NUMPY).decode()  # buckets
                 for row in self._status()}
         if not rows:
             return
@@ -126,9 +128,6 @@ class RedisSink:
             client.close()
 
 
-def _status_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    state = out.get("state")
-    if isinstance(state, int):
-        out["state_name"] = enum_name(ProcState, state)
-    return out
+def _status_row(row: BoardRow) -> dict[str, Any]:
+    """The row as JSON-ready fields (histograms as dicts, numpy buckets left to orjson) plus its state's name."""
+    return {**asdict(row), "state_name": enum_name(ProcState, row.state)}

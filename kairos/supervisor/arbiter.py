@@ -28,7 +28,7 @@ from kairos.errors import EXIT_OK, RingError, SupervisorError
 from kairos.gate.snapshot import GateStateReader
 from kairos.records import ChildState, ProcState
 from kairos.ring import sweep_stale
-from kairos.status import Slot, StatusBoard
+from kairos.status import BoardRow, Slot, StatusBoard
 from kairos.supervisor import hung, spawn
 from kairos.supervisor.api import EngineApi
 from kairos.supervisor.child import Child, ChildInfo, Do, RestartPolicy, describe_exit
@@ -129,7 +129,7 @@ class Arbiter:
         except RingError:  # absent, or another layout: nothing to adopt
             return []
         try:
-            return [r["pid"] for r in board.snapshot() if r["alive"] and r["pid"] != os.getpid()]
+            return [r.pid for r in board.snapshot() if r.alive and r.pid != os.getpid()]
         finally:
             board.close()
 
@@ -217,7 +217,7 @@ class Arbiter:
                     wait = child.info(time.monotonic()).next_attempt_s
                     log.warning("%s: BACKOFF, next attempt in %.1fs (%s)", child.role, wait, child.last_error)
 
-    def murder_stale(self, rows: list[dict]) -> None:
+    def murder_stale(self, rows: list[BoardRow]) -> None:
         """A child in its duty loop whose heartbeat is older than heartbeat_timeout_s is hung: SIGTERM, later
         SIGKILL. Start-up (self-reported STARTING: reconciliation, snapshots) is not judged by heartbeats."""
         now_ns, now = time.monotonic_ns(), time.monotonic()
@@ -225,8 +225,8 @@ class Arbiter:
             self.terminator.check(rows, now_ns, now)  # --watch: the same kill for processes systemd runs
             return
         for row, age in hung.stale_rows(rows, now_ns, self.cfg.heartbeat_timeout_s):
-            child = self.by_role.get(row["role"])
-            if child is not None and row["pid"] == child.pid:
+            child = self.by_role.get(row.role)
+            if child is not None and row.pid == child.pid:
                 log.error("%s (pid %d): heartbeat %.1fs old, terminating", child.role, child.pid, age)
                 self.act(child, child.stale(age, now))
 
@@ -259,7 +259,7 @@ class Arbiter:
         child.spawned(pid)
         log.info("%s: spawned pid %d: %s", child.role, pid, " ".join(child.spec.argv))
 
-    def watch_restarts(self, rows: list[dict]) -> None:
+    def watch_restarts(self, rows: list[BoardRow]) -> None:
         """--watch: judge the restarts systemd makes like our own; a fail-closed role's crash loop halts trading."""
         if self.restarts is None:
             return

@@ -14,17 +14,18 @@ import signal
 from collections.abc import Iterator
 
 from kairos.records import ProcState
+from kairos.status import BoardRow
 
 log = logging.getLogger(__name__)
 BEATING = (ProcState.RUNNING, ProcState.DEGRADED)
 """Self-reported states in which a process heartbeats (STARTING is start-up: reconciliation, snapshots)."""
 
 
-def stale_rows(rows: list[dict], now_ns: int, timeout_s: float) -> Iterator[tuple[dict, float]]:
+def stale_rows(rows: list[BoardRow], now_ns: int, timeout_s: float) -> Iterator[tuple[BoardRow, float]]:
     """(row, heartbeat age in s) of every live process in a beating state past the timeout."""
     for row in rows:
-        if row["alive"] and row["state"] in BEATING:
-            age = (now_ns - row["heartbeat_ns"]) / 1e9
+        if row.alive and row.state in BEATING:
+            age = (now_ns - row.heartbeat_ns) / 1e9
             if age > timeout_s:
                 yield row, age
 
@@ -38,18 +39,18 @@ class Terminator:
         self._timeout_s, self._graceful_s = timeout_s, graceful_s
         self._kill_at: dict[int, float] = {}  # pid -> when SIGTERM turns into SIGKILL
 
-    def check(self, rows: list[dict], now_ns: int, now: float) -> None:
-        hung = {row["pid"]: (row, age) for row, age in stale_rows(rows, now_ns, self._timeout_s)
-                if row["pid"] != os.getpid()}
+    def check(self, rows: list[BoardRow], now_ns: int, now: float) -> None:
+        hung = {row.pid: (row, age) for row, age in stale_rows(rows, now_ns, self._timeout_s)
+                if row.pid != os.getpid()}
         self._kill_at = {pid: at for pid, at in self._kill_at.items() if pid in hung}  # gone or beating again
         for pid, (row, age) in hung.items():
             at = self._kill_at.get(pid)
             if at is None:
-                log.error("%s (pid %d): heartbeat %.1fs old, terminating", row["role"], pid, age)
+                log.error("%s (pid %d): heartbeat %.1fs old, terminating", row.role, pid, age)
                 self._signal(pid, signal.SIGTERM)
                 self._kill_at[pid] = now + self._graceful_s
             elif now >= at:
-                log.error("%s (pid %d): still hung %.1fs after SIGTERM, killing", row["role"], pid, self._graceful_s)
+                log.error("%s (pid %d): still hung %.1fs after SIGTERM, killing", row.role, pid, self._graceful_s)
                 self._signal(pid, signal.SIGKILL)
                 self._kill_at[pid] = now + self._graceful_s
 

@@ -24,7 +24,7 @@ from kairos.gate.snapshot import GateStateReader
 from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.logs import ErrorTally
 from kairos.records import ExecKind, Venue
-from kairos.status import StatusBoard
+from kairos.status import BoardRow, StatusBoard
 from kairos.supervisor.rings import RingSet
 from kairos.supervisor.status import StatusView
 from kairos.supervisor.tally import EventTally, TraceTotals
@@ -80,7 +80,7 @@ class EngineCollector:
             restarts.add_metric([proc.role], proc.restarts)
         yield from (up, restarts)
 
-    def _board_rows(self, rows: list[dict[str, Any]]) -> Iterator[Metric]:
+    def _board_rows(self, rows: list[BoardRow]) -> Iterator[Metric]:
         feeds = CounterMetricFamily("kairos_feed_messages", "WebSocket frames received", labels=["venue"])
         resyncs = CounterMetricFamily("kairos_book_resyncs", "Order books invalidated and rebuilt from a snapshot",
                                       labels=["venue", "instrument"])
@@ -92,7 +92,7 @@ class EngineCollector:
         stages = HistogramMetricFamily("kairos_stage_latency_seconds", "Per-process stage latencies (log2 buckets)",
                                        labels=["role", "stage"])
         for row in rows:
-            role, counters = row["role"], row["counters"]
+            role, counters = row.role, row.counters
             if role.startswith(FEED_PREFIX):
                 venue = role[len(FEED_PREFIX):]
                 feeds.add_metric([venue], counters.get("msgs", 0))
@@ -105,8 +105,8 @@ class EngineCollector:
                 for name, n in counters.items():
                     if name.endswith("_rows"):
                         persisted.add_metric([name.removesuffix("_rows")], n)
-            for name, hist in row["histograms"].items():
-                stages.add_metric([role, name.removesuffix("_ns")], seconds_buckets(hist["buckets"]), None)
+            for name, hist in row.histograms.items():
+                stages.add_metric([role, name.removesuffix("_ns")], seconds_buckets(hist.buckets), None)
         yield from (feeds, resyncs, rejects, spool, persisted, stages)
 
     def _resyncs(self, venue: str, counters: dict[str, int]) -> dict[str, int]:

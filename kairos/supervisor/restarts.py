@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, replace
-from typing import Any
 
 from kairos.records import ProcState
+from kairos.status import BoardRow
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +40,26 @@ class RestartWatch:
         self._max_retries, self._stable_ns = start_retries, int(stable_secs * 1e9)
         self.runs: dict[str, Run] = {}
 
-    def observe(self, rows: list[dict[str, Any]]) -> None:
+    def observe(self, rows: list[BoardRow]) -> None:
         runs = dict(self.runs)
         for row in rows:
-            if row["pid"] == os.getpid():
+            if row.pid == os.getpid():
                 continue
-            old = runs.get(row["role"])
+            old = runs.get(row.role)
             if old is None:  # first sight (or the supervisor itself restarted): nothing to judge yet
-                runs[row["role"]] = Run(row["pid"], row["start_ns"], row["heartbeat_ns"], 0, 0, False)
-                log.info("watching %s (pid %d)", row["role"], row["pid"])
-            elif row["pid"] != old.pid:
+                runs[row.role] = Run(row.pid, row.start_ns, row.heartbeat_ns, 0, 0, False)
+                log.info("watching %s (pid %d)", row.role, row.pid)
+            elif row.pid != old.pid:
                 retries = (0 if self._stable(old) else old.retries) + (not old.stopped)
-                runs[row["role"]] = Run(row["pid"], row["start_ns"], row["heartbeat_ns"], old.restarts + 1,
+                runs[row.role] = Run(row.pid, row.start_ns, row.heartbeat_ns, old.restarts + 1,
                                         retries, False)
                 log.log(logging.WARNING if retries else logging.INFO,
-                        "%s restarted: pid %d -> %d (%s; %d failed runs in a row)", row["role"], old.pid, row["pid"],
+                        "%s restarted: pid %d -> %d (%s; %d failed runs in a row)", row.role, old.pid, row.pid,
                         "stopped cleanly" if old.stopped else "it failed", retries)
             else:
-                run = replace(old, last_beat_ns=max(row["heartbeat_ns"], old.last_beat_ns),
-                              stopped=row["state"] is ProcState.STOPPED)
-                runs[row["role"]] = replace(run, retries=0) if row["alive"] and self._stable(run) else run
+                run = replace(old, last_beat_ns=max(row.heartbeat_ns, old.last_beat_ns),
+                              stopped=row.state is ProcState.STOPPED)
+                runs[row.role] = replace(run, retries=0) if row.alive and self._stable(run) else run
         self.runs = runs
 
     def _stable(self, run: Run) -> bool:

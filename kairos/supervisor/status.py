@@ -22,6 +22,7 @@ from kairos.api import gatestate
 from kairos.api.convert import to_pb
 from kairos.api.pb import pb
 from kairos.records import ChildState, ProcState
+from kairos.status import BoardRow
 from kairos.supervisor.child import ChildInfo
 from kairos.supervisor.restarts import RestartWatch
 from kairos.supervisor.rings import RingSet
@@ -32,13 +33,13 @@ _OBSERVED = {ProcState.STARTING: ChildState.STARTING, ProcState.RUNNING: ChildSt
              ProcState.STOPPED: ChildState.STOPPED, ProcState.FAILED: ChildState.EXITED}
 
 
-def observed_state(row: dict[str, Any], now_ns: int, timeout_s: float) -> ChildState:
+def observed_state(row: BoardRow, now_ns: int, timeout_s: float) -> ChildState:
     """What a board row alone says about a process we do not manage."""
-    if not row["alive"]:
-        return ChildState.STOPPED if row["state"] is ProcState.STOPPED else ChildState.EXITED
-    if (now_ns - row["heartbeat_ns"]) / 1e9 > timeout_s:
+    if not row.alive:
+        return ChildState.STOPPED if row.state is ProcState.STOPPED else ChildState.EXITED
+    if (now_ns - row.heartbeat_ns) / 1e9 > timeout_s:
         return ChildState.UNKNOWN
-    return _OBSERVED.get(row["state"], ChildState.UNKNOWN)
+    return _OBSERVED.get(row.state, ChildState.UNKNOWN)
 
 
 class RateMeter:
@@ -51,9 +52,9 @@ class RateMeter:
         self._last_ns = 0
         self.rates: dict[str, dict[str, float]] = {}
 
-    def sample(self, rows: list[dict[str, Any]], now_ns: int) -> None:
+    def sample(self, rows: list[BoardRow], now_ns: int) -> None:
         dt = (now_ns - self._last_ns) / 1e9
-        current = {(r["role"], r["pid"]): r["counters"] for r in rows}
+        current = {(r.role, r.pid): r.counters for r in rows}
         rates = {}
         for (role, pid), counters in current.items():
             before = self._last.get((role, pid))
@@ -77,7 +78,7 @@ class StatusView:
         self.meter = RateMeter()
         self._lock = threading.Lock()
 
-    def sample(self) -> list[dict[str, Any]]:
+    def sample(self) -> list[BoardRow]:
         """Called by the arbiter loop: fresh board rows, also fed to the rate meter."""
         rows = self._board.snapshot()
         with self._lock:
@@ -100,7 +101,7 @@ class StatusView:
                         "Resume trading once it runs for supervisor.stable_secs")
         return None
 
-    def gate_doubt(self, rows: dict[str, dict[str, Any]], now_ns: int) -> str:
+    def gate_doubt(self, rows: dict[str, BoardRow], now_ns: int) -> str:
         """Why the gate's published state is not its live word now ('' when every gate role is RUNNING by the
         supervisor's view and in its duty loop by its own row: a gate still reconciling has not published yet)."""
         managed = {info.role: info for info in self._children()}
@@ -108,7 +109,7 @@ class StatusView:
             row, info = rows.get(role), managed.get(role)
             if info is not None and info.state is not ChildState.RUNNING:
                 return f"{role} is {info.state.name}"
-            if row is None or (info is not None and row["pid"] != info.pid):
+            if row is None or (info is not None and row.pid != info.pid):
                 return f"{role} has not reported yet"
             own = observed_state(row, now_ns, self._timeout_s)
             if own is not ChildState.RUNNING:
@@ -116,7 +117,7 @@ class StatusView:
         return ""
 
     def system_status(self) -> Any:
-        rows = {r["role"]: r for r in self._board.snapshot()}
+        rows = {r.role: r for r in self._board.snapshot()}
         now_ns = time.monotonic_ns()
         doubt = self.gate_doubt(rows, now_ns)
         cursors = self._rings.cursors()
@@ -138,34 +139,34 @@ class StatusView:
                              for name, p50, p99, p999, n in (self._orders.stats() if self._orders else ())],
         )
 
-    def _managed(self, info: ChildInfo, row: dict[str, Any] | None, now_ns: int) -> Any:
+    def _managed(self, info: ChildInfo, row: BoardRow | None, now_ns: int) -> Any:
         proc = pb.ProcessStatus(role=info.role, state=to_pb(info.state), state_name=info.state.name, pid=info.pid,
                                 uptime_s=info.uptime_s, restarts=info.restarts, heartbeat_age_s=-1.0,
                                 last_exit_code=info.last_exit_code or 0, last_error=info.last_error, managed=True,
                                 next_attempt_in_s=info.next_attempt_s, crash_loop=info.crash_loop)
-        if row is not None and row["pid"] == info.pid and info.pid:
+        if row is not None and row.pid == info.pid and info.pid:
             self._fill_from_row(proc, row, now_ns)
         return proc
 
-    def _observed(self, row: dict[str, Any], now_ns: int) -> Any:
-        state = ChildState.RUNNING if row["pid"] == os.getpid() else observed_state(row, now_ns, self._timeout_s)
-        last = self._last_words(row["role"]) if self._last_words else ""
-        run = self._restarts.runs.get(row["role"]) if self._restarts is not None else None
-        proc = pb.ProcessStatus(role=row["role"], state=to_pb(state), state_name=state.name, pid=row["pid"],
-                                uptime_s=(now_ns - row["start_ns"]) / 1e9 if row["alive"] else 0.0, managed=False,
+    def _observed(self, row: BoardRow, now_ns: int) -> Any:
+        state = ChildState.RUNNING if row.pid == os.getpid() else observed_state(row, now_ns, self._timeout_s)
+        last = self._last_words(row.role) if self._last_words else ""
+        run = self._restarts.runs.get(row.role) if self._restarts is not None else None
+        proc = pb.ProcessStatus(role=row.role, state=to_pb(state), state_name=state.name, pid=row.pid,
+                                uptime_s=(now_ns - row.start_ns) / 1e9 if row.alive else 0.0, managed=False,
                                 next_attempt_in_s=-1.0, last_error=last, restarts=run.restarts if run else 0,
-                                crash_loop=self._restarts.crash_loop(row["role"]) if run else False)
+                                crash_loop=self._restarts.crash_loop(row.role) if run else False)
         self._fill_from_row(proc, row, now_ns)
         return proc
 
-    def _fill_from_row(self, proc: Any, row: dict[str, Any], now_ns: int) -> None:
-        proc.self_state = row["state"].name if row["alive"] else ""  # a dead process's last word is stale
-        proc.heartbeat_age_s = max(now_ns - row["heartbeat_ns"], 0) / 1e9 if row["heartbeat_ns"] else -1.0
-        proc.counters.update(row["counters"])
+    def _fill_from_row(self, proc: Any, row: BoardRow, now_ns: int) -> None:
+        proc.self_state = row.state.name if row.alive else ""  # a dead process's last word is stale
+        proc.heartbeat_age_s = max(now_ns - row.heartbeat_ns, 0) / 1e9 if row.heartbeat_ns else -1.0
+        proc.counters.update(row.counters)
         with self._lock:
-            proc.msg_rates.update(self.meter.rates.get(row["role"], {}))
+            proc.msg_rates.update(self.meter.rates.get(row.role, {}))
         proc.latencies.extend(
-            pb.Latency(name=name, p50_us=h["p50"] / 1e3, p99_us=h["p99"] / 1e3, p999_us=h["p999"] / 1e3,
-                       count=h["count"])
-            for name, h in row["histograms"].items()
+            pb.Latency(name=name, p50_us=h.p50 / 1e3, p99_us=h.p99 / 1e3, p999_us=h.p999 / 1e3,
+                       count=h.count)
+            for name, h in row.histograms.items()
         )

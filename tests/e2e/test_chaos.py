@@ -179,7 +179,7 @@ def test_kill_9_storm_heals_without_a_signal_and_loses_or_duplicates_nothing(
         assert pids_with_prefix(shm_prefix) == []
         published = sum(r.published + 1 for r in rings.values())
         overruns = sum(r.lag()["persister"][1] for r in rings.values())
-        shed = next(r["counters"].get("md_shed_rows", 0) for r in board.snapshot() if r["role"] == "persister")
+        shed = next(r.counters.get("md_shed_rows", 0) for r in board.snapshot() if r.role == "persister")
         stored = sum(one(pg, f"SELECT count(*) FROM {schema}.{table}") for table in MD_TABLES)
         assert published > 0 and stored == published - overruns - shed, (published, overruns, shed, stored)
 

@@ -19,7 +19,7 @@ import requests
 from kairos.records import MARKET_DATA, BookStatus, Kind, ProcState
 from kairos.ring import Overflow, Ring
 from kairos.sim.local import EPHEMERAL_ENV
-from kairos.status import StatusBoard
+from kairos.status import BoardRow, StatusBoard
 
 ROOT = Path(__file__).resolve().parents[2]
 WS_PATH = {"binance": "/stream", "okx": "/ws/v5/public"}
@@ -82,8 +82,8 @@ def _start_sim(world: dict[str, object]) -> dict[str, int]:
     return orjson.loads(sim.stdout.readline())
 
 
-def _row(board: StatusBoard, role: str) -> dict[str, object] | None:
-    return next((r for r in board.snapshot() if r["role"] == role), None)
+def _row(board: StatusBoard, role: str) -> BoardRow | None:
+    return next((r for r in board.snapshot() if r.role == role), None)
 
 
 @pytest.mark.parametrize("venue", ["binance", "okx"])
@@ -117,20 +117,21 @@ def test_feed_process_publishes_books_reconnects_and_stops_cleanly(world: dict[s
     _wait(lambda: statuses(BookStatus.SYNCED) == {1, 2}, 30, f"both {venue} books SYNCED on the ring")
     _wait(lambda: counts(Kind.DEPTH) > 20 and counts(Kind.BBO) > 5, 30, "depth bursts and BBO records")
     board = world["board"]
-    _wait(lambda: (_row(board, f"feed.{venue}") or {}).get("counters", {}).get("records", 0) > 0, 10, "counters")
+    _wait(lambda: (row := _row(board, f"feed.{venue}")) is not None and row.counters.get("records", 0) > 0, 10,
+          "counters")
     row = _row(board, f"feed.{venue}")
-    assert row["state"] == ProcState.RUNNING and row["alive"] and row["counters"]["msgs"] > 0
-    assert row["histograms"]["latency_ns"]["count"] > 0 and row["histograms"]["latency_ns"]["p50"] > 0
+    assert row.state == ProcState.RUNNING and row.alive and row.counters["msgs"] > 0
+    assert row.histograms["latency_ns"].count > 0 and row.histograms["latency_ns"].p50 > 0
 
     requests.post(f"{rest}/_sim/fault", json={"kind": "disconnect", "duration": 0.2}, timeout=5).raise_for_status()
     _wait(lambda: statuses(BookStatus.DISCONNECTED) == {1, 2}, 30, "DISCONNECTED after the injected disconnect")
     synced_before = len(status_records(BookStatus.SYNCED))
     _wait(lambda: len(status_records(BookStatus.SYNCED)) >= synced_before + 2, 30, "SYNCED again after reconnecting")
-    _wait(lambda: _row(board, f"feed.{venue}")["counters"]["reconnects"] >= 1, 10, "reconnect counter")
+    _wait(lambda: _row(board, f"feed.{venue}").counters["reconnects"] >= 1, 10, "reconnect counter")
 
     feed.send_signal(signal.SIGTERM)
     assert feed.wait(timeout=20) == 0, (world["tmp"] / "feed.log").read_text()
-    assert _row(board, f"feed.{venue}")["state"] == ProcState.STOPPED
+    assert _row(board, f"feed.{venue}").state == ProcState.STOPPED
     last = records()
     assert list(last[-2:]["kind"]) == [Kind.STATUS, Kind.STATUS]
     assert set(last[-2:]["flags"]) == {BookStatus.DISCONNECTED}  # consumers are told the books stopped

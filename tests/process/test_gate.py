@@ -96,8 +96,8 @@ class GateProcess:
 
     def working(self, intents: int) -> bool:
         """This very process is running and has taken more than ``intents`` intents."""
-        row = next((r for r in self.board.snapshot() if r["role"] == "gate"), None)
-        return bool(row and self.proc and row["pid"] == self.proc.pid and row["counters"].get("intents", 0) > intents)
+        row = next((r for r in self.board.snapshot() if r.role == "gate"), None)
+        return bool(row and self.proc and row.pid == self.proc.pid and row.counters.get("intents", 0) > intents)
 
     def output(self) -> str:
         path = self.tmp / "gate.out"
@@ -148,9 +148,9 @@ def test_intent_waiting_before_start_becomes_ack_and_fill(gate: Callable[..., Ga
     ack, fill = g.wait(of("early1", ExecKind.FILL), "the fill")
     assert (ack["kind"], fill["kind"]) == (ExecKind.ACK, ExecKind.FILL)
     assert fill["ts_origin_ns"] == sent["ts_origin_ns"][0] and fill["event_seq"] == ack["event_seq"] + 1
-    row = next(r for r in g.board.snapshot() if r["role"] == "gate")
-    assert row["state"] == ProcState.RUNNING and row["counters"]["orders_sent"] == 1
-    assert row["histograms"]["gate_latency_ns"]["count"] == 1
+    row = next(r for r in g.board.snapshot() if r.role == "gate")
+    assert row.state == ProcState.RUNNING and row.counters["orders_sent"] == 1
+    assert row.histograms["gate_latency_ns"].count == 1
     state = GateStateReader(g.prefix).read()
     assert state is not None and state["reconciled"] and state["mode"] == "paper"
     assert (g.tmp / "log" / "gate.jsonl").exists()
@@ -187,8 +187,8 @@ def test_one_venue_unreachable_the_other_trades(gate: Callable[..., GateProcess]
     okx_ledger = (g.tmp / "journal" / f"{g.prefix}.paper.okx.jsonl").read_bytes().splitlines()
     assert not [e for e in map(orjson.loads, okx_ledger) if e["t"] == "N"]      # nothing reached OKX
     assert [e["c"] for e in g.ledger() if e["t"] == "N"] == ["bnb1"]
-    row = next(r for r in g.board.snapshot() if r["role"] == "gate")
-    assert row["state"] == ProcState.DEGRADED and row["counters"]["closed.okx"] == 1
+    row = next(r for r in g.board.snapshot() if r.role == "gate")
+    assert row.state == ProcState.DEGRADED and row.counters["closed.okx"] == 1
     state = GateStateReader(g.prefix).read()
     assert state is not None and state["venues_reconciled"] == ["binance"] and not state["reconciled"]
     log = (g.tmp / "log" / "gate.jsonl").read_text()

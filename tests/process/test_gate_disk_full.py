@@ -71,8 +71,8 @@ def test_a_full_journal_disk_halts_the_gate_disk_full_and_it_stays_up(
     finally:
         reader.close()
     assert g.proc is not None and g.proc.poll() is None, "no crash loop: the gate stays up to say why"
-    row = next(r for r in g.board.snapshot() if r["role"] == "gate")
-    assert row["pid"] == g.proc.pid and row["state"] == ProcState.RUNNING
+    row = next(r for r in g.board.snapshot() if r.role == "gate")
+    assert row.pid == g.proc.pid and row.state == ProcState.RUNNING
     assert "DISK_FULL: the journal cannot be written" in (g.tmp / "log" / "gate.jsonl").read_text()
 
     (disk / "filler").unlink()                               # space again: the operator resumes

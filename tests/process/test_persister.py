@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -22,7 +22,7 @@ from kairos.gate.snapshot import GateStateReader, GateStateWriter
 from kairos.persist.synthetic import counts_by_kind, exec_events, market_data
 from kairos.records import EXEC_EVENT, MARKET_DATA, ExecKind, ProcState, Venue
 from kairos.ring import Overflow, Ring
-from kairos.status import StatusBoard
+from kairos.status import BoardRow, StatusBoard
 from tests.service.persist_support import PrivateRedis, TcpProxy, fresh_redis_prefix, fresh_schema
 from tests.service.test_persist_pg import expected_counts, table_counts
 from tests.service.test_persist_redis import assert_state
@@ -62,8 +62,8 @@ class Engine:
         for i in range(0, len(records), chunk):
             self.prods[name].publish(records[i : i + chunk])
 
-    def row(self) -> dict[str, Any] | None:
-        return next((r for r in self.board.snapshot() if r["role"] == "persister"), None)
+    def row(self) -> BoardRow | None:
+        return next((r for r in self.board.snapshot() if r.role == "persister"), None)
 
     def close(self) -> None:
         self.gate.close()
@@ -186,8 +186,8 @@ def wait_all_persisted(pg_dsn: str, schema: str, want: dict[str, int], timeout_s
 def running(engine: Engine, proc: Persister) -> Persister:
     """Wait until this process has claimed its status row and is draining."""
     def up() -> bool:
-        row = engine.row() or {}
-        return row.get("pid") == proc.proc.pid and row.get("state") == ProcState.RUNNING
+        row = engine.row()
+        return row is not None and row.pid == proc.proc.pid and row.state == ProcState.RUNNING
 
     wait_until(up, f"persister pid {proc.proc.pid} RUNNING", 30)
     return proc
@@ -213,7 +213,7 @@ def test_kill_9_restarts_and_a_torn_spool_tail_lose_and_duplicate_nothing(
                 work.publish_slice(engine, k, 12)  # the same records again: a replay must add nothing
             proc = running(engine, persisters())
     wait_all_persisted(pg_dsn, pg_schema, work.expected())
-    assert engine.row()["counters"]["md_overruns"] == 0  # the rings never lapped it: nothing was lost there
+    assert engine.row().counters["md_overruns"] == 0  # the rings never lapped it: nothing was lost there
     conn = psycopg2.connect(pg_dsn)
     try:
         with conn.cursor() as cur:  # balance snapshots: sampled (not every one), never duplicated
@@ -241,18 +241,19 @@ def test_neither_database_reachable_at_start_then_both_come_and_go(
     total = 2 * len(work.binance) + len(work.events)
     try:
         proc = persisters(KAIROS__PERSISTER__DSN=dsn, KAIROS__PERSISTER__REDIS_URL=server.url)
-        degraded = lambda: (engine.row() or {}).get("state") == ProcState.DEGRADED  # noqa: E731
-        wait_until(lambda: degraded() and engine.row()["pid"] == proc.proc.pid, "DEGRADED on the status board")
+        degraded = lambda: (row := engine.row()) is not None and row.state == ProcState.DEGRADED  # noqa: E731
+        wait_until(lambda: degraded() and engine.row().pid == proc.proc.pid, "DEGRADED on the status board")
         for k in range(6):
             work.publish_slice(engine, k, 12)
-        wait_until(lambda: engine.row()["counters"]["spooled_rows"] == total // 2, "half the rows spooled")
+        wait_until(lambda: engine.row().counters["spooled_rows"] == total // 2, "half the rows spooled")
         time.sleep(1.0)  # several reconnect attempts later: still up, still degraded, no crash loop
         assert proc.alive() and degraded()
         text = (tmp_path / "persister.log").read_text()
         assert "pg unavailable, spooling to" in text and "redis unavailable, spooling to" in text
         proxy.start()
         server.start()
-        wait_until(lambda: (engine.row() or {}).get("state") == ProcState.RUNNING, "RUNNING after backfill")
+        wait_until(lambda: (row := engine.row()) is not None and row.state == ProcState.RUNNING,
+                   "RUNNING after backfill")
         proxy.stop()  # PostgreSQL goes away mid-stream, Redis restarts empty
         server.kill()
         for k in range(6, 12):
@@ -261,7 +262,7 @@ def test_neither_database_reachable_at_start_then_both_come_and_go(
         proxy.start()
         server.start()
         wait_all_persisted(pg_dsn, pg_schema, work.expected())
-        wait_until(lambda: engine.row()["counters"]["redis_rows"] >= total, "Redis caught up")
+        wait_until(lambda: engine.row().counters["redis_rows"] >= total, "Redis caught up")
         assert_state(server.client(), redis_prefix, np.concatenate([work.binance, work.okx]), work.events)
         assert proc.kill(signal.SIGTERM) == 0
     finally:

@@ -19,7 +19,7 @@ from kairos.gate.snapshot import GateStateReader
 from kairos.records import Action, BookStatus, ProcState, Side, Tif, Venue
 from kairos.ring import Ring
 from kairos.sim.local import venue_sim
-from kairos.status import StatusBoard
+from kairos.status import BoardRow, StatusBoard
 from kairos.supervisor.rings import RingSet, ring_specs
 from tests.unit.strategy.helpers import batch, bbo, fill, reject, status
 from tests.unit.strategy.rings import GateStub, close_rings, create_rings
@@ -82,11 +82,11 @@ class Engine:
         self.children.append(Child(self.prefix, self.tmp, **env))
         return self.children[-1]
 
-    def row(self) -> dict | None:
-        return next((r for r in self.board.snapshot() if r["role"] == "strategy"), None)
+    def row(self) -> BoardRow | None:
+        return next((r for r in self.board.snapshot() if r.role == "strategy"), None)
 
     def running(self) -> None:
-        wait_for(lambda: (r := self.row()) and r["state"] == ProcState.RUNNING, what="strategy RUNNING")
+        wait_for(lambda: (r := self.row()) and r.state == ProcState.RUNNING, what="strategy RUNNING")
 
     def intents(self, n: int) -> np.ndarray:
         got: list[np.ndarray] = []
@@ -138,18 +138,18 @@ def test_strategy_process_trades_md_into_intents_and_hedges_a_failed_leg(engine:
     engine.running()
     engine.md[X].publish(status(X, 1, BookStatus.RESYNCING, ts=time.time_ns()))
     engine.md[B].publish(bbo(B, 1, 99.9, 100.0, ts=time.time_ns()))
-    wait_for(lambda: engine.row()["counters"].get("md_records") == 2, what="md consumed")
+    wait_for(lambda: engine.row().counters.get("md_records") == 2, what="md consumed")
     assert len(engine.gate.read(64)) == 0, "no trading against a resyncing book"
     buy, sell = arbitrage(engine)
     assert (buy["venue"], buy["side"], buy["tif"], sell["venue"], sell["side"]) == (B, Side.BUY, Tif.IOC, X, Side.SELL)
     engine.events.publish(batch(fill(buy, buy["qty"]), reject(sell)))
     (hedge,) = engine.intents(1)
     assert (hedge["action"], hedge["side"], hedge["qty"]) == (Action.NEW, Side.SELL, buy["qty"])
-    row = wait_for(lambda: (r := engine.row())["counters"].get("arb_hedges_sent") == 1 and r, what="counters")
-    assert row["counters"]["arb_leg_failures"] == 1 and row["counters"]["intents_out"] == 3
-    assert row["histograms"]["decision_ns"]["count"] == 2 and row["histograms"]["read_to_out_ns"]["count"] == 1
+    row = wait_for(lambda: (r := engine.row()).counters.get("arb_hedges_sent") == 1 and r, what="counters")
+    assert row.counters["arb_leg_failures"] == 1 and row.counters["intents_out"] == 3
+    assert row.histograms["decision_ns"].count == 2 and row.histograms["read_to_out_ns"].count == 1
     assert child.stop() == 0
-    assert engine.row()["state"] == ProcState.STOPPED
+    assert engine.row().state == ProcState.STOPPED
 
 
 @pytest.mark.slow
@@ -162,7 +162,7 @@ def test_restarted_strategy_resumes_its_cursors_and_new_ids_do_not_collide(engin
     opportunity(engine, 100.6)
     engine.spawn()
     engine.running()
-    wait_for(lambda: engine.row()["counters"].get("md_records") == 2, what="md sent while it was down consumed")
+    wait_for(lambda: engine.row().counters.get("md_records") == 2, what="md sent while it was down consumed")
     new = arbitrage(engine, 100.6)
     assert not set(old["client_order_id"].tolist()) & set(new["client_order_id"].tolist())
     assert new[1]["price"] == pytest.approx(100.6)
@@ -225,15 +225,15 @@ def test_no_one_legged_trade_while_the_gate_has_a_venue_closed(engine: Engine) -
     engine.gate_state.publish(venues=("binance",))        # okx not reconciled: its intents would be refused
     engine.spawn(strategy__recover_on_start="false")
     engine.running()
-    wait_for(lambda: engine.row()["counters"].get("venues_closed") == 1, what="okx seen closed")
+    wait_for(lambda: engine.row().counters.get("venues_closed") == 1, what="okx seen closed")
     for _ in range(10):
         opportunity(engine)
         time.sleep(0.02)
-    wait_for(lambda: (c := engine.row()["counters"]).get("md_records") == 20 and c.get("arb_venue_closed", 0) >= 1,
+    wait_for(lambda: (c := engine.row().counters).get("md_records") == 20 and c.get("arb_venue_closed", 0) >= 1,
              what="every opportunity seen and held back")
     assert len(engine.gate.read(64)) == 0, "no leg sent while one venue of the pair is closed"
     engine.gate_state.publish(venues=("binance", "okx"))
-    wait_for(lambda: engine.row()["counters"].get("venues_closed") == 0, what="okx open")
+    wait_for(lambda: engine.row().counters.get("venues_closed") == 0, what="okx open")
     buy, sell = arbitrage(engine)
     assert (buy["venue"], buy["side"], sell["venue"], sell["side"]) == (B, Side.BUY, X, Side.SELL)
 
@@ -254,26 +254,27 @@ def test_with_a_real_gate_that_cannot_reach_okx_no_leg_is_sent(shm_prefix: str, 
         rings.create()
         gate_state, procs = GateStateReader(shm_prefix), []
 
-        def row() -> dict:
-            return next((r for r in board.snapshot() if r["role"] == "strategy"), {"counters": {}, "state": None})
+        def row() -> BoardRow:
+            return next((r for r in board.snapshot() if r.role == "strategy"),
+                        BoardRow("strategy", 0, False, ProcState.EMPTY, 0, 0, {}, {}))
 
         try:
             for role in ("gate", "strategy"):
                 procs.append(subprocess.Popen([sys.executable, "-m", f"procs.{role}"], cwd=ROOT, env=env,
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_for(lambda: row()["counters"].get("venues_closed") == 1 and row()["state"] == ProcState.RUNNING,
+            wait_for(lambda: row().counters.get("venues_closed") == 1 and row().state == ProcState.RUNNING,
                      timeout_s=60, what="the strategy sees binance open and okx closed in the real gate's state")
             md = {B: rings.rings["md.binance"].producer(), X: rings.rings["md.okx"].producer()}
             for _ in range(10):
                 md[B].publish(bbo(B, 1, 99.9, 100.0, ts=time.time_ns()))
                 md[X].publish(bbo(X, 1, 100.5, 100.6, ts=time.time_ns()))
                 time.sleep(0.02)
-            wait_for(lambda: (c := row()["counters"]).get("md_records") == 20 and c.get("arb_venue_closed", 0) >= 1,
+            wait_for(lambda: (c := row().counters).get("md_records") == 20 and c.get("arb_venue_closed", 0) >= 1,
                      what="every opportunity seen and held back")
             time.sleep(0.3)                                   # the gate republishes its state at least every 0.5 s
             state = wait_for(gate_state.read, what="the gate's state")
             assert state["venues_reconciled"] == ["binance"] and state["counters"]["intents"] == 0
-            assert row()["counters"].get("intents_out", 0) == 0 and row()["counters"].get("arb_fired", 0) == 0
+            assert row().counters.get("intents_out", 0) == 0 and row().counters.get("arb_fired", 0) == 0
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)

@@ -65,7 +65,7 @@ class Rig:
 
     def counters(self) -> dict[str, int]:
         self.agent._publish_counters()
-        return next(r for r in self.board.snapshot() if r["role"] == "persister")["counters"]
+        return next(r for r in self.board.snapshot() if r.role == "persister").counters
 
     def close(self) -> None:
         self.proxy.stop()

@@ -161,7 +161,7 @@ def test_resyncs_reach_the_board_per_book(board: StatusBoard) -> None:
         h.snapshots.answer(_depth(first))
         h.poll()
     assert stats.resync_counters(h.sync) == {"resyncs.AAAUSDT": 2}
-    assert board.snapshot()[0]["counters"]["resyncs.AAAUSDT"] == 0  # claimed; maybe_flush sets the value
+    assert board.snapshot()[0].counters["resyncs.AAAUSDT"] == 0  # claimed; maybe_flush sets the value
 
 
 def test_retries_are_bounded() -> None:

@@ -176,14 +176,14 @@ def test_rejections_reach_the_board_per_book_and_reason_bounded_by_the_row(board
             assert agent.ingest(_ticker("S1USDT", bid, ask), 0)
         assert agent.ingest(_ticker("S2USDT", "1", "inf"), 0)
         stats.maybe_flush(0, agent, force=True)
-        counters = board.snapshot()[0]["counters"]
+        counters = board.snapshot()[0].counters
         assert counters["rejected"] == 4 and counters[OTHER] == 0
         assert counters["rej.not_finite.S1USDT"] == 2 and counters["rej.crossed.S1USDT"] == 1
         assert counters["rej.not_finite.S2USDT"] == 1
         for i in range(3, 3 + COUNTERS):  # more books than the row has room for
             agent.ingest(_ticker(f"S{i}USDT", "-1", "2"), 0)
         stats.maybe_flush(0, agent, force=True)
-        counters = board.snapshot()[0]["counters"]
+        counters = board.snapshot()[0].counters
         assert len(counters) == COUNTERS and counters["rejected"] == 4 + COUNTERS and counters[OTHER] > 0
         assert sum(v for k, v in counters.items() if k.startswith("rej.")) == 4 + COUNTERS
     finally:

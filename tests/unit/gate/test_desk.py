@@ -47,9 +47,9 @@ def test_intent_becomes_ack_then_fill_with_origin_and_sequence(make_harness: Cal
     assert fill["fee"] == pytest.approx(101.0 * 0.1 * 10 / 1e4)
     assert (fill["venue"], fill["instrument"], fill["strategy"], fill["side"]) == (Venue.BINANCE, 1, 7, Side.BUY)
     assert gate.state.position[gate.state.grid.key(Venue.BINANCE, 1)] == pytest.approx(0.1)
-    counters = h.board.snapshot()[0]["counters"]
+    counters = h.board.snapshot()[0].counters
     assert (counters["intents"], counters["orders_sent"], counters["fills"]) == (1, 1, 1)
-    assert h.board.snapshot()[0]["histograms"]["gate_latency_ns"]["count"] == 1
+    assert h.board.snapshot()[0].histograms["gate_latency_ns"].count == 1
 
 
 def test_risk_reject_carries_reason_and_nothing_reaches_the_venue(make_harness: Callable[..., Harness]) -> None:
@@ -69,7 +69,7 @@ def test_risk_reject_carries_reason_and_nothing_reaches_the_venue(make_harness: 
     h.run(gate, cycles=5)
     paper = gate._executors[Venue.BINANCE]
     assert paper.snapshot().open_orders == [] and paper.query("big", "BTCUSDT") is None
-    row = h.board.snapshot()[0]["counters"]
+    row = h.board.snapshot()[0].counters
     assert row["orders_sent"] == 0 and row["rejects"] == 5 and row["rej.MAX_ORDER_QTY"] == 1
 
 
@@ -84,7 +84,7 @@ def test_duplicate_intent_makes_one_order(make_harness: Callable[..., Harness]) 
     dup = events[-1]
     assert (RejectReason(dup["reason"]), OrderState(dup["state"])) == (RejectReason.DUPLICATE_ORDER, OrderState.ACK)
     assert h.kinds("dup1") == [ExecKind.ACK, REJECT]
-    assert h.board.snapshot()[0]["counters"]["orders_sent"] == 1
+    assert h.board.snapshot()[0].counters["orders_sent"] == 1
 
 
 def test_redelivered_intent_is_a_replay_not_a_duplicate(make_harness: Callable[..., Harness]) -> None:
@@ -102,7 +102,7 @@ def test_redelivered_intent_is_a_replay_not_a_duplicate(make_harness: Callable[.
     assert h.kinds("r1") == [ExecKind.ACK, FILL]            # no second order, no DUPLICATE reject
     assert [RejectReason(e["reason"]) for e in h.seen if e["client_order_id"] == b"r2"] == \
         [RejectReason.MAX_ORDER_QTY] * 2                    # the same decision, sent again
-    assert h.board.snapshot()[0]["counters"]["replayed"] == 2
+    assert h.board.snapshot()[0].counters["replayed"] == 2
 
 
 def test_halted_rejects_new_orders_but_cancels_work(make_harness: Callable[..., Harness]) -> None:
@@ -218,4 +218,4 @@ def test_full_events_ring_holds_intents_back_and_loses_nothing(make_harness: Cal
     assert [int(e["event_seq"]) for e in events] == list(range(10))           # no gap, no reuse, in order
     assert sorted(e["client_order_id"] for e in events) == sorted(f"f{i}".encode() for i in range(10))
     assert all(e["reason"] == RejectReason.MAX_ORDER_QTY for e in events)   # each once: the replay re-sent none
-    assert h.board.snapshot()[0]["counters"]["replayed"] == 10
+    assert h.board.snapshot()[0].counters["replayed"] == 10

@@ -88,4 +88,4 @@ def test_intents_wait_in_the_ring_until_reconciled(make_harness: Callable[..., H
     h.send(intent("waits"))
     h.run(gate, cycles=3)
     assert gate._intents.cursor == -1 and not gate._ready   # venue unreachable: nothing read
-    assert h.board.snapshot()[0]["state"].name == "DEGRADED" and h.seen == []
+    assert h.board.snapshot()[0].state.name == "DEGRADED" and h.seen == []

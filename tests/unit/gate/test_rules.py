@@ -80,7 +80,7 @@ def test_every_rule_has_its_reason_and_nothing_off_the_rules_is_sent(harness: Ca
     got = reasons(h, gate, list(CASES))
     assert got == {coid: reason for coid, (*_, reason) in CASES.items() if reason}
     assert set(gate.desk.blotter.orders.all) == {b"dust"}               # the only order sent
-    counters = h.board.snapshot()[0]["counters"]
+    counters = h.board.snapshot()[0].counters
     assert counters["rejects"] == len(got)
 
 
@@ -128,7 +128,7 @@ def test_without_a_valid_fresh_mark_orders_there_get_mark_unavailable_others_tra
     h.send(intent("okxtoo", price=59000.0, qty=0.001, tif=Tif.GTC, venue=Venue.OKX))
     assert reasons(h, gate, ["crossed", "okxtoo"]) == {"crossed": R.MARK_UNAVAILABLE}
     assert gate.state.mark(gate.state.grid.key(Venue.BINANCE, 1)) == (BID + ASK) / 2
-    assert h.board.snapshot()[0]["counters"]["bad_quotes"] == 2
+    assert h.board.snapshot()[0].counters["bad_quotes"] == 2
 
 
 def free_port() -> int:
@@ -154,8 +154,8 @@ def test_a_venue_whose_rules_cannot_be_loaded_is_closed_alone_and_retried(
     assert set(gate.desk.blotter.orders.all) == {b"bnb"}             # the OKX order was never sent
     assert not any(gate.state.rules.loaded[gate.state.grid.key(Venue.OKX, i)] for i in (1, 2))
     row = h.board.snapshot()[0]
-    assert row["state"].name == "DEGRADED" and row["counters"]["closed.okx"] == 1
-    assert row["counters"]["closed.binance"] == 0
+    assert row.state.name == "DEGRADED" and row.counters["closed.okx"] == 1
+    assert row.counters["closed.binance"] == 0
     blob = h.blob(gate, lambda b: "binance" in b["venues_reconciled"])
     assert (blob["reconciled"], blob["venues_reconciled"]) == (False, ["binance"])   # restart recovery waits
     assert "OKX not reachable" in caplog.text and "still closed" in caplog.text and "OKX" in caplog.text
@@ -172,7 +172,7 @@ def test_a_venue_whose_rules_cannot_be_loaded_is_closed_alone_and_retried(
     finally:
         server.close()
     row = h.board.snapshot()[0]
-    assert row["state"].name == "RUNNING" and row["counters"]["closed.okx"] == 0
+    assert row.state.name == "RUNNING" and row.counters["closed.okx"] == 0
     assert b"okxyes" in gate.desk.blotter.orders.all
 
 

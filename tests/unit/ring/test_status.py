@@ -26,9 +26,9 @@ def test_claim_heartbeat_state_counters_visible_to_another_mapping(board: Status
         (row,) = other.snapshot()
     finally:
         other.close()
-    assert row["role"] == "feed.binance" and row["alive"] and row["state"] is ProcState.RUNNING
-    assert row["counters"] == {"msgs": 42, "errors": 7}
-    assert row["heartbeat_ns"] >= row["start_ns"] > 0
+    assert row.role == "feed.binance" and row.alive and row.state is ProcState.RUNNING
+    assert row.counters == {"msgs": 42, "errors": 7}
+    assert row.heartbeat_ns >= row.start_ns > 0
     assert slot.counter("msgs").value == 42  # same name, same slot
 
 
@@ -36,9 +36,9 @@ def test_same_role_gets_its_row_back_reset(board: StatusBoard) -> None:
     board.claim("gate").counter("orders").add(5)
     board.claim("strategy")
     again = board.claim("gate")
-    rows = {r["role"]: r for r in board.snapshot()}
+    rows = {r.role: r for r in board.snapshot()}
     assert list(rows) == ["gate", "strategy"]
-    assert rows["gate"]["counters"] == {} and rows["gate"]["state"] is ProcState.STARTING
+    assert rows["gate"].counters == {} and rows["gate"].state is ProcState.STARTING
     assert again.base == board.claim("gate").base
 
 
@@ -62,7 +62,7 @@ def test_role_held_by_a_live_process_is_refused_then_reclaimed(board: StatusBoar
         done.set()
         child.join(10)
         assert board.claim("persister").role == "persister"
-        assert [r["pid"] for r in board.snapshot()] != [child.pid]
+        assert [r.pid for r in board.snapshot()] != [child.pid]
     finally:
         done.set()
         child.join(5)
@@ -95,7 +95,7 @@ def test_histogram_buckets_and_quantiles(board: StatusBoard) -> None:
     assert buckets[10] == 3 and buckets[11] == 1  # 512-1023 | 1024-2047
     assert buckets[63] == 2 and hist.count == 12
     (row,) = board.snapshot()
-    assert row["histograms"]["lat_ns"]["count"] == 12
+    assert row.histograms["lat_ns"].count == 12
 
 
 def test_quantile_estimates_stay_within_their_log2_bucket() -> None:

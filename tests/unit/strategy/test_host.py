@@ -10,7 +10,7 @@ import pytest
 
 from kairos.records import Action, BookStatus, Side, Venue
 from kairos.ring import Ring
-from kairos.status import StatusBoard
+from kairos.status import BoardRow, StatusBoard
 from kairos.strategy.host import StrategyHost
 from tests.unit.strategy.helpers import batch, bbo, fill, reject, status
 from tests.unit.strategy.rings import GateStub, close_rings, create_rings, settings_for
@@ -50,8 +50,8 @@ class Engine:
         self.run_until(lambda: got.append(self.gate.read(64)) or sum(map(len, got)) >= n)
         return np.concatenate(got)
 
-    def row(self) -> dict:
-        return next(r for r in self.board.snapshot() if r["role"] == "strategy")
+    def row(self) -> BoardRow:
+        return next(r for r in self.board.snapshot() if r.role == "strategy")
 
 
 @pytest.fixture
@@ -94,11 +94,11 @@ def test_market_data_in_intents_out_with_counters_and_latency(engine: Engine) ->
     opportunity(engine)
     buy, sell = engine.intents(2)
     assert (buy["venue"], buy["side"], sell["venue"], sell["side"]) == (B, Side.BUY, X, Side.SELL)
-    engine.run_until(lambda: engine.row()["counters"]["intents_out"] == 2)
+    engine.run_until(lambda: engine.row().counters["intents_out"] == 2)
     row = engine.row()
-    assert row["counters"]["md_records"] == 2 and row["counters"]["intents_out"] == 2
-    assert row["counters"]["arb_fired"] == 1
-    assert row["histograms"]["decision_ns"]["count"] == 2 and row["histograms"]["read_to_out_ns"]["count"] == 1
+    assert row.counters["md_records"] == 2 and row.counters["intents_out"] == 2
+    assert row.counters["arb_fired"] == 1
+    assert row.histograms["decision_ns"].count == 2 and row.histograms["read_to_out_ns"].count == 1
 
 
 def test_exec_events_reach_the_strategy_and_leg_failure_is_hedged(engine: Engine) -> None:
@@ -156,24 +156,24 @@ def test_full_intents_ring_drops_counts_and_rejects_locally(engines: Callable[..
 def test_a_venue_the_gate_has_not_reconciled_is_not_traded_until_it_is(engine: Engine) -> None:
     engine.gate_state.publish(venues=("binance",))
     host = engine.start(strategy__recover_on_start="false")
-    engine.run_until(lambda: host.venues.flags[B] and engine.row()["counters"]["venues_closed"] == 1)
+    engine.run_until(lambda: host.venues.flags[B] and engine.row().counters["venues_closed"] == 1)
     assert not host.venues.flags[X]
     opportunity(engine)
     arb = host._strategies[0]
     engine.run_until(lambda: arb.stats["venue_closed"] >= 1)
     assert len(engine.gate.read(64)) == 0 and arb.stats["fired"] == 0
-    engine.run_until(lambda: engine.row()["counters"]["arb_venue_closed"] >= 1)
+    engine.run_until(lambda: engine.row().counters["arb_venue_closed"] >= 1)
     engine.gate_state.publish(venues=("binance", "okx"))
     engine.run_until(lambda: host.venues.flags[X], cycles=2000)
     opportunity(engine, 100.6)
     buy, sell = engine.intents(2)
-    assert (buy["venue"], sell["venue"]) == (B, X) and engine.row()["counters"]["venues_closed"] == 0
+    assert (buy["venue"], sell["venue"]) == (B, X) and engine.row().counters["venues_closed"] == 0
 
 
 def test_without_a_fresh_gate_state_no_venue_is_traded(engine: Engine) -> None:
     engine.gate_state.close()
     host = engine.start(strategy__recover_on_start="false")
-    engine.run_until(lambda: engine.row()["counters"]["venues_closed"] == 2)
+    engine.run_until(lambda: engine.row().counters["venues_closed"] == 2)
     opportunity(engine)
     engine.run_until(lambda: host.stats["md_records"] == 2)
     for _ in range(5):

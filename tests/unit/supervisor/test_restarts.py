@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from kairos.records import ProcState
+from kairos.status import BoardRow
 from kairos.supervisor.restarts import RestartWatch
 
 S = 1_000_000_000
 
 
-def row(pid: int, start_s: float, beat_s: float, alive: bool = True, state: ProcState = ProcState.RUNNING) -> dict:
-    return {"role": "gate", "pid": pid, "start_ns": int(start_s * S), "heartbeat_ns": int(beat_s * S),
-            "alive": alive, "state": state}
+def row(pid: int, start_s: float, beat_s: float, alive: bool = True,
+        state: ProcState = ProcState.RUNNING) -> BoardRow:
+    return BoardRow("gate", pid, alive, state, int(start_s * S), int(beat_s * S), {}, {})
 
 
 def test_more_than_start_retries_quick_restarts_is_a_crash_loop() -> None:

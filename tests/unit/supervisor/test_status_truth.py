@@ -8,6 +8,7 @@ import time
 import pytest
 
 from kairos.records import ChildState, ProcState
+from kairos.status import BoardRow
 from kairos.supervisor.child import ChildInfo
 from kairos.supervisor.status import StatusView
 
@@ -18,9 +19,8 @@ def info(state: ChildState, pid: int = 10) -> ChildInfo:
     return ChildInfo("gate", state, pid, 1.0, 0, None, "", -1.0, False)
 
 
-def row(state: ProcState = ProcState.RUNNING, pid: int = 10, age_s: float = 0.1) -> dict:
-    return {"role": "gate", "pid": pid, "alive": True, "state": state,
-            "heartbeat_ns": time.monotonic_ns() - int(age_s * 1e9)}
+def row(state: ProcState = ProcState.RUNNING, pid: int = 10, age_s: float = 0.1) -> BoardRow:
+    return BoardRow("gate", pid, True, state, 0, time.monotonic_ns() - int(age_s * 1e9), {}, {})
 
 
 def doubt(children: tuple[ChildInfo, ...], rows: dict, mode: str = "spawn") -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kairos.records import ProcState
+from kairos.status import BoardRow
 from kairos.supervisor.hung import stale_rows
 from kairos.supervisor.systemd import Notifier, scrub, watchdog_interval_ns
 
@@ -83,9 +84,9 @@ def test_spawned_children_do_not_get_the_notify_socket() -> None:
 
 
 def test_stale_rows_are_live_beating_and_past_the_timeout() -> None:
-    def row(pid: int, state: ProcState, beat_s: float, alive: bool = True) -> dict:
-        return {"role": f"r{pid}", "pid": pid, "state": state, "heartbeat_ns": int(beat_s * S), "alive": alive}
+    def row(pid: int, state: ProcState, beat_s: float, alive: bool = True) -> BoardRow:
+        return BoardRow(f"r{pid}", pid, alive, state, 0, int(beat_s * S), {}, {})
 
     rows = [row(1, ProcState.RUNNING, 0), row(2, ProcState.DEGRADED, 5), row(3, ProcState.STARTING, 0),
             row(4, ProcState.RUNNING, 0, alive=False), row(5, ProcState.RUNNING, 9)]
-    assert [(r["pid"], age) for r, age in stale_rows(rows, 10 * S, 2.0)] == [(1, 10.0), (2, 5.0)]
+    assert [(r.pid, age) for r, age in stale_rows(rows, 10 * S, 2.0)] == [(1, 10.0), (2, 5.0)]
