@@ -41,6 +41,9 @@ VENUES: Final = (
               "kairos.sim.okx:OkxDialect", "kairos.sim.rest_okx:OkxTrading",
               ("api_key", "api_secret", "passphrase"), 2, "kairos.ratelimit.okx:LIMITS",
               "kairos.execution.stream_okx:OkxStream", "kairos.sim.private_okx:OkxPrivate"),
+    VenueSpec(Venue.BYBIT, "bybit", "kairos.feeds.bybit:BybitFeed", "kairos.execution.bybit:BybitExecution",
+              "kairos.sim.bybit:BybitDialect", "kairos.sim.rest_bybit:BybitTrading",
+              ("api_key", "api_secret"), 5, "kairos.ratelimit.bybit:LIMITS"),
 )
 BY_NAME: Final = {spec.name: spec for spec in VENUES}
 NAMES: Final = tuple(BY_NAME)

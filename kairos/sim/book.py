@@ -24,7 +24,7 @@ class BookStyle:
     tick_scale: int  # tick = tick_scale x 1e-6 of the start price
     fixed_decimals: int  # Binance writes "0.35210000" (8); 0 = minimal form like OKX "30243.5"
     first_id: int  # the update id a new book starts from
-    stride: int  # update ids advance this much per change (1 = consecutive)
+    stride: int  # update ids advance this much per change (1 = consecutive; 0 = one per message, Bybit's u)
 
 
 @dataclass(frozen=True, slots=True)

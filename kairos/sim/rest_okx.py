@@ -9,7 +9,7 @@ Signed requests: ``OK-ACCESS-KEY`` (401 50111), ``OK-ACCESS-PASSPHRASE`` (401 50
 from __future__ import annotations
 
 import time
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from kairos.execution.signing_okx import okx_check, okx_parse_timestamp
@@ -114,7 +114,7 @@ class OkxTrading(TradingDialect):
         except InvalidOperation:
             return self._op_error(params, "51000", "Parameter sz or px error")
         if kind_tif[0] == "MARKET" and side is Side.BUY and params.get("tgtCcy", "quote_ccy") == "quote_ccy":
-            qty = self._base_for_quote(symbol, qty)
+            qty = self.base_for_quote(symbol, qty)
         coid = params.get("clOrdId") or f"sim{time.time_ns()}"
         order = self.exchange.place(coid, symbol, side, kind_tif[0], kind_tif[1], price, qty)
         return self._op_ok(order, "Order placed")
@@ -141,13 +141,6 @@ class OkxTrading(TradingDialect):
         return ok_response([{"totalEq": "", "uTime": str(now_ms()), "details": details}])
 
     # -- formats ---------------------------------------------------------------------------------
-
-    def _base_for_quote(self, symbol: str, quote_qty: Decimal) -> Decimal:
-        """A quote-currency market buy ``sz`` turned into base at the best ask, rounded down to the lot."""
-        spec, best = self.market.spec(self.venue, symbol), self.market.best(self.venue, symbol)
-        if best is None:
-            return Decimal(0)
-        return (quote_qty / best[1].price / spec.lot).to_integral_value(ROUND_FLOOR) * spec.lot
 
     def _op_ok(self, order: SimOrder, message: str) -> Response:
         item = {"clOrdId": order.client_order_id, "ordId": str(order.order_id), "tag": "",

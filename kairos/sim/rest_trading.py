@@ -25,6 +25,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, ClassVar
 
 import orjson
@@ -138,6 +139,14 @@ class TradingDialect(ABC):
     def arm_fault(self, request: Request, params: Params) -> Response:
         self.faults.arm(self.venue, Fault.parse(request.json()))
         return json_response({"armed": True})
+
+    def base_for_quote(self, symbol: str, quote_qty: Decimal) -> Decimal:
+        """A market buy sized in the quote currency (the OKX and Bybit default) turned into base at the best
+        ask, rounded down to the lot."""
+        spec, best = self.market.spec(self.venue, symbol), self.market.best(self.venue, symbol)
+        if best is None:
+            return Decimal(0)
+        return (quote_qty / best[1].price / spec.lot).to_integral_value(ROUND_FLOOR) * spec.lot
 
     @abstractmethod
     def routes(self) -> list[tuple[str, str, Route]]:

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from kairos.errors import BookSyncError, FeedError
+from kairos.feeds import FEEDS
 from kairos.feeds.binance import BinanceFeed
 from kairos.feeds.session import WsSession
 from kairos.feeds.sync import State
@@ -16,7 +17,7 @@ from kairos.records import BookStatus, Kind, Venue
 from tests.unit.feeds.conftest import assert_book_matches, in_step, pump, sim_settings, sync_up
 
 FAST = {"ws_reconnect_delay_ms": 50, "ws_max_reconnect_delay_ms": 400, "watchdog_ms": 5000}
-VENUES = [Venue.BINANCE, Venue.OKX]
+VENUES = [Venue.BINANCE, Venue.OKX, Venue.BYBIT]
 
 
 def _fault(server, venue: Venue, **body: object) -> None:
@@ -39,7 +40,8 @@ def _steps(server, count: int) -> None:
         server.market.step()
 
 
-@pytest.mark.parametrize(("venue", "ws_snapshot"), [(Venue.BINANCE, True), (Venue.OKX, True), (Venue.OKX, False)])
+@pytest.mark.parametrize(("venue", "ws_snapshot"), [(Venue.BINANCE, True), (Venue.OKX, True), (Venue.OKX, False),
+                                                   (Venue.BYBIT, True)])
 def test_books_sync_and_equal_the_venue_book(make_sim, make_agent, venue: Venue, ws_snapshot: bool) -> None:
     settings = sim_settings(FAST, rate_hz=0.0, venues={"okx": {"ws_snapshot": ws_snapshot}})
     server = make_sim(settings)
@@ -56,7 +58,7 @@ def test_books_sync_and_equal_the_venue_book(make_sim, make_agent, venue: Venue,
         assert out.kind(Kind.DEPTH, instrument)[-1]["ts_exchange_ns"] > 0
     assert agent.sync.counts["gaps"] == 0 and agent.tally.total == 0
     assert agent.sync.counts["snapshots"] == 2 and server.hubs[venue].stats["connections"] == 1
-    rest_seeded = venue == Venue.BINANCE or not ws_snapshot  # OKX seeds from REST only without a WS snapshot
+    rest_seeded = venue == Venue.BINANCE or not ws_snapshot  # OKX: only without a WS snapshot; Bybit never
     assert agent.sync.counts["rest_requests"] == (2 if rest_seeded else 0)
 
 
@@ -77,6 +79,7 @@ def test_gap_resyncs_only_that_book(make_sim, make_agent, venue: Venue) -> None:
             assert out.statuses(instrument) == [BookStatus.SYNCED]
     assert agent.sync.counts["gaps"] == 1 and agent.sync.counts["resyncs"] == 1
     assert server.hubs[venue].stats["connections"] == 1
+    assert agent.sync.counts["resubscribes"] == int(FEEDS[venue.name.lower()].caps.stream_snapshots)  # not REST
     assert_book_matches(out, agent, server, venue, settings.feeds)
 
 

@@ -57,7 +57,7 @@ def test_weights_come_from_the_venue_table() -> None:
     assert place.window != books.window and okx.windows[books.window].limit == 40
     assert okx.scaled(0.01).windows[place.window].limit == 1  # never scaled to nothing
     with pytest.raises(ConfigError, match="no REST rate-limit table"):
-        venue_limits("bybit")
+        venue_limits("kraken")  # not in the venue table
 
 
 def test_background_stops_at_the_reserve_and_is_counted_deferred(shm_prefix: str, budgets: list[Budget]) -> None:
