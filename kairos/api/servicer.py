@@ -22,6 +22,7 @@ from kairos.api.orders import Placement, PlacementNotRecorded, Placements
 from kairos.api.pb import pb, pb_grpc
 from kairos.api.validation import Validator, trading_state
 from kairos.errors import InvalidRequest, RingFull, SupervisorError
+from kairos.gatestate import GateState
 from kairos.logs import ErrorTally
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,12 @@ class StatusSource(Protocol):
     def trading_blocked(self) -> str | None: ...
 
 
-class GateState(Protocol):
-    def read(self) -> dict[str, Any] | None: ...
+class GateSource(Protocol):
+    def state(self) -> GateState | None: ...
 
 
 class TradingEngineServicer(pb_grpc.TradingEngineServicer):
-    def __init__(self, validator: Validator, manual: ManualOrders, hub: EventHub, gate: GateState,
+    def __init__(self, validator: Validator, manual: ManualOrders, hub: EventHub, gate: GateSource,
                  status: StatusSource, timeout_s: float, placements: Placements) -> None:
         self._validator, self._manual, self._hub = validator, manual, hub
         self._gate, self._status, self._timeout_s = gate, status, timeout_s
@@ -95,7 +96,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
 
     def SetTradingState(self, request: Any, context: grpc.ServicerContext) -> Any:
         state = self._checked(context, "SetTradingState", trading_state, request.state)
-        before = self._gate.read()
+        before = self._gate.state()
         previous, refused = gatestate.trading_state(before), gatestate.refused(before)
         log.warning("API: trading state -> %s%s (reason: %s, peer %s)", state.name,
                     " and cancel all open orders" if request.cancel_open_orders else "",
@@ -108,10 +109,10 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             self._abort_full(context, exc)
         applied = self._await_state(state, refused)
         if applied is None:
-            blob = self._gate.read()
+            now = self._gate.state()
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"the gate refused {state.name}: trading stays {(blob or {}).get('trading_state')} "
-                          f"({gatestate.reason(blob) or 'no reason given'})")
+                          f"the gate refused {state.name}: trading stays {now.trading_state if now else None} "
+                          f"({gatestate.reason(now) or 'no reason given'})")
         return pb.SetTradingStateResponse(previous=to_pb(previous) if previous is not None else 0,
                                           current=to_pb(state), applied=applied)
 
@@ -120,10 +121,10 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         if neither happened within the timeout."""
         deadline = time.monotonic() + self._timeout_s
         while time.monotonic() < deadline:
-            blob = self._gate.read()
-            if gatestate.trading_state(blob) is state:
+            now = self._gate.state()
+            if gatestate.trading_state(now) is state:
                 return True
-            if gatestate.refused(blob) > refused:
+            if gatestate.refused(now) > refused:
                 return None
             time.sleep(0.02)
         return False
@@ -131,7 +132,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     def GetBalance(self, request: Any, context: grpc.ServicerContext) -> Any:
         venue = self._checked(context, "GetBalance", self._validator.venue, request.venue, False)
         blob = self._gate_blob(context)
-        return pb.GetBalanceResponse(balances=gatestate.balances(blob, venue), state_age_s=gatestate.age_s(blob))
+        return pb.GetBalanceResponse(balances=gatestate.balances(blob, venue), state_age_s=blob.age_s)
 
     def ListOrders(self, request: Any, context: grpc.ServicerContext) -> Any:
         venue = self._checked(context, "ListOrders", self._validator.venue, request.venue, False)
@@ -139,11 +140,11 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         self._checked(context, "ListOrders", self._validator.instrument, symbol, venue, False)
         blob = self._gate_blob(context)
         orders = gatestate.orders(blob, venue, symbol)
-        return pb.ListOrdersResponse(orders=orders, state_age_s=gatestate.age_s(blob))
+        return pb.ListOrdersResponse(orders=orders, state_age_s=blob.age_s)
 
     def GetPositions(self, request: Any, context: grpc.ServicerContext) -> Any:
         blob = self._gate_blob(context)
-        return pb.GetPositionsResponse(positions=gatestate.positions(blob), state_age_s=gatestate.age_s(blob),
+        return pb.GetPositionsResponse(positions=gatestate.positions(blob), state_age_s=blob.age_s,
                                        strategy_nets=gatestate.strategy_nets(blob))
 
     def GetSystemStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -180,10 +181,11 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         if reason:
             context.abort(grpc.StatusCode.UNAVAILABLE, reason)
 
-    def _gate_blob(self, context: grpc.ServicerContext) -> dict[str, Any]:
-        blob = self._gate.read()
+    def _gate_blob(self, context: grpc.ServicerContext) -> GateState:
+        blob = self._gate.state()
         if blob is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the gate has not published its state yet (is it running?)")
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          "the gate has not published its state yet, or one of the wrong shape (see the log)")
         return blob
 
     def _abort_full(self, context: grpc.ServicerContext, exc: RingFull) -> None:

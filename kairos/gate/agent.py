@@ -251,7 +251,7 @@ class GateAgent:
         blob = describe(desk.blotter, self.gate.instruments, executors, desk.metrics, self._settings.execution.mode,
                         self._reconciled)
         if not self._writer.write(blob):
-            self._tally("gate state too large for its segment", f"{len(blob['orders'])} orders")
+            self._tally("gate state too large for its segment", f"{len(blob.orders)} orders")
         desk.dirty = False
         self._published_ns = now
 

@@ -13,12 +13,14 @@ refused. Readers copy the payload between two reads of ``seq`` and retry if it m
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Final
 
 import orjson
 
 from kairos.errors import RingError, RingNotFound
+from kairos.gatestate import GateState, GateStateError, parse
 from kairos.ring.segment import (
     CREATOR_PID_OFFSET,
     CREATOR_START_OFFSET,
@@ -29,6 +31,7 @@ from kairos.ring.segment import (
     unlink,
 )
 
+log = logging.getLogger(__name__)
 MAGIC: Final = int.from_bytes(b"KAIROSGS", "little")
 VERSION: Final = 1
 SEQ, LENGTH, WRITTEN = 4, 5, 6  # i64 word indexes
@@ -51,7 +54,7 @@ class GateStateWriter:
         self._hdr = memoryview(self._seg.buf)[:PAYLOAD_OFFSET].cast("q")
         self.capacity = self._seg.size - PAYLOAD_OFFSET
 
-    def write(self, state: dict[str, Any]) -> bool:
+    def write(self, state: GateState) -> bool:
         payload = orjson.dumps(state)
         if len(payload) > self.capacity:
             return False
@@ -96,14 +99,34 @@ def _open_own(name: str, size: int) -> Segment:
 
 
 class GateStateReader:
-    """For the supervisor: ``read()`` -> the last blob (plus ``age_s``), or None if none yet."""
+    """``state()`` -> the last blob as the typed contract (kairos/gatestate.py), or None if there is none
+    yet or it has the wrong shape; ``read()`` -> the raw JSON value (plus ``age_s``)."""
 
-    __slots__ = ("_hdr", "_name", "_seg")
+    __slots__ = ("_hdr", "_name", "_seg", "bad")
 
     def __init__(self, prefix: str) -> None:
         self._name = segment_name(prefix)
         self._seg: Segment | None = None
         self._hdr: memoryview | None = None
+        self.bad = 0  # reads that found a blob of the wrong shape
+
+    def state(self) -> GateState | None:
+        """Parsed once per read; a wrong-shaped blob is counted and logged once until a good one comes back
+        (a consumer then sees no gate state: fail closed)."""
+        raw = self.read()
+        if raw is None:
+            return None
+        try:
+            state = parse(raw)
+        except GateStateError as exc:
+            if not self.bad:
+                log.error("gate state of the wrong shape, treated as absent: %s", exc)
+            self.bad += 1
+            return None
+        if self.bad:
+            log.info("gate state readable again after %d bad read(s)", self.bad)
+            self.bad = 0
+        return state
 
     def read(self) -> dict[str, Any] | None:
         if self._hdr is None and not self._attach():

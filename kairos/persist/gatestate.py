@@ -1,4 +1,4 @@
-"""Balances and positions: sampled from the gate's state blob (kairos.gate.state, schema version 1).
+"""Balances and positions: sampled from the gate's state (the contract: kairos/gatestate.py, version 1).
 
 The gate owns balances and positions and publishes them in its shm blob, not on a ring, so the
 persister samples the blob (at most once per ``interval_s``) and spools a compact JSON frame when
@@ -12,6 +12,8 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from kairos.gatestate import GateState
+
 GATE_STATE_FINGERPRINT: Final = zlib.crc32(b"kairos.persist.gatestate.json.v1")
 
 BalanceRow = tuple[int, int, str, float, float]
@@ -19,7 +21,7 @@ PositionRow = tuple[int, int, int, float, float, float]
 
 
 class StateSource(Protocol):
-    def read(self) -> dict[str, Any] | None: ...
+    def state(self) -> GateState | None: ...
 
 
 class GateStateSampler:
@@ -35,14 +37,14 @@ class GateStateSampler:
         if now_ns < self._next_ns:
             return None
         self._next_ns = now_ns + self._interval_ns
-        blob = self._source.read()
-        if not blob or "ts_ns" not in blob:
+        state = self._source.state()
+        if state is None:
             return None
-        current = (blob.get("balances") or [], blob.get("positions") or [])
+        current = (state.balances, state.positions)
         if current == self._last:
             return None
         self._last = current
-        return orjson.dumps({"ts_ns": int(blob["ts_ns"]), "balances": current[0], "positions": current[1]})
+        return orjson.dumps({"ts_ns": state.ts_ns, "balances": state.balances, "positions": state.positions})
 
 
 def balance_rows(state: dict[str, Any]) -> list[BalanceRow]:

@@ -21,6 +21,7 @@ from prometheus_client.utils import floatToGoString
 
 from kairos.errors import SupervisorError
 from kairos.gate.snapshot import GateStateReader
+from kairos.gatestate import GateState
 from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.logs import ErrorTally
 from kairos.records import ExecKind, Venue
@@ -58,6 +59,7 @@ class EngineCollector:
         self._instruments = instruments
         self._trace, self._events = trace, events
         self._tally = ErrorTally(log)
+        self._bad_blobs = 0  # scrapes that found a gate state of the wrong shape
         self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
@@ -65,11 +67,17 @@ class EngineCollector:
         yield from self._board_rows(self._board.snapshot())
         yield from self._orders()
         yield from self._ring_cursors()
-        yield from self._gate_state(self._gate.read())
+        state = self._gate.state()
+        if state is None and self._gate.bad:
+            with self._lock:
+                self._bad_blobs += 1  # the reader logged it
+        yield from self._gate_state(state)
         errors = CounterMetricFamily("kairos_metrics_errors", "Bad inputs met while building /metrics", labels=["kind"])
         with self._lock:
             for kind, n in self._tally.counts.items():
                 errors.add_metric([kind], n)
+            if self._bad_blobs:
+                errors.add_metric(["gate_state_shape"], self._bad_blobs)
         yield errors
 
     def _processes(self) -> Iterator[Metric]:
@@ -173,29 +181,24 @@ class EngineCollector:
             overruns.add_metric([c.ring, c.consumer], c.overruns)
         yield from (lag, overruns)
 
-    def _gate_state(self, blob: dict[str, Any] | None) -> Iterator[Metric]:
+    def _gate_state(self, state: GateState | None) -> Iterator[Metric]:
         rejects = CounterMetricFamily("kairos_rejects", "Orders the gate or a venue rejected", labels=["reason"])
         position = GaugeMetricFamily("kairos_position", "Net position (base units)", labels=["venue", "instrument"])
         pnl = GaugeMetricFamily("kairos_pnl", "PnL in quote currency: realized_today, unrealized", labels=["kind"])
         balance = GaugeMetricFamily("kairos_balance", "Balance, free + locked", labels=["venue", "asset"])
-        try:
-            samples = _gate_samples(blob) if blob else ()
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            with self._lock:
-                self._tally("gate_state_shape", f"gate state blob of an unexpected shape, skipped: {exc!r}")
-            samples = ()
+        samples = _gate_samples(state) if state else ()
         families = {"rejects": rejects, "position": position, "pnl": pnl, "balance": balance}
         for family, labels, value in samples:
             families[family].add_metric(labels, value)
         yield from families.values()
 
 
-def _gate_samples(blob: dict[str, Any]) -> list[tuple[str, list[str], float]]:
-    """All gate-blob samples first, so a malformed blob yields none rather than half (schema: gate/state.py)."""
-    out = [("rejects", [reason], float(n)) for reason, n in blob["counters"]["rejects_by_reason"].items()]
-    out += [("position", [p["venue"], p["instrument"]], float(p["quantity"])) for p in blob["positions"]]
-    out += [("pnl", [kind], float(blob["pnl"][kind])) for kind in ("realized_today", "unrealized")]
-    out += [("balance", [b["venue"], b["asset"]], float(b["free"]) + float(b["locked"])) for b in blob["balances"]]
+def _gate_samples(state: GateState) -> list[tuple[str, list[str], float]]:
+    """Samples from the typed gate state (kairos/gatestate.py: a blob of the wrong shape never gets here)."""
+    out = [("rejects", [reason], float(n)) for reason, n in state.counters.rejects_by_reason.items()]
+    out += [("position", [p.venue, p.instrument], p.quantity) for p in state.positions]
+    out += [("pnl", ["realized_today"], state.pnl.realized_today), ("pnl", ["unrealized"], state.pnl.unrealized)]
+    out += [("balance", [b.venue, b.asset], b.free + b.locked) for b in state.balances]
     return out
 
 

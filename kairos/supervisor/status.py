@@ -126,12 +126,12 @@ class StatusView:
         for proc in procs:
             proc.rings.extend(pb.RingCursor(ring=c.ring, consumer=c.consumer, depth=c.depth, overruns=c.overruns)
                               for c in cursors if c.consumer == proc.role)
-        blob = self._gate.read()
+        blob = self._gate.state()
         state = None if doubt else gatestate.trading_state(blob)
         return pb.SystemStatus(
             mode=self.mode, trading_state=to_pb(state) if state is not None else 0, trading_state_note=doubt,
-            trading_reason=str(blob.get("trading_reason") or "") if blob and state is not None else "",
-            gate_state_age_s=gatestate.age_s(blob) if blob else -1.0, processes=procs,
+            trading_reason=blob.trading_reason if blob and state is not None else "",
+            gate_state_age_s=blob.age_s if blob else -1.0, processes=procs,
             rings=[pb.RingInfo(name=n, capacity=r.capacity, published=r.published, overflow=r.overflow.name)
                    for n, r in self._rings.rings.items()],
             uptime_s=time.monotonic() - self._started, shm_prefix=self._rings.prefix,

@@ -29,6 +29,7 @@ import numpy as np
 from kairos.agent import AgentRunner, sleep_idle
 from kairos.config import Settings
 from kairos.gate.snapshot import GateStateWriter
+from kairos.gatestate import Balance, GateState, OpenOrder, Position, StrategyNet
 from kairos.process import run_process
 from kairos.records import (
     EXEC_EVENT,
@@ -114,11 +115,10 @@ class MiniGate(Idler):
 
     def outcome(self, action: Action, coid: str, rec: np.void) -> tuple[int, int, int]:
         if action is Action.NEW and self.trading is TradingState.ACTIVE:
-            self.open[coid] = {"client_order_id": coid, "venue_order_id": self.seq, "venue": "binance",
-                               "venue_id": int(rec["venue"]), "instrument": "BTC-USDT", "strategy": 0,
-                               "instrument_id": int(rec["instrument"]), "side": int(rec["side"]),
-                               "order_type": int(rec["order_type"]), "state": int(OrderState.ACK),
-                               "price": float(rec["price"]), "quantity": float(rec["qty"]), "cum_quantity": 0.0}
+            self.open[coid] = OpenOrder(coid, self.seq, "binance", int(rec["venue"]), "BTC-USDT",
+                                        int(rec["instrument"]), int(rec["side"]), int(rec["order_type"]),
+                                        int(rec["tif"]), int(OrderState.ACK), float(rec["price"]),
+                                        float(rec["qty"]), 0.0, 0, 0)
             return ExecKind.ACK, OrderState.ACK, 0
         if action is Action.NEW:
             return ExecKind.REJECT, OrderState.REJECTED, 0
@@ -132,15 +132,12 @@ class MiniGate(Idler):
         return ExecKind.STATE, 0, int(self.trading)
 
     def publish_state(self) -> None:
-        """The schema of kairos/gate/state.py (version 1), with made-up balances and positions."""
-        self.blob.write({
-            "version": 1, "trading_state": self.trading.name, "trading_state_id": int(self.trading),
-            "trading_reason": self.why,
-            "balances": [{"venue": "binance", "venue_id": 1, "asset": "USDT", "free": 1000.0, "locked": 5.0}],
-            "positions": [{"venue": "binance", "venue_id": 1, "instrument": "BTC-USDT", "instrument_id": 1,
-                           "quantity": 0.5, "avg_price": 100.0, "realized_pnl": 0.0}],
-            "strategies": [{"strategy": 1, "instrument": "BTC-USDT", "instrument_id": 1, "net_quantity": -0.002}],
-            "orders": list(self.open.values())})
+        """The contract of kairos/gatestate.py, with made-up balances and positions."""
+        self.blob.write(GateState(
+            trading_state=self.trading.name, trading_state_id=int(self.trading), trading_reason=self.why,
+            balances=[Balance("binance", 1, "USDT", 1000.0, 5.0)],
+            positions=[Position("binance", 1, "BTC-USDT", 1, 0.5, 100.0, 0.0, 0.0, 0.0)],
+            strategies=[StrategyNet(1, "BTC-USDT", 1, -0.002)], orders=list(self.open.values())))
 
 
 def explode(_settings: Settings) -> NoReturn:

@@ -16,6 +16,7 @@ from kairos import config
 from kairos.api.pb import pb, pb_grpc
 from kairos.errors import EXIT_FAILURE, SupervisorError
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
+from kairos.gatestate import GateState
 from kairos.records import EXEC_EVENT, Action, TradingState
 from kairos.status import StatusBoard
 from kairos.supervisor.api import EngineApi
@@ -71,9 +72,9 @@ class DiskFullGate:
         self.publish()
 
     def publish(self) -> None:
-        self.blob.write({"version": 1, "trading_state": "HALTED", "trading_state_id": int(TradingState.HALTED),
-                         "trading_reason": "DISK_FULL: the journal cannot be written ([Errno 28] No space left)",
-                         "trading_refused": self.refused})
+        self.blob.write(GateState(trading_state="HALTED", trading_state_id=int(TradingState.HALTED),
+                                  trading_reason="DISK_FULL: the journal cannot be written ([Errno 28] No space left)",
+                                  trading_refused=self.refused))
 
     def on_intents(self, view: np.ndarray) -> None:
         self.refused += int((view["action"] == Action.SET_STATE).sum())

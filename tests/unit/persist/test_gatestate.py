@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from kairos import gatestate as gs
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
 from kairos.persist.batch import Batch, Stream
 from kairos.persist.gatestate import GATE_STATE_FINGERPRINT, GateStateSampler
 from kairos.persist.spool import Frame, Position
 
 
-def blob(ts_ns: int, usdt: float, btc_qty: float) -> dict[str, Any]:
-    return {
-        "version": 1, "ts_ns": ts_ns, "trading_state": "ACTIVE", "counters": {"intents": ts_ns},
-        "balances": [{"venue": "binance", "venue_id": 1, "asset": "USDT", "free": usdt, "locked": 5.0}],
-        "positions": [{"venue": "binance", "venue_id": 1, "instrument": "BTC-USDT", "instrument_id": 1,
-                       "quantity": btc_qty, "avg_price": 60000.0, "realized_pnl": 1.5}],
-    }
+def blob(ts_ns: int, usdt: float, btc_qty: float) -> gs.GateState:
+    return gs.GateState(ts_ns=ts_ns, trading_state="ACTIVE", trading_state_id=0,
+                        counters=gs.GateCounters(intents=ts_ns), balances=[gs.Balance("binance", 1, "USDT", usdt, 5.0)],
+                        positions=[gs.Position("binance", 1, "BTC-USDT", 1, btc_qty, 60000.0, 1.5, 60000.0, 0.0)])
 
 
 def frame(payload: bytes, fingerprint: int = GATE_STATE_FINGERPRINT) -> Frame:

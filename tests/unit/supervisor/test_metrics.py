@@ -8,6 +8,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from kairos.config import InstrumentConfig
 from kairos.feeds.stats import OTHER, FeedStats
 from kairos.feeds.validate import CROSSED, FRAME_SIZE, JUMP, NOT_FINITE, VENUE_WIDE, Rejections
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
+from kairos.gatestate import Balance, GateCounters, GateState, Pnl, Position
 from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_TRACE, ChildState, ExecKind, Venue
@@ -34,14 +36,10 @@ from kairos.supervisor.trace import STAGES
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "kairos.json"
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
-BLOB = {
-    "version": 1, "trading_state_id": 0,
-    "balances": [{"venue": "binance", "venue_id": 1, "asset": "USDT", "free": 900.0, "locked": 100.0}],
-    "positions": [{"venue": "okx", "venue_id": 2, "instrument": "BTC-USDT", "instrument_id": 1, "quantity": -0.5,
-                   "avg_price": 60000.0, "realized_pnl": 0.0, "mark": 60000.0, "unrealized_pnl": 0.0}],
-    "pnl": {"realized_today": 12.5, "unrealized": -3.0},
-    "counters": {"rejects_by_reason": {"NO_MARK": 4, "PRICE_BAND": 1}},
-}
+BLOB = asdict(GateState(
+    trading_state="ACTIVE", trading_state_id=0, balances=[Balance("binance", 1, "USDT", 900.0, 100.0)],
+    positions=[Position("okx", 2, "BTC-USDT", 1, -0.5, 60000.0, 0.0, 60000.0, 0.0)], pnl=Pnl(12.5, -3.0),
+    counters=GateCounters(rejects_by_reason={"NO_MARK": 4, "PRICE_BAND": 1})))
 
 
 class Engine:
