@@ -21,7 +21,7 @@ from kairos.execution.rest import RestExecution
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_signature
 from kairos.execution.state import OrderView, TradeFill
-from kairos.execution.venue import Call
+from kairos.execution.venue import Call, Reply
 from kairos.records import OrderState, OrderType, RejectReason, Side, Venue
 
 STATUS: Final = {
@@ -32,6 +32,7 @@ STATUS: Final = {
 ORDER_TYPE: Final = {OrderType.LIMIT: "LIMIT", OrderType.MARKET: "MARKET", OrderType.LIMIT_MAKER: "LIMIT_MAKER"}
 SIDES: Final = {Side.BUY: "BUY", Side.SELL: "SELL", "BUY": Side.BUY, "SELL": Side.SELL}
 FORM: Final = {"Content-Type": "application/x-www-form-urlencoded"}
+WEIGHT_1M: Final = ("REQUEST_WEIGHT", "MINUTE", 1)  # the WS API ``rateLimits`` entry the REST budget counts
 
 
 class BinanceExecution(RestExecution):
@@ -53,6 +54,8 @@ class BinanceExecution(RestExecution):
     not_found_codes = frozenset({"-2013"})
     clock_codes = frozenset({"-1021"})
     default_retry_s = 5.0
+    ws_place_route = ("POST", "/api/v3/order")
+    ws_cancel_route = ("DELETE", "/api/v3/order")
 
     def error_of(self, status: int, data: Any) -> tuple[str, str] | None:
         if isinstance(data, dict) and isinstance(data.get("code"), int) and data["code"] < 0:
@@ -87,14 +90,28 @@ class BinanceExecution(RestExecution):
         return {s["symbol"]: binance_filters(s) for s in data["symbols"]}
 
     def place_call(self, req: OrderRequest, price: str | None, qty: str) -> Call:
-        params = [("symbol", req.symbol), ("side", SIDES[req.side]), ("type", ORDER_TYPE[req.order_type])]
-        if req.order_type is OrderType.LIMIT:
-            params.append(("timeInForce", req.tif.name))
-        params.append(("quantity", qty))
-        if price is not None:
-            params.append(("price", price))
-        params += [("newClientOrderId", req.client_order_id), ("newOrderRespType", "FULL")]
-        return self._signed("POST", "/api/v3/order", params)
+        return self._signed("POST", "/api/v3/order", _place_params(req, price, qty))
+
+    def ws_place(self, rid: str, req: OrderRequest, price: str | None, qty: str) -> str:
+        """WS API ``order.place``: the REST parameters, signed over all of them sorted by name."""
+        return self._ws_signed(rid, "order.place", _place_params(req, price, qty))
+
+    def ws_cancel(self, rid: str, client_order_id: str, symbol: str) -> str:
+        return self._ws_signed(rid, "order.cancel", [("symbol", symbol), ("origClientOrderId", client_order_id)])
+
+    def _ws_signed(self, rid: str, method: str, params: list[tuple[str, str]]) -> str:
+        fields = dict(params) | {"apiKey": self._key, "recvWindow": str(self.recv_window_ms),
+                                 "timestamp": str(self.clock.now_ms())}
+        fields["signature"] = binance_signature(self._secret, percent_encode(sorted(fields.items())))
+        return orjson.dumps({"id": rid, "method": method, "params": fields}).decode()
+
+    def ws_reply(self, msg: dict[str, Any]) -> tuple[Reply, int]:
+        """``{"id", "status", "result" | "error": {"code", "msg"}, "rateLimits"}``: the result is REST's body."""
+        status = int(msg["status"])
+        used = weight_used(msg)
+        body = msg.get("result") if status < 400 else msg.get("error")
+        retry = {"Retry-After": str(msg["retryAfter"])} if "retryAfter" in msg else {}
+        return self.classify_data(status, retry, body, orjson.dumps(body).decode()[:200]), used
 
     def parse_placed(self, data: Any, req: OrderRequest) -> OrderView:
         view = self.parse_order(data)
@@ -155,6 +172,22 @@ class BinanceExecution(RestExecution):
 
     def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
         return {b["asset"]: (float(b["free"]), float(b["locked"])) for b in data["balances"]}
+
+
+def weight_used(msg: dict[str, Any]) -> int:
+    """The IP's request weight this minute from a WS API reply's ``rateLimits`` (-1: not reported)."""
+    return next((int(r["count"]) for r in msg.get("rateLimits") or ()
+                 if (r.get("rateLimitType"), r.get("interval"), r.get("intervalNum")) == WEIGHT_1M), -1)
+
+
+def _place_params(req: OrderRequest, price: str | None, qty: str) -> list[tuple[str, str]]:
+    params = [("symbol", req.symbol), ("side", SIDES[req.side]), ("type", ORDER_TYPE[req.order_type])]
+    if req.order_type is OrderType.LIMIT:
+        params.append(("timeInForce", req.tif.name))
+    params.append(("quantity", qty))
+    if price is not None:
+        params.append(("price", price))
+    return [*params, ("newClientOrderId", req.client_order_id), ("newOrderRespType", "FULL")]
 
 
 def binance_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:

@@ -32,6 +32,7 @@ from kairos.execution.limits import ServerClock
 from kairos.execution.state import Order, OrderTracker, OrderView
 from kairos.execution.stream import PrivateStream, TrackerSink
 from kairos.execution.venue import Call, Outcome, Reply, VenueDialect
+from kairos.execution.ws_orders import OrderSocket, ReplyLost, SocketDown
 from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
 from kairos.ratelimit import Budget, Cost, Priority, venue_limits
@@ -54,6 +55,7 @@ class RestExecution(Executor, VenueDialect):
         self._venue_cfg = venue_cfg
         self._stream_type = stream
         self.stream: PrivateStream | None = None
+        self.orders: OrderSocket | None = None
         self._base_url = venue_cfg.urls.rest_url.rstrip("/")
         self._maker_fee = venue_cfg.maker_fee_bps / 1e4
         self._instruments = instruments
@@ -84,6 +86,11 @@ class RestExecution(Executor, VenueDialect):
         if self._stream_type is not None and self._venue_cfg.urls.private_url:
             self.stream = self._stream_type(self._venue_cfg, self._cfg, self.stream_sink, self.clock.now_ms)
             self.stream.start()
+        if self._stream_type is not None and self.ws_place_route and self._venue_cfg.urls.private_url:
+            self.orders = OrderSocket(self.name, self._venue_cfg.urls.private_url, self._cfg.http_timeout_s,
+                                      self._cfg.stream_backoff_max_s, self.ws_login, self.ws_logged_in,
+                                      self._stream_type.heartbeat)
+            self.orders.start()
 
     def load_filters(self) -> dict[int, SymbolFilters]:
         """Every configured instrument's rules from the venue's public table; ExecutionError if any is missing."""
@@ -146,6 +153,8 @@ class RestExecution(Executor, VenueDialect):
     def close(self) -> None:
         if self.stream is not None:
             self.stream.close()
+        if self.orders is not None:
+            self.orders.close()
         self._stop.set()  # wakes jobs waiting out a ban or a validity window; they leave the order as is
         self._pool.shutdown(wait=True, cancel_futures=True)
         for session in self._sessions:
@@ -160,6 +169,9 @@ class RestExecution(Executor, VenueDialect):
         if self.stream is not None:
             base |= {f"stream_{k}": v for k, v in self.stream.counts.items()}
             base["stream_healthy"] = int(self.stream.healthy)
+        if self.orders is not None:
+            base |= {f"ws_{k}": v for k, v in self.orders.counts.items()}
+            base["ws_ready"] = int(self.orders.ready)
         with self._count_lock:
             return base | self.counts
 
@@ -167,7 +179,7 @@ class RestExecution(Executor, VenueDialect):
 
     def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
         self._tracker.sent(req.client_order_id, time.time_ns())
-        reply = self._send(self.place_call, req, price, qty)
+        reply = self._send_order(self.ws_place, self.ws_place_route, self.place_call, req, price, qty)
         if reply.outcome is Outcome.OK:
             self._tracker.apply(self.parse_placed(reply.data, req))
             if self.ack_only and (req.order_type is OrderType.MARKET or req.tif.name != "GTC"):
@@ -178,7 +190,8 @@ class RestExecution(Executor, VenueDialect):
             self._tracker.reject(req.client_order_id, reply.reason, reply.code, reply.message)
 
     def _cancel(self, coid: str, symbol: str) -> None:
-        reply = self._send(self.cancel_call, coid, symbol, wait_s=self._cfg.max_cancel_delay_s)  # waits out a short ban
+        reply = self._send_order(self.ws_cancel, self.ws_cancel_route, self.cancel_call, coid, symbol,
+                                 wait_s=self._cfg.max_cancel_delay_s)  # waits out a short ban
         if reply.outcome is Outcome.OK and self.cancel_confirmed:
             self._tracker.apply(self.parse_order(reply.data))
             return
@@ -329,9 +342,7 @@ class RestExecution(Executor, VenueDialect):
         asked_ns = time.monotonic_ns()
         short_s = self.budget.acquire(cost, wait_s, self._stop)
         if short_s:
-            self._count("rate_refused" if cost.priority is Priority.ESSENTIAL else "rate_deferred")
-            return Reply(Outcome.RATE_LIMITED, None, LOCAL, f"rate budget spent for {short_s:.1f}s more",
-                         RejectReason.VENUE_RATE_LIMIT, short_s)
+            return self._no_budget(cost, short_s)
         if time.monotonic_ns() - asked_ns > WAITED_NS:
             call = build(*args)
         try:
@@ -341,6 +352,45 @@ class RestExecution(Executor, VenueDialect):
             definite = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
             outcome = Outcome.UNAVAILABLE if definite else Outcome.UNKNOWN
             return Reply(outcome, None, type(exc).__name__, str(exc)[:200], RejectReason.VENUE_UNAVAILABLE)
+        if reply.clock_skew:
+            self._resync_clock.set()
+        return reply
+
+    def _no_budget(self, cost: Cost, short_s: float) -> Reply:
+        self._count("rate_refused" if cost.priority is Priority.ESSENTIAL else "rate_deferred")
+        return Reply(Outcome.RATE_LIMITED, None, LOCAL, f"rate budget spent for {short_s:.1f}s more",
+                     RejectReason.VENUE_RATE_LIMIT, short_s)
+
+    def _send_order(self, ws_build: Callable[..., str], route: tuple[str, str] | tuple[()],
+                    rest_build: Callable[..., Call], *args: Any, wait_s: float | None = None) -> Reply:
+        """A place or cancel over the order socket when it is connected (paid from the same budget as its REST
+        twin, the venue's ``rateLimits`` count fed back), else over REST. A reply lost after sending is UNKNOWN:
+        `_resolve` queries the order, it is never sent again."""
+        socket = self.orders
+        if socket is None or not socket.ready or not route:
+            return self._send(rest_build, *args, wait_s=wait_s)
+        cost = self.budget.limits.cost(*route)
+        short_s = self.budget.acquire(cost, wait_s, self._stop)
+        if short_s:
+            return self._no_budget(cost, short_s)
+        rid = socket.next_id()
+        try:
+            msg = socket.request(rid, ws_build(rid, *args))
+            reply, used = self.ws_reply(msg)
+        except SocketDown:
+            self._count("ws_fallback")  # nothing was sent: REST instead
+            return self._send(rest_build, *args, wait_s=wait_s)
+        except ReplyLost as exc:
+            self._count("ws_lost")
+            return Reply(Outcome.UNKNOWN, None, "WS", str(exc)[:200], RejectReason.VENUE_UNAVAILABLE)
+        except (KeyError, TypeError, ValueError) as exc:  # an answer we cannot read: it may have acted
+            self._count("ws_bad_reply")
+            self._tally("bad order reply", f"{type(exc).__name__}: {exc}")
+            return Reply(Outcome.UNKNOWN, None, "WS", f"unreadable reply: {exc}", RejectReason.VENUE_UNAVAILABLE)
+        if used >= 0:
+            self.budget.report_venue_count(used)
+        if reply.outcome is Outcome.RATE_LIMITED:
+            self.budget.penalise(cost, int(msg.get("status") or 429), reply.retry_after_s)
         if reply.clock_skew:
             self._resync_clock.set()
         return reply

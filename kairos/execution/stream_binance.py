@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import orjson
 
-from kairos.execution.binance import SIDES, STATUS
+from kairos.execution.binance import SIDES, STATUS, weight_used
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_signature
 from kairos.execution.state import OrderView, TradeFill
@@ -22,7 +22,6 @@ from kairos.execution.stream import Parsed, PrivateStream
 from kairos.records import Side
 
 SUBSCRIBE: Final = "userDataStream.subscribe.signature"
-WEIGHT_1M: Final = ("REQUEST_WEIGHT", "MINUTE", 1)  # the rateLimits entry the REST budget counts
 
 
 def execution_report(event: dict[str, Any]) -> tuple[OrderView, TradeFill | None]:
@@ -69,8 +68,7 @@ class BinanceStream(PrivateStream):
 def _reply(msg: dict[str, Any]) -> Parsed:
     """A request's answer: our subscription (ready), a heartbeat, or an error (refused); with the IP's
     request-weight count when the venue reports it (``rateLimits``)."""
-    used = next((int(r["count"]) for r in msg.get("rateLimits") or ()
-                 if (r.get("rateLimitType"), r.get("interval"), r.get("intervalNum")) == WEIGHT_1M), -1)
+    used = weight_used(msg)
     if msg["status"] != 200:
         error = msg.get("error") or {}
         return Parsed(refused=f"{error.get('code', msg.get('status'))} {error.get('msg', '')}", weight_used=used)

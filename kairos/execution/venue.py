@@ -86,10 +86,14 @@ class VenueDialect(ABC):
             data = orjson.loads(content) if content else None
         except orjson.JSONDecodeError:
             data = None
+        return self.classify_data(status, headers, data, content[:200].decode(errors="replace"))
+
+    def classify_data(self, status: int, headers: Mapping[str, str], data: Any, text: str = "") -> Reply:
+        """`classify` of a parsed answer (a WebSocket reply carries the same status and error body)."""
         error = self.error_of(status, data)
         if error is None and status < 400:
             return Reply(Outcome.OK, data)
-        code, message = error or (f"HTTP{status}", content[:200].decode(errors="replace"))
+        code, message = error or (f"HTTP{status}", text)
         if status in (418, 429) or code in self.rate_limit_codes:
             return Reply(Outcome.RATE_LIMITED, data, code, message, RejectReason.VENUE_RATE_LIMIT,
                          retry_after_s(headers, self.default_retry_s))
@@ -137,6 +141,29 @@ class VenueDialect(ABC):
         """A successful order query's view; None where the venue answers an unknown order with an empty list
         rather than an error code (Bybit), so "not found" stays a fact, not a parse failure."""
         return self.parse_order(data)
+
+    # the REST (method, path) whose weight a WS place / cancel pays; () = no WebSocket order entry
+    ws_place_route: ClassVar[tuple[str, str] | tuple[()]] = ()
+    ws_cancel_route: ClassVar[tuple[str, str] | tuple[()]] = ()
+
+    def ws_login(self) -> list[str]:
+        """Frames sent after the order socket connects (OKX login); none where each request is signed."""
+        return []
+
+    def ws_logged_in(self, msg: dict[str, Any]) -> bool:
+        """The reply that makes the order socket usable (only asked when ``ws_login`` sends frames)."""
+        return False
+
+    def ws_place(self, rid: str, req: OrderRequest, price: str | None, qty: str) -> str:
+        raise NotImplementedError(f"{self.name}: no WebSocket order entry")
+
+    def ws_cancel(self, rid: str, client_order_id: str, symbol: str) -> str:
+        raise NotImplementedError(f"{self.name}: no WebSocket order entry")
+
+    def ws_reply(self, msg: dict[str, Any]) -> tuple[Reply, int]:
+        """A WS order reply classified like the REST answer (its ``data`` what REST's would be), and the
+        venue's request-weight count it reports (-1: none)."""
+        raise NotImplementedError(f"{self.name}: no WebSocket order entry")
 
     def trades_call(self, symbol: str, venue_order_id: int) -> Call | None:
         """One order's own fills with their fees, for a venue whose order views carry no fee (Binance

@@ -12,6 +12,8 @@ subscriber. Fault injection, per venue REST port::
 - reorder: the next ``count`` order changes are each held back and sent after the one that follows.
 - delay: the next ``count`` fills (TRADE) are sent ``delay_ms`` late.
 - terminate: Binance ``eventStreamTerminated`` to every subscription, which then gets nothing more.
+- drop_reply: the next ``count`` WebSocket orders (place/cancel) are carried out, then their connection is
+  aborted instead of answering (the client cannot know the outcome: it must query, never resend).
 
 ``GET /_sim/private-stats``: per venue, the counts above, live sessions, and the port and path.
 """
@@ -35,14 +37,14 @@ from kairos.sim.router import HttpError, Request, Response, Router, json_respons
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS: Final = ("drop", "duplicate", "reorder", "delay", "terminate")
+FAULT_KINDS: Final = ("drop", "duplicate", "reorder", "delay", "terminate", "drop_reply")
 HOLD_S: Final = 0.5  # a reordered change with nothing after it is sent after this long anyway
 
 
 class PrivateSession:
     """One client connection: authenticated or not, and what it subscribed to."""
 
-    __slots__ = ("authed", "conn", "id", "queue", "subs", "tag")
+    __slots__ = ("authed", "conn", "id", "ordered", "queue", "subs", "tag")
 
     def __init__(self, conn: ServerConnection, session_id: int) -> None:
         self.conn = conn
@@ -50,6 +52,7 @@ class PrivateSession:
         self.authed = False
         self.subs: set[str] = set()
         self.tag = 0  # Binance: the subscriptionId
+        self.ordered = False  # the frame just handled was an order (place/cancel): drop_reply may swallow it
         self.queue: asyncio.Queue[str] = asyncio.Queue()
 
     def send(self, frame: str) -> None:
@@ -69,9 +72,10 @@ class PrivateDialect(Protocol):
     path: str
     ping_interval_s: float | None  # protocol pings from the server (Binance), None for OKX
     port: int  # where its server listens (``sim.venues.<name>.private_port``; 0 = ephemeral)
+    trading: Any  # the venue's REST trading dialect: WebSocket orders are carried out by the same code
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
-        """Replies to one client frame (login, subscribe, ping); may authenticate and subscribe."""
+        """Replies to one client frame (login, subscribe, ping, order); may authenticate and subscribe."""
 
     def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
         """(channel, event payload) pairs telling one order change."""
@@ -89,6 +93,7 @@ class PrivateFaults:
     reorder: int = 0
     delay: int = 0
     delay_ms: float = 0.0
+    drop_reply: int = 0
 
 
 class PrivateHub:
@@ -105,7 +110,7 @@ class PrivateHub:
         self.faults = PrivateFaults()
         self.sessions: set[PrivateSession] = set()
         self.stats = {"connections": 0, "events": 0, "frames": 0, "dropped": 0, "duplicated": 0, "reordered": 0,
-                      "delayed": 0, "terminated": 0}
+                      "delayed": 0, "terminated": 0, "dropped_replies": 0}
 
     @property
     def port(self) -> int:
@@ -207,7 +212,14 @@ class PrivateHub:
         try:
             async for message in conn:
                 text = message if isinstance(message, str) else message.decode(errors="replace")
-                for reply in self._dialect.on_text(session, text):
+                session.ordered = False
+                replies = self._dialect.on_text(session, text)
+                if session.ordered and self.faults.drop_reply:
+                    self.faults.drop_reply -= 1
+                    self.stats["dropped_replies"] += 1
+                    conn.transport.abort()
+                    break
+                for reply in replies:
                     session.send(reply)
         except ConnectionClosed:
             pass

@@ -6,6 +6,11 @@ by name as ``k=v&...``; the reply's ``result.subscriptionId`` tags every event
 ``{"subscriptionId": n, "event": {...}}``: executionReport per order change, then
 outboundAccountPosition with the order's two assets. ``ping`` answers ``{}``; server pings are
 protocol pings every ``sim.venues.binance.ping_interval_s``.
+
+Orders on the same API: ``order.place`` / ``order.cancel`` take the REST parameters plus ``apiKey``,
+``timestamp``, ``recvWindow`` and ``signature`` (signed like the subscription) and are carried out by the
+REST trading dialect (kairos/sim/rest_binance.py): the reply's ``result`` is the REST body, a refusal is
+``{"id", "status": 400, "error": {"code", "msg"}}`` with the REST code and text.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_check
 from kairos.records import Venue
-from kairos.sim.exchange import OrderUpdate, plain
+from kairos.sim.exchange import OrderUpdate, SimRefused, plain
 from kairos.sim.private import PrivateSession, dumps
-from kairos.sim.router import now_ms
+from kairos.sim.router import HttpError, now_ms
 
 PATH: Final = "/ws-api/v3"
 CHANNEL: Final = "user"
+ORDER_METHODS: Final = ("order.place", "order.cancel")
+SIGNED: Final = ("apiKey", "signature")
 RATE_LIMITS: Final = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000,
                        "count": 2}]
 
@@ -54,6 +61,7 @@ class BinancePrivate:
         rules = sim.venue("binance")
         self.ping_interval_s = rules.ping_interval_s or None
         self.port = rules.private_port
+        self.trading: Any = None
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         try:
@@ -63,6 +71,8 @@ class BinancePrivate:
             return [_error(None, 400, -1000, "Malformed request.")]
         if method == "ping":
             return [dumps({"id": rid, "status": 200, "result": {}, "rateLimits": RATE_LIMITS})]
+        if method in ORDER_METHODS and self.trading is not None:
+            return [self._order(session, rid, method, params)]
         if method != "userDataStream.subscribe.signature":
             return [_error(rid, 400, -1000, f"Unknown method '{method}'.")]
         refusal = self._check(params)
@@ -72,6 +82,25 @@ class BinancePrivate:
         session.authed = True
         session.subs.add(CHANNEL)
         return [dumps({"id": rid, "status": 200, "result": {"subscriptionId": sub}, "rateLimits": RATE_LIMITS})]
+
+    def _order(self, session: PrivateSession, rid: Any, method: str, params: dict[str, Any]) -> str:
+        """order.place / order.cancel through the REST trading dialect's own handler (same checks, same ledger)."""
+        refusal = self._check(params)
+        if refusal:
+            return _error(rid, 400, *refusal)
+        session.ordered = True
+        fields = {str(k): str(v) for k, v in params.items() if k not in SIGNED}
+        handler = self.trading.place if method == "order.place" else self.trading.cancel
+        try:
+            response = handler(None, fields)
+        except HttpError as exc:
+            response = exc.response
+        except SimRefused as exc:
+            response = self.trading.refused(exc, None)
+        body = orjson.loads(response.body)
+        if response.status >= 400:
+            return _error(rid, response.status, body["code"], body["msg"])
+        return dumps({"id": rid, "status": 200, "result": body, "rateLimits": RATE_LIMITS})
 
     def _check(self, params: dict[str, Any]) -> tuple[int, str] | None:
         signature = str(params.get("signature", ""))

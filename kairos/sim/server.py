@@ -76,18 +76,20 @@ class SimServer:
             return False
         for dialect in module.register_trading_routes(self.router, self.market, self.settings):
             self.exchanges[dialect.venue] = dialect.exchange
-            self._add_private(dialect.venue, dialect.exchange)
+            self._add_private(dialect)
         register_private_fault_route(self.router, self.private)
         return True
 
-    def _add_private(self, venue: Venue, exchange: Any) -> None:
+    def _add_private(self, trading: Any) -> None:
         """The venue's private stream server (its row's ``sim_private`` dialect, if any), fed by its trading
-        account's order changes."""
+        account's order changes; WebSocket orders go to the same trading dialect as REST ones."""
+        venue, exchange = trading.venue, trading.exchange
         path = next(row.sim_private for row in VENUES if row.venue is venue)
         if not path:
             return
         sim = self.settings.sim
         dialect = resolve(path)(self.settings.venues[venue.name.lower()], sim)
+        dialect.trading = trading
         hub = PrivateHub(dialect, sim.host, dialect.port)
         exchange.add_listener(hub.on_update)
         self.private[venue] = hub
