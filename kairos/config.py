@@ -65,9 +65,9 @@ class RingsConfig:
     events_capacity: int = num(16384, 2, 2**30, pow2=True)
     wait: str = "block"
     block_timeout_ms: int = num(1000, 1, HOUR_MS)
-
     spin_us: int = num(0, 0, 10_000, gt=True, off="sleep at once")
     """``block`` waits: re-check the rings this long before sleeping (kairos/ring/wait.py, docs/RING.md)."""
+
     def __post_init__(self) -> None:
         _choice("rings.wait", self.wait, WAITS)
 
