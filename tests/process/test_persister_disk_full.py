@@ -56,7 +56,7 @@ def persister(shm_prefix: str, tmp_path: Path, small_disk: Callable[[str, str], 
 
 def counters(engine: Engine) -> dict[str, Any]:
     row = engine.row()
-    return row["counters"] if row and row["state"] in (ProcState.RUNNING, ProcState.DEGRADED) else {}
+    return row.counters if row and row.state in (ProcState.RUNNING, ProcState.DEGRADED) else {}
 
 
 def spooled_events(spool: Path) -> int:
@@ -90,6 +90,6 @@ def test_a_full_spool_disk_never_kills_the_persister_nor_loses_an_execution(engi
     wait_until(lambda: spooled_events(persister.spool) == sent, "every execution spooled", 30)  # type: ignore[attr-defined]
     c = counters(engine)
     assert c["spool_reserve_bytes"] == 0 and c["md_shed_rows"] > 0 and persister.alive()
-    assert engine.row()["state"] == ProcState.DEGRADED
+    assert engine.row().state == ProcState.DEGRADED
     assert "reserve of 131072 bytes released for executions" in persister.log.read_text()
     assert persister.kill(signal.SIGTERM) == 0

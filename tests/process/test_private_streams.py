@@ -23,7 +23,7 @@ from tests.process.test_executors_sim import VENUES, Sim, collect, ended, of, or
 
 __all__ = ["sim"]
 FAULTS = ("drop", "duplicate", "reorder", "delay", "terminate")
-VENUE_FAULTS = [(name, kind) for name in VENUES for kind in FAULTS
+VENUE_FAULTS = [(name, kind) for name in STREAMS for kind in FAULTS
                 if kind != "terminate" or name == "binance"]  # eventStreamTerminated is Binance's
 
 
@@ -68,7 +68,7 @@ def venue_order(sim: Sim, name: str, ex: RestExecution, coid: str) -> tuple[floa
     return view.cum_qty, view.fee_cum, view.state
 
 
-@pytest.mark.parametrize("name", VENUES)
+@pytest.mark.parametrize("name", STREAMS)
 def test_a_fill_arrives_over_the_stream_and_rest_stays_quiet(sim: Sim, name: str) -> None:
     ex = streamed(sim, name, sync_interval_ms=60_000)       # polling alone would not see it within the test
     bid, _ = touch(sim, name)
@@ -86,7 +86,7 @@ def test_a_fill_arrives_over_the_stream_and_rest_stays_quiet(sim: Sim, name: str
     wait_for(lambda: ex.stream_sink.balances().get("BTC") == pytest.approx(venue_btc), "stream balance = venue's")
 
 
-@pytest.mark.parametrize("name", VENUES)
+@pytest.mark.parametrize("name", STREAMS)
 def test_resting_orders_with_a_healthy_stream_are_reconciled_every_reconcile_s(sim: Sim, name: str) -> None:
     ex = streamed(sim, name, reconcile_s=1.0)                   # the fixture polls every 20 ms without a stream
     bid, _ = touch(sim, name)
@@ -103,7 +103,7 @@ def test_resting_orders_with_a_healthy_stream_are_reconciled_every_reconcile_s(s
     assert ex.stream.healthy
 
 
-@pytest.mark.parametrize("name", VENUES)
+@pytest.mark.parametrize("name", STREAMS)
 def test_fills_are_polled_while_the_stream_cannot_connect(sim: Sim, name: str) -> None:
     ex = streamed(sim, name, private_url="ws://127.0.0.1:9/nothing-listens", stream_backoff_max_s=0.2)
     bid, _ = touch(sim, name)
@@ -116,7 +116,7 @@ def test_fills_are_polled_while_the_stream_cannot_connect(sim: Sim, name: str) -
     assert not ex.stream.healthy and ex.stream.counts["connects"] >= 1 and ex.stats()["syncs"] >= 1
 
 
-@pytest.mark.parametrize("name", VENUES)
+@pytest.mark.parametrize("name", STREAMS)
 def test_a_dropped_stream_reconnects_and_resubscribes(sim: Sim, name: str) -> None:
     ex = streamed(sim, name, stream_backoff_max_s=0.5)
     assert ex._sync_period_ns() == int(ex._cfg.reconcile_s * 1e9)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kairos import config
 from kairos.supervisor.specs import ROLES, argv
 from tests.process.support import ROOT, Supervised, alive, child, fast_env, wait_until
 from tests.process.test_supervisor import lines
@@ -72,7 +73,8 @@ def units(tmp_path: Path, shm_prefix: str) -> Iterator[list[tuple[str, subproces
     try:
         sup.connect(60)
         started.append(("supervisor", sup.proc, sup_sock))
-        for role in ROLES:
+        settings = config.load(env=env)
+        for role in (r for r in ROLES if r.wanted(settings, False)):
             sock = NotifySocket(tmp_path / f"{role.role}.notify")
             unit_env = {**env, "NOTIFY_SOCKET": str(sock.path), "WATCHDOG_USEC": WATCHDOG_USEC}
             with open(tmp_path / f"{role.role}.log", "ab") as out:

@@ -33,8 +33,8 @@ def _okx() -> OkxFeed:
 
 
 def test_registry_names_every_venue() -> None:
-    assert set(FEEDS) == {"binance", "okx"}
-    assert {cls.venue for cls in FEEDS.values()} == {Venue.BINANCE, Venue.OKX}
+    assert set(FEEDS) == {"binance", "okx", "bybit"}
+    assert {cls.venue for cls in FEEDS.values()} == {Venue.BINANCE, Venue.OKX, Venue.BYBIT}
 
 
 def test_binance_book_ticker() -> None:
