@@ -49,4 +49,5 @@ def venue_sim(env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
 
 def _endpoints(server: SimServer, venue: Venue) -> str:
     urls = server.urls(venue)
-    return f"{{sim: {{rest_url: '{urls.rest_url}', ws_url: '{urls.ws_url}'}}}}"
+    return (f"{{sim: {{rest_url: '{urls.rest_url}', ws_url: '{urls.ws_url}', "
+            f"private_url: '{urls.private_url}'}}}}")
