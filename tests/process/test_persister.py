@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
+from kairos.gatestate import Balance, GateState
 from kairos.persist.synthetic import counts_by_kind, exec_events, market_data
 from kairos.records import EXEC_EVENT, MARKET_DATA, ExecKind, ProcState, Venue
 from kairos.ring import Overflow, Ring
@@ -55,8 +56,8 @@ class Engine:
         self.gate = GateStateWriter(prefix)  # and the gate's state blob
 
     def publish_state(self, ts_ns: int, usdt: float) -> None:
-        balance = {"venue": "binance", "venue_id": 1, "asset": "USDT", "free": usdt, "locked": 0.0}
-        self.gate.write({"version": 1, "ts_ns": ts_ns, "positions": [], "balances": [balance]})
+        balance = Balance(venue="binance", venue_id=1, asset="USDT", free=usdt, locked=0.0)
+        self.gate.write(GateState(ts_ns=ts_ns, balances=[balance]))
 
     def publish(self, name: str, records: np.ndarray, chunk: int = 500) -> None:
         for i in range(0, len(records), chunk):
