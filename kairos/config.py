@@ -230,6 +230,8 @@ class ExecutionConfig:
     reconcile_s: float = num(5.0, 0, 3600, gt=True)
     stream_watchdog_s: float = num(10.0, 0, 600, gt=True)
     stream_backoff_max_s: float = num(10.0, 0, 600, gt=True)
+    ws_orders: bool = True
+    """Place and cancel over the venue's order WebSocket where it has one; false: always REST."""
 
     def __post_init__(self) -> None:
         _choice("execution.mode", self.mode, ("paper", "live"))

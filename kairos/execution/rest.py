@@ -86,11 +86,16 @@ class RestExecution(Executor, VenueDialect):
         if self._stream_type is not None and self._venue_cfg.urls.private_url:
             self.stream = self._stream_type(self._venue_cfg, self._cfg, self.stream_sink, self.clock.now_ms)
             self.stream.start()
-        if self._stream_type is not None and self.ws_place_route and self._venue_cfg.urls.private_url:
-            self.orders = OrderSocket(self.name, self._venue_cfg.urls.private_url, self._cfg.http_timeout_s,
-                                      self._cfg.stream_backoff_max_s, self.ws_login, self.ws_logged_in,
-                                      self._stream_type.heartbeat)
+        url = self.ws_orders_url()
+        if self._cfg.ws_orders and self._stream_type is not None and self.ws_place_route and url:
+            self.orders = OrderSocket(self.name, url, self._cfg.http_timeout_s, self._cfg.stream_backoff_max_s,
+                                      self.ws_login, self.ws_logged_in, self._stream_type.heartbeat)
             self.orders.start()
+
+    def ws_orders_url(self) -> str:
+        """Where the order socket connects: the private stream's URL, unless the venue takes WebSocket orders
+        elsewhere (its module overrides this, e.g. Bybit's /v5/trade)."""
+        return self._venue_cfg.urls.private_url
 
     def load_filters(self) -> dict[int, SymbolFilters]:
         """Every configured instrument's rules from the venue's public table; ExecutionError if any is missing."""
