@@ -6,6 +6,13 @@ fills); a cancel ``sCode 0`` does not mean canceled (``cancel_confirmed = False`
 queried). Place orders carry an ``expTime`` header (now + recv_window_ms) so a request lost in
 transit cannot execute after the executor has concluded it never arrived. Demo trading adds
 ``x-simulated-trading: 1``.
+
+Orders over the private WebSocket (after ``login``): ``{"id", "op": "order" | "cancel-order", "args": [...]}``
+with the body REST would send, except that the instrument is its ``instIdCode`` (an integer the venue
+publishes in /api/v5/public/instruments, different on prod and demo: learned in `parse_filters`, never
+configured); a place carries ``expTime`` at the top. The reply ``{"id", "op", "code", "msg", "data": [{"ordId",
+"clOrdId", "sCode", "sMsg"}], "inTime", "outTime"}`` is REST's body. A symbol the venue gave no code goes
+over REST.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from kairos.execution.rest import RestExecution
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_okx import okx_signature, okx_timestamp
 from kairos.execution.state import OrderView
-from kairos.execution.venue import Call
+from kairos.execution.venue import Call, Outcome, Reply
 from kairos.records import OrderState, OrderType, RejectReason, Side, Tif, Venue
 
 STATE: Final = {"live": OrderState.ACK, "partially_filled": OrderState.PARTIAL, "filled": OrderState.FILLED,
@@ -39,6 +46,23 @@ _FILTER: Final = ("51006", "51020", "51121", "51137", "51138")
 
 def _num(raw: Any) -> float:
     return float(raw) if raw not in (None, "") else 0.0
+
+
+def ws_login_frame(key: str, passphrase: str, secret: str, now_ms: int) -> str:
+    """The private WebSocket ``login`` (stream and order socket): sign = base64(HMAC-SHA256(secret,
+    unix-seconds + "GET" + "/users/self/verify"))."""
+    stamp = str(now_ms // 1000)
+    sign = okx_signature(secret, stamp, "GET", "/users/self/verify")
+    return orjson.dumps({"op": "login", "args": [{"apiKey": key, "passphrase": passphrase, "timestamp": stamp,
+                                                  "sign": sign}]}).decode()
+
+
+def inst_id_code(item: Mapping[str, Any]) -> int | None:
+    """An instruments entry's ``instIdCode`` (a positive integer); None when absent or not one."""
+    raw = item.get("instIdCode")
+    if isinstance(raw, str) and raw.isdigit():
+        raw = int(raw)
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0 else None
 
 
 def order_view(item: dict[str, Any]) -> OrderView:
@@ -73,10 +97,13 @@ class OkxExecution(RestExecution):
     not_found_codes = frozenset({"51603"})
     clock_codes = frozenset({"50102", "50112"})
     default_retry_s = 2.0
+    ws_place_route = ("POST", "/api/v5/trade/order")
+    ws_cancel_route = ("POST", "/api/v5/trade/cancel-order")
 
     def __init__(self, venue_cfg: VenueConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(venue_cfg, *args, **kwargs)
         self._demo = venue_cfg.endpoint == "demo"
+        self.inst_codes: dict[str, int] = {}
 
     def error_of(self, status: int, data: Any) -> tuple[str, str] | None:
         """Any non-zero ``code`` or ``sCode``; the per-order sCode is the more precise one."""
@@ -113,17 +140,47 @@ class OkxExecution(RestExecution):
         return Call("GET", "/api/v5/public/instruments?instType=SPOT")
 
     def parse_filters(self, data: Any) -> dict[str, SymbolFilters]:
+        """The rules per instId; each instrument's ``instIdCode`` is kept for WebSocket orders."""
+        codes = {item["instId"]: inst_id_code(item) for item in data["data"]}
+        self.inst_codes = {symbol: code for symbol, code in codes.items() if code is not None}
         return {item["instId"]: okx_filters(item) for item in data["data"]}
 
     def place_call(self, req: OrderRequest, price: str | None, qty: str) -> Call:
-        body = {"instId": req.symbol, "tdMode": "cash", "side": SIDES[req.side], "clOrdId": req.client_order_id,
-                "sz": qty}
-        if req.order_type is OrderType.MARKET:
-            body |= {"ordType": "market", "tgtCcy": "base_ccy"}
-        else:
-            body |= {"ordType": ORD_TYPE.get((req.order_type, req.tif), "post_only"), "px": price}
-        deadline = {"expTime": str(self.clock.now_ms() + self.recv_window_ms)}
-        return self._signed("POST", "/api/v5/trade/order", body=body, headers=deadline)
+        deadline = {"expTime": self._deadline()}
+        return self._signed("POST", "/api/v5/trade/order", body=_place_body(req, price, qty), headers=deadline)
+
+    def _deadline(self) -> str:
+        return str(self.clock.now_ms() + self.recv_window_ms)
+
+    def ws_routable(self, symbol: str) -> bool:
+        return symbol in self.inst_codes
+
+    def ws_login(self) -> list[str]:
+        return [ws_login_frame(self._key, self._passphrase, self._secret, self.clock.now_ms())]
+
+    def ws_logged_in(self, msg: dict[str, Any]) -> bool:
+        return msg.get("event") == "login" and msg.get("code") == "0"
+
+    def ws_place(self, rid: str, req: OrderRequest, price: str | None, qty: str) -> str:
+        args = {"instIdCode": self.inst_codes[req.symbol]} | _place_body(req, price, qty)
+        del args["instId"]
+        return orjson.dumps({"id": rid, "op": "order", "expTime": self._deadline(), "args": [args]}).decode()
+
+    def ws_cancel(self, rid: str, client_order_id: str, symbol: str) -> str:
+        args = {"instIdCode": self.inst_codes[symbol], "clOrdId": client_order_id}
+        return orjson.dumps({"id": rid, "op": "cancel-order", "args": [args]}).decode()
+
+    def ws_reply(self, msg: dict[str, Any]) -> tuple[Reply, int]:
+        """REST's body with ``id`` and ``op``: errors in ``data[].sCode`` or the top ``code`` (1: every operation
+        failed; 50011: over the endpoint's limit); an answer without ``code`` or a success without its order
+        is unreadable (ValueError). OKX reports no request count (-1)."""
+        data = msg.get("data")
+        if not isinstance(msg.get("code"), str) or not isinstance(data, list):
+            raise ValueError(f"not an OKX order reply: {str(msg)[:200]}")
+        reply = self.classify_data(200, {}, msg)
+        if reply.outcome is Outcome.OK and not (data and isinstance(data[0], dict) and data[0].get("ordId")):
+            raise ValueError(f"success without its order: {str(msg)[:200]}")
+        return reply, -1
 
     def parse_placed(self, data: Any, req: OrderRequest) -> OrderView:
         item = data["data"][0]
@@ -153,6 +210,14 @@ class OkxExecution(RestExecution):
     def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
         details = data["data"][0]["details"] if data["data"] else []
         return {d["ccy"]: (_num(d.get("availBal")), _num(d.get("frozenBal"))) for d in details}
+
+
+def _place_body(req: OrderRequest, price: str | None, qty: str) -> dict[str, Any]:
+    body = {"instId": req.symbol, "tdMode": "cash", "side": SIDES[req.side], "clOrdId": req.client_order_id,
+            "sz": qty}
+    if req.order_type is OrderType.MARKET:
+        return body | {"ordType": "market", "tgtCcy": "base_ccy"}
+    return body | {"ordType": ORD_TYPE.get((req.order_type, req.tif), "post_only"), "px": price}
 
 
 def okx_filters(instrument: Mapping[str, Any]) -> SymbolFilters:

@@ -184,7 +184,7 @@ class RestExecution(Executor, VenueDialect):
 
     def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
         self._tracker.sent(req.client_order_id, time.time_ns())
-        reply = self._send_order(self.ws_place, self.ws_place_route, self.place_call, req, price, qty)
+        reply = self._send_order(self.ws_place, self.ws_place_route, self.place_call, req.symbol, req, price, qty)
         if reply.outcome is Outcome.OK:
             self._tracker.apply(self.parse_placed(reply.data, req))
             if self.ack_only and (req.order_type is OrderType.MARKET or req.tif.name != "GTC"):
@@ -195,7 +195,7 @@ class RestExecution(Executor, VenueDialect):
             self._tracker.reject(req.client_order_id, reply.reason, reply.code, reply.message)
 
     def _cancel(self, coid: str, symbol: str) -> None:
-        reply = self._send_order(self.ws_cancel, self.ws_cancel_route, self.cancel_call, coid, symbol,
+        reply = self._send_order(self.ws_cancel, self.ws_cancel_route, self.cancel_call, symbol, coid, symbol,
                                  wait_s=self._cfg.max_cancel_delay_s)  # waits out a short ban
         if reply.outcome is Outcome.OK and self.cancel_confirmed:
             self._tracker.apply(self.parse_order(reply.data))
@@ -367,12 +367,15 @@ class RestExecution(Executor, VenueDialect):
                      RejectReason.VENUE_RATE_LIMIT, short_s)
 
     def _send_order(self, ws_build: Callable[..., str], route: tuple[str, str] | tuple[()],
-                    rest_build: Callable[..., Call], *args: Any, wait_s: float | None = None) -> Reply:
-        """A place or cancel over the order socket when it is connected (paid from the same budget as its REST
-        twin, the venue's ``rateLimits`` count fed back), else over REST. A reply lost after sending is UNKNOWN:
-        `_resolve` queries the order, it is never sent again."""
+                    rest_build: Callable[..., Call], symbol: str, *args: Any, wait_s: float | None = None) -> Reply:
+        """A place or cancel over the order socket when it is connected and the venue can route ``symbol`` there
+        (paid from the same budget as its REST twin, the venue's ``rateLimits`` count fed back), else over REST.
+        A reply lost after sending is UNKNOWN: `_resolve` queries the order, it is never sent again."""
         socket = self.orders
         if socket is None or not socket.ready or not route:
+            return self._send(rest_build, *args, wait_s=wait_s)
+        if not self.ws_routable(symbol):
+            self._count("ws_unroutable")  # e.g. OKX published no instIdCode for it: never guessed
             return self._send(rest_build, *args, wait_s=wait_s)
         cost = self.budget.limits.cost(*route)
         short_s = self.budget.acquire(cost, wait_s, self._stop)

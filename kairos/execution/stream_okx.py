@@ -12,8 +12,7 @@ from typing import Any, Final
 
 import orjson
 
-from kairos.execution.okx import order_view
-from kairos.execution.signing_okx import okx_signature
+from kairos.execution.okx import order_view, ws_login_frame
 from kairos.execution.state import OrderView, TradeFill
 from kairos.execution.stream import Parsed, PrivateStream
 
@@ -35,10 +34,7 @@ class OkxStream(PrivateStream):
     heartbeat = "ping"
 
     def open_frames(self) -> list[str]:
-        stamp = str(self._now_ms() // 1000)
-        sign = okx_signature(self._secret, stamp, "GET", "/users/self/verify")
-        login = {"apiKey": self._key, "passphrase": self._passphrase, "timestamp": stamp, "sign": sign}
-        return [orjson.dumps({"op": "login", "args": [login]}).decode()]
+        return [ws_login_frame(self._key, self._passphrase, self._secret, self._now_ms())]
 
     def parse(self, text: str) -> Parsed:
         if text == "pong":

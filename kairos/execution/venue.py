@@ -154,6 +154,10 @@ class VenueDialect(ABC):
         """The reply that makes the order socket usable (only asked when ``ws_login`` sends frames)."""
         return False
 
+    def ws_routable(self, symbol: str) -> bool:
+        """Whether an order for ``symbol`` can go over the order socket (OKX: the venue published its instIdCode)."""
+        return True
+
     def ws_place(self, rid: str, req: OrderRequest, price: str | None, qty: str) -> str:
         raise NotImplementedError(f"{self.name}: no WebSocket order entry")
 
