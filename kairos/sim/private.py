@@ -73,6 +73,7 @@ class PrivateDialect(Protocol):
     ping_interval_s: float | None  # protocol pings from the server (Binance), None for OKX
     port: int  # where its server listens (``sim.venues.<name>.private_port``; 0 = ephemeral)
     trading: Any  # the venue's REST trading dialect: WebSocket orders are carried out by the same code
+    meter: Any  # the venue's REST rate meter (kairos/sim/ratelimit.py): WebSocket orders count against it too
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         """Replies to one client frame (login, subscribe, ping, order); may authenticate and subscribe."""

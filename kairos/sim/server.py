@@ -32,8 +32,8 @@ TRADING_MODULE = "kairos.sim.rest_trading"
 
 
 class SimServer:
-    __slots__ = ("_loop", "_thread", "_ticker", "_ws_paths", "exchanges", "faults", "http", "hubs", "market", "private",
-                 "router", "settings", "trading")
+    __slots__ = ("_loop", "_thread", "_ticker", "_ws_paths", "exchanges", "faults", "http", "hubs", "market", "meters",
+                 "private", "router", "settings", "trading")
 
     def __init__(self, settings: Settings) -> None:
         cfg = settings.sim
@@ -57,7 +57,7 @@ class SimServer:
             self._ws_paths[row.venue] = dialect.ws_path
             dialect.register(self.router, recording)
         register_fault_routes(self.router, self.faults, lambda v: self.market.symbols(v)[0])
-        register_rate_limits(self.router, cfg)
+        self.meters = register_rate_limits(self.router, cfg)  # WebSocket orders are counted by the same meters
         self.router.register("GET", "/_sim/stats", self._stats)
         self.router.register("POST", "/_sim/mid", self._set_mid)
         self.private: dict[Venue, PrivateHub] = {}
@@ -89,7 +89,7 @@ class SimServer:
             return
         sim = self.settings.sim
         dialect = resolve(path)(self.settings.venues[venue.name.lower()], sim)
-        dialect.trading = trading
+        dialect.trading, dialect.meter = trading, self.meters[venue]
         hub = PrivateHub(dialect, sim.host, dialect.port)
         exchange.add_listener(hub.on_update)
         self.private[venue] = hub
