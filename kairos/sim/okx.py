@@ -6,7 +6,8 @@ WebSocket ``/ws/v5/public``: text ``ping`` -> ``pong``; ``{"op": "subscribe", "a
 bad request -> 60012. A ``books`` subscription with no update for ``sim.venues.okx.keepalive_s`` gets
 an empty keep-alive update (``prevSeqId == seqId``). A connection with no push and no client frame
 for ``sim.venues.okx.idle_timeout_s`` is closed. REST: GET /api/v5/market/books (seqId coherent with the
-stream), /api/v5/public/time, /api/v5/public/instruments (tickSz, lotSz, minSz).
+stream), /api/v5/public/time, /api/v5/public/instruments (tickSz, lotSz, minSz, and the ``instIdCode``
+that WebSocket orders name the instrument by: `inst_codes`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from kairos.sim.replay import Recording
 from kairos.sim.router import Request, Response, Router, json_response, json_text, now_ms
 
 CHANNELS = ("books", "bbo-tbt", "tickers", "trades")
+INST_CODE_BASE = 2_000_000  # the simulator's codes; real ones differ per instrument and between prod and demo
+
+
+def inst_codes(symbols: list[str]) -> dict[str, int]:
+    """Each instrument's ``instIdCode``, from its place in the venue's symbol list (public and private side agree)."""
+    return {symbol: INST_CODE_BASE + 7 * n + 1 for n, symbol in enumerate(symbols)}
 
 
 class OkxDialect:
@@ -159,10 +166,13 @@ class OkxDialect:
         if request.query.get("instType", "SPOT") != "SPOT":
             return ok_response([])
         wanted = request.query.get("instId")
-        specs = [self._market.spec(self.venue, s) for s in self._market.symbols(self.venue) if wanted in (None, s)]
-        return ok_response([{"instType": "SPOT", "instId": s.symbol, "baseCcy": s.base, "quoteCcy": s.quote,
-                     "tickSz": s.dec(s.tick), "lotSz": s.dec(s.lot), "minSz": s.dec(s.min_qty), "state": "live",
-                     "maxLmtSz": "9999999999", "maxMktSz": "1000000", "ctVal": "", "settleCcy": ""} for s in specs])
+        symbols = self._market.symbols(self.venue)
+        codes = inst_codes(symbols)
+        specs = [self._market.spec(self.venue, s) for s in symbols if wanted in (None, s)]
+        return ok_response([{"instType": "SPOT", "instId": s.symbol, "instIdCode": codes[s.symbol], "baseCcy": s.base,
+                     "quoteCcy": s.quote, "tickSz": s.dec(s.tick), "lotSz": s.dec(s.lot), "minSz": s.dec(s.min_qty),
+                     "state": "live", "maxLmtSz": "9999999999", "maxMktSz": "1000000", "ctVal": "", "settleCcy": ""}
+                    for s in specs])
 
 
 def _book_sides(spec: VenueSpec, view: BookView) -> dict[str, list[list[str]]]:

@@ -5,6 +5,13 @@ base64(HMAC-SHA256(secret, timestamp + "GET" + "/users/self/verify")); subscribi
 answers 60011. Each order change pushes ``orders`` (cumulative ``accFillSz``/``fee``, this fill's
 ``tradeId``/``fillSz``/``fillPx``/``fillFee``) then ``account`` with the order's two assets. The
 text ``ping`` answers ``pong``.
+
+Orders on the same connection after login: ``{"id", "op": "order" | "cancel-order", "args": [{instIdCode, ...}]}``
+(one order per request; ``expTime`` at the top of a place). The ``instIdCode`` the public instruments endpoint
+publishes (kairos/sim/okx.py ``inst_codes``) names the instrument: missing 50014, unknown 51001. Each request is
+counted by the venue's REST rate meter at its REST twin's endpoint (over the limit: code 50011) and carried out
+by the REST trading dialect (kairos/sim/rest_okx.py: same checks, same ledger); the reply is REST's body with
+``id`` and ``op``.
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ import orjson
 from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing_okx import okx_check
 from kairos.records import Venue
-from kairos.sim.exchange import OrderUpdate, plain
+from kairos.sim.exchange import OrderUpdate, SimRefused, plain
+from kairos.sim.okx import inst_codes
 from kairos.sim.private import PrivateSession, dumps
 from kairos.sim.rest_okx import STATES, WIRE_TYPE
+from kairos.sim.router import HttpError, Request, Response, now_ms
 
 PATH: Final = "/ws/v5/private"
 CHANNELS: Final = ("orders", "account")
 SKEW_S: Final = 30
 UID: Final = "44705892343619584"
+ORDER_OPS: Final = {"order": "/api/v5/trade/order", "cancel-order": "/api/v5/trade/cancel-order"}
 
 
 def order_data(update: OrderUpdate) -> dict[str, Any]:
@@ -55,6 +65,9 @@ class OkxPrivate:
         self._key, self._secret, self._passphrase = (cfg.api_key.reveal(), cfg.api_secret.reveal(),
                                                      cfg.passphrase.reveal())
         self.port = sim.venue("okx").private_port
+        self.trading: Any = None
+        self.meter: Any = None
+        self._symbols: dict[int, str] = {}
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         if text == "ping":
@@ -64,6 +77,8 @@ class OkxPrivate:
             op, args = msg["op"], list(msg["args"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return [_error("60012", f"Invalid request: {text[:100]}")]
+        if op in ORDER_OPS and self.trading is not None:
+            return [_op_reply(msg.get("id"), op, self._order(session, msg, op, args))]
         if op == "login":
             if not self._login_ok(args[0] if args else {}):
                 return [_error("60009", "Login failed.")]
@@ -82,6 +97,43 @@ class OkxPrivate:
             session.subs.add(channel)
             replies.append(dumps({"event": "subscribe", "arg": arg, "connId": str(session.id)}))
         return replies
+
+    def _order(self, session: PrivateSession, msg: dict[str, Any], op: str, args: list[Any]) -> dict[str, Any]:
+        """One order operation: logged in, within the endpoint's rate limit, one order naming a known instIdCode."""
+        if not session.authed:
+            return {"code": "60011", "msg": "Please log in", "data": []}
+        if self.meter is not None:
+            try:
+                self.meter.charge(Request("POST", ORDER_OPS[op], "", {}, {}, b"", self.venue))
+            except HttpError as exc:
+                return orjson.loads(exc.response.body)
+        if len(args) != 1 or not isinstance(args[0], dict):
+            return {"code": "60013", "msg": "Invalid args", "data": []}
+        fields = {str(k): v for k, v in args[0].items() if k not in ("instId", "instIdCode")}
+        code = args[0].get("instIdCode")
+        if code is None:
+            return _op_failed(fields, "50014", "Parameter instIdCode can not be empty")
+        fields["instId"] = self._symbol(code)
+        if not fields["instId"]:
+            return _op_failed(fields, "51001", "Instrument ID or Spread ID doesn't exist.")
+        session.ordered = True
+        return orjson.loads(self._carry_out(op, fields, str(msg.get("expTime") or "")).body)
+
+    def _carry_out(self, op: str, fields: dict[str, Any], deadline: str) -> Response:
+        try:
+            if op == "order":
+                return self.trading.place_order(fields, deadline)
+            return self.trading.cancel(None, fields)
+        except HttpError as exc:
+            return exc.response
+        except SimRefused as exc:
+            return self.trading.op_refused(exc, fields)
+
+    def _symbol(self, code: Any) -> str:
+        """The instId of an instIdCode ("" when none has it); the table is the public endpoint's."""
+        if not self._symbols:
+            self._symbols = {c: s for s, c in inst_codes(self.trading.market.symbols(self.venue)).items()}
+        return self._symbols.get(code, "") if isinstance(code, int) and not isinstance(code, bool) else ""
 
     def _login_ok(self, arg: Any) -> bool:
         if not isinstance(arg, dict) or not self._key or arg.get("apiKey") != self._key:
@@ -104,6 +156,18 @@ class OkxPrivate:
 
     def terminated(self, session: PrivateSession) -> list[str]:
         return []
+
+
+def _op_failed(fields: dict[str, Any], code: str, msg: str) -> dict[str, Any]:
+    item = {"clOrdId": str(fields.get("clOrdId", "")), "ordId": "", "tag": "", "ts": str(now_ms()), "sCode": code,
+            "sMsg": msg, "subCode": ""}
+    return {"code": "1", "msg": "All operations failed", "data": [item]}
+
+
+def _op_reply(rid: Any, op: str, body: dict[str, Any]) -> str:
+    now_us = str(time.time_ns() // 1000)
+    return dumps({"id": rid, "op": op, "code": body.get("code", "1"), "msg": body.get("msg", ""),
+                  "data": body.get("data", []), "inTime": body.get("inTime", now_us), "outTime": now_us})
 
 
 def _error(code: str, msg: str) -> str:

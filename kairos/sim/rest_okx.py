@@ -84,10 +84,14 @@ class OkxTrading(TradingDialect):
         return dict(request.query) | (request.json() if request.method == "POST" else {})
 
     def refused(self, exc: SimRefused, request: Request) -> Response:
-        code, msg = REFUSALS[exc.refusal]
         if request.method != "POST":
+            code, msg = REFUSALS[exc.refusal]
             return json_response({"code": code, "msg": msg, "data": []})
-        params = request.json()
+        return self.op_refused(exc, request.json())
+
+    def op_refused(self, exc: SimRefused, params: Params) -> Response:
+        """A refused order operation (REST or WebSocket): code 1, the reason in ``data[0].sCode``."""
+        code, msg = REFUSALS[exc.refusal]
         quote = params.get("instId", "-").split("-")[-1]
         item = {"clOrdId": params.get("clOrdId", ""), "ordId": "", "tag": "", "ts": str(now_ms()), "sCode": code,
                 "sMsg": msg.format(quote=quote), "subCode": "1000" if code == "51008" else ""}
@@ -101,7 +105,10 @@ class OkxTrading(TradingDialect):
     # -- endpoints -------------------------------------------------------------------------------
 
     def place(self, request: Request, params: Params) -> Response:
-        deadline = request.headers.get("expTime", "")
+        return self.place_order(params, request.headers.get("expTime", ""))
+
+    def place_order(self, params: Params, deadline: str) -> Response:
+        """One order, REST or WebSocket (``deadline``: the request's expTime, REST header or WS field)."""
         if deadline.isdigit() and now_ms() > int(deadline):
             return self._op_error(params, "50102", "Timestamp request expired")
         kind_tif, side = ORD_TYPES.get(params.get("ordType", "")), SIDES.get(params.get("side", ""))
@@ -119,7 +126,7 @@ class OkxTrading(TradingDialect):
         order = self.exchange.place(coid, symbol, side, kind_tif[0], kind_tif[1], price, qty)
         return self._op_ok(order, "Order placed")
 
-    def cancel(self, request: Request, params: Params) -> Response:
+    def cancel(self, request: Request | None, params: Params) -> Response:
         order = self.exchange.cancel(params.get("instId", ""), params.get("clOrdId", ""))
         return self._op_ok(order, "")
 
