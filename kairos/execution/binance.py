@@ -106,12 +106,20 @@ class BinanceExecution(RestExecution):
         return orjson.dumps({"id": rid, "method": method, "params": fields}).decode()
 
     def ws_reply(self, msg: dict[str, Any]) -> tuple[Reply, int]:
-        """``{"id", "status", "result" | "error": {"code", "msg"}, "rateLimits"}``: the result is REST's body."""
+        """``{"id", "status", "result" | "error": {"code", "msg", "data"?}, "rateLimits"}``: the result is REST's
+        body; a 429/418 carries ``error.data.retryAfter``, the epoch ms when sending is allowed again."""
         status = int(msg["status"])
         used = weight_used(msg)
         body = msg.get("result") if status < 400 else msg.get("error")
-        retry = {"Retry-After": str(msg["retryAfter"])} if "retryAfter" in msg else {}
-        return self.classify_data(status, retry, body, orjson.dumps(body).decode()[:200]), used
+        return self.classify_data(status, self._ws_retry(body), body, orjson.dumps(body).decode()[:200]), used
+
+    def _ws_retry(self, error: Any) -> dict[str, str]:
+        """``error.data.retryAfter`` (epoch ms) as REST's Retry-After (seconds from the reply's ``serverTime``)."""
+        data = error.get("data") if isinstance(error, dict) else None
+        if not isinstance(data, dict) or "retryAfter" not in data:
+            return {}
+        now_ms = int(data.get("serverTime") or self.clock.now_ms())
+        return {"Retry-After": str(max(0.0, (int(data["retryAfter"]) - now_ms) / 1000))}
 
     def parse_placed(self, data: Any, req: OrderRequest) -> OrderView:
         view = self.parse_order(data)
