@@ -43,7 +43,8 @@ VENUES: Final = (
               "kairos.execution.stream_okx:OkxStream", "kairos.sim.private_okx:OkxPrivate"),
     VenueSpec(Venue.BYBIT, "bybit", "kairos.feeds.bybit:BybitFeed", "kairos.execution.bybit:BybitExecution",
               "kairos.sim.bybit:BybitDialect", "kairos.sim.rest_bybit:BybitTrading",
-              ("api_key", "api_secret"), 5, "kairos.ratelimit.bybit:LIMITS"),
+              ("api_key", "api_secret"), 5, "kairos.ratelimit.bybit:LIMITS",
+              "kairos.execution.stream_bybit:BybitStream", "kairos.sim.private_bybit:BybitPrivate"),
 )
 BY_NAME: Final = {spec.name: spec for spec in VENUES}
 NAMES: Final = tuple(BY_NAME)

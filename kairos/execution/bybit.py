@@ -36,7 +36,8 @@ _AUTH: Final = ("10003", "10004", "10005", "10007", "10009", "10010")
 _FILTER: Final = ("170132", "170133", "170134", "170135", "170136", "170137", "170140")
 
 
-def _num(raw: Any) -> float:
+def num(raw: Any) -> float:
+    """A venue decimal string as a float; empty or absent is 0."""
     return float(raw) if raw not in (None, "") else 0.0
 
 
@@ -47,11 +48,11 @@ def order_view(item: dict[str, Any]) -> OrderView:
     if state is OrderState.CANCELED and (item.get("timeInForce") in IMMEDIATE or item.get("orderType") == "Market"):
         state = OrderState.EXPIRED
     return OrderView(
-        client_order_id=item["orderLinkId"], state=state, cum_qty=_num(item.get("cumExecQty")),
-        cum_quote=_num(item.get("cumExecValue")), fee_cum=_num(item.get("cumExecFee")),
+        client_order_id=item["orderLinkId"], state=state, cum_qty=num(item.get("cumExecQty")),
+        cum_quote=num(item.get("cumExecValue")), fee_cum=num(item.get("cumExecFee")),
         fee_asset=item.get("feeCurrency", ""), venue_order_id=int(item["orderId"]), symbol=item["symbol"],
-        side=SIDES.get(item.get("side", ""), Side.NONE), price=_num(item.get("price")), qty=_num(item.get("qty")),
-        ts_exchange_ns=int(_num(item.get("updatedTime") or item.get("createdTime"))) * 1_000_000,
+        side=SIDES.get(item.get("side", ""), Side.NONE), price=num(item.get("price")), qty=num(item.get("qty")),
+        ts_exchange_ns=int(num(item.get("updatedTime") or item.get("createdTime"))) * 1_000_000,
     )
 
 
@@ -118,7 +119,7 @@ class BybitExecution(RestExecution):
         result = data["result"]
         return OrderView(result.get("orderLinkId") or req.client_order_id, OrderState.ACK, fee_cum=0.0,
                          venue_order_id=int(result["orderId"]), symbol=req.symbol, side=req.side,
-                         price=req.price, qty=req.qty, ts_exchange_ns=int(_num(data.get("time"))) * 1_000_000)
+                         price=req.price, qty=req.qty, ts_exchange_ns=int(num(data.get("time"))) * 1_000_000)
 
     def cancel_call(self, client_order_id: str, symbol: str) -> Call:
         return self._signed("POST", "/v5/order/cancel",
@@ -145,11 +146,14 @@ class BybitExecution(RestExecution):
         return self._signed("GET", "/v5/account/wallet-balance", [("accountType", "UNIFIED")])
 
     def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
-        """(free, locked) per coin: free is the wallet balance less what open orders lock."""
         accounts = data["result"]["list"]
-        coins = accounts[0]["coin"] if accounts else []
-        return {c["coin"]: (_num(c.get("walletBalance")) - _num(c.get("locked")), _num(c.get("locked")))
-                for c in coins}
+        return wallet_balances(accounts[0]["coin"] if accounts else [])
+
+
+def wallet_balances(coins: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """(free, locked) per coin of a wallet (REST wallet-balance, the ``wallet`` topic): free is the wallet
+    balance less what open orders lock."""
+    return {c["coin"]: (num(c.get("walletBalance")) - num(c.get("locked")), num(c.get("locked"))) for c in coins}
 
 
 def bybit_filters(instrument: Mapping[str, Any]) -> SymbolFilters:

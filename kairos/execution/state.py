@@ -15,9 +15,10 @@ counted ``stale`` and ignored; any other illegal move is counted ``illegal``. Th
 workers and the private stream thread call it.
 
 Private streams (`apply_fill`) carry one fill per event with its trade id: a trade id seen before
-is a duplicate (``duplicates``); when the venue tells only each fill's fee (Binance), a fill
-whose predecessor has not arrived yet (reordered) is held until it has, so each keeps its own fee;
-a fill already covered by a cumulative view (REST) only records its trade id.
+is a duplicate (``duplicates``); when the venue tells only each fill's fee (Binance, Bybit's
+``execution``), a fill whose predecessor has not arrived yet (reordered) is held until it has, so each
+keeps its own fee and price; a fill already covered by a cumulative view (REST, Bybit's ``order``)
+only records its trade id.
 
 FILLED is reached only with fill reports totalling the order's quantity (the venue's ``qty`` when a
 view carries it): a view saying FILLED short of it (a held fill, a view capped at the reconciled
@@ -211,8 +212,8 @@ class OrderTracker:
         order.trades.add(fill.trade_id)
         if view.cum_qty - order.cum_qty <= _tolerance(view.cum_qty):
             return self._advance(order, view)  # a cumulative view (REST) already reported this fill
-        if view.fee_cum is None:  # the venue tells this fill's fee only (Binance): reported as it is
-            return self._advance(order, view, (fill.fee, fill.fee_asset))
+        if view.fee_cum is None:  # the venue tells this fill's fee only (Binance, Bybit): reported as it is
+            return self._advance(order, view, fill)
         return self._advance(order, view)
 
     def _release(self, order: Order) -> int:
@@ -238,7 +239,7 @@ class OrderTracker:
         self.stale += 1
         return 0
 
-    def _advance(self, order: Order, view: OrderView, fill_fee: tuple[float, str] | None = None) -> int:
+    def _advance(self, order: Order, view: OrderView, trade: TradeFill | None = None) -> int:
         order.qty = view.qty or order.qty  # the venue's (rounded) quantity is what a fill must total
         target, filled = view.state, view.cum_qty - order.cum_qty > _EPS
         if target is OrderState.FILLED and view.cum_qty < order.qty - _tolerance(order.qty):
@@ -258,7 +259,7 @@ class OrderTracker:
         if target is OrderState.REJECTED:
             count += self._report(order, ExecKind.REJECT, target, reason=RejectReason.VENUE_REJECTED, view=view)
         if filled:
-            count += self._fill(order, view, fill_fee, target)
+            count += self._fill(order, view, trade, target)
         if target in _END_KIND:
             count += self._report(order, _END_KIND[target], target, view=view)
         order.state = OrderState.PARTIAL if target is OrderState.ACK and order.cum_qty > _EPS else target
@@ -272,17 +273,20 @@ class OrderTracker:
         self._on_short()
         return OrderState.PARTIAL if view.cum_qty > _EPS or order.cum_qty > _EPS else OrderState.ACK
 
-    def _fill(self, order: Order, view: OrderView, fill_fee: tuple[float, str] | None, target: OrderState) -> int:
+    def _fill(self, order: Order, view: OrderView, trade: TradeFill | None, target: OrderState) -> int:
+        """One FILL for what the view adds; a venue trade brings its own price and fee (a Bybit
+        ``execution`` view carries no cumulative value, so the order's value is summed here)."""
         qty = view.cum_qty - order.cum_qty
-        quote = view.cum_quote - order.cum_quote
-        px = quote / qty if quote > _EPS else (view.price or order.price)
-        if fill_fee is not None:
-            fee, asset = fill_fee
-        elif view.fee_cum is None:
-            fee, asset = self._fee_model(order, qty, quote if quote > _EPS else px * qty)
+        if trade is not None:
+            px, quote, fee, asset = trade.price, trade.price * qty, trade.fee, trade.fee_asset
         else:
-            fee, asset = view.fee_cum - order.fee_cum, view.fee_asset
-        order.cum_qty, order.cum_quote = view.cum_qty, view.cum_quote
+            quote = view.cum_quote - order.cum_quote
+            px = quote / qty if quote > _EPS else (view.price or order.price)
+            if view.fee_cum is None:
+                fee, asset = self._fee_model(order, qty, quote if quote > _EPS else px * qty)
+            else:
+                fee, asset = view.fee_cum - order.fee_cum, view.fee_asset
+        order.cum_qty, order.cum_quote = view.cum_qty, order.cum_quote + quote
         order.fee_cum += fee
         state = OrderState.FILLED if target is OrderState.FILLED else OrderState.PARTIAL
         return self._report(order, ExecKind.FILL, state, view=view, last=(px, qty, fee, asset))

@@ -117,17 +117,15 @@ class BybitTrading(TradingDialect):
             orders = [] if order is None else [order]
         else:
             orders = self.exchange.open_orders(params.get("symbol") or None)
-        return bybit_response({"category": "spot", "nextPageCursor": "", "list": [self._order(o) for o in orders]})
+        return bybit_response({"category": "spot", "nextPageCursor": "", "list": [self.order_item(o) for o in orders]})
 
     def wallet(self, request: Request, params: Params) -> Response:
-        coins = [{"coin": coin, "equity": _dec(free + locked), "walletBalance": _dec(free + locked),
-                  "locked": _dec(locked), "borrowAmount": "0", "usdValue": ""}
-                 for coin, (free, locked) in sorted(self.exchange.balances().items())]
-        return bybit_response({"list": [{"accountType": "UNIFIED", "totalEquity": "", "coin": coins}]})
+        return bybit_response({"list": [wallet_item(self.exchange.balances())]})
 
     # -- formats ---------------------------------------------------------------------------------
 
-    def _order(self, order: SimOrder) -> dict[str, Any]:
+    def order_item(self, order: SimOrder) -> dict[str, Any]:
+        """An order as REST order/realtime and the private ``order`` topic tell it."""
         spec = self.market.spec(self.venue, order.symbol)
         status = STATES[order.status]
         if status == "Cancelled" and order.filled:
@@ -144,6 +142,14 @@ class BybitTrading(TradingDialect):
             "orderType": wire_type, "createdTime": str(order.created_ms),
             "updatedTime": str(order.updated_ms or order.created_ms),
         }
+
+
+def wallet_item(balances: dict[str, tuple[Decimal, Decimal]]) -> dict[str, Any]:
+    """A UNIFIED account with these coins' (free, locked), as REST wallet-balance and the ``wallet`` topic tell it."""
+    coins = [{"coin": coin, "equity": _dec(free + locked), "walletBalance": _dec(free + locked),
+              "locked": _dec(locked), "borrowAmount": "0", "usdValue": ""}
+             for coin, (free, locked) in sorted(balances.items())]
+    return {"accountType": "UNIFIED", "totalEquity": "", "coin": coins}
 
 
 def _dec(value: Decimal) -> str:
