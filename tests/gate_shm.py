@@ -13,8 +13,9 @@ RINGS = {
     "events": (EXEC_EVENT, Overflow.BLOCK, ("test",)),
     "md.binance": (MARKET_DATA, Overflow.OVERWRITE, ("gate",)),
     "md.okx": (MARKET_DATA, Overflow.OVERWRITE, ("gate",)),
+    "md.bybit": (MARKET_DATA, Overflow.OVERWRITE, ("gate",)),
 }
-INPUTS = ("intents", "manual", "md.binance", "md.okx")
+INPUTS = ("intents", "manual", "md.binance", "md.okx", "md.bybit")
 
 
 class GateShm:

@@ -30,8 +30,8 @@ from kairos.records import MARKET_DATA, Action, ExecKind, Kind, OrderState, Tif,
 from .test_executors_sim import KEYS, _sim_env
 from .test_gate import ROOT, GateProcess, intent, of
 
-SYMBOL = {"binance": "BTCUSDT", "okx": "BTC-USDT"}
-PRIVATE_PATH = {"binance": "/ws-api/v3", "okx": "/ws/v5/private"}
+SYMBOL = {"binance": "BTCUSDT", "okx": "BTC-USDT", "bybit": "BTCUSDT"}
+PRIVATE_PATH = {"binance": "/ws-api/v3", "okx": "/ws/v5/private", "bybit": "/v5/private"}
 
 
 @pytest.fixture
@@ -65,19 +65,20 @@ class Venue1:
         return Venue[self.name.upper()]
 
 
-@pytest.fixture(params=["binance", "okx"])
+@pytest.fixture(params=list(SYMBOL))
 def venue(request: pytest.FixtureRequest, sim: dict[str, int]) -> Venue1:
     return Venue1(request.param, sim)
 
 
 @pytest.fixture
 def live(shm_prefix: str, tmp_path: Path, venue: Venue1) -> Iterator[GateProcess]:
-    name, other = venue.name, "okx" if venue.name == "binance" else "binance"
+    name = venue.name
     endpoints = (f"{{sim: {{rest_url: '{venue.rest}', ws_url: 'ws://127.0.0.1:9', "
                  f"private_url: 'ws://127.0.0.1:{venue.ports[f'{name}_private']}{PRIVATE_PATH[name]}'}}}}")
     key, secret, passphrase = KEYS[name]
-    env = {f"venues__{other}__enabled": "false", f"venues__{name}__endpoints": endpoints,
-           f"venues__{name}__api_key": key, f"venues__{name}__api_secret": secret}
+    env = {f"venues__{other}__enabled": str(other == name).lower() for other in SYMBOL}
+    env |= {f"venues__{name}__endpoints": endpoints, f"venues__{name}__api_key": key,
+            f"venues__{name}__api_secret": secret}
     if passphrase:
         env[f"venues__{name}__passphrase"] = passphrase
     g = GateProcess(shm_prefix, tmp_path, execution__mode="live", execution__stream_watchdog_s="2",
@@ -91,9 +92,13 @@ def live(shm_prefix: str, tmp_path: Path, venue: Venue1) -> Iterator[GateProcess
 def touch(venue: Venue1) -> tuple[float, float]:
     if venue.name == "binance":
         book = requests.get(f"{venue.rest}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5}, timeout=5).json()
-    else:
+    elif venue.name == "okx":
         book = requests.get(f"{venue.rest}/api/v5/market/books", params={"instId": "BTC-USDT", "sz": 5},
                             timeout=5).json()["data"][0]
+    else:
+        result = requests.get(f"{venue.rest}/v5/market/orderbook", params={"category": "spot", "symbol": "BTCUSDT",
+                              "limit": 5}, timeout=5).json()["result"]
+        book = {"bids": result["b"], "asks": result["a"]}
     return float(book["bids"][0][0]), float(book["asks"][0][0])
 
 
