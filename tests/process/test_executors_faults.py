@@ -9,14 +9,16 @@ from tests.process.test_executors_sim import VENUES, Sim, collect, ended, of, or
 
 __all__ = ["sim"]  # the fixture, re-used
 
-ORDER_PATH = {"binance": "/api/v3/order", "okx": "/api/v5/trade/order"}
-QUERY = {"binance": ("GET", "/api/v3/order"), "okx": ("GET", "/api/v5/trade/order")}
-CANCEL = {"binance": ("DELETE", "/api/v3/order"), "okx": ("POST", "/api/v5/trade/cancel-order")}
-RATE_CODE = {"binance": "-1003", "okx": "50011"}
-UNKNOWN_CODE = {"binance": "-1007", "okx": "50004"}
+ORDER_PATH = {"binance": "/api/v3/order", "okx": "/api/v5/trade/order", "bybit": "/v5/order/create"}
+QUERY = {"binance": ("GET", "/api/v3/order"), "okx": ("GET", "/api/v5/trade/order"),
+         "bybit": ("GET", "/v5/order/realtime")}
+CANCEL = {"binance": ("DELETE", "/api/v3/order"), "okx": ("POST", "/api/v5/trade/cancel-order"),
+          "bybit": ("POST", "/v5/order/cancel")}
+RATE_CODE = {"binance": "-1003", "okx": "50011", "bybit": "10006"}
+UNKNOWN_CODE = {"binance": "-1007", "okx": "50004", "bybit": "10016"}
 
 
-@pytest.mark.parametrize("name", ORDER_PATH)  # Bybit: no fault tests yet
+@pytest.mark.parametrize("name", ORDER_PATH)
 def test_429_blocks_new_orders_locally_and_delays_cancels(sim: Sim, name: str) -> None:
     ex = sim.executor(name)
     bid, _ = touch(sim, name)
@@ -27,11 +29,11 @@ def test_429_blocks_new_orders_locally_and_delays_cancels(sim: Sim, name: str) -
     first = collect(ex, ended("rl1"))[-1]
     assert (first.reason, first.venue_code) == (RejectReason.VENUE_RATE_LIMIT, RATE_CODE[name])
     place = ex.budget.limits.cost("POST", ORDER_PATH[name])
-    assert ex.budget.blocked_s(place) > 0                   # binance: the whole venue (429); okx: that endpoint
+    assert ex.budget.blocked_s(place) > 0                   # binance: the whole venue (429); okx, bybit: that endpoint
     ex.submit(order(sim, name, "rl2", Side.BUY, bid * 0.99, 0.01))              # still banned: never sent
     second = collect(ex, ended("rl2"))[-1]
     assert (second.reason, second.venue_code) == (RejectReason.VENUE_RATE_LIMIT, "LOCAL")
-    ex.cancel("rest1", 1, symbol(name))               # binance: waits out the ban; okx: another endpoint, goes
+    ex.cancel("rest1", 1, symbol(name))               # binance: waits out the ban; okx, bybit: another endpoint
     reports = collect(ex, ended("rest1"))
     assert of(reports, "rest1")[-1] == (ExecKind.CANCELED, OrderState.CANCELED)
     assert ex.query("rl2", symbol(name)) is None
@@ -45,7 +47,7 @@ def test_binance_weight_headers_are_tracked(sim: Sim) -> None:
     assert ex.budget.limit(0) == 6000
 
 
-@pytest.mark.parametrize("name", ORDER_PATH)  # Bybit: no fault tests yet
+@pytest.mark.parametrize("name", ORDER_PATH)
 @pytest.mark.parametrize("fault", [{"kind": "unknown", "when": "after"},
                                    {"kind": "timeout", "when": "after", "delay_s": 1.5},
                                    {"kind": "http_500", "when": "after"}])
@@ -62,7 +64,7 @@ def test_unknown_outcome_of_a_placed_order_is_resolved_by_query(sim: Sim, name: 
     assert ex.stats()["unknown_outcome"] == 1 and "unknown_not_placed" not in ex.stats()
 
 
-@pytest.mark.parametrize("name", ORDER_PATH)  # Bybit: no fault tests yet
+@pytest.mark.parametrize("name", ORDER_PATH)
 @pytest.mark.parametrize(("fault", "code"), [({"kind": "unknown"}, None),
                                              ({"kind": "timeout", "delay_s": 1.5}, "ReadTimeout"),
                                              ({"kind": "http_500"}, "HTTP500")])
@@ -79,7 +81,7 @@ def test_unknown_outcome_of_an_order_never_placed_is_rejected_after_the_window(s
     assert ex.query("u2", symbol(name)) is None
 
 
-@pytest.mark.parametrize("name", ORDER_PATH)  # Bybit: no fault tests yet
+@pytest.mark.parametrize("name", ORDER_PATH)
 def test_failed_queries_are_retried_until_the_outcome_is_known(sim: Sim, name: str) -> None:
     ex = sim.executor(name)
     bid, _ = touch(sim, name)
@@ -91,7 +93,7 @@ def test_failed_queries_are_retried_until_the_outcome_is_known(sim: Sim, name: s
     assert of(reports, "u3") == [(ExecKind.ACK, OrderState.ACK)]
 
 
-@pytest.mark.parametrize("name", ORDER_PATH)  # Bybit: no fault tests yet
+@pytest.mark.parametrize("name", ORDER_PATH)
 def test_unknown_outcome_of_a_cancel_is_resolved_by_query(sim: Sim, name: str) -> None:
     ex = sim.executor(name)
     bid, _ = touch(sim, name)
