@@ -6,6 +6,11 @@ is empty for an order the venue does not know (`parse_queried`). Signatures ride
 headers over the query string (GET) or the exact JSON body (POST); ``X-BAPI-RECV-WINDOW`` bounds when
 a request lost in transit can still execute. A market Buy is sized in the base coin
 (``marketUnit: baseCoin``), never in the quote coin that is the venue's default.
+
+Orders over WebSocket: ``/v5/trade`` (the private stream's URL with its last segment ``trade``), after
+``auth`` (like the private stream's; ready on ``retCode: 0``): ``{"reqId", "header": {X-BAPI-TIMESTAMP,
+X-BAPI-RECV-WINDOW}, "op": "order.create" | "order.cancel", "args": [REST body]}``, answered with
+``reqId``, ``retCode``, ``retMsg`` and REST's ``result`` as ``data``.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from kairos.execution.base import OrderRequest, SymbolFilters
 from kairos.execution.filters import venue_decimal
 from kairos.execution.rest import RestExecution
 from kairos.execution.signing import percent_encode
-from kairos.execution.signing_bybit import bybit_signature
+from kairos.execution.signing_bybit import bybit_signature, bybit_ws_signature
 from kairos.execution.state import OrderView
-from kairos.execution.venue import Call
+from kairos.execution.venue import Call, Outcome, Reply
 from kairos.records import OrderState, OrderType, RejectReason, Side, Tif, Venue
 
 STATE: Final = {"New": OrderState.ACK, "PartiallyFilled": OrderState.PARTIAL, "Filled": OrderState.FILLED,
@@ -61,6 +66,8 @@ class BybitExecution(RestExecution):
     name = "bybit"
     ack_only = True
     cancel_confirmed = False
+    ws_place_route = ("POST", "/v5/order/create")
+    ws_cancel_route = ("POST", "/v5/order/cancel")
     reasons = MappingProxyType(
         {code: RejectReason.VENUE_AUTH for code in _AUTH}
         | {code: RejectReason.VENUE_FILTER for code in _FILTER}
@@ -106,14 +113,7 @@ class BybitExecution(RestExecution):
         return {item["symbol"]: bybit_filters(item) for item in data["result"]["list"]}
 
     def place_call(self, req: OrderRequest, price: str | None, qty: str) -> Call:
-        body = {"category": "spot", "symbol": req.symbol, "side": SIDES[req.side], "qty": qty,
-                "orderLinkId": req.client_order_id}
-        if req.order_type is OrderType.MARKET:
-            body |= {"orderType": "Market", "marketUnit": "baseCoin"}
-        else:
-            tif = "PostOnly" if req.order_type is OrderType.LIMIT_MAKER else TIF[req.tif]
-            body |= {"orderType": "Limit", "price": price, "timeInForce": tif}
-        return self._signed("POST", "/v5/order/create", body=body)
+        return self._signed("POST", "/v5/order/create", body=_place_body(req, price, qty))
 
     def parse_placed(self, data: Any, req: OrderRequest) -> OrderView:
         result = data["result"]
@@ -122,8 +122,43 @@ class BybitExecution(RestExecution):
                          price=req.price, qty=req.qty, ts_exchange_ns=int(num(data.get("time"))) * 1_000_000)
 
     def cancel_call(self, client_order_id: str, symbol: str) -> Call:
-        return self._signed("POST", "/v5/order/cancel",
-                            body={"category": "spot", "symbol": symbol, "orderLinkId": client_order_id})
+        return self._signed("POST", "/v5/order/cancel", body=_cancel_body(client_order_id, symbol))
+
+    # -- orders over /v5/trade ------------------------------------------------------------------
+
+    def ws_orders_url(self) -> str:
+        private = self._venue_cfg.urls.private_url
+        return f"{private.rsplit('/', 1)[0]}/trade" if private else ""
+
+    def ws_login(self) -> list[str]:
+        args = auth_args(self._key, self._secret, self.clock.now_ms() + self.recv_window_ms)
+        return [orjson.dumps({"reqId": "auth", "op": "auth", "args": args}).decode()]
+
+    def ws_logged_in(self, msg: dict[str, Any]) -> bool:
+        return msg.get("op") == "auth" and msg.get("retCode") == 0
+
+    def ws_place(self, rid: str, req: OrderRequest, price: str | None, qty: str) -> str:
+        return self._ws_request(rid, "order.create", _place_body(req, price, qty))
+
+    def ws_cancel(self, rid: str, client_order_id: str, symbol: str) -> str:
+        return self._ws_request(rid, "order.cancel", _cancel_body(client_order_id, symbol))
+
+    def _ws_request(self, rid: str, op: str, body: dict[str, Any]) -> str:
+        header = {"X-BAPI-TIMESTAMP": str(self.clock.now_ms()), "X-BAPI-RECV-WINDOW": str(self.recv_window_ms)}
+        return orjson.dumps({"reqId": rid, "header": header, "op": op, "args": [body]}).decode()
+
+    def ws_reply(self, msg: dict[str, Any]) -> tuple[Reply, int]:
+        """REST's body with ``data`` for ``result``, classified like REST; an answer without ``retCode`` or a
+        success without its order is unreadable (ValueError). No request count is reported (-1)."""
+        code, data = msg.get("retCode"), msg.get("data")
+        if not isinstance(code, int) or not isinstance(data, dict):
+            raise ValueError(f"not a Bybit order reply: {str(msg)[:200]}")
+        header = msg.get("header") or {}
+        body = {"retCode": code, "retMsg": msg.get("retMsg", ""), "result": data, "time": header.get("Timenow", 0)}
+        reply = self.classify_data(200, {}, body)
+        if reply.outcome is Outcome.OK and not data.get("orderId"):
+            raise ValueError(f"success without its order: {str(msg)[:200]}")
+        return reply, -1
 
     def query_call(self, client_order_id: str, symbol: str) -> Call:
         return self._signed("GET", "/v5/order/realtime", [SPOT, ("symbol", symbol), ("orderLinkId", client_order_id)])
@@ -148,6 +183,25 @@ class BybitExecution(RestExecution):
     def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
         accounts = data["result"]["list"]
         return wallet_balances(accounts[0]["coin"] if accounts else [])
+
+
+def auth_args(key: str, secret: str, expires_ms: int) -> list[str]:
+    """``auth`` arguments of the private stream and the trade socket: valid until ``expires_ms``."""
+    expires = str(expires_ms)
+    return [key, expires, bybit_ws_signature(secret, expires)]
+
+
+def _place_body(req: OrderRequest, price: str | None, qty: str) -> dict[str, Any]:
+    body = {"category": "spot", "symbol": req.symbol, "side": SIDES[req.side], "qty": qty,
+            "orderLinkId": req.client_order_id}
+    if req.order_type is OrderType.MARKET:
+        return body | {"orderType": "Market", "marketUnit": "baseCoin"}
+    tif = "PostOnly" if req.order_type is OrderType.LIMIT_MAKER else TIF[req.tif]
+    return body | {"orderType": "Limit", "price": price, "timeInForce": tif}
+
+
+def _cancel_body(client_order_id: str, symbol: str) -> dict[str, str]:
+    return {"category": "spot", "symbol": symbol, "orderLinkId": client_order_id}
 
 
 def wallet_balances(coins: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:

@@ -20,8 +20,7 @@ from typing import Any, Final
 
 import orjson
 
-from kairos.execution.bybit import SIDES, num, order_view, wallet_balances
-from kairos.execution.signing_bybit import bybit_ws_signature
+from kairos.execution.bybit import SIDES, auth_args, num, order_view, wallet_balances
 from kairos.execution.state import OrderView, TradeFill
 from kairos.execution.stream import Parsed, PrivateStream
 from kairos.records import OrderState, Side
@@ -49,8 +48,7 @@ class BybitStream(PrivateStream):
     heartbeat = orjson.dumps({"req_id": "heartbeat", "op": "ping"}).decode()
 
     def open_frames(self) -> list[str]:
-        expires = str(self._now_ms() + self._recv_window_ms)
-        args = [self._key, expires, bybit_ws_signature(self._secret, expires)]
+        args = auth_args(self._key, self._secret, self._now_ms() + self._recv_window_ms)
         return [orjson.dumps({"req_id": "auth", "op": "auth", "args": args}).decode()]
 
     def parse(self, text: str) -> Parsed:

@@ -144,7 +144,7 @@ class OrderSocket:
             return
         try:
             msg = orjson.loads(text)
-            rid = msg.get("id")
+            rid = msg.get("id", msg.get("reqId"))  # Bybit /v5/trade echoes ``reqId``
         except (orjson.JSONDecodeError, AttributeError) as exc:
             self.counts["bad_frames"] += 1
             self._tally(f"{self.name} order socket: bad frame", f"{exc}: {text[:200]}")

@@ -70,6 +70,7 @@ class PrivateSession:
 class PrivateDialect(Protocol):
     venue: Venue
     path: str
+    # optional ``order_path``: a second path of the same server for WebSocket orders (Bybit /v5/trade)
     ping_interval_s: float | None  # protocol pings from the server (Binance), None for OKX
     port: int  # where its server listens (``sim.venues.<name>.private_port``; 0 = ephemeral)
     trading: Any  # the venue's REST trading dialect: WebSocket orders are carried out by the same code
@@ -203,7 +204,8 @@ class PrivateHub:
                     session.send(wrap(session, channel, event))
 
     async def _handle(self, conn: ServerConnection) -> None:
-        if conn.request is None or conn.request.path != self._dialect.path:
+        paths = (self._dialect.path, getattr(self._dialect, "order_path", ""))
+        if conn.request is None or conn.request.path not in paths:
             await conn.close(1008, "unknown path")
             return
         session = PrivateSession(conn, next(self._ids))

@@ -7,6 +7,13 @@ Each order change pushes ``execution`` (a fill: ``execId``, ``execQty``, ``execP
 ``leavesQty``; TRADE only), then ``order`` (the order as REST order/realtime tells it, cumulative) and
 ``wallet`` (the order's two coins), each as ``{"id", "topic", "creationTime", "data": [...]}``.
 ``{"op": "ping"}`` answers ``{"op": "pong", "args": [ms]}``.
+
+The same server takes orders on ``/v5/trade``: ``auth`` (answered ``{"retCode": 0, "retMsg": "OK", "op":
+"auth"}``), then ``{"reqId", "header": {X-BAPI-TIMESTAMP, X-BAPI-RECV-WINDOW?}, "op": "order.create" |
+"order.cancel", "args": [REST body]}``: not authed 10003, timestamp outside the window 10002, not one spot
+order 10001; counted by the venue's REST rate meter at the REST endpoint (over: 10006) and carried out by
+the REST trading dialect (same checks, same ledger, same retCodes); the answer is REST's ``result`` as
+``data`` with ``reqId``, ``retCode``, ``retMsg``, ``op`` and ``header.Timenow``.
 """
 
 from __future__ import annotations
@@ -17,15 +24,17 @@ from typing import Any, Final
 import orjson
 
 from kairos.config import SimConfig, VenueConfig
-from kairos.execution.signing_bybit import bybit_ws_check
+from kairos.execution.signing_bybit import bybit_in_window, bybit_ws_check
 from kairos.records import Side, Venue
-from kairos.sim.exchange import OrderUpdate, plain
+from kairos.sim.exchange import OrderUpdate, SimRefused, plain
 from kairos.sim.private import PrivateSession, dumps
 from kairos.sim.rest_bybit import WIRE_TYPE, wallet_item
-from kairos.sim.router import now_ms
+from kairos.sim.router import HttpError, Request, Response, now_ms
 
 PATH: Final = "/v5/private"
+ORDER_PATH: Final = "/v5/trade"
 TOPICS: Final = ("order", "execution", "wallet")
+ORDER_OPS: Final = {"order.create": "/v5/order/create", "order.cancel": "/v5/order/cancel"}
 
 
 def execution_item(update: OrderUpdate) -> dict[str, Any]:
@@ -48,6 +57,7 @@ def execution_item(update: OrderUpdate) -> dict[str, Any]:
 class BybitPrivate:
     venue = Venue.BYBIT
     path = PATH
+    order_path = ORDER_PATH
     ping_interval_s = None
 
     def __init__(self, cfg: VenueConfig, sim: SimConfig) -> None:
@@ -55,8 +65,11 @@ class BybitPrivate:
         self._ids = itertools.count(1)
         self.port = sim.venue("bybit").private_port
         self.trading: Any = None
+        self.meter: Any = None
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
+        if session.conn is not None and session.conn.request.path == ORDER_PATH:
+            return [self._on_order_socket(session, text)]
         try:
             msg = orjson.loads(text)
             op, req_id = msg["op"], msg.get("req_id", "")
@@ -78,10 +91,63 @@ class BybitPrivate:
         session.subs.update(args)
         return [_answer(session, op, req_id, True, "")]
 
-    def _auth_ok(self, args: list[str]) -> bool:
+    def _auth_ok(self, args: list[Any]) -> bool:
+        args = [str(a) for a in args]
         if len(args) != 3 or not self._key or args[0] != self._key or not args[1].isdigit():
             return False
         return int(args[1]) > now_ms() and bybit_ws_check(self._secret, args[1], args[2])
+
+    # -- /v5/trade ------------------------------------------------------------------------------
+
+    def _on_order_socket(self, session: PrivateSession, text: str) -> str:
+        try:
+            msg = orjson.loads(text)
+            op, args = msg["op"], msg.get("args") or []
+            reply = {"reqId": msg["reqId"]} if "reqId" in msg else {}
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return _op_reply(session, {}, "", 10001, f"invalid request {text[:100]}", {})
+        if op == "ping":
+            return dumps(reply | {"retCode": 0, "retMsg": "OK", "op": "pong", "data": [str(now_ms())],
+                                  "connId": _conn(session)})
+        if op == "auth":
+            session.authed = isinstance(args, list) and self._auth_ok(args)
+            code, message = (0, "OK") if session.authed else (10004, "Invalid sign")
+            return dumps(reply | {"retCode": code, "retMsg": message, "op": op, "connId": _conn(session)})
+        if op not in ORDER_OPS or self.trading is None:
+            return _op_reply(session, reply, str(op), 10001, f"unknown op {op}", {})
+        return self._order(session, reply, op, msg.get("header"), args)
+
+    def _order(self, session: PrivateSession, reply: dict[str, Any], op: str, header: Any, args: Any) -> str:
+        """One order operation: authed, stamped within the window, within the endpoint's limit, one spot order."""
+        if not session.authed:
+            return _op_reply(session, reply, op, 10003, "Request not authorized", {})
+        header = header if isinstance(header, dict) else {}
+        stamp, window = str(header.get("X-BAPI-TIMESTAMP", "")), str(header.get("X-BAPI-RECV-WINDOW", "5000"))
+        if not (stamp.isdigit() and window.isdigit() and bybit_in_window(int(stamp), now_ms(), int(window))):
+            return _op_reply(session, reply, op, 10002, "invalid request, please check your server timestamp "
+                                                        "or recv_window param", {})
+        if self.meter is not None:
+            try:
+                self.meter.charge(Request("POST", ORDER_OPS[op], "", {}, {}, b"", self.venue))
+            except HttpError as exc:
+                body = orjson.loads(exc.response.body)
+                return _op_reply(session, reply, op, body["retCode"], body["retMsg"], {})
+        if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict)
+                and args[0].get("category") == "spot"):
+            return _op_reply(session, reply, op, 10001, "params error: one spot order in args", {})
+        session.ordered = True
+        body = orjson.loads(self._carry_out(op, {str(k): v for k, v in args[0].items()}).body)
+        return _op_reply(session, reply, op, body["retCode"], body["retMsg"], body.get("result") or {})
+
+    def _carry_out(self, op: str, params: dict[str, Any]) -> Response:
+        try:
+            if op == "order.create":
+                return self.trading.place(None, params)
+            return self.trading.cancel(None, params)
+        except HttpError as exc:
+            return exc.response
+        except SimRefused as exc:
+            return self.trading.refused(exc, None)
 
     def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
         events: list[tuple[str, Any]] = [("execution", execution_item(update))] if update.last is not None else []
@@ -97,6 +163,12 @@ class BybitPrivate:
 
 def _conn(session: PrivateSession) -> str:
     return f"sim-{session.id}"
+
+
+def _op_reply(session: PrivateSession, reply: dict[str, Any], op: str, code: int, message: str,
+              data: dict[str, Any]) -> str:
+    return dumps(reply | {"retCode": code, "retMsg": message, "op": op, "data": data, "retExtInfo": {},
+                          "header": {"Timenow": str(now_ms())}, "connId": _conn(session)})
 
 
 def _answer(session: PrivateSession, op: str, req_id: str, success: bool, message: str) -> str:

@@ -1,5 +1,6 @@
 """Orders over the venue's WebSocket against the real simulator (``procs.sim`` child), Binance (WS API
-``order.place``/``order.cancel``) and OKX (private WS ``order``/``cancel-order`` by instIdCode): place and cancel go
+``order.place``/``order.cancel``), OKX (private WS ``order``/``cancel-order`` by instIdCode) and Bybit (``/v5/trade``
+``order.create``/``order.cancel``): place and cancel go
 over the order socket, REST takes over while it is down (or for an instrument the venue gave no instIdCode, or
 everywhere with ``execution.ws_orders: false``), and a reply lost mid-flight is resolved by a query, never by a
 second order.
@@ -15,8 +16,8 @@ from tests.process.test_executors_sim import Sim, collect, ended, of, order, sim
 from tests.process.test_private_streams import fault, streamed, wait_for
 
 __all__ = ["sim"]
-VENUES = ("binance", "okx")
-NO_BALANCE = {"binance": "-2010", "okx": "51008"}
+VENUES = ("binance", "okx", "bybit")
+NO_BALANCE = {"binance": "-2010", "okx": "51008", "bybit": "170131"}
 
 
 def ws_ready(sim: Sim, name: str, **exec_changes: object) -> RestExecution:
