@@ -1,9 +1,8 @@
 """Orders over the venue's WebSocket against the real simulator (``procs.sim`` child), Binance (WS API
-``order.place``/``order.cancel``), OKX (private WS ``order``/``cancel-order`` by instIdCode) and Bybit (``/v5/trade``
-``order.create``/``order.cancel``): place and cancel go
-over the order socket, REST takes over while it is down (or for an instrument the venue gave no instIdCode, or
-everywhere with ``execution.ws_orders: false``), and a reply lost mid-flight is resolved by a query, never by a
-second order.
+``order.place``/``order.cancel``), OKX (private WS ``order``/``cancel-order`` by instIdCode) and Bybit
+(``/v5/trade`` ``order.create``/``order.cancel``): place and cancel go over the order socket, REST takes over
+while it is down (or for an instrument the venue gave no instIdCode, or everywhere with
+``execution.ws_orders: false``), and a reply lost mid-flight is resolved by a query, never by a second order.
 """
 
 from __future__ import annotations
