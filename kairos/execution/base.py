@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kairos.execution.filters import SymbolFilters
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
 
-__all__ = ["ExecReport", "Executor", "OrderRequest", "SymbolFilters", "VenueSnapshot"]
+__all__ = ["BalancePush", "BalanceSource", "ExecReport", "Executor", "OrderRequest", "SymbolFilters", "VenueSnapshot"]
+
+BalancePush = tuple[float, float, int]
+"""What a venue pushed about one asset: (free, locked, venue time in ms of the account update)."""
 
 
 @dataclass(slots=True)
@@ -75,14 +79,21 @@ class VenueSnapshot:
     balances: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
+class BalanceSource(Protocol):
+    def take_pushes(self) -> dict[str, BalancePush]:
+        """The newest push per asset received since the last call (never blocks)."""
+
+
 class Executor(ABC):
     """An execution adapter for one venue (REST, or paper).
 
     Thread model: the gate calls every method from its own single thread. Implementations may use
-    worker threads internally, but ``drain`` is the only way results reach the gate.
+    worker threads internally, but ``drain`` and ``balance_pushes`` are the only ways results reach the gate.
     """
 
     venue: Venue
+    stream_sink: BalanceSource | None = None
+    """A live executor's private-stream side (`TrackerSink`); None: the venue pushes no balances (paper)."""
 
     @abstractmethod
     def start(self) -> None:
@@ -125,6 +136,12 @@ class Executor(ABC):
         """A new valid top of book for one of this venue's instruments. A real venue sees its market
         itself (nothing to do); the paper venue fills its resting orders against it."""
         return
+
+    def balance_pushes(self) -> dict[str, BalancePush]:
+        """Balances the venue pushed since the last call (asset -> newest push); the gate's book decides
+        when each may replace its own numbers (`kairos.gate.pushes`)."""
+        sink = self.stream_sink
+        return {} if sink is None else sink.take_pushes()
 
     def pending(self) -> int:
         """Requests this executor will still report on with no new input (paper requests travelling to

@@ -6,6 +6,8 @@ backoff and jitter, and counts bad frames (logged, never fatal). The executor is
 it gets every order update (with its fill and trade id) and balance, and ``on_stream_up`` after
 each (re)subscription, when it reconciles over REST at once, so a gap in the stream can never
 lose a fill. ``healthy`` is True from the subscription's confirmation until the connection ends.
+Balance pushes (absolute free/locked with the venue's update time) wait in `TrackerSink` for the
+gate, which takes them each duty cycle (`Executor.balance_pushes`, `kairos.gate.pushes`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import ClassVar, Final, Protocol
 import websocket
 
 from kairos.config import ExecutionConfig, VenueConfig
+from kairos.execution.base import BalancePush
 from kairos.execution.state import OrderTracker, OrderView, TradeFill
 from kairos.logs import ErrorTally
 
@@ -42,6 +45,7 @@ class Parsed:
 
     orders: list[tuple[OrderView, TradeFill | None]] = field(default_factory=list)
     balances: dict[str, tuple[float, float]] = field(default_factory=dict)
+    balances_ms: int = 0  # the venue's time of the account update the balances tell (0: not given)
     deltas: dict[str, float] = field(default_factory=dict)
     send: list[str] = field(default_factory=list)
     ready: bool = False
@@ -56,16 +60,18 @@ class StreamSink(Protocol):
 
     def on_order(self, view: OrderView, fill: TradeFill | None) -> None: ...
 
-    def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float]) -> None: ...
+    def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float], ts_ms: int) -> None:
+        """Absolute balances (as of the venue's ``ts_ms``; 0: not given) and/or deltas (deposits, withdrawals)."""
 
     def on_weight_used(self, used: int) -> None:
         """The venue's request-weight count this minute: corrects the shared REST budget."""
 
 
 class TrackerSink:
-    """The executor's side of a stream: updates into its `OrderTracker`, balances kept, REST reconcile on up."""
+    """The executor's side of a stream: updates into its `OrderTracker`, REST reconcile on up, balances kept
+    (``balances``) and queued for the gate (``take_pushes``: the newest push per asset, so the queue is bounded)."""
 
-    __slots__ = ("_balances", "_lock", "_reconcile_now", "_tracker", "on_weight_used")
+    __slots__ = ("_balances", "_lock", "_pushed", "_reconcile_now", "_tracker", "on_weight_used")
 
     def __init__(self, tracker: OrderTracker, reconcile_now: Callable[[], None],
                  weight_used: Callable[[int], None]) -> None:
@@ -74,6 +80,7 @@ class TrackerSink:
         self.on_weight_used = weight_used
         self._lock = threading.Lock()
         self._balances: dict[str, tuple[float, float]] = {}
+        self._pushed: dict[str, BalancePush] = {}
 
     def on_stream_up(self) -> None:
         self._reconcile_now()
@@ -84,17 +91,32 @@ class TrackerSink:
         else:
             self._tracker.apply_fill(view, fill)
 
-    def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float]) -> None:
+    def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float], ts_ms: int) -> None:
+        """Deltas only move ``balances``: the venue follows each with an absolute push (Binance
+        outboundAccountPosition), which alone goes to the gate. No venue time: the local clock stands in."""
+        ts_ms = ts_ms or time.time_ns() // 1_000_000
         with self._lock:
             self._balances.update(balances)
             for asset, delta in deltas.items():
                 free, locked = self._balances.get(asset, (0.0, 0.0))
                 self._balances[asset] = (free + delta, locked)
+            pushed = self._pushed
+            for asset, (free, locked) in balances.items():
+                if ts_ms >= pushed.get(asset, (0.0, 0.0, 0))[2]:
+                    pushed[asset] = (free, locked, ts_ms)
 
     def balances(self) -> dict[str, tuple[float, float]]:
         """asset -> (free, locked) as the stream last told them (assets it has not mentioned are absent)."""
         with self._lock:
             return dict(self._balances)
+
+    def take_pushes(self) -> dict[str, BalancePush]:
+        """Gate thread, every duty cycle: a lock only when something was pushed."""
+        if not self._pushed:
+            return {}
+        with self._lock:
+            pushed, self._pushed = self._pushed, {}
+        return pushed
 
 
 class PrivateStream(ABC):
@@ -210,7 +232,7 @@ class PrivateStream(ABC):
             self.counts["fills"] += fill is not None
             self._sink.on_order(view, fill)
         if parsed.balances or parsed.deltas:
-            self._sink.on_balances(parsed.balances, parsed.deltas)
+            self._sink.on_balances(parsed.balances, parsed.deltas, parsed.balances_ms)
         if parsed.ended:
             self.counts["ended"] += 1
             raise StreamDown("the venue ended the subscription")

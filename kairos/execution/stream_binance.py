@@ -3,7 +3,7 @@
 Subscribe with ``userDataStream.subscribe.signature`` (params apiKey, recvWindow, timestamp and
 signature = hex HMAC-SHA256 of the others sorted by name as ``k=v&...``); events then arrive as
 ``{"subscriptionId", "event"}``: ``executionReport`` (``z``/``Z`` cumulative, ``l``/``L``/``n``/``N``/``t``
-this fill), ``outboundAccountPosition`` (balances), ``balanceUpdate`` (a delta) and
+this fill), ``outboundAccountPosition`` (balances as of ``u``), ``balanceUpdate`` (a delta) and
 ``eventStreamTerminated`` (reconnect and subscribe again). Heartbeat: the ``ping`` method.
 """
 
@@ -57,7 +57,8 @@ class BinanceStream(PrivateStream):
         if kind == "executionReport":
             return Parsed(orders=[execution_report(event)])
         if kind == "outboundAccountPosition":
-            return Parsed(balances={b["a"]: (float(b["f"]), float(b["l"])) for b in event["B"]})
+            return Parsed(balances={b["a"]: (float(b["f"]), float(b["l"])) for b in event["B"]},
+                          balances_ms=int(event.get("u") or event["E"]))
         if kind == "balanceUpdate":
             return Parsed(deltas={event["a"]: float(event["d"])})
         if kind == "eventStreamTerminated":

@@ -3,7 +3,7 @@
 Login sign = base64(HMAC-SHA256(secret, unix-seconds + "GET" + "/users/self/verify")). An
 ``orders`` push carries the cumulative order (``accFillSz``, ``avgPx``, ``fee`` negative = paid,
 parsed like REST by `okx.order_view`) and this fill (``tradeId``, ``fillSz``, ``fillPx``,
-``fillFee``); ``account`` the balances. Heartbeat: the text ``ping`` (answer ``pong``).
+``fillFee``); ``account`` the balances as of ``uTime``. Heartbeat: the text ``ping`` (answer ``pong``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class OkxStream(PrivateStream):
             return Parsed(orders=[order_update(item) for item in msg["data"]])
         if channel == "account":
             return Parsed(balances={d["ccy"]: (float(d["availBal"] or 0), float(d["frozenBal"] or 0))
-                                    for item in msg["data"] for d in item["details"]})
+                                    for item in msg["data"] for d in item["details"]},
+                          balances_ms=max((int(item.get("uTime") or 0) for item in msg["data"]), default=0))
         raise ValueError(f"unknown channel {channel!r}")
 
 

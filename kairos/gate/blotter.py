@@ -105,7 +105,7 @@ class Blotter:
         if not can_move(order, r.state, filled):
             return None
         if filled:
-            self.book.fill(order, r.last_px, r.last_qty, r.fee, r.fee_asset, wall_ns)
+            self.book.fill(order, r.last_px, r.last_qty, r.fee, r.fee_asset, wall_ns, r.ts_exchange_ns)
             order.cum_qty += r.last_qty
         order.state = r.state
         order.venue_order_id = r.venue_order_id or order.venue_order_id

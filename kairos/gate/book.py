@@ -2,8 +2,9 @@
 
 Position per (venue, instrument) is the signed base quantity traded since the journal began, at
 average cost; realised PnL (quote, fees included) accrues when a fill shrinks it. Balances are the
-venue's totals (free + locked at reconciliation) moved by every fill; an open order reserves what
-the pre-trade check priced (``Order.reserved``) until it fills or ends. Daily PnL = today's
+venue's totals (free + locked at reconciliation) moved by every fill and replaced by the venue's own
+pushes when those are the truth (`kairos.gate.pushes`); an open order reserves what the pre-trade
+check priced (``Order.reserved``) until it fills or ends. Daily PnL = today's
 realised + the unrealised PnL of every position at the current mark (UTC days).
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from kairos.execution.base import BalancePush
 from kairos.gate.orders import Order
+from kairos.gate.pushes import Pushes
 from kairos.records import Side
 from kairos.risk.state import RiskState
 
@@ -21,7 +24,7 @@ DAY_NS = 86_400 * 10**9
 
 
 class Book:
-    __slots__ = ("day", "entry", "grid", "nets", "realised", "realised_day", "s")
+    __slots__ = ("day", "entry", "grid", "nets", "pushes", "realised", "realised_day", "s")
 
     def __init__(self, state: RiskState) -> None:
         self.s = state
@@ -30,6 +33,7 @@ class Book:
         self.realised = [0.0] * state.grid.size
         self.realised_day = 0.0
         self.day = 0
+        self.pushes = Pushes(state.grid)
         self.nets: dict[tuple[int, int], float] = {}
         """(strategy, instrument) -> signed base quantity its fills added, over all venues: what a
         restarted strategy must know to hedge a residual it no longer remembers."""
@@ -51,8 +55,10 @@ class Book:
             s.open_sell[k] += leaves
         s.open_orders += 1
 
-    def fill(self, order: Order, px: float, qty: float, fee: float, fee_asset: str, wall_ns: int) -> None:
-        """Move balances and the position; release the reservation this quantity held."""
+    def fill(self, order: Order, px: float, qty: float, fee: float, fee_asset: str, wall_ns: int,
+             ts_exchange_ns: int = 0) -> None:
+        """Move balances and the position; release the reservation this quantity held. ``ts_exchange_ns``:
+        the venue's trade time (0: unknown, taken as ``wall_ns``), which tells which pushes include it."""
         s, grid, k = self.s, self.grid, order.k
         release = min(order.reserved, order.reserve_per_qty * qty)
         order.reserved -= release
@@ -65,6 +71,7 @@ class Book:
         fee_slot = grid.asset_slot(order.venue, fee_asset) if fee_asset else grid.quote_slot[k]
         if fee_slot >= 0:
             s.balance[fee_slot] -= fee
+        self.pushes.filled((grid.base_slot[k], grid.quote_slot[k], fee_slot), (ts_exchange_ns or wall_ns) // 10**6)
         fee_quote = fee * px if fee_slot == grid.base_slot[k] else fee if fee_slot >= 0 else 0.0
         self.roll(wall_ns)
         self._trade(k, sign * qty, px, fee_quote)
@@ -112,6 +119,13 @@ class Book:
         for index, asset in enumerate(grid.assets):
             free, locked = balances.get(asset, (0.0, 0.0))
             balance[grid.slot(venue, index)] = free + locked
+        self.pushes.reset(venue)
+
+    def settle(self, venue: int, pushed: Mapping[str, BalancePush]) -> int:
+        """After a batch of the venue's reports: take its new pushes, apply those that are now the truth."""
+        if pushed:
+            self.pushes.pushed(venue, pushed)
+        return self.pushes.settle(self.s.balance)
 
     def refresh_gross(self) -> None:
         """Gross exposure = sum of |position| x mark (recomputed: a handful of keys, no drift)."""

@@ -260,7 +260,10 @@ class Desk:
                             f"{executor.venue.name} {r.client_order_id} {r.kind.name} {r.state.name}")
             else:
                 self.report(order, r)
-        return len(reports)
+        pushed = executor.balance_pushes()  # after the fills: the book decides which pushes are the truth
+        if (pushed or reports) and self.blotter.book.settle(int(executor.venue), pushed):
+            self.dirty = True
+        return len(reports) + len(pushed)
 
     def report(self, order: Order, r: ExecReport) -> None:
         self.events.report(order, r)

@@ -7,7 +7,8 @@ ended becomes its end report, and an order the venue never received is rejected 
 (never sent again: the strategy decides) - but only once the request's validity window has
 passed since it was journaled, so a request still travelling cannot appear afterwards. Open orders
 the journal does not know are adopted.
-Balances are then taken from the venue. Every change goes through `Blotter.apply`.
+Balances are then taken from the venue's REST snapshot; balance pushes received before it are
+dropped (the snapshot supersedes them). Every change goes through `Blotter.apply`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def reconcile(blotter: Blotter, executor: Executor, grid: Grid, reserve: Reserve
     paper latency). An order the venue does not know is asked about again once that has passed.
     """
     venue = int(executor.venue)
+    executor.balance_pushes()  # older than the snapshot: superseded by it
     snap = executor.snapshot()
     on_venue = {r.client_order_id: r for r in snap.open_orders}
     mine = [o for o in blotter.orders.open.values() if o.venue == venue]

@@ -33,7 +33,7 @@ class Sink:
     def on_order(self, view: OrderView, fill: TradeFill | None) -> None:
         self.orders.append((view, fill))
 
-    def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float]) -> None:
+    def on_balances(self, balances: dict[str, tuple[float, float]], deltas: dict[str, float], ts_ms: int) -> None:
         self.balances.append(balances)
 
 
