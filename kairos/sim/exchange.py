@@ -11,7 +11,8 @@ Orders match against the `SimMarket` book (the random walk is the rest of the ma
   big order fills over several moves (partial fills).
 
 Balances: a BUY locks quote (price x qty; market buys lock the book-walk cost + 2 %), a SELL
-locks base. Fees are charged in the asset received. Thread-safe: one lock per exchange.
+locks base. Fees are charged in the asset received. ``transfer`` is a deposit or withdrawal (out of
+band: no order), told to the listeners as a `BalanceChange`. Thread-safe: one lock per exchange.
 """
 
 from __future__ import annotations
@@ -107,7 +108,17 @@ class OrderUpdate:
     ts_ms: int
 
 
-Listener = Callable[[OrderUpdate], None]
+@dataclass(frozen=True, slots=True)
+class BalanceChange:
+    """A deposit (``delta`` > 0) or withdrawal of free funds; ``balances``: the asset's (free, locked) after."""
+
+    asset: str
+    delta: Decimal
+    balances: dict[str, tuple[Decimal, Decimal]]
+    ts_ms: int
+
+
+Listener = Callable[[OrderUpdate | BalanceChange], None]
 
 
 @dataclass(slots=True)
@@ -206,6 +217,21 @@ class SimExchange:
         with self._lock:
             acct = self.account
             return {a: (acct.free.get(a, ZERO), acct.locked.get(a, ZERO)) for a in acct.free.keys() | acct.locked}
+
+    def transfer(self, asset: str, delta: Decimal) -> tuple[Decimal, Decimal]:
+        """Deposit (> 0) or withdraw (< 0) free funds, as the venue's wallet would; SimRefused if free is short.
+        Returns the asset's (free, locked) after; the listeners hear it (private streams push it)."""
+        with self._lock:
+            acct = self.account
+            free = acct.free.get(asset, ZERO) + delta
+            if free < ZERO:
+                raise SimRefused(Refusal.INSUFFICIENT_BALANCE, f"{asset} free {free - delta} < {-delta}")
+            acct.free[asset] = free
+            after = (free, acct.locked.get(asset, ZERO))
+            change = BalanceChange(asset, delta, {asset: after}, now_ms())
+            for listener in self._listeners:
+                listener(change)
+        return after
 
     def assets(self, symbol: str) -> tuple[str, str]:
         """(base, quote) of a venue symbol."""

@@ -1,6 +1,8 @@
 """The simulator's private (account) WebSocket servers: one per venue, pushing the exchange's own ledger.
 
-`SimExchange` calls `PrivateHub.on_update` (under its lock, from any thread) for every order change;
+`SimExchange` calls `PrivateHub.on_update` (under its lock, from any thread) for every order change
+and every deposit or withdrawal (`BalanceChange`, which the dialect tells as the venue does: Binance
+balanceUpdate then outboundAccountPosition, OKX ``account``);
 the hub moves it onto the asyncio loop with ``call_soon_threadsafe`` (order kept) and sends the
 venue dialect's frames (kairos/sim/private_binance.py, private_okx.py) to every authenticated
 subscriber. Fault injection, per venue REST port::
@@ -16,6 +18,10 @@ subscriber. Fault injection, per venue REST port::
   aborted instead of answering (the client cannot know the outcome: it must query, never resend).
 
 ``GET /_sim/private-stats``: per venue, the counts above, live sessions, and the port and path.
+
+``POST /_sim/balance {"asset": "USDT", "delta": "250.5"}``: deposit (withdraw if negative) free funds
+out of band; the account push follows on the private stream. Answers the asset's ``free`` and
+``locked`` after; 400 for a bad body or a withdrawal larger than the free balance.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
 import orjson
@@ -32,7 +39,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from kairos.records import Venue
-from kairos.sim.exchange import OrderUpdate
+from kairos.sim.exchange import BalanceChange, OrderUpdate, SimRefused, plain
 from kairos.sim.router import HttpError, Request, Response, Router, json_response
 
 log = logging.getLogger(__name__)
@@ -82,6 +89,9 @@ class PrivateDialect(Protocol):
     def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
         """(channel, event payload) pairs telling one order change."""
 
+    def render_balance(self, change: BalanceChange) -> list[tuple[str, Any]]:
+        """(channel, event payload) pairs telling a deposit or withdrawal."""
+
     def wrap(self, session: PrivateSession, channel: str, event: Any) -> str:
         """The frame carrying one event to one subscribed session."""
 
@@ -112,7 +122,7 @@ class PrivateHub:
         self.faults = PrivateFaults()
         self.sessions: set[PrivateSession] = set()
         self.stats = {"connections": 0, "events": 0, "frames": 0, "dropped": 0, "duplicated": 0, "reordered": 0,
-                      "delayed": 0, "terminated": 0, "dropped_replies": 0}
+                      "delayed": 0, "terminated": 0, "dropped_replies": 0, "transfers": 0}
 
     @property
     def port(self) -> int:
@@ -122,6 +132,11 @@ class PrivateHub:
     @property
     def path(self) -> str:
         return self._dialect.path
+
+    @property
+    def exchange(self) -> Any:
+        """The venue's `SimExchange` (its trading dialect's account)."""
+        return self._dialect.trading.exchange
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -134,7 +149,7 @@ class PrivateHub:
             self._server.close()
             await self._server.wait_closed()
 
-    def on_update(self, update: OrderUpdate) -> None:
+    def on_update(self, update: OrderUpdate | BalanceChange) -> None:
         """Any thread (the exchange lock held): queue the change on the loop, in order."""
         if self._loop is not None and self._loop.is_running():
             self._loop.call_soon_threadsafe(self._publish, update)
@@ -161,7 +176,11 @@ class PrivateHub:
         else:
             setattr(faults, kind, getattr(faults, kind) + count)
 
-    def _publish(self, update: OrderUpdate) -> None:
+    def _publish(self, update: OrderUpdate | BalanceChange) -> None:
+        if isinstance(update, BalanceChange):  # out of band: no order fault applies to it
+            self.stats["transfers"] += 1
+            self._send(self._dialect.render_balance(update))
+            return
         events = self._dialect.render(update)  # (channel, event) pairs
         self.stats["events"] += 1
         faults = self.faults
@@ -253,8 +272,27 @@ def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) 
         return json_response({v.name.lower(): {**h.stats, "sessions": len(h.sessions), "port": h.port, "path": h.path}
                               for v, h in hubs.items()})
 
+    def transfer(request: Request) -> Response:
+        hub = hubs.get(request.venue)
+        if hub is None:
+            raise HttpError(404, {"error": "no private stream on this port"})
+        body: dict[str, Any] = request.json() if request.body else {}
+        asset = body.get("asset")
+        try:
+            delta = Decimal(str(body.get("delta")))
+        except InvalidOperation as exc:
+            raise HttpError(400, {"error": f"delta must be a decimal number: {exc!r}"}) from exc
+        if not isinstance(asset, str) or not asset.isalnum() or not delta.is_finite() or not delta:
+            raise HttpError(400, {"error": "asset (letters/digits) and a finite non-zero delta"})
+        try:
+            free, locked = hub.exchange.transfer(asset, delta)
+        except SimRefused as exc:
+            raise HttpError(400, {"error": str(exc)}) from exc
+        return json_response({"asset": asset, "free": plain(free), "locked": plain(locked)})
+
     router.register("POST", "/_sim/private-fault", arm)
     router.register("GET", "/_sim/private-stats", stats)
+    router.register("POST", "/_sim/balance", transfer)
 
 
 def dumps(payload: Any) -> str:

@@ -4,13 +4,19 @@ The client sends ``{"id", "method": "userDataStream.subscribe.signature", "param
 timestamp, recvWindow?, signature}}`` where signature = hex HMAC-SHA256 of the other params sorted
 by name as ``k=v&...``; the reply's ``result.subscriptionId`` tags every event
 ``{"subscriptionId": n, "event": {...}}``: executionReport per order change, then
-outboundAccountPosition with the order's two assets. ``ping`` answers ``{}``; server pings are
+outboundAccountPosition with the order's two assets; a deposit or withdrawal: balanceUpdate then
+outboundAccountPosition with that asset. ``ping`` answers ``{}``; server pings are
 protocol pings every ``sim.venues.binance.ping_interval_s``.
 
 Orders on the same API: ``order.place`` / ``order.cancel`` take the REST parameters plus ``apiKey``,
 ``timestamp``, ``recvWindow`` and ``signature`` (signed like the subscription) and are carried out by the
 REST trading dialect (kairos/sim/rest_binance.py): the reply's ``result`` is the REST body, a refusal is
 ``{"id", "status": 400, "error": {"code", "msg"}}`` with the REST code and text.
+
+Rate limits: every request is charged to the venue's REST meter (kairos/sim/ratelimit.py) at its REST
+twin's weight (order.place = POST /api/v3/order, ...; others 1), and every reply's ``rateLimits`` tells
+that meter's REQUEST_WEIGHT count. Over the limit the answer is ``status`` 429 (then 418 when repeated,
+as REST) with ``error`` ``{"code": -1003, "msg", "data": {"serverTime", "retryAfter"}}`` (epoch ms).
 """
 
 from __future__ import annotations
@@ -25,16 +31,16 @@ from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_check
 from kairos.records import Venue
-from kairos.sim.exchange import OrderUpdate, SimRefused, plain
+from kairos.sim.exchange import BalanceChange, OrderUpdate, SimRefused, plain
 from kairos.sim.private import PrivateSession, dumps
-from kairos.sim.router import HttpError, now_ms
+from kairos.sim.router import HttpError, Request, now_ms
 
 PATH: Final = "/ws-api/v3"
 CHANNEL: Final = "user"
 ORDER_METHODS: Final = ("order.place", "order.cancel")
 SIGNED: Final = ("apiKey", "signature")
-RATE_LIMITS: Final = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000,
-                       "count": 2}]
+REST_TWIN: Final = {"order.place": ("POST", "/api/v3/order"), "order.cancel": ("DELETE", "/api/v3/order"),
+                     "ping": ("GET", "/api/v3/ping")}
 
 
 def execution_report(update: OrderUpdate) -> dict[str, Any]:
@@ -62,6 +68,7 @@ class BinancePrivate:
         self.ping_interval_s = rules.ping_interval_s or None
         self.port = rules.private_port
         self.trading: Any = None
+        self.meter: Any = None
 
     def on_text(self, session: PrivateSession, text: str) -> list[str]:
         try:
@@ -69,8 +76,11 @@ class BinancePrivate:
             rid, method, params = msg.get("id"), msg["method"], msg.get("params") or {}
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return [_error(None, 400, -1000, "Malformed request.")]
+        limited = self._charge(rid, str(method))
+        if limited:
+            return [limited]
         if method == "ping":
-            return [dumps({"id": rid, "status": 200, "result": {}, "rateLimits": RATE_LIMITS})]
+            return [dumps({"id": rid, "status": 200, "result": {}, "rateLimits": self._limits()})]
         if method in ORDER_METHODS and self.trading is not None:
             return [self._order(session, rid, method, params)]
         if method != "userDataStream.subscribe.signature":
@@ -81,7 +91,7 @@ class BinancePrivate:
         session.tag = sub = next(self._sub_ids)
         session.authed = True
         session.subs.add(CHANNEL)
-        return [dumps({"id": rid, "status": 200, "result": {"subscriptionId": sub}, "rateLimits": RATE_LIMITS})]
+        return [dumps({"id": rid, "status": 200, "result": {"subscriptionId": sub}, "rateLimits": self._limits()})]
 
     def _order(self, session: PrivateSession, rid: Any, method: str, params: dict[str, Any]) -> str:
         """order.place / order.cancel through the REST trading dialect's own handler (same checks, same ledger)."""
@@ -100,7 +110,31 @@ class BinancePrivate:
         body = orjson.loads(response.body)
         if response.status >= 400:
             return _error(rid, response.status, body["code"], body["msg"])
-        return dumps({"id": rid, "status": 200, "result": body, "rateLimits": RATE_LIMITS})
+        return dumps({"id": rid, "status": 200, "result": body, "rateLimits": self._limits()})
+
+    def _charge(self, rid: Any, method: str) -> str:
+        """Count the request in the REST meter's window; the -1003 answer (429, or 418 banned) if refused."""
+        if self.meter is None:
+            return ""
+        http_method, path = REST_TWIN.get(method, ("POST", f"/ws-api/v3/{method}"))
+        try:
+            self.meter.charge(Request(http_method, path, "", {}, {}, b"", self.venue))
+        except HttpError as exc:
+            status, now = exc.response.status, now_ms()
+            retry_ms = 1000 * int(exc.response.headers.get("Retry-After", "1"))
+            msg = (f"Way too much request weight used; IP banned until {now + retry_ms}. Please use WebSocket "
+                   "Streams for live updates to avoid bans." if status == 418 else
+                   f"Too much request weight used; current limit is {self.meter.limits.windows[0].limit} request "
+                   "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.")
+            return dumps({"id": rid, "status": status, "error": {"code": -1003, "msg": msg, "data": {
+                "serverTime": now, "retryAfter": now + retry_ms}}, "rateLimits": self._limits()})
+        return ""
+
+    def _limits(self) -> list[dict[str, Any]]:
+        """The ``rateLimits`` of a reply: the REST meter's REQUEST_WEIGHT window and count."""
+        limit, used = (self.meter.limits.windows[0].limit, self.meter.used()) if self.meter is not None else (6000, 0)
+        return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": limit,
+                 "count": used}]
 
     def _check(self, params: dict[str, Any]) -> tuple[int, str] | None:
         signature = str(params.get("signature", ""))
@@ -119,9 +153,12 @@ class BinancePrivate:
         return None
 
     def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
-        position = {"e": "outboundAccountPosition", "E": update.ts_ms, "u": update.ts_ms,
-                    "B": [{"a": a, "f": plain(f), "l": plain(lk)} for a, (f, lk) in sorted(update.balances.items())]}
-        return [(CHANNEL, execution_report(update)), (CHANNEL, position)]
+        return [(CHANNEL, execution_report(update)), (CHANNEL, account_position(update.balances, update.ts_ms))]
+
+    def render_balance(self, change: BalanceChange) -> list[tuple[str, Any]]:
+        update = {"e": "balanceUpdate", "E": change.ts_ms, "a": change.asset, "d": plain(change.delta),
+                  "T": change.ts_ms}
+        return [(CHANNEL, update), (CHANNEL, account_position(change.balances, change.ts_ms))]
 
     def wrap(self, session: PrivateSession, channel: str, event: Any) -> str:
         return dumps({"subscriptionId": session.tag, "event": event})
@@ -130,6 +167,11 @@ class BinancePrivate:
         if CHANNEL not in session.subs:
             return []
         return [self.wrap(session, CHANNEL, {"e": "eventStreamTerminated", "E": now_ms()})]
+
+
+def account_position(balances: dict[str, tuple[Decimal, Decimal]], ts_ms: int) -> dict[str, Any]:
+    return {"e": "outboundAccountPosition", "E": ts_ms, "u": ts_ms,
+            "B": [{"a": a, "f": plain(f), "l": plain(lk)} for a, (f, lk) in sorted(balances.items())]}
 
 
 def _error(rid: Any, status: int, code: int, msg: str) -> str:

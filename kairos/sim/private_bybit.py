@@ -26,7 +26,7 @@ import orjson
 from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing_bybit import bybit_in_window, bybit_ws_check
 from kairos.records import Side, Venue
-from kairos.sim.exchange import OrderUpdate, SimRefused, plain
+from kairos.sim.exchange import BalanceChange, OrderUpdate, SimRefused, plain
 from kairos.sim.private import PrivateSession, dumps
 from kairos.sim.rest_bybit import WIRE_TYPE, wallet_item
 from kairos.sim.router import HttpError, Request, Response, now_ms
@@ -152,6 +152,9 @@ class BybitPrivate:
     def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
         events: list[tuple[str, Any]] = [("execution", execution_item(update))] if update.last is not None else []
         return [*events, ("order", self.trading.order_item(update.order)), ("wallet", wallet_item(update.balances))]
+
+    def render_balance(self, change: BalanceChange) -> list[tuple[str, Any]]:
+        return [("wallet", wallet_item(change.balances))]
 
     def wrap(self, session: PrivateSession, channel: str, event: Any) -> str:
         return dumps({"id": f"{session.id}-{next(self._ids)}", "topic": channel, "creationTime": now_ms(),

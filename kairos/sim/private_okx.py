@@ -25,7 +25,7 @@ import orjson
 from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing_okx import okx_check
 from kairos.records import Venue
-from kairos.sim.exchange import OrderUpdate, SimRefused, plain
+from kairos.sim.exchange import BalanceChange, OrderUpdate, SimRefused, plain
 from kairos.sim.okx import inst_codes
 from kairos.sim.private import PrivateSession, dumps
 from kairos.sim.rest_okx import STATES, WIRE_TYPE
@@ -144,10 +144,10 @@ class OkxPrivate:
         return okx_check(self._secret, stamp, "GET", "/users/self/verify", "", str(arg.get("sign", "")))
 
     def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
-        now = str(update.ts_ms)
-        details = [{"ccy": a, "availBal": plain(free), "frozenBal": plain(locked), "cashBal": plain(free + locked),
-                    "eq": plain(free + locked), "uTime": now} for a, (free, locked) in sorted(update.balances.items())]
-        return [("orders", order_data(update)), ("account", {"uTime": now, "totalEq": "", "details": details})]
+        return [("orders", order_data(update)), ("account", account_data(update.balances, update.ts_ms))]
+
+    def render_balance(self, change: BalanceChange) -> list[tuple[str, Any]]:
+        return [("account", account_data(change.balances, change.ts_ms))]
 
     def wrap(self, session: PrivateSession, channel: str, event: Any) -> str:
         arg = {"channel": channel, "instType": "SPOT", "uid": UID} if channel == "orders" else \
@@ -168,6 +168,13 @@ def _op_reply(rid: Any, op: str, body: dict[str, Any]) -> str:
     now_us = str(time.time_ns() // 1000)
     return dumps({"id": rid, "op": op, "code": body.get("code", "1"), "msg": body.get("msg", ""),
                   "data": body.get("data", []), "inTime": body.get("inTime", now_us), "outTime": now_us})
+
+
+def account_data(balances: dict[str, tuple[Decimal, Decimal]], ts_ms: int) -> dict[str, Any]:
+    now = str(ts_ms)
+    details = [{"ccy": a, "availBal": plain(free), "frozenBal": plain(locked), "cashBal": plain(free + locked),
+                "eq": plain(free + locked), "uTime": now} for a, (free, locked) in sorted(balances.items())]
+    return {"uTime": now, "totalEq": "", "details": details}
 
 
 def _error(code: str, msg: str) -> str:

@@ -10,6 +10,9 @@ venues. Each refusal is written in the venue's own format by its trading dialect
   venue's ``usage_header``.
 - Per endpoint (e.g. OKX 50011): over an endpoint's window, the venue's refusal for that endpoint only.
 
+WebSocket API requests (Binance order.place/order.cancel/ping/subscribe, OKX and Bybit WS orders) are
+charged by their dialects at their REST twin's route, so both share one count (``used``).
+
 ``GET /_sim/rate-limits`` answers how many 429 and 418 each venue has given, and per-endpoint refusals
 under the venue's code.
 """
@@ -77,6 +80,12 @@ class VenueMeter:
                 self._per_ip(now, over, (wid + 1) * window.window_ms / 1000)
             used = self._used[0]
         return {self.limits.usage_header: str(used)} if self.limits.usage_header else {}
+
+    def used(self) -> int:
+        """This window's count of the first (REQUEST_WEIGHT) window, refused requests included."""
+        window = self.limits.windows[0]
+        with self._lock:
+            return self._used[0] if self._wids[0] == int(self._clock() * 1000) // window.window_ms else 0
 
     def _per_ip(self, now: float, over: bool, window_end: float) -> None:
         """Per IP: a request before Retry-After is a strike (enough of them: a 418 ban); else 429 when over."""
