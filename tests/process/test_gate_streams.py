@@ -1,8 +1,9 @@
 """End to end in live mode: `python -m procs.gate` against `python -m procs.sim` with each venue's private stream.
 
 Orders are placed, partially filled, filled and cancelled while every private-stream fault is injected
-(duplicated, reordered and delayed events, the connection dropped, Binance's subscription ended); at the end the
-gate's fills, fees and balances equal the simulator's ledger: no fill lost, none counted twice.
+(duplicated, reordered and delayed events, the connection dropped, Binance's subscription ended) and a deposit
+made out of band; at the end the gate's fills, fees and balances equal the simulator's ledger: no fill lost, none
+counted twice, the deposit counted from the venue's push.
 """
 
 from __future__ import annotations
@@ -125,10 +126,11 @@ def steer(venue: Venue1, price: float | None) -> None:
     assert requests.post(f"{venue.rest}/_sim/mid", json=body, timeout=5).status_code == 200
 
 
-def gate_state(g: GateProcess, until: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+def gate_state(g: GateProcess, until: Callable[[dict[str, Any]], bool], what: str,
+               within_s: float = 30.0) -> dict[str, Any]:
     reader = GateStateReader(g.prefix)
     try:
-        for _ in range(1500):
+        for _ in range(int(within_s / 0.02)):
             state = reader.read()
             if state is not None and until(state):
                 return state
@@ -167,6 +169,7 @@ def test_live_gate_with_private_stream_and_every_fault_matches_the_ledger(live: 
     steer(venue, prices[1] * 0.9999)                       # e1 fills while the stream reconnects
     g.wait(ended("e1"), "e1 filled")
     gate_state(g, subscribed(venue, 2), "the stream back after the drop")
+    deposit(g, venue, "USDT", "1234.5")
     if venue.name == "binance":
         fault(venue, "terminate")
         gate_state(g, subscribed(venue, 3), "the stream back after eventStreamTerminated")
@@ -176,6 +179,18 @@ def test_live_gate_with_private_stream_and_every_fault_matches_the_ledger(live: 
     check_ledger(g, venue)
     fired = requests.get(f"{venue.rest}/_sim/private-stats", timeout=5).json()[venue.name]
     assert all(fired[k] > 0 for k in ("duplicated", "reordered", "delayed", "dropped")), fired
+
+
+def gate_total(state: dict[str, Any], venue: Venue1, asset: str) -> float:
+    return next(b["free"] + b["locked"] for b in state["balances"] if b["venue"] == venue.name and b["asset"] == asset)
+
+
+def deposit(g: GateProcess, venue: Venue1, asset: str, amount: str) -> None:
+    """Out of band: the venue pushes the new balance and the gate shows it within a couple of seconds."""
+    resp = requests.post(f"{venue.rest}/_sim/balance", json={"asset": asset, "delta": amount}, timeout=5)
+    assert resp.status_code == 200, resp.text
+    after = float(resp.json()["free"]) + float(resp.json()["locked"])
+    gate_state(g, lambda s: gate_total(s, venue, asset) == pytest.approx(after, rel=1e-12), "the deposit", 3.0)
 
 
 def check_ledger(g: GateProcess, venue: Venue1) -> None:
