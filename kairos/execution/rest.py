@@ -123,7 +123,9 @@ class RestExecution(Executor, VenueDialect):
             self._tracker.reject(req.client_order_id, RejectReason.VENUE_RATE_LIMIT, "LOCAL",
                                  f"rate limited for {self.budget.banned_s():.1f}s more")
         else:
-            self._pool.submit(self._guard, self._place, req, None if price is None else wire(price), wire(qty))
+            args = (req, None if price is None else wire(price), wire(qty))
+            if not self._place_on_socket(*args):
+                self._pool.submit(self._guard, self._place, *args)
 
     def cancel(self, client_order_id: str, instrument: int, symbol: str) -> None:
         self._pool.submit(self._guard, self._cancel, client_order_id, symbol)
@@ -182,17 +184,51 @@ class RestExecution(Executor, VenueDialect):
 
     # -- jobs (worker threads) ------------------------------------------------------------------
 
+    def _place_on_socket(self, req: OrderRequest, price: str | None, qty: str) -> bool:
+        """Gate thread: send the place on the order socket now, to be completed on its reader thread (two thread
+        hand-offs fewer than a pool job). False, nothing spent or sent, when it cannot go at once (no socket,
+        not routable, no budget without waiting): the pool's `_place` then decides, as for REST."""
+        socket = self._ws_socket(self.ws_place_route, req.symbol) if self.ws_routable(req.symbol) else None
+        if socket is None:
+            return False
+        cost = self.budget.limits.cost(*self.ws_place_route)
+        if self.budget.try_spend(cost):
+            return False
+        rid = socket.next_id()
+        self._tracker.sent(req.client_order_id, time.time_ns())
+        try:
+            socket.send(rid, self.ws_place(rid, req, price, qty), lambda answer: self._on_placed(req, cost, answer))
+        except SocketDown:
+            self._count("ws_fallback")  # nothing was sent: the pool sends it over REST
+            return False
+        return True
+
+    def _on_placed(self, req: OrderRequest, cost: Cost, answer: dict[str, Any] | Exception) -> None:
+        """Reader thread: the place's answer; what needs the venue again (a query) goes to the pool."""
+        reply = self._ws_answer(cost, answer)
+        if reply.outcome is Outcome.UNKNOWN or (reply.outcome is Outcome.OK and self._queries_placed(req)):
+            self._pool.submit(self._guard, self._placed, req, reply)
+        else:
+            self._guard(self._placed, req, reply)
+
     def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
         self._tracker.sent(req.client_order_id, time.time_ns())
-        reply = self._send_order(self.ws_place, self.ws_place_route, self.place_call, req.symbol, req, price, qty)
+        self._placed(req, self._send_order(self.ws_place, self.ws_place_route, self.place_call, req.symbol, req,
+                                           price, qty))
+
+    def _placed(self, req: OrderRequest, reply: Reply) -> None:
         if reply.outcome is Outcome.OK:
             self._tracker.apply(self.parse_placed(reply.data, req))
-            if self.ack_only and (req.order_type is OrderType.MARKET or req.tif.name != "GTC"):
+            if self._queries_placed(req):
                 self._refresh(req.client_order_id, req.symbol)
         elif reply.outcome is Outcome.UNKNOWN:
             self._resolve(req.client_order_id, req.symbol, reply)
         else:
             self._tracker.reject(req.client_order_id, reply.reason, reply.code, reply.message)
+
+    def _queries_placed(self, req: OrderRequest) -> bool:
+        """An acknowledgement without fills (OKX) of an order that ends at once: its fills come from a query."""
+        return self.ack_only and (req.order_type is OrderType.MARKET or req.tif.name != "GTC")
 
     def _cancel(self, coid: str, symbol: str) -> None:
         reply = self._send_order(self.ws_cancel, self.ws_cancel_route, self.cancel_call, symbol, coid, symbol,
@@ -371,11 +407,8 @@ class RestExecution(Executor, VenueDialect):
         """A place or cancel over the order socket when it is connected and the venue can route ``symbol`` there
         (paid from the same budget as its REST twin, the venue's ``rateLimits`` count fed back), else over REST.
         A reply lost after sending is UNKNOWN: `_resolve` queries the order, it is never sent again."""
-        socket = self.orders
-        if socket is None or not socket.ready or not route:
-            return self._send(rest_build, *args, wait_s=wait_s)
-        if not self.ws_routable(symbol):
-            self._count("ws_unroutable")  # e.g. OKX published no instIdCode for it: never guessed
+        socket = self._ws_socket(route, symbol)
+        if socket is None:
             return self._send(rest_build, *args, wait_s=wait_s)
         cost = self.budget.limits.cost(*route)
         short_s = self.budget.acquire(cost, wait_s, self._stop)
@@ -383,22 +416,40 @@ class RestExecution(Executor, VenueDialect):
             return self._no_budget(cost, short_s)
         rid = socket.next_id()
         try:
-            msg = socket.request(rid, ws_build(rid, *args))
-            reply, used = self.ws_reply(msg)
+            answer: dict[str, Any] | Exception = socket.request(rid, ws_build(rid, *args))
         except SocketDown:
             self._count("ws_fallback")  # nothing was sent: REST instead
             return self._send(rest_build, *args, wait_s=wait_s)
         except ReplyLost as exc:
+            answer = exc
+        return self._ws_answer(cost, answer)
+
+    def _ws_socket(self, route: tuple[str, str] | tuple[()], symbol: str) -> OrderSocket | None:
+        """The order socket if an order for ``symbol`` can go over it now, else None (REST)."""
+        socket = self.orders
+        if socket is None or not socket.ready or not route:
+            return None
+        if not self.ws_routable(symbol):
+            self._count("ws_unroutable")  # e.g. OKX published no instIdCode for it: never guessed
+            return None
+        return socket
+
+    def _ws_answer(self, cost: Cost, answer: dict[str, Any] | Exception) -> Reply:
+        """A WS order's answer classified like REST's, the venue's counters fed back to the budget. Lost or
+        unreadable: UNKNOWN (it may have acted; `_resolve` queries, never resends)."""
+        if isinstance(answer, Exception):
             self._count("ws_lost")
-            return Reply(Outcome.UNKNOWN, None, "WS", str(exc)[:200], RejectReason.VENUE_UNAVAILABLE)
-        except (KeyError, TypeError, ValueError) as exc:  # an answer we cannot read: it may have acted
+            return Reply(Outcome.UNKNOWN, None, "WS", str(answer)[:200], RejectReason.VENUE_UNAVAILABLE)
+        try:
+            reply, used = self.ws_reply(answer)
+        except (KeyError, TypeError, ValueError) as exc:
             self._count("ws_bad_reply")
             self._tally("bad order reply", f"{type(exc).__name__}: {exc}")
             return Reply(Outcome.UNKNOWN, None, "WS", f"unreadable reply: {exc}", RejectReason.VENUE_UNAVAILABLE)
         if used >= 0:
             self.budget.report_venue_count(used)
         if reply.outcome is Outcome.RATE_LIMITED:
-            self.budget.penalise(cost, int(msg.get("status") or 429), reply.retry_after_s)
+            self.budget.penalise(cost, int(answer.get("status") or 429), reply.retry_after_s)
         if reply.clock_skew:
             self._resync_clock.set()
         return reply
@@ -436,7 +487,7 @@ class RestExecution(Executor, VenueDialect):
         except Exception:  # the job handles venue errors itself: anything here is a bug
             self._count("worker_error")
             log.exception("%s: %s failed", self.name, job.__name__)
-            if job is self._place:  # the request may have gone out: never assume, poll it
+            if job in (self._place, self._placed):  # the request may have gone out: never assume, poll it
                 self._tracker.mark_unknown(args[0].client_order_id, self._expiry_ns(), "LOCAL", "worker error")
 
     def _state_report(self, view: OrderView) -> ExecReport:

@@ -4,10 +4,13 @@ A separate connection from the private stream (same URL family): the stream's se
 of its own (watchdog, ``eventStreamTerminated``, resubscription) and its thread spends time applying
 fills; an order must neither wait behind that nor be lost with a subscription. Replies are matched to
 requests by id. The reader thread (re)connects with backoff and sends the dialect's login frames;
-``request`` never waits for a connection: while the socket is down it raises `SocketDown` before
-anything is sent, and the executor uses REST instead. A request that was sent but got no reply (timeout,
-connection lost) raises `ReplyLost`: the outcome is unknown and the executor queries the order before
-anything else (never a blind resend).
+neither ``request`` nor ``send`` waits for a connection: while the socket is down they raise `SocketDown`
+before anything is sent, and the executor uses REST instead. A request that was sent but got no reply
+(timeout, connection lost) ends in `ReplyLost`: the outcome is unknown and the executor queries the order
+before anything else (never a blind resend).
+
+``request`` waits for its reply; ``send`` does not: its callback gets the reply (or `ReplyLost`) on the
+reader thread, which saves the place path two thread hand-offs. Deadlines are checked by the reader.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import itertools
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Final
 
@@ -30,6 +34,8 @@ from kairos.logs import ErrorTally
 log = logging.getLogger(__name__)
 BACKOFF_START_S: Final = 0.1
 RECV_POLL_S: Final = 0.5
+Answer = dict[str, Any] | Exception
+"""What a sent request ends in: its reply, or `ReplyLost` (why none came)."""
 
 
 class SocketDown(Exception):
@@ -53,7 +59,7 @@ class OrderSocket:
         self._backoff_max_s = backoff_max_s
         self._login, self._logged_in, self._heartbeat = login, logged_in, heartbeat
         self._ids = itertools.count(1)
-        self._pending: dict[str, Future[dict[str, Any]]] = {}
+        self._pending: dict[str, tuple[Callable[[Answer], None], float]] = {}  # rid -> (callback, deadline)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ws: websocket.WebSocket | None = None
@@ -61,7 +67,7 @@ class OrderSocket:
         self._tally = ErrorTally(log)
         self.ready = False
         self.counts = {"connects": 0, "disconnects": 0, "requests": 0, "replies": 0, "lost": 0, "bad_frames": 0,
-                       "stray_replies": 0}
+                       "stray_replies": 0, "callback_errors": 0}
 
     def start(self) -> None:
         self._thread.start()
@@ -79,22 +85,29 @@ class OrderSocket:
 
     def request(self, rid: str, frame: str) -> dict[str, Any]:
         """Send one request frame (its id ``rid``) and wait for its reply."""
+        future: Future[dict[str, Any]] = Future()
+        self.send(rid, frame, lambda answer: _settle(future, answer))
+        try:
+            return future.result(self._timeout_s + RECV_POLL_S)  # the reader expires it first, as a rule
+        except FutureTimeout as exc:
+            with self._lock:
+                self._pending.pop(rid, None)
+            self.counts["lost"] += 1
+            raise ReplyLost(f"{self.name}: {rid}: no reply within {self._timeout_s} s") from exc
+
+    def send(self, rid: str, frame: str, on_answer: Callable[[Answer], None]) -> None:
+        """Send one request frame without waiting; ``on_answer`` gets its reply, or `ReplyLost` after
+        ``timeout_s`` or when the connection goes, on the reader thread (a failed send: on this one)."""
         ws = self._ws
         if ws is None or not self.ready:
             raise SocketDown(f"{self.name}: order socket not connected")
-        future: Future[dict[str, Any]] = Future()
         with self._lock:
-            self._pending[rid] = future
+            self._pending[rid] = (on_answer, time.monotonic() + self._timeout_s)
         self.counts["requests"] += 1
         try:
             ws.send(frame)
-            return future.result(self._timeout_s)
-        except (*TRANSPORT_ERRORS, FutureTimeout, ReplyLost) as exc:
-            self.counts["lost"] += 1
-            raise ReplyLost(f"{self.name}: {rid}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            with self._lock:
-                self._pending.pop(rid, None)
+        except TRANSPORT_ERRORS as exc:
+            self._answer(rid, ReplyLost(f"{self.name}: {rid}: {type(exc).__name__}: {exc}"))
 
     def _run(self) -> None:
         delay = BACKOFF_START_S
@@ -132,9 +145,12 @@ class OrderSocket:
                     if idle * RECV_POLL_S >= 10:  # keep-alive: venues close a silent socket
                         ws.send(self._heartbeat)
                         idle = 0
+                    self._expire()
                     continue
                 idle = 0
                 self._on_text(text if isinstance(text, str) else text.decode(errors="replace"))
+                if self._pending:
+                    self._expire()
         finally:
             self._ws = None
             ws.close(timeout=0.2) if ws.connected else ws.shutdown()
@@ -152,17 +168,46 @@ class OrderSocket:
         if not self.ready and self._logged_in(msg):
             self.ready = True
             return
-        with self._lock:
-            future = self._pending.get(str(rid)) if rid is not None else None
-        if future is None:
+        if rid is None or not self._answer(str(rid), msg):
             self.counts["stray_replies"] += rid is not None and not str(rid).startswith("heartbeat")
             return
         self.counts["replies"] += 1
-        future.set_result(msg)
+
+    def _answer(self, rid: str, answer: Answer) -> bool:
+        """Hand ``answer`` to the request ``rid``'s callback (once); False when none waits for it."""
+        with self._lock:
+            entry = self._pending.pop(rid, None)
+        if entry is None:
+            return False
+        if isinstance(answer, Exception):
+            self.counts["lost"] += 1
+        try:
+            entry[0](answer)
+        except Exception:  # the executor's bug must not end the session: counted and logged
+            self.counts["callback_errors"] += 1
+            log.exception("%s order socket: answer callback failed", self.name)
+        return True
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            late = [rid for rid, (_, deadline) in self._pending.items() if deadline < now]
+        for rid in late:
+            self._answer(rid, ReplyLost(f"{self.name}: {rid}: no reply within {self._timeout_s} s"))
 
     def _fail_pending(self) -> None:
         with self._lock:
-            pending = list(self._pending.values())
-        for future in pending:
-            if not future.done():
-                future.set_exception(ReplyLost("connection lost"))
+            pending = list(self._pending)
+        for rid in pending:
+            self._answer(rid, ReplyLost(f"{self.name}: {rid}: connection lost"))
+
+
+def _settle(future: Future[dict[str, Any]], answer: Answer) -> None:
+    """A waiting request's callback: its Future gets the answer (unless it already gave up)."""
+    try:
+        if isinstance(answer, Exception):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
+    except InvalidStateError:
+        pass

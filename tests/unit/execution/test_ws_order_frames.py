@@ -5,6 +5,7 @@ outcome without a socket (a stub answers)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from kairos.execution.signing_okx import okx_check
 from kairos.execution.venue import Outcome
 from kairos.execution.ws_orders import ReplyLost
 from kairos.instruments import InstrumentTable
-from kairos.records import OrderState, OrderType, RejectReason, Side, Tif
+from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif
 from tests.fixtures import fixture
 
 OKX_SYMBOL = "BTC-USDT"
@@ -172,8 +173,14 @@ class StubSocket:
             raise self.answer
         return self.answer
 
+    def send(self, rid: str, frame: str, on_answer: Callable[[dict[str, Any] | Exception], None]) -> None:
+        self.frames.append(frame)
+        self.later = lambda: on_answer(self.answer)  # the reader thread answers later
+
 
 SYMBOLS = {"binance": "BTCUSDT", "okx": OKX_SYMBOL}
+FILTERS = {"binance": "binance/exchange_info.json", "okx": "okx/instruments_codes.json"}
+PLACED_COID = {"binance": "kx7Ab2BTC0032", "okx": "kx7Ab2BTC0031"}  # the ok fixtures' client order ids
 ANSWERS = {
     "ok": {"binance": "binance/ws_order_place_reply.json", "okx": "okx/ws_order_reply.json"},
     "reject": {"binance": "binance/error_-2010_wsapi.json", "okx": "okx/error_ws_order_51008.json"},
@@ -208,3 +215,17 @@ def test_send_order_unreadable_or_lost_reply_is_unknown(signed, name: str) -> No
     reply = _place(ex, StubSocket(ReplyLost("connection lost")), name)
     assert (reply.outcome, reply.code) == (Outcome.UNKNOWN, "WS")
     assert ex.stats()["ws_bad_reply"] == 1 and ex.stats()["ws_lost"] == 1
+
+
+@pytest.mark.parametrize("name", ["binance", "okx"])
+@pytest.mark.parametrize(("answer", "kind"), [("ok", ExecKind.ACK), ("reject", ExecKind.REJECT)])
+def test_submit_sends_on_the_socket_and_the_reply_completes_it(signed, name: str, answer: str,
+                                                               kind: ExecKind) -> None:
+    ex = signed[name]
+    socket = StubSocket(fixture(ANSWERS[answer][name]))
+    ex.orders = socket
+    ex._filters = {1: next(iter(ex.parse_filters(fixture(FILTERS[name])).values()))}
+    ex.submit(dataclasses.replace(_req(SYMBOLS[name]), client_order_id=PLACED_COID[name]))
+    assert len(socket.frames) == 1 and ex.drain() == []   # sent from the caller's thread, nothing back yet
+    socket.later()                                        # the reply, on the reader thread
+    assert [(r.client_order_id, r.kind) for r in ex.drain()] == [(PLACED_COID[name], kind)]
