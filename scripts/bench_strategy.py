@@ -32,7 +32,7 @@ from typing import Final
 
 import numpy as np
 
-from kairos import config
+from kairos import config, gatestate
 from kairos.config import ArbitrageConfig, MarketMakingConfig
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
 from kairos.records import EXEC_EVENT, MARKET_DATA, Action, ExecKind, Kind, OrderState, Side, Venue
@@ -216,8 +216,7 @@ def _engine_rings(prefix: str) -> tuple[StatusBoard, RingSet, dict[str, str]]:
     return StatusBoard.create(prefix), rings, env
 
 
-GATE_STATE: Final = {"version": 1, "reconciled": True, "venues_reconciled": ["binance", "okx"], "orders": [],
-                     "strategies": []}
+GATE_STATE: Final = gatestate.GateState(reconciled=True, venues_reconciled=["binance", "okx"])
 
 
 class GateState:

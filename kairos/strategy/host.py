@@ -15,7 +15,9 @@ answer that will never come.
 
 Venues the gate has not reconciled are closed to every strategy: on the timer, every
 ``venues.REFRESH_NS``, the host rewrites the shared per-venue flags from the gate's state blob
-(`kairos.strategy.venues`); strategies check them with one index, the blob is never read per batch.
+(`kairos.strategy.venues`, reading the typed contract of kairos/gatestate.py); strategies check them
+with one index, the blob is never read per batch. A blob of the wrong shape counts in ``gate_state_bad``
+and closes every venue.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ EVENT_LIMIT: Final = 256
 TIMER_NS: Final = 20_000_000
 SUMMARY_NS: Final = 60_000_000_000
 HOST_COUNTERS: Final = ("md_records", "md_overruns", "md_bad", "events", "intents_out", "intents_dropped",
-                        "venues_closed")
+                        "venues_closed", "gate_state_bad")
 MdPoller = OverwritePoller | GatedPoller
 
 
@@ -214,6 +216,7 @@ class StrategyHost:
         self.venues.refresh(now)
         flags = self.venues.flags
         self.stats["venues_closed"] = sum(not flags[venue] for venue, _ in self._md)
+        self.stats["gate_state_bad"] = self.venues.bad
         for venue, consumer in self._md:
             if consumer.overruns != self._seen_overruns[venue]:
                 self._overrun(venue, consumer)

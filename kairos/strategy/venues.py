@@ -6,17 +6,19 @@ fill while the other is rejected. The host calls `OpenVenues.refresh` from its t
 ``REFRESH_NS`` it reads the blob's ``venues_reconciled`` and rewrites ``flags`` (indexed by venue id)
 in place, so a strategy checks a venue with one index and never reads the blob on its hot path.
 
-Fail closed: until a fresh, well-formed blob says otherwise, no venue is open. No blob yet, a stale
+Fail closed: until a fresh, well-formed state says otherwise, no venue is open. No state yet, a stale
 one (the gate republishes at least every 0.5 s: older than ``FRESH_S`` means it is down, and a
-restarted gate opens its venues again one by one) or a blob of the wrong shape (logged once per
-episode) closes every venue.
+restarted gate opens its venues again one by one), a blob of the wrong shape (the reader's typed
+contract refuses it) or one naming a venue this engine does not know (counted in ``bad``, logged once
+per episode) closes every venue.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Final
 
+from kairos.gatestate import GateState
 from kairos.records import Venue
 from kairos.strategy.recovery import FRESH_S, StateSource
 from kairos.venues import VENUE_NAMES
@@ -34,21 +36,29 @@ _LEVELS: Final = {"missing": logging.INFO, "stale": logging.WARNING, "shape": lo
 class OpenVenues:
     """``flags[venue]`` is True while the gate has that venue reconciled (its intents are taken)."""
 
-    __slots__ = ("_gate", "_next_ns", "_problem", "flags")
+    __slots__ = ("_gate", "_next_ns", "_problem", "bad", "flags")
 
     def __init__(self, gate: StateSource) -> None:
         self._gate = gate
         self.flags = [False] * N_VENUES
         self._next_ns = 0
         self._problem = ""
+        self.bad = 0  # reads refused for their shape (by the reader's contract or for an unknown venue)
 
     def refresh(self, now_ns: int) -> None:
         """Read the blob if ``REFRESH_NS`` has passed since the last read; log what opened or closed."""
         if now_ns < self._next_ns:
             return
         self._next_ns = now_ns + REFRESH_NS
-        blob = self._gate.read()
-        opened, problem, detail = _parse(blob) if blob is not None else (frozenset(), "missing", "no gate state")
+        bad_before = self._gate.bad
+        state = self._gate.state()
+        if state is not None:
+            opened, problem, detail = _open_venues(state)
+        elif self._gate.bad > bad_before:
+            opened, problem, detail = frozenset(), "shape", "does not fit the contract (kairos/gatestate.py)"
+        else:
+            opened, problem, detail = frozenset(), "missing", "absent"
+        self.bad += problem == "shape"
         if problem != self._problem:  # each kind of trouble logged once per episode, not per read
             self._problem = problem
             if problem:
@@ -65,12 +75,12 @@ class OpenVenues:
         self._gate.close()
 
 
-def _parse(blob: dict[str, Any]) -> tuple[frozenset[int], str, str]:
+def _open_venues(state: GateState) -> tuple[frozenset[int], str, str]:
     """(venue ids the gate has reconciled, "", "") or (nothing, kind of trouble, what it was)."""
-    age = blob.get("age_s")
-    if not isinstance(age, float | int) or age >= FRESH_S:
-        return frozenset(), "stale", f"is {age!r} s old: is the gate down?"
-    names = blob.get("venues_reconciled")
-    if not isinstance(names, list) or not all(isinstance(n, str) and n in VENUE_NAMES for n in names):
-        return frozenset(), "shape", f"has venues_reconciled {names!r}, not a list of venue names"
+    if state.age_s >= FRESH_S:
+        return frozenset(), "stale", f"is {state.age_s:.1f} s old: is the gate down?"
+    names = state.venues_reconciled
+    unknown = [n for n in names if n not in VENUE_NAMES]
+    if unknown:
+        return frozenset(), "shape", f"has venues_reconciled {unknown!r:.80}, not venues of this engine"
     return frozenset(int(VENUE_NAMES[n]) for n in names), "", ""

@@ -1,9 +1,13 @@
-"""Crafted MARKET_DATA and EXEC_EVENT records for strategy tests (pure builders, no I/O)."""
+"""Crafted MARKET_DATA and EXEC_EVENT records and gate states for strategy tests (pure builders, no I/O)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import numpy as np
 
+from kairos.gatestate import GateState, OpenOrder, StrategyNet
 from kairos.records import EXEC_EVENT, MARKET_DATA, BookStatus, ExecKind, Kind, OrderState, RejectReason
 
 T0 = 1_700_000_000_000_000_000
@@ -52,3 +56,15 @@ def reject(intent: np.void, reason: RejectReason = RejectReason.VENUE_REJECTED) 
 
 def expired(intent: np.void, cum: float = 0.0) -> np.ndarray:
     return event(intent, ExecKind.EXPIRED, OrderState.EXPIRED, cum=cum)
+
+
+def gate_state(reconciled: bool = True, venues: Iterable[str] = ("binance", "okx"),
+               orders: Iterable[Mapping[str, Any]] = (), strategies: Iterable[Mapping[str, Any]] = (),
+               age_s: float = 0.01) -> GateState:
+    """A typed gate state; ``orders`` rows give at least client_order_id, strategy, venue_id and
+    instrument_id, ``strategies`` rows strategy, instrument_id and net_quantity (the rest defaults)."""
+    order = {"venue_order_id": 0, "venue": "", "instrument": "", "side": 1, "order_type": 2, "tif": 1, "state": 1,
+             "price": 0.0, "quantity": 0.0, "cum_quantity": 0.0, "flags": 0}
+    return GateState(reconciled=reconciled, venues_reconciled=list(venues), age_s=age_s,
+                     orders=[OpenOrder(**(order | dict(o))) for o in orders],
+                     strategies=[StrategyNet(**({"instrument": ""} | dict(s))) for s in strategies])

@@ -9,8 +9,10 @@ from typing import Any
 from kairos import config
 from kairos.config import Settings
 from kairos.gate.snapshot import GateStateReader, GateStateWriter
+from kairos.gatestate import GateState
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT
 from kairos.ring import Overflow, Ring
+from tests.unit.strategy.helpers import gate_state
 
 RING_SPECS = (
     ("md.binance", MARKET_DATA, Overflow.OVERWRITE, ("strategy", "gate")),
@@ -51,7 +53,7 @@ class GateStub:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self._writer = GateStateWriter(prefix)
-        self._state: dict[str, Any] = {}
+        self._state = GateState()
         self._lock = threading.Lock()  # one writer at a time: the blob is a seqlock
         self._stop = threading.Event()
         self.publish()
@@ -60,11 +62,10 @@ class GateStub:
 
     def publish(self, orders: Sequence[dict[str, Any]] = (), strategies: Sequence[dict[str, Any]] = (),
                 venues: Sequence[str] = ("binance", "okx")) -> None:
-        """``venues``: those the gate has reconciled ("reconciled" once both are, as the gate says)."""
+        """``venues``: those the gate has reconciled ("reconciled" once both are, as the gate says); rows as
+        `helpers.gate_state` takes them."""
         with self._lock:
-            self._state = {"version": 1, "reconciled": set(venues) >= {"binance", "okx"},
-                           "venues_reconciled": list(venues), "orders": list(orders),
-                           "strategies": list(strategies)}
+            self._state = gate_state(set(venues) >= {"binance", "okx"}, venues, orders, strategies)
             self._writer.write(self._state)
 
     def _run(self) -> None:
