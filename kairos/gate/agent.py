@@ -137,12 +137,13 @@ class GateAgent:
 
     def _cycle(self) -> int:
         desk = self.desk
+        backlog = desk.events.pending  # events the last cycle's flush could not publish (RingFull)
         work = self._marks_in()
         for executor in self._running:
             work += desk.on_reports(executor)
         if self._closed:
             work += self._connect()
-        if self._ready:
+        if self._ready and not backlog:
             work += self._intents_in()
         try:
             desk.flush()
@@ -177,10 +178,9 @@ class GateAgent:
                     f"{self.state.grid.symbol[k]} on {Venue(venue).name}: bid {bid!r} ask {ask!r}")
 
     def _intents_in(self) -> int:
-        """Manual commands first; nothing is read while events wait to be published (backpressure)."""
+        """Manual commands first. Not called while events from an earlier cycle wait to be published
+        (backpressure); this cycle's reports do not hold an intent back (the batch publishes them first)."""
         desk = self.desk
-        if desk.events.pending:
-            return 0
         try:
             return (self._manual.poll(desk.on_manual, INTENT_LIMIT)
                     + self._intents.poll(desk.on_intents, INTENT_LIMIT))

@@ -43,10 +43,20 @@ class Blotter:
 
     def accept(self, order: Order, wall_ns: int, record: bool = True) -> None:
         """A new order: journal it (before the caller submits it), count it open, reserve funds."""
-        order.accepted_ns = wall_ns
         if record:
-            self._flush()
-            self.journal.append(J.accepted(order, wall_ns))
+            self.write_accepted(order, wall_ns)
+        order.accepted_ns = wall_ns
+        self.open(order)
+
+    def write_accepted(self, order: Order, wall_ns: int) -> None:
+        """Journal an accepted order; OSError: not written, so it must not be sent. The desk sends it
+        before `open` books it (nothing reads the book in between: the hand-off comes sooner)."""
+        order.accepted_ns = wall_ns
+        self._flush()
+        self.journal.append(J.accepted(order, wall_ns))
+
+    def open(self, order: Order) -> None:
+        """Count a journaled order open and reserve its funds."""
         self.orders.add(order)
         self.book.open(order)
 

@@ -137,10 +137,9 @@ class Desk:
         reason = reason or self._pre.check(self.state, venue, k, side, otype, price, qty, flags & _REDUCE_ONLY, now)
         if reason:
             return self._reject(rec, reason)
-        price, qty = self.state.rules.price, self.state.rules.qty  # rounded to the venue's grid by the check
-        unit = self._pre.reserve(venue, side, otype, price, 1.0, self.state.mark(k))
-        order = Order(coid, venue, inst, k, strategy, side, otype, tif, price, qty, unit, ts_origin, ts_created,
-                      flags | (_MANUAL if manual else 0))
+        rules = self.state.rules  # the check left the order rounded to the venue's grid and its reserve per unit
+        order = Order(coid, venue, inst, k, strategy, side, otype, tif, rules.price, rules.qty, self._pre.unit,
+                      ts_origin, ts_created, flags | (_MANUAL if manual else 0))
         if not self._send(order, now, t_read):
             self._reject(rec, R.TRADING_HALTED)
         return None
@@ -156,17 +155,23 @@ class Desk:
         return _OK if self.reconciled[venue] else _NOT_RECONCILED
 
     def _send(self, order: Order, now: int, t_read: int) -> bool:
-        """Journal, then submit; False if the journal could not be written (the order is not sent)."""
+        """Journal, submit, then book (open orders, reservation, rate token: read by the next check, not by
+        this hand-off, so they follow it); False if the journal could not be written (the order is not sent)."""
+        blotter = self.blotter
         try:
-            self.blotter.accept(order, time.time_ns())
+            blotter.write_accepted(order, time.time_ns())
         except OSError as exc:
             self.disk_full(exc)
             return False
-        self.state.buckets[order.venue].take(now)
-        self.executors[order.venue].submit(OrderRequest(  # type: ignore[union-attr]
-            order.coid.decode(), order.instrument, self._symbol[order.k], _SIDES[order.side],
-            _TYPES[order.order_type], _TIFS[order.tif], order.price, order.qty, order.ts_origin_ns))
-        self.metrics.sent(order, t_read, time.monotonic_ns())
+        try:
+            self.executors[order.venue].submit(OrderRequest(  # type: ignore[union-attr]
+                order.coid.decode(), order.instrument, self._symbol[order.k], _SIDES[order.side],
+                _TYPES[order.order_type], _TIFS[order.tif], order.price, order.qty, order.ts_origin_ns))
+            t_sent = time.monotonic_ns()
+        finally:  # journaled, so booked even if the submit raised (as a replay would book it)
+            blotter.open(order)
+            self.state.buckets[order.venue].take(now)
+        self.metrics.sent(order, t_read, t_sent)
         self.dirty = True
         return True
 

@@ -5,7 +5,8 @@ and the first failure is the verdict: trading state, shape, numbers and venue ru
 `kairos.risk.rules`), size, mark (none ever: NO_MARK; none valid within ``risk.mark_max_age_ms``:
 MARK_UNAVAILABLE), venue min notional, notional, price band, reduce-only, position, gross exposure,
 open orders, balance, order rate. Every limit of 0 disables its rule. On NONE, ``s.rules.price`` and
-``s.rules.qty`` hold the order rounded to the venue's grid: what the gate books and sends.
+``s.rules.qty`` hold the order rounded to the venue's grid (what the gate books and sends) and
+``PreTrade.unit`` what it reserves per unit of quantity.
 "Worst case" position = current position plus every open order on the same side plus this order,
 all filled; position and exposure limits only refuse orders that make that worst case larger.
 """
@@ -45,7 +46,7 @@ class PreTrade:
     """The configured limits and the checks that apply them."""
 
     __slots__ = ("band", "fee_mult", "mark_age", "market_up", "max_gross", "max_notional", "max_open",
-                 "max_position", "max_qty")
+                 "max_position", "max_qty", "unit")
 
     def __init__(self, cfg: RiskConfig, taker_fee_bps: Sequence[float]) -> None:
         """``taker_fee_bps`` is indexed by venue id; buys reserve price x qty x (1 + fee)."""
@@ -58,6 +59,8 @@ class PreTrade:
         self.market_up = 1.0 + max(cfg.price_band_bps, 0.0) / 1e4
         self.fee_mult = [1.0 + bps / 1e4 for bps in taker_fee_bps]
         self.mark_age = active_age_ns(cfg.mark_max_age_ms)
+        self.unit = 0.0
+        """What the last order `check` passed reserves per unit of quantity (`reserve` for qty 1)."""
 
     def check(self, s: RiskState, venue: int, k: int, side: int, order_type: int, price: float, qty: float,
               reduce_only: bool, now_ns: int) -> int:
@@ -103,8 +106,13 @@ class PreTrade:
         # capacity: open orders, free balance after what open orders reserve, the venue's order rate
         if s.open_orders >= self.max_open:
             return MAX_OPEN_ORDERS
-        slot = s.grid.quote_slot[k] if buy else s.grid.base_slot[k]
-        if s.balance[slot] - s.reserved[slot] < self.reserve(venue, side, order_type, price, qty, mark) - EPS:
+        if buy:  # `reserve` inline (a call costs ~0.2 us), its per-unit figure kept for the order
+            slot, fee_mult = s.grid.quote_slot[k], self.fee_mult[venue]
+            px = mark * self.market_up if market else price
+            need, self.unit = px * qty * fee_mult, px * fee_mult
+        else:
+            slot, need, self.unit = s.grid.base_slot[k], qty, 1.0
+        if s.balance[slot] - s.reserved[slot] < need - EPS:
             return INSUFFICIENT_BALANCE
         if s.buckets[venue].available(now_ns) < 1.0:
             return ORDER_RATE
