@@ -54,6 +54,7 @@ def test_everything_per_venue_derives_from_the_table() -> None:
 
 
 KAIROS = Path(kairos.__file__).parent
+ENGINE: Final = (KAIROS, KAIROS.parent / "procs")
 NAMING_ALLOWED: Final = {
     "records.py": "the wire enum (Venue)",
 }
@@ -80,8 +81,23 @@ _STATEMENT_START: Final = (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
 
 @pytest.mark.parametrize("row", VENUES, ids=lambda r: r.name)
 def test_a_venue_is_named_only_in_its_own_modules_and_the_table(row: VenueSpec) -> None:
-    naming = sorted(rel for path in KAIROS.rglob("*.py")
-                    if row.name not in (rel := path.relative_to(KAIROS).as_posix()) and not rel.startswith("api/gen/")
+    """kairos/ and procs/ (whose modules are named ``procs/<name>.py``); at most three outside a venue's own."""
+    naming = sorted(rel for root in ENGINE for path in root.rglob("*.py")
+                    if row.name not in (rel := _rel(root, path)) and not rel.startswith("api/gen/")
                     and rel != "venues.py" and _names_in_code(path, row.name))
     allowed = NAMING_ALLOWED | (DEFAULT_VENUE[1] if row.name == DEFAULT_VENUE[0] else {})
     assert set(naming) <= set(allowed), f"venue code outside the venue's modules: {naming}"
+    assert len(naming) <= 3, naming
+
+
+def _rel(root: Path, path: Path) -> str:
+    rel = path.relative_to(root).as_posix()
+    return rel if root == KAIROS else f"{root.name}/{rel}"
+
+
+def test_the_naming_check_sees_code_and_skips_comments_and_docstrings(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text('"""okx in a docstring."""\n# okx in a comment\ndef f() -> None:\n    """okx."""\n')
+    assert not _names_in_code(source, "okx")
+    source.write_text(source.read_text() + 'ROWS = (1,\n        "kairos.feeds.okx:OkxFeed")\n')
+    assert _names_in_code(source, "okx")
