@@ -199,3 +199,15 @@ def test_zero_limits_disable_rules(state: RiskState) -> None:
                               price_band_bps=0, max_orders_per_sec=0, max_open_orders=0), FEES)
     state.open_orders = 10**6
     assert check(pre, state, price=150.0, qty=40.0) == RejectReason.NONE
+
+
+@pytest.mark.parametrize(("side", "order_type", "price", "venue"), [
+    (BUY, LIMIT, 100.0, Venue.BINANCE), (BUY, MARKET, 0.0, Venue.BINANCE), (BUY, LIMIT, 100.5, Venue.OKX),
+    (SELL, LIMIT, 100.0, Venue.BINANCE), (SELL, MARKET, 0.0, Venue.OKX),
+])
+def test_a_passed_order_leaves_its_reserve_per_unit(pre: PreTrade, state: RiskState, side: Side,
+                                                    order_type: OrderType, price: float, venue: Venue) -> None:
+    """`unit` is what `reserve` gives for one unit at the rounded price and the mark: what the gate books."""
+    assert check(pre, state, side=side, order_type=order_type, price=price, venue=venue) == RejectReason.NONE
+    assert pre.unit == pre.reserve(venue, side, order_type, state.rules.price, 1.0, 100.0)
+    assert pre.unit == (1.0 if side == SELL else (101.0 if order_type == MARKET else price) * (1 + FEES[venue] / 1e4))
