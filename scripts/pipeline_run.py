@@ -34,6 +34,7 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 VENUES: Final = ("binance", "okx")
 READ_LIMIT: Final = 65536
 HUGE: Final = "1000000000000.0"
+SPIN_VAR: Final = "KAIROS__RINGS__SPIN_US"
 MD_COLUMNS: Final = ("ts_recv_ns", "venue_seq")
 
 
@@ -41,8 +42,9 @@ def pipeline_env(prefix: str, tmp: Path, ports: dict[str, int], name: str, rest_
                  ) -> dict[str, str]:
     """Settings for one pipeline's processes: its tick-source ports, the rules source's REST (``rest_urls``
     by venue name: the paper venues load tick/lot/notional rules there), bbo only, paper with latency 0,
-    arbitrage on both instruments with cooldown 0, risk limits and balances out of the way."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS")}
+    arbitrage on both instruments with cooldown 0, risk limits and balances out of the way. Of the
+    caller's ``KAIROS*`` variables only ``KAIROS__RINGS__SPIN_US`` passes (to measure spin-then-block)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS") or k == SPIN_VAR}
     env.update({
         "KAIROS__SHM_PREFIX": prefix, "KAIROS__LOGGING__LEVEL": "WARNING", "KAIROS__LOGGING__JSON_FILES": "false",
         "KAIROS__LOGGING__DIR": str(tmp / "log"), "KAIROS__PERSISTER__ENABLED": "false",
