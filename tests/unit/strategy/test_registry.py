@@ -61,3 +61,23 @@ def test_a_risk_cap_of_zero_is_no_cap_for_the_strategies_too() -> None:
     arb.on_market(md, sink)
     legs = sink.take()
     assert len(legs) == 2 and list(legs["qty"]) == [settings.strategy.arbitrage.max_qty] * 2
+
+
+THREE = (Venue.BINANCE, Venue.OKX, Venue.BYBIT)
+
+
+@pytest.mark.parametrize(("cheap", "rich"), [(a, b) for a in THREE for b in THREE if a != b],
+                         ids=lambda v: v.name.lower())
+def test_with_bybit_enabled_arbitrage_trades_any_pair_of_the_three_venues(cheap: Venue, rich: Venue) -> None:
+    """From the layered config as `KAIROS__VENUES__BYBIT__ENABLED=true make run` loads it."""
+    settings = config.load(env={"KAIROS__VENUES__BYBIT__ENABLED": "true"})
+    view, clock = MarketView(len(settings.instruments)), ManualClock(10**12)
+    (arb,) = build_strategies(settings, view, clock, "00000001")
+    (third,) = set(THREE) - {cheap, rich}
+    now, sink = clock.now_ns(), IntentSink(clock)
+    md = batch(bbo(cheap, 1, 59990.0, 60000.0, ts=now), bbo(rich, 1, 60500.0, 60510.0, ts=now),
+               bbo(third, 1, 60000.0, 60010.0, ts=now))
+    view.update(md)
+    arb.on_market(md, sink)
+    buy, sell = sink.take()
+    assert (buy["venue"], sell["venue"]) == (cheap, rich)
