@@ -1,10 +1,11 @@
-"""A hostile venue over real loopback sockets, in both dialects: nothing invalid is published, every
-rejection is counted with its reason, the books end equal to a good snapshot, and the strategy that
-reads the published records finds nothing to trade.
+"""A hostile venue over real loopback sockets, in every venue's dialect: nothing invalid is published,
+every rejection is counted with its reason, the books end equal to a good snapshot, and the strategy
+that reads the published records finds nothing to trade.
 
 `HostileVenue` is a small WebSocket server (websockets, sync API) plus an HTTP server for REST
-snapshots; the test pushes each frame and answers each snapshot request, then runs the feed's duty
-cycle until the feed has reacted, so every step is deterministic.
+snapshots; the test pushes each frame and answers each snapshot request (Bybit's books are seeded by
+a snapshot in the stream, the answer to a resubscription: the test sends it as a frame), then runs the
+feed's duty cycle until the feed has reacted, so every step is deterministic.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -61,6 +62,7 @@ class HostileVenue:
     def __init__(self) -> None:
         self.frames: queue.Queue[str] = queue.Queue()
         self.snapshots: dict[str, list[bytes]] = {}
+        self.received: list[str] = []  # what the feed sent (subscriptions), pings aside
         self.connections = 0
         self._stop = threading.Event()
         self._ws: Server = serve(self._session, "127.0.0.1", 0, ping_interval=None, compression=None,
@@ -79,8 +81,11 @@ class HostileVenue:
         self.connections += 1
         while not self._stop.is_set():
             try:
-                if conn.recv(timeout=0.005) == "ping":
+                text = conn.recv(timeout=0.005)
+                if text == "ping":
                     conn.send("pong")
+                elif "ping" not in text:
+                    self.received.append(str(text))
             except TimeoutError:
                 pass
             except ConnectionClosed:
@@ -123,6 +128,8 @@ class HostileVenue:
 class Binance:
     venue = Venue.BINANCE
     symbol = "BTCUSDT"
+    first_id = 0  # the update id of the first snapshot
+    stream_seeded = False  # snapshots come over REST
 
     @staticmethod
     def level(price: object, qty: object) -> list[object]:
@@ -150,6 +157,8 @@ class Binance:
 class Okx:
     venue = Venue.OKX
     symbol = "BTC-USDT"
+    first_id = 0
+    stream_seeded = False
 
     @staticmethod
     def level(price: object, qty: object) -> list[object]:
@@ -179,6 +188,43 @@ class Okx:
                                                               "seqId": last}]}).encode()
 
 
+class Bybit:
+    """orderbook.1 / publicTrade / orderbook.50; a snapshot is a frame (ids start at 100: u == 1 restarts a book)."""
+
+    venue = Venue.BYBIT
+    symbol = "BTCUSDT"
+    first_id = 100
+    stream_seeded = True
+
+    @staticmethod
+    def level(price: object, qty: object) -> list[object]:
+        return [price, qty]
+
+    def bbo(self, bid: object, bid_qty: object, ask: object, ask_qty: object, seq: object = 1) -> str:
+        return _json({"topic": f"orderbook.1.{self.symbol}", "ts": _ms(), "type": "snapshot",
+                      "data": {"s": self.symbol, "b": [[bid, bid_qty]], "a": [[ask, ask_qty]], "u": seq, "seq": 7}})
+
+    def trade(self, price: object, qty: object, trade_id: int) -> str:
+        return _json({"topic": f"publicTrade.{self.symbol}", "type": "snapshot", "ts": _ms(),
+                      "data": [{"i": str(trade_id), "T": _ms(), "p": price, "v": qty, "S": "Buy", "s": self.symbol,
+                                "BT": False}]})
+
+    def depth(self, first: object, last: object, bids: list[Any], asks: list[Any], kind: str = "delta",
+              seq: int = 5) -> str:
+        return _json({"topic": f"orderbook.50.{self.symbol}", "ts": _ms(), "type": kind,
+                      "data": {"s": self.symbol, "b": bids, "a": asks, "u": last, "seq": seq}})
+
+    def bad_ids(self, last: int) -> str:
+        return self.depth(last, 10**20, [], [])  # more than a record's sequence field holds
+
+    def snapshot(self, last: int, bids: list[Any], asks: list[Any]) -> str:
+        return self.depth(last, last, bids, asks, "snapshot")
+
+
+Dialect = Binance | Okx | Bybit
+DIALECTS: Final = [Binance(), Okx(), Bybit()]
+
+
 def _json(obj: object) -> str:
     return json.dumps(obj)
 
@@ -194,7 +240,7 @@ class Book:
         self.bids = {60_000.0 - i: 1.0 + i for i in range(LEVELS_PER_SIDE)}
         self.asks = {60_001.0 + i: 1.5 + i for i in range(LEVELS_PER_SIDE)}
 
-    def levels(self, dialect: Binance | Okx, side: dict[float, float]) -> list[list[object]]:
+    def levels(self, dialect: Dialect, side: dict[float, float]) -> list[list[object]]:
         return [dialect.level(repr(p), repr(q)) for p, q in sorted(side.items())]
 
     def top(self, count: int) -> list[tuple[float, float, float, float]]:
@@ -230,10 +276,10 @@ def make_feed(hostile: HostileVenue) -> Iterator[Callable[[Venue], tuple[FeedAge
 class Run:
     """Pushes frames and runs the feed until it has read them (or a condition holds)."""
 
-    def __init__(self, hostile: HostileVenue, agent: FeedAgent, dialect: Binance | Okx) -> None:
+    def __init__(self, hostile: HostileVenue, agent: FeedAgent, dialect: Dialect) -> None:
         self.hostile, self.agent, self.dialect = hostile, agent, dialect
         self.book = Book()
-        self.last = 0  # update id of the book state `self.book` holds
+        self.last = dialect.first_id  # update id of the book state `self.book` holds
 
     def send(self, *frames: str, until: Callable[[], bool] | None = None) -> None:
         target = self.agent.stats.frames + len(frames)
@@ -254,18 +300,24 @@ class Run:
     def resync(self) -> None:
         """The venue serves a good snapshot at ``last`` and sends the next good update: the book is LIVE again."""
         d = self.dialect
-        self.hostile.snapshots[d.symbol] = [d.snapshot(self.last, self.book.levels(d, self.book.bids),
-                                                       self.book.levels(d, self.book.asks))]
-        self.good_update()
+        self.good_update(*self.serve(d.snapshot(self.last, self.book.levels(d, self.book.bids),
+                                                self.book.levels(d, self.book.asks))))
 
-    def good_update(self) -> None:
+    def serve(self, *snapshots: bytes | str) -> list[str]:
+        """Snapshots where the dialect serves them: queued for REST, or frames to send before the next update."""
+        if self.dialect.stream_seeded:
+            return [str(s) for s in snapshots]
+        self.hostile.snapshots[self.dialect.symbol] = [bytes(s) for s in snapshots]  # type: ignore[arg-type]
+        return []
+
+    def good_update(self, *before: str) -> None:
         self.last += 1
         price = 60_000.0 - 3
         self.book.bids[price] = self.book.bids[price] + 0.25
         level = self.dialect.level(repr(price), repr(self.book.bids[price]))
         update = self.dialect.depth(self.last, self.last, [level], [])
         last = self.last
-        self.send(update, until=lambda: self.live() and self.track.last == last)
+        self.send(*before, update, until=lambda: self.live() and self.track.last == last)
 
 
 def _valid_pair(price: float, qty: float, cfg: FeedConfig) -> bool:
@@ -292,7 +344,7 @@ def intents_from(records: np.ndarray, venue: Venue) -> int:
     clock, view = ManualClock(0), MarketView(2)
     sink = IntentSink(clock)
     cfg = ArbitrageConfig(enabled=True, instruments=("BTC-USDT",), min_edge_bps=5.0, max_qty=0.01)
-    arb = CrossArbitrage(cfg, {Venue.BINANCE: 10.0, Venue.OKX: 10.0}, {A: (Venue.BINANCE, Venue.OKX)}, view,
+    arb = CrossArbitrage(cfg, {venue: 10.0, other: 10.0}, {A: tuple(sorted((venue, other)))}, view,
                          OrderIds(ARBITRAGE_ID, new_run_id(time.time_ns())), clock)
     steady = np.zeros(1, records.dtype)
     for name, value in (("venue", other), ("instrument", A), ("kind", Kind.BBO), ("price", 60_000.0), ("qty", 1.0),
@@ -310,8 +362,8 @@ def intents_from(records: np.ndarray, venue: Venue) -> int:
     return intents
 
 
-@pytest.mark.parametrize("dialect", [Binance(), Okx()], ids=["binance", "okx"])
-def test_hostile_venue_publishes_nothing_invalid(hostile: HostileVenue, make_feed, dialect: Binance | Okx) -> None:
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.venue.name.lower())
+def test_hostile_venue_publishes_nothing_invalid(hostile: HostileVenue, make_feed, dialect: Dialect) -> None:
     agent, out = make_feed(dialect.venue)
     run, d, cfg = Run(hostile, agent, dialect), dialect, FeedConfig(**CFG)
     assert pump(agent, lambda: hostile.connections == 1 and agent.sync.tracks[A].state == State.AWAIT)
@@ -340,9 +392,8 @@ def test_hostile_venue_publishes_nothing_invalid(hostile: HostileVenue, make_fee
 
     # the depth book: an empty snapshot is refused, the next good one seeds it
     book = run.book
-    hostile.snapshots[d.symbol] = [d.snapshot(0, [], []),
-                                   d.snapshot(0, book.levels(d, book.bids), book.levels(d, book.asks))]
-    run.good_update()
+    run.good_update(*run.serve(d.snapshot(run.last, [], []),
+                               d.snapshot(run.last, book.levels(d, book.bids), book.levels(d, book.asks))))
     assert run.rejected(EMPTY_BOOK) == 1 and out.statuses(A) == [BookStatus.SYNCED]
 
     # every hostile book message is refused, the book resyncs to a good snapshot each time
@@ -390,3 +441,50 @@ def test_hostile_venue_publishes_nothing_invalid(hostile: HostileVenue, make_fee
     rich["price"], rich["price2"] = 60_600.0, 60_601.0  # the check can fail: a quote 1 % rich is traded
     assert intents_from(rich, d.venue) == 2
     assert len(out.kind(Kind.DEPTH, 2)) == 0 and all(i in (A, VENUE_WIDE) for i, _ in agent.rejections.counts)
+
+
+def test_bybit_resubscribes_over_the_socket_and_follows_u_not_seq(hostile: HostileVenue, make_feed) -> None:
+    """Bybit's own rules on the wire: the book is seeded by resubscribing (never REST), ``seq`` going back is
+    no gap, ``u`` going back is, and ``u == 1`` (the service restarted) is a new book, refused if it is bad."""
+    d, cfg = Bybit(), FeedConfig(**CFG)
+    agent, out = make_feed(d.venue)
+    run, lvl = Run(hostile, agent, d), d.level
+    assert pump(agent, lambda: hostile.connections == 1 and run.track.state == State.AWAIT)
+
+    def resubscribed(times: int) -> bool:
+        ops = [json.loads(r) for r in hostile.received]
+        again = [o["op"] for o in ops if o.get("req_id", "").endswith("re-BTCUSDT")]
+        return again == ["unsubscribe", "subscribe"] * times
+
+    run.send(d.depth(run.last, run.last, [lvl("59990", "1")], []))  # buffered: no book yet, so ask for one
+    assert pump(agent, lambda: resubscribed(1)), hostile.received
+    run.resync()
+    assert agent.sync.counts["rest_requests"] == 0 and not hostile.snapshots
+
+    gaps, resyncs = agent.sync.counts["gaps"], agent.sync.counts["resyncs"]
+    run.last += 1
+    run.book.bids[59_990.5] = 1.0
+    last = run.last
+    run.send(d.depth(last, last, [lvl("59990.5", "1.0")], [], seq=1), until=lambda: run.track.last == last)
+    assert run.live() and (agent.sync.counts["gaps"], agent.sync.counts["resyncs"]) == (gaps, resyncs), "seq ignored"
+
+    run.last = 1  # the service restarted: a "delta" with u == 1 is the whole book
+    run.send(d.depth(1, 1, run.book.levels(d, run.book.bids), run.book.levels(d, run.book.asks)),
+             until=lambda: run.track.last == 1)
+    assert run.live() and agent.sync.counts["resyncs"] == resyncs
+    run.good_update()
+
+    crossed = run.rejected(CROSSED)
+    run.send(d.depth(1, 1, [lvl("60002", "1")], [lvl("60001", "1")]), until=lambda: run.rejected(CROSSED) > crossed)
+    assert not run.live(), "a crossed restart book is refused, not published"
+    run.resync()
+
+    gaps = agent.sync.counts["gaps"]
+    run.send(d.depth(run.last - 1, run.last - 1, [lvl("59990", "3")], []),
+             until=lambda: agent.sync.counts["gaps"] == gaps + 1)
+    assert pump(agent, lambda: resubscribed(2)), hostile.received
+    run.resync()
+
+    burst = out.last_burst(A, cfg.depth_levels)
+    assert [tuple(r[["price", "qty", "price2", "qty2"]]) for r in burst] == run.book.top(cfg.depth_levels)
+    assert_nothing_invalid(out.records, cfg)
