@@ -36,7 +36,12 @@ TRANSPORT_ERRORS: Final = (OSError, websocket.WebSocketException, ssl.SSLError)
 
 
 class StreamDown(Exception):
-    """The session must end: watchdog, refused login, or the venue ended the subscription."""
+    """The session must end: watchdog, refused login, or the venue ended the subscription. ``retry_after_s``:
+    the venue said not to ask again before then (a rate-limited subscribe): the reconnect waits that long."""
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(slots=True)
@@ -52,6 +57,7 @@ class Parsed:
     ended: bool = False
     refused: str = ""
     weight_used: int = -1  # the venue's count of this IP's request weight (WS API ``rateLimits``; -1: none)
+    retry_after_s: float = 0.0  # with ``refused``: the venue's rate limit says not before then
 
 
 class StreamSink(Protocol):
@@ -166,19 +172,21 @@ class PrivateStream(ABC):
     def _run(self) -> None:
         delay = BACKOFF_START_S
         while not self._stop.is_set():
+            wait_s = 0.0
             try:
                 self._session()
             except (*TRANSPORT_ERRORS, StreamDown) as exc:
                 if self._stop.is_set():
                     break  # close() shut the socket
                 self._tally(f"{self.name} private stream down", f"{type(exc).__name__}: {exc}")
+                wait_s = getattr(exc, "retry_after_s", 0.0)
             except Exception:  # a bug in a parser or the sink: logged, and the stream goes on
                 self.counts["sink_errors"] += 1
                 log.exception("%s private stream failed", self.name)
             was_up, self.healthy = self.healthy, False
             self.counts["disconnects"] += 1
             delay = BACKOFF_START_S if was_up else min(delay * 2, self._backoff_max_s)
-            self._stop.wait(delay * random.uniform(0.5, 1.0))
+            self._stop.wait(max(wait_s, delay * random.uniform(0.5, 1.0)))
 
     def _session(self) -> None:
         self.counts["connects"] += 1
@@ -222,7 +230,7 @@ class PrivateStream(ABC):
             self._sink.on_weight_used(parsed.weight_used)
         if parsed.refused:
             self.counts["refused"] += 1
-            raise StreamDown(f"refused: {parsed.refused}")
+            raise StreamDown(f"refused: {parsed.refused}", parsed.retry_after_s)
         if parsed.ready and not self.healthy:
             self.healthy = True
             self.counts["subscribed"] += 1

@@ -22,6 +22,8 @@ from kairos.execution.stream import Parsed, PrivateStream
 from kairos.records import Side
 
 SUBSCRIBE: Final = "userDataStream.subscribe.signature"
+RATE_STATUSES: Final = (429, 418)
+MAX_RETRY_S: Final = 300.0  # a longer ban still ends the wait: the next subscribe asks again (and is told again)
 
 
 def execution_report(event: dict[str, Any]) -> tuple[OrderView, TradeFill | None]:
@@ -68,9 +70,18 @@ class BinanceStream(PrivateStream):
 
 def _reply(msg: dict[str, Any]) -> Parsed:
     """A request's answer: our subscription (ready), a heartbeat, or an error (refused); with the IP's
-    request-weight count when the venue reports it (``rateLimits``)."""
+    request-weight count when the venue reports it (``rateLimits``). A rate-limited heartbeat (429/418) does
+    not end the session (the subscription still streams; the count reaches the budget); a rate-limited
+    subscribe is refused until ``error.data.retryAfter``."""
     used = weight_used(msg)
-    if msg["status"] != 200:
-        error = msg.get("error") or {}
-        return Parsed(refused=f"{error.get('code', msg.get('status'))} {error.get('msg', '')}", weight_used=used)
-    return Parsed(ready="subscriptionId" in (msg.get("result") or {}), weight_used=used)
+    status = int(msg["status"])
+    if status == 200:
+        return Parsed(ready="subscriptionId" in (msg.get("result") or {}), weight_used=used)
+    error = msg.get("error") or {}
+    if status in RATE_STATUSES and str(msg.get("id", "")).startswith("heartbeat"):
+        return Parsed(weight_used=used)
+    data, retry_s = error.get("data"), 0.0
+    if isinstance(data, dict) and "retryAfter" in data and "serverTime" in data:
+        retry_s = min(max((int(data["retryAfter"]) - int(data["serverTime"])) / 1000, 0.0), MAX_RETRY_S)
+    return Parsed(refused=f"{error.get('code', status)} {error.get('msg', '')}", weight_used=used,
+                  retry_after_s=retry_s)

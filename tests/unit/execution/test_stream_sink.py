@@ -1,8 +1,11 @@
-"""TrackerSink's balance queue for the gate: newest push per asset, deltas kept out, a local clock when none."""
+"""TrackerSink's balance queue for the gate (newest push per asset, deltas kept out, a local clock when none);
+the Binance stream under rate limits: a 429 heartbeat keeps the session, a refused subscribe waits retryAfter."""
 
 from __future__ import annotations
 
 import time
+
+import orjson
 
 from kairos.execution.state import OrderTracker
 from kairos.execution.stream import TrackerSink
@@ -35,3 +38,14 @@ def test_parsers_carry_the_venues_account_update_time() -> None:
     okx = OkxStream.parse(None, '{"arg": {"channel": "account"}, "data": [{"uTime": "1700000000456", '  # type: ignore[arg-type]
                           '"details": [{"ccy": "USDT", "availBal": "10", "frozenBal": "2"}]}]}')
     assert okx.balances == {"USDT": (10.0, 2.0)} and okx.balances_ms == 1700000000456
+
+
+def test_a_rate_limited_heartbeat_keeps_the_session_and_a_rate_limited_subscribe_waits_the_retry() -> None:
+    limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 60, "count": 61}]
+    error = {"code": -1003, "msg": "Too much request weight used", "data": {"serverTime": 1000, "retryAfter": 43000}}
+    beat = BinanceStream.parse(None, orjson.dumps({"id": "heartbeat", "status": 429, "error": error,  # type: ignore[arg-type]
+                                                   "rateLimits": limits}).decode())
+    assert not beat.refused and beat.weight_used == 61
+    sub = BinanceStream.parse(None, orjson.dumps({"id": "subscribe-3", "status": 418, "error": error,  # type: ignore[arg-type]
+                                                  "rateLimits": limits}).decode())
+    assert sub.refused.startswith("-1003") and sub.retry_after_s == 42.0 and sub.weight_used == 61
