@@ -186,8 +186,8 @@ class RestExecution(Executor, VenueDialect):
 
     def _place_on_socket(self, req: OrderRequest, price: str | None, qty: str) -> bool:
         """Gate thread: send the place on the order socket now, to be completed on its reader thread (two thread
-        hand-offs fewer than a pool job). False, nothing spent or sent, when it cannot go at once (no socket,
-        not routable, no budget without waiting): the pool's `_place` then decides, as for REST."""
+        hand-offs fewer than a pool job). False, nothing sent, when it cannot go at once (no socket, not routable,
+        no budget without waiting, the socket just went down): the pool's `_place` then decides, as for REST."""
         socket = self._ws_socket(self.ws_place_route, req.symbol) if self.ws_routable(req.symbol) else None
         if socket is None:
             return False
@@ -195,9 +195,13 @@ class RestExecution(Executor, VenueDialect):
         if self.budget.try_spend(cost):
             return False
         rid = socket.next_id()
+        try:
+            frame = self.ws_place(rid, req, price, qty)
+        except Exception:  # a bug must not reach the gate's loop: the pool's _place meets it again, and _guard logs it
+            return False
         self._tracker.sent(req.client_order_id, time.time_ns())
         try:
-            socket.send(rid, self.ws_place(rid, req, price, qty), lambda answer: self._on_placed(req, cost, answer))
+            socket.send(rid, frame, lambda answer: self._guard(self._on_placed, req, cost, answer))
         except SocketDown:
             self._count("ws_fallback")  # nothing was sent: the pool sends it over REST
             return False
@@ -209,7 +213,7 @@ class RestExecution(Executor, VenueDialect):
         if reply.outcome is Outcome.UNKNOWN or (reply.outcome is Outcome.OK and self._queries_placed(req)):
             self._pool.submit(self._guard, self._placed, req, reply)
         else:
-            self._guard(self._placed, req, reply)
+            self._placed(req, reply)
 
     def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
         self._tracker.sent(req.client_order_id, time.time_ns())
@@ -487,7 +491,7 @@ class RestExecution(Executor, VenueDialect):
         except Exception:  # the job handles venue errors itself: anything here is a bug
             self._count("worker_error")
             log.exception("%s: %s failed", self.name, job.__name__)
-            if job in (self._place, self._placed):  # the request may have gone out: never assume, poll it
+            if job in (self._place, self._placed, self._on_placed):  # it may have gone out: never assume, poll it
                 self._tracker.mark_unknown(args[0].client_order_id, self._expiry_ns(), "LOCAL", "worker error")
 
     def _state_report(self, view: OrderView) -> ExecReport:

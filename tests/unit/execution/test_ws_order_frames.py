@@ -229,3 +229,14 @@ def test_submit_sends_on_the_socket_and_the_reply_completes_it(signed, name: str
     assert len(socket.frames) == 1 and ex.drain() == []   # sent from the caller's thread, nothing back yet
     socket.later()                                        # the reply, on the reader thread
     assert [(r.client_order_id, r.kind) for r in ex.drain()] == [(PLACED_COID[name], kind)]
+
+
+def test_a_bug_while_completing_a_place_leaves_it_unknown_not_lost(signed) -> None:
+    ex = signed["binance"]
+    socket = StubSocket({"id": "o1", "status": 200, "result": {"symbol": "BTCUSDT"}})   # ok, but no order in it
+    ex.orders = socket
+    ex._filters = {1: next(iter(ex.parse_filters(fixture(FILTERS["binance"])).values()))}
+    ex.submit(_req("BTCUSDT"))
+    socket.later()
+    order = ex._tracker.get("kx7Ab2BTC0031")
+    assert order is not None and order.unknown and ex.stats()["worker_error"] == 1   # the next sync queries it
