@@ -39,6 +39,8 @@ RESYNCS_PREFIX: Final = "resyncs."  # feed counter per book: resyncs.<venue symb
 UNATTRIBUTED: Final = "other"  # resyncs/rejections that found no counter on the feed's row
 REJECTS_PREFIX: Final = "rej."  # feed counter per book and reason: rej.<reason>.<venue symbol>
 VENUE_WIDE: Final = "*"  # the feed's symbol (and our instrument label) for a rejection of no book: an oversized frame
+RATE_PREFIX: Final = "rl."  # the supervisor's counters per venue budget: rl.<venue>.ban_s, .ban_status, ...
+BAN_S: Final = ".ban_s"
 ORDER_OUTCOMES: Final = tuple(k for k in ExecKind if k is not ExecKind.STATE)
 
 
@@ -64,7 +66,9 @@ class EngineCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from self._processes()
-        yield from self._board_rows(self._board.snapshot())
+        rows = self._board.snapshot()
+        yield from self._board_rows(rows)
+        yield from self._rate_bans(rows)
         yield from self._orders()
         yield from self._ring_cursors()
         state = self._gate.state()
@@ -116,6 +120,21 @@ class EngineCollector:
             for name, hist in row.histograms.items():
                 stages.add_metric([role, name.removesuffix("_ns")], seconds_buckets(hist.buckets), None)
         yield from (feeds, resyncs, rejects, spool, persisted, stages)
+
+    def _rate_bans(self, rows: list[BoardRow]) -> Iterator[Metric]:
+        """Each venue's shared rate budget, from the supervisor's ``rl.<venue>.*`` counters: seconds left of a
+        429/418 ban (every process has stopped calling that venue meanwhile), labelled with its HTTP status."""
+        left = GaugeMetricFamily("kairos_rate_ban_seconds", "Seconds left of a venue's 429/418 ban (0: none)",
+                                 labels=["venue", "status"])
+        for row in rows:
+            if row.role != "supervisor":
+                continue
+            for name, n in row.counters.items():
+                if name.startswith(RATE_PREFIX) and name.endswith(BAN_S):
+                    venue = name[len(RATE_PREFIX):-len(BAN_S)]
+                    status = row.counters.get(f"{RATE_PREFIX}{venue}.ban_status", 0) if n else 0
+                    left.add_metric([venue, str(status or "none")], n)
+        yield left
 
     def _resyncs(self, venue: str, counters: dict[str, int]) -> dict[str, int]:
         """Per instrument name from the feed's ``resyncs.<venue symbol>`` counters; what the venue's total
