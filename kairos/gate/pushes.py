@@ -22,32 +22,43 @@ sent after the venue's last fill, is applied once the gate has applied that fill
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 
 from kairos.execution.base import BalancePush
+from kairos.logs import ErrorTally
 from kairos.risk.state import Grid
+
+log = logging.getLogger(__name__)
 
 
 class Pushes:
     """Per balance slot: the newest venue push (total, ms), the newest fill's venue ms, what to settle."""
 
-    __slots__ = ("_dirty", "_fill_ms", "_grid", "_latest", "counts")
+    __slots__ = ("_dirty", "_fill_ms", "_grid", "_latest", "_tally", "counts")
 
     def __init__(self, grid: Grid) -> None:
         self._grid = grid
         self._latest: dict[int, tuple[float, int]] = {}
         self._fill_ms: dict[int, int] = {}
         self._dirty: set[int] = set()
-        self.counts = {"applied": 0, "held": 0, "stale": 0, "foreign": 0}
+        self._tally = ErrorTally(log)
+        self.counts = {"applied": 0, "held": 0, "stale": 0, "foreign": 0, "bad": 0}
         """applied: pushes that set a balance; held: waited for a newer push (a fill was newer);
-        stale: older than the slot's last push; foreign: an asset no instrument trades."""
+        stale: older than the slot's last push; foreign: an asset no instrument trades; bad: not a
+        finite, non-negative amount (ignored, logged)."""
 
     def pushed(self, venue: int, pushes: Mapping[str, BalancePush]) -> None:
         """Record what the venue pushed; applied at the next `settle`."""
         grid, latest = self._grid, self._latest
         for asset, (free, locked, ts_ms) in pushes.items():
             slot = grid.asset_slot(venue, asset)
-            if slot < 0:
+            if not (math.isfinite(free + locked) and free >= 0.0 and locked >= 0.0):
+                self.counts["bad"] += 1
+                self._tally("venue balance push ignored: not a finite non-negative amount",
+                            f"venue {venue} {asset} free={free} locked={locked}")
+            elif slot < 0:
                 self.counts["foreign"] += 1
             elif ts_ms < latest.get(slot, (0.0, -1))[1]:
                 self.counts["stale"] += 1

@@ -101,3 +101,9 @@ def test_every_arrival_order_of_two_fills_and_their_pushes_converges(book: Book,
         pushed = events[name]()
         book.settle(Venue.BINANCE, pushed or {})
     assert totals(book) == pytest.approx((2.0, 900.0))
+
+
+@pytest.mark.parametrize("free, locked", [(float("nan"), 0.0), (float("inf"), 0.0), (-1.0, 0.0), (1.0, -0.5)])
+def test_a_hostile_amount_is_ignored_and_counted(book: Book, free: float, locked: float) -> None:
+    assert book.settle(Venue.BINANCE, {"USDT": (free, locked, 10)}) == 0
+    assert totals(book) == pytest.approx((1.0, 1000.0)) and book.pushes.counts["bad"] == 1
