@@ -30,12 +30,10 @@ import numpy as np
 
 from kairos import config
 from kairos.agent import AgentRunner
-from kairos.feeds import FEEDS
 from kairos.feeds.agent import FeedAgent
 from kairos.feeds.stats import FeedStats
 from kairos.gate.build import Gate
 from kairos.gate.metrics import GateMetrics, OrderTrace
-from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.logs import setup_logging
 from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, ORDER_TRACE
 from kairos.status import StatusBoard
@@ -84,13 +82,10 @@ def feed_main(venue: str, env: Mapping[str, str], queues: list[Queue]) -> int:
     settings = config.load(env=env)
     role = f"q.feed.{venue}"
     setup_logging(role, settings.logging)
-    symbols = InstrumentTable(settings.instruments).venue_symbols(VENUE_NAMES[venue])
-    adapter = FEEDS[venue](symbols, settings.feeds.channels)
     board = StatusBoard.attach(settings.shm_prefix)
     try:
         row = board.claim(role)
-        agent = FeedAgent(adapter, settings.venues[venue].urls, settings.feeds, QueuePublisher(queues, f"md.{venue}"),
-                          FeedStats(row))
+        agent = FeedAgent.build(settings, venue, QueuePublisher(queues, f"md.{venue}"), FeedStats(row))
         return AgentRunner(agent, agent.idle, row).run()
     finally:
         board.close()

@@ -25,13 +25,15 @@ from typing import Final, Protocol
 import numpy as np
 import orjson
 
-from kairos.config import EndpointConfig, FeedConfig
-from kairos.errors import FeedError, ProtocolError
+from kairos.config import EndpointConfig, FeedConfig, Settings
+from kairos.errors import ConfigError, FeedError, ProtocolError
+from kairos.feeds import FEEDS
 from kairos.feeds.base import BAD_INPUT, Backoff, BookMsg, FeedAdapter, Reconnect
 from kairos.feeds.session import CLOSE, PING, PONG, TEXT, TRANSPORT_ERRORS, FrameTooLarge, WsSession
 from kairos.feeds.stats import FeedStats
 from kairos.feeds.sync import BookSync, Fetcher, SnapshotFetcher
 from kairos.feeds.validate import FRAME_SIZE, VENUE_WIDE, QuoteGuard, Rejections
+from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.logs import ErrorTally
 from kairos.ratelimit.budget import Budget
 from kairos.records import MARKET_DATA
@@ -90,6 +92,24 @@ class FeedAgent:
         self._recv: list[int] = []
         self._rows = self._attempts = self._next_connect_ns = 0
         self._drained = False
+
+    @classmethod
+    def build(cls, settings: Settings, venue_name: str, publisher: Publisher, stats: FeedStats,
+              budget: Budget | None = None) -> FeedAgent:
+        """The feed of one configured venue (ConfigError: no such venue, no symbols, channels it cannot
+        subscribe); the one way every feed is assembled (procs.feed, the queue pipeline baseline)."""
+        venue_cfg = settings.venues.get(venue_name)
+        if venue_name not in FEEDS or venue_cfg is None:
+            raise ConfigError(f"no feed for venue {venue_name!r}", "venues")
+        symbols = InstrumentTable(settings.instruments).venue_symbols(VENUE_NAMES[venue_name])
+        if not symbols:
+            raise ConfigError(f"no instrument has a {venue_name} symbol", "instruments")
+        try:
+            adapter = FEEDS[venue_name](symbols, settings.feeds.channels)
+            adapter.check_subscriptions()
+        except ValueError as exc:
+            raise ConfigError(str(exc), "feeds.channels") from exc
+        return cls(adapter, venue_cfg.urls, settings.feeds, publisher, stats, budget=budget)
 
     def on_start(self) -> None:
         log.info("%s: %s (%d instruments, channels %s)", self.role, self._url, len(self._adapter.symbols),

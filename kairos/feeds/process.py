@@ -1,4 +1,4 @@
-"""Build a feed process from settings: adapter, md ring producer, status row, agent and runner.
+"""A feed process from settings: md ring producer, status row, the agent (`FeedAgent.build`) and runner.
 
 The supervisor (or a test) creates the ``md.<venue>`` ring and the status board; the feed only
 attaches, so a missing ring is RingNotFound (exit 1, retried) and a layout mismatch is
@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from kairos.agent import AgentRunner
 from kairos.config import Settings
-from kairos.errors import ConfigError
-from kairos.feeds import FEEDS
 from kairos.feeds.agent import FeedAgent
 from kairos.feeds.stats import FeedStats
-from kairos.instruments import VENUE_NAMES, InstrumentTable
 from kairos.ratelimit import budget_for
 from kairos.records import MARKET_DATA
 from kairos.ring import Ring
@@ -26,24 +23,13 @@ class FeedProcess:
     __slots__ = ("agent", "board", "ring", "runner")
 
     def __init__(self, venue_name: str, settings: Settings) -> None:
-        venue_cfg = settings.venues.get(venue_name)
-        if venue_name not in FEEDS or venue_cfg is None:
-            raise ConfigError(f"no feed for venue {venue_name!r}", "venues")
-        symbols = InstrumentTable(settings.instruments).venue_symbols(VENUE_NAMES[venue_name])
-        if not symbols:
-            raise ConfigError(f"no instrument has a {venue_name} symbol", "instruments")
-        try:
-            adapter = FEEDS[venue_name](symbols, settings.feeds.channels)
-            adapter.check_subscriptions()
-        except ValueError as exc:
-            raise ConfigError(str(exc), "feeds.channels") from exc
         self.board = StatusBoard.attach(settings.shm_prefix)
         self.ring = None
         try:
             self.ring = Ring.attach(f"md.{venue_name}", MARKET_DATA, prefix=settings.shm_prefix)
             row = self.board.claim(f"feed.{venue_name}")
-            self.agent = FeedAgent(adapter, venue_cfg.urls, settings.feeds, self.ring.producer(), FeedStats(row),
-                                   budget=budget_for(settings, venue_name))
+            self.agent = FeedAgent.build(settings, venue_name, self.ring.producer(), FeedStats(row),
+                                         budget_for(settings, venue_name))
         except BaseException:
             self.close()
             raise
