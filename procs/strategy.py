@@ -16,7 +16,7 @@ from kairos.strategy.host import ROLE, StrategyHost
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="procs.strategy", description=__doc__).parse_args(argv)
-    return run_process(ROLE, lambda settings: BoardAgentProcess(settings, ROLE, StrategyHost.open))
+    return run_process(ROLE, lambda settings: BoardAgentProcess(settings, ROLE, StrategyHost.build))
 
 
 if __name__ == "__main__":

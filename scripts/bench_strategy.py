@@ -245,7 +245,7 @@ def bench_host(n: int) -> dict:
     prefix = f"kairos-b{os.getpid()}-{uuid.uuid4().hex[:6]}"
     board, rings, env = _engine_rings(prefix)
     gate_state = GateState(prefix)
-    host = StrategyHost.open(config.load(env=env), board.claim("strategy"))
+    host = StrategyHost.build(config.load(env=env), board.claim("strategy"))
     host.do_work()  # the first timer tick reads the gate state: both venues open
     md = {B: rings["md.binance"].producer(), X: rings["md.okx"].producer()}
     events, gate, samples = rings["events"].producer(), rings["intents"].consumer("gate"), []

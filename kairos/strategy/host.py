@@ -54,7 +54,7 @@ MdPoller = OverwritePoller | GatedPoller
 
 
 class StrategyHost:
-    """Hosts the enabled strategies; build with `StrategyHost.open`, run with AgentRunner(host, host.idle, slot)."""
+    """Hosts the enabled strategies; build with `StrategyHost.build`, run with AgentRunner(host, host.idle, slot)."""
 
     role: str = ROLE
 
@@ -85,7 +85,7 @@ class StrategyHost:
         self.idle: Callable[[int], None] = self._waiter.idle
 
     @classmethod
-    def open(cls, settings: Settings, slot: Slot, clock: Clock | None = None) -> StrategyHost:
+    def build(cls, settings: Settings, slot: Slot, clock: Clock | None = None) -> StrategyHost:
         """Attach the rings the supervisor created (RingNotFound if it has not) and build the strategies."""
         clock = clock or LiveClock()
         prefix, view, run_id = settings.shm_prefix, MarketView(len(settings.instruments)), new_run_id(clock.now_ns())

@@ -29,7 +29,7 @@ class Engine:
 
     def start(self, **env: str) -> StrategyHost:
         settings, _ = settings_for(self.prefix, **env)
-        self.host = StrategyHost.open(settings, self.board.claim("strategy"))
+        self.host = StrategyHost.build(settings, self.board.claim("strategy"))
         self.host.on_start()
         self.run_until(lambda: not self.host.recovering)
         return self.host
