@@ -1,5 +1,6 @@
 """Bybit as the third venue, end to end: `KAIROS__VENUES__BYBIT__ENABLED=true make run` (procs.supervisor
---sim) runs three feeds, market data flows from all three, and `kairosctl place bybit ...` fills on paper."""
+--sim, persister on PostgreSQL and Redis) runs three feeds, market data flows from all three into the
+database, and `kairosctl place bybit ...` fills on paper."""
 
 from __future__ import annotations
 
@@ -8,24 +9,28 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from kairos.api.pb import pb
+from kairos.records import Venue
 from tests.process.support import ROOT, TOKEN, Supervised, wait_until
-from tests.service.persist_support import free_port
+from tests.service.persist_support import free_port, fresh_redis_prefix, fresh_schema
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.service]
 VENUES = {"binance": ("/stream", "/ws-api/v3"), "okx": ("/ws/v5/public", "/ws/v5/private"),
           "bybit": ("/v5/public/spot", "/v5/private")}
 """Venue -> the simulator's public and private WS paths (config/default.yaml)."""
-ROLES = ("sim", "gate", "strategy", *(f"feed.{venue}" for venue in VENUES))
+ROLES = ("sim", "persister", "gate", "strategy", *(f"feed.{venue}" for venue in VENUES))
 
 
-def three_venue_env(tmp: Path) -> dict[str, object]:
-    """Every simulator port free, Bybit enabled, no persister (not what this test is about)."""
-    env: dict[str, object] = {"venues__bybit__enabled": "true", "persister__enabled": "false",
-                              "logging__dir": tmp / "log", "supervisor__heartbeat_timeout_s": "10",
-                              "supervisor__graceful_secs": "8", "supervisor__start_secs": "1.0"}
+def three_venue_env(tmp: Path, pg_dsn: str, redis_url: str, schema: str, redis_prefix: str) -> dict[str, object]:
+    """Every simulator port free, Bybit enabled, the persister in its own schema and Redis prefix."""
+    env: dict[str, object] = {
+        "venues__bybit__enabled": "true", "persister__enabled": "true", "persister__dsn": pg_dsn,
+        "persister__redis_url": redis_url, "persister__schema": schema, "persister__redis_prefix": redis_prefix,
+        "persister__spool_dir": tmp / "spool", "logging__dir": tmp / "log", "supervisor__heartbeat_timeout_s": "10",
+        "supervisor__graceful_secs": "8", "supervisor__start_secs": "1.0"}
     for venue, (public, private_path) in VENUES.items():
         rest, ws, private = free_port(), free_port(), free_port()
         env |= {f"sim__venues__{venue}__rest_port": rest, f"sim__venues__{venue}__ws_port": ws,
@@ -37,8 +42,17 @@ def three_venue_env(tmp: Path) -> dict[str, object]:
 
 
 @pytest.fixture
-def engine(shm_prefix: str, tmp_path: Path) -> Iterator[Supervised]:
-    sup = Supervised.real(shm_prefix, tmp_path / "engine.log", "--sim", **three_venue_env(tmp_path))
+def schema(pg_dsn: str) -> Iterator[str]:
+    schemas = fresh_schema(pg_dsn)
+    yield next(schemas)
+    next(schemas, None)
+
+
+@pytest.fixture
+def engine(shm_prefix: str, tmp_path: Path, pg_dsn: str, redis_url: str, schema: str) -> Iterator[Supervised]:
+    prefixes = fresh_redis_prefix(redis_url)
+    env = three_venue_env(tmp_path, pg_dsn, redis_url, schema, next(prefixes))
+    sup = Supervised.real(shm_prefix, tmp_path / "engine.log", "--sim", **env)
     try:
         sup.connect()
         for role in ROLES:
@@ -47,6 +61,7 @@ def engine(shm_prefix: str, tmp_path: Path) -> Iterator[Supervised]:
         yield sup
     finally:
         sup.cleanup()
+        next(prefixes, None)
 
 
 def ctl(sup: Supervised, *args: str) -> subprocess.CompletedProcess:
@@ -55,7 +70,17 @@ def ctl(sup: Supervised, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=30)
 
 
-def test_three_feeds_and_a_paper_market_buy_on_bybit_fills(engine: Supervised) -> None:
+def rows(dsn: str, sql: str) -> list[tuple]:
+    conn = psycopg2.connect(dsn, connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_three_feeds_and_a_paper_market_buy_on_bybit_fills(engine: Supervised, pg_dsn: str, schema: str) -> None:
     def md_published() -> dict[str, int] | None:
         rings = {r.name: r.published for r in engine.status().rings if r.name.startswith("md.")}
         return rings if all(rings.get(f"md.{venue}", -1) >= 0 for venue in VENUES) else None
@@ -71,3 +96,10 @@ def test_three_feeds_and_a_paper_market_buy_on_bybit_fills(engine: Supervised) -
     assert all(engine.process(f"feed.{venue}").state == pb.CHILD_STATE_RUNNING for venue in VENUES)
     positions = engine.stub.GetPositions(pb.GetPositionsRequest(), timeout=5)
     assert any(p.venue == pb.VENUE_BYBIT and p.quantity >= 0.001 for p in positions.positions), positions
+
+    def persisted() -> bool:
+        bbo = dict(rows(pg_dsn, f"SELECT venue, count(*) FROM {schema}.md_bbo GROUP BY venue"))
+        fills = rows(pg_dsn, f"SELECT count(*) FROM {schema}.fills WHERE venue = {int(Venue.BYBIT)}")
+        return all(bbo.get(int(v), 0) > 0 for v in (Venue.BINANCE, Venue.OKX, Venue.BYBIT)) and fills[0][0] >= 1
+
+    wait_until(persisted, "BBOs of the three venues and the Bybit fill in PostgreSQL", timeout_s=60, step_s=0.5)
