@@ -1,7 +1,9 @@
 """The gate's published state: an orjson blob in a seqlock'd shm segment ``/{prefix}.gatestate``.
 
-The gate writes it on change (at most every ``MIN_INTERVAL_NS``) and at least every 500 ms; the
-supervisor's gRPC reads it for GetBalance / GetPositions / ListOrders. Layout (i64 words)::
+The gate writes it on change (at most every ``MIN_INTERVAL_NS``) and at least every 500 ms; every
+reader takes it as the typed contract through ``GateStateReader.state()`` (kairos/gatestate.py): the
+supervisor's gRPC (GetBalance / GetPositions / ListOrders), status and /metrics, the persister's
+sampler, and the strategy host (open venues, restart recovery). Layout (i64 words)::
 
     0 magic | 8 version | 16 creator pid | 24 creator start     (the shared segment preamble)
     32 seq (odd while a write is in progress) | 40 length | 48 written at (wall ns) | 56 unused
