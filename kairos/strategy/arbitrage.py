@@ -108,6 +108,9 @@ class CrossArbitrage:
         self._view, self._ids, self._clock, self._limits = view, ids, clock, limits
         self._instruments = tuple(i for i, vs in venues.items() if len(vs) >= 2)
         self._tops = {i: [(v, view.top(v, i)) for v in vs] for i, vs in venues.items()}
+        self._pairs = {i: [(buy, a, sell, b, fees_bps[buy], fees_bps[sell]) for buy, a in tops for sell, b in tops
+                           if buy != sell] for i, tops in self._tops.items()}
+        """Per instrument, every (buy venue, its book, sell venue, its book, their fees): built once."""
         self._max_age = cfg.max_book_age_ms * 1_000_000
         self._leg_timeout = cfg.leg_timeout_ms * 1_000_000
         self._next_ok = dict.fromkeys(self._instruments, 0)
@@ -184,21 +187,21 @@ class CrossArbitrage:
         """(buy venue, its book), (sell venue, its book) of two open venues with the largest edge beyond
         fees + min_edge_bps and not beyond max_edge_bps; a better pair with a closed venue is counted only
         when no open pair fires (the open flags are read only once a pair would fire)."""
-        fees, min_edge, max_edge, is_open = self._fees, self._cfg.min_edge_bps, self._cfg.max_edge_bps, self._open
-        live = self._live(inst, now)
+        min_edge, max_edge, is_open, age = self._cfg.min_edge_bps, self._cfg.max_edge_bps, self._open, self._max_age
         best, margin, closed = None, 0.0, None
-        for buy, a in live:
-            for sell, b in live:
-                if buy != sell:
-                    edge = (b.bid / a.ask - 1.0) * 1e4
-                    m = edge - fees[buy] - fees[sell] - min_edge
-                    if edge > max_edge:
-                        self._bad_edge(inst, buy, a, sell, b, edge)
-                    elif m > margin:
-                        if is_open[buy] and is_open[sell]:
-                            best, margin = ((buy, a), (sell, b)), m
-                        else:
-                            closed = (buy, sell)
+        for buy, a, sell, b, fee_buy, fee_sell in self._pairs[inst]:  # the edge first: books only where it counts
+            ask = a.ask
+            if not ask > 0.0:  # no book (NaN), or a bad one: not tradeable anyway
+                continue
+            edge = (b.bid / ask - 1.0) * 1e4
+            m = edge - fee_buy - fee_sell - min_edge
+            if (edge > max_edge or m > margin) and a.tradeable(now, age) and b.tradeable(now, age):
+                if edge > max_edge:
+                    self._bad_edge(inst, buy, a, sell, b, edge)
+                elif is_open[buy] and is_open[sell]:
+                    best, margin = ((buy, a), (sell, b)), m
+                else:
+                    closed = (buy, sell)
         if best is None and closed is not None:
             self._venue_closed(inst, *closed)
         return best

@@ -247,6 +247,18 @@ def test_an_edge_above_max_edge_bps_is_bad_data_counted_not_traded(caplog: pytes
     assert "edge above max_edge_bps 300 is bad data" in caplog.text     # logged (rate-limited: the first one)
 
 
+@pytest.mark.parametrize(("ask", "age_ms"), [(100.0, 2001), (0.0, 0), (-1.0, 0), (float("nan"), 0)],
+                         ids=["stale", "zero ask", "negative ask", "NaN ask"])
+def test_an_edge_on_a_book_that_is_not_tradeable_is_neither_traded_nor_bad_data(ask: float, age_ms: int) -> None:
+    """The edge is computed before the books are checked: an untradeable one still counts for nothing."""
+    rig = Rig(max_edge_bps=300.0)
+    ts = rig.clock.now_ns()
+    for rich_bid in (100.5, 1e6):   # a tradeable edge and an absurd one against the cheap, untradeable book
+        assert len(rig.market(bbo(B, 1, ask - 0.1, ask, ts=ts - age_ms * MS), bbo(X, 1, rich_bid, rich_bid + 1,
+                                                                                   ts=ts))) == 0
+    assert rig.arb.stats["bad_edge"] == rig.arb.stats["fired"] == 0
+
+
 BAD_BOOKS = {"NaN bid": (float("nan"), 100.0, 1.0, 1.0), "inf ask": (99.9, float("inf"), 1.0, 1.0),
              "1e-8 bid": (1e-8, 100.0, 1.0, 1.0), "1e15 ask": (99.9, 1e15, 1.0, 1.0),
              "NaN size": (99.9, 100.0, float("nan"), 1.0), "inf size": (99.9, 100.0, 1.0, float("inf")),
