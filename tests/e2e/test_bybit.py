@@ -96,6 +96,9 @@ def test_three_feeds_and_a_paper_market_buy_on_bybit_fills(engine: Supervised, p
     assert "filled 0.001 of 0.001 BTC-USDT" in out.stdout, out.stdout
     (cid,) = set(re.findall(r"FILL (\S+) BYBIT BTC-USDT BUY FILLED", out.stdout))
     assert all(engine.process(f"feed.{venue}").state == pb.CHILD_STATE_RUNNING for venue in VENUES)
+    engine.wait_process("strategy", lambda p: p.counters.get("venues_closed", 1) == 0,
+                        "the three venues open for the strategies (read from the gate's typed state)", timeout_s=30)
+    assert engine.process("strategy").counters.get("gate_state_bad", 0) == 0
 
     def persisted() -> bool:  # the arbitrage strategy trades too: only this order's fill is ours to count
         bbo = dict(rows(pg_dsn, f"SELECT venue, count(*) FROM {schema}.md_bbo GROUP BY venue"))
