@@ -6,9 +6,9 @@ event. Execution reports are applied at once, published as events, and journaled
 (`record`), so a crash in between re-derives them from the venue at the next start (at-least-once
 events, never a lost one).
 
-A journal that cannot be written (disk full, any OSError): `accept` raises, so the order is never
-sent; a rejection or a halt still takes effect (nothing is sent) and reports stay queued, each
-reported to ``on_journal_error`` (the desk halts trading, DISK_FULL); leaving HALTED raises. A halt
+A journal that cannot be written (disk full, any OSError): `accept` (`write_accepted`) raises, so
+the order is never sent; a rejection or a halt still takes effect (nothing is sent) and reports
+stay queued, each reported to ``on_journal_error`` (the desk halts trading, DISK_FULL); leaving HALTED raises. A halt
 that could not be journaled is written before any other entry once the journal works again (`retry`
 each duty cycle), so a restart after the disk was freed still starts HALTED.
 """
@@ -45,7 +45,8 @@ class Blotter:
         """A new order: journal it (before the caller submits it), count it open, reserve funds."""
         if record:
             self.write_accepted(order, wall_ns)
-        order.accepted_ns = wall_ns
+        else:
+            order.accepted_ns = wall_ns
         self.open(order)
 
     def write_accepted(self, order: Order, wall_ns: int) -> None:
