@@ -8,9 +8,10 @@ events, never a lost one).
 
 A journal that cannot be written (disk full, any OSError): `accept` (`write_accepted`) raises, so
 the order is never sent; a rejection or a halt still takes effect (nothing is sent) and reports
-stay queued, each reported to ``on_journal_error`` (the desk halts trading, DISK_FULL); leaving HALTED raises. A halt
-that could not be journaled is written before any other entry once the journal works again (`retry`
-each duty cycle), so a restart after the disk was freed still starts HALTED.
+stay queued, each reported to ``on_journal_error`` (the desk halts trading, DISK_FULL); leaving
+HALTED raises. A halt that could not be journaled is written before any other entry once the
+journal works again (`retry` each duty cycle), so a restart after the disk was freed still starts
+HALTED.
 """
 
 from __future__ import annotations
