@@ -4,74 +4,34 @@ trading dialect's checks and ledger, the REST rate meter's per-endpoint limit 10
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
+from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from kairos import config
 from kairos.execution import OrderRequest
-from kairos.execution.bybit import BybitExecution
 from kairos.execution.signing_bybit import bybit_ws_check
-from kairos.execution.venue import Outcome, Reply
-from kairos.instruments import InstrumentTable
-from kairos.ratelimit import LIMITS
-from kairos.records import OrderState, OrderType, RejectReason, Side, Tif, Venue
-from kairos.sim.market import SimMarket, build_specs
-from kairos.sim.private import PrivateSession
-from kairos.sim.private_bybit import ORDER_PATH, BybitPrivate
-from kairos.sim.ratelimit import VenueMeter
-from kairos.sim.rest_trading import register_trading_routes
-from kairos.sim.router import Router
+from kairos.execution.venue import Outcome
+from kairos.records import OrderState, OrderType, RejectReason, Side, Tif
+from kairos.sim.private_bybit import ORDER_PATH
 from tests.fixtures import fixture
+from tests.unit.execution.sim_venue import SimVenue
 
 SYMBOL = "BTCUSDT"
-KEYS = {"KAIROS__VENUES__BYBIT__API_KEY": "k", "KAIROS__VENUES__BYBIT__API_SECRET": "s"}
-
-
-class SimBybit:
-    """The simulator's Bybit order socket with its trading account, and the executor whose frames it answers."""
-
-    def __init__(self) -> None:
-        settings = config.load(env=KEYS)
-        self.market = SimMarket(build_specs(settings.instruments, settings.sim), settings.sim, lambda event: None)
-        trading = next(d for d in register_trading_routes(Router(), self.market, settings) if d.venue is Venue.BYBIT)
-        self.exchange = trading.exchange
-        self.private = BybitPrivate(settings.venues["bybit"], settings.sim)
-        self.private.trading = trading
-        self.private.meter = VenueMeter(Venue.BYBIT, LIMITS["bybit"].scaled(0.5), 2, 30.0, lambda: 1_800_000_000.0)
-        conn = SimpleNamespace(request=SimpleNamespace(path=ORDER_PATH))  # on_text reads only the path
-        self.session = PrivateSession(conn, 1)  # type: ignore[arg-type]
-        self.client = BybitExecution(settings.venues["bybit"], settings.execution,
-                                     InstrumentTable(settings.instruments))
-
-    def send(self, frame: str) -> dict[str, Any]:
-        [reply] = self.private.on_text(self.session, frame)
-        return orjson.loads(reply)
-
-    def place(self, coid: str, price: float, qty: float = 0.01) -> tuple[Reply, dict[str, Any]]:
-        req = OrderRequest(coid, 1, SYMBOL, Side.BUY, OrderType.LIMIT, Tif.GTC, price, qty, 0)
-        msg = self.send(self.client.ws_place(f"o{coid}", req, str(price), str(qty)))
-        return self.client.ws_reply(msg)[0], msg
-
-    def resting_price(self) -> float:
-        bid, _ = self.market.best(Venue.BYBIT, SYMBOL)
-        return float(int(bid.price) - 100)
 
 
 @pytest.fixture
-def bybit():
-    venue = SimBybit()
+def bybit() -> Iterator[SimVenue]:
+    venue = SimVenue("bybit", SYMBOL, meter_scale=0.5, path=ORDER_PATH)
     yield venue
-    venue.client.close()
+    venue.close()
 
 
-def test_the_order_socket_is_the_private_urls_trade_path(bybit: SimBybit) -> None:
+def test_the_order_socket_is_the_private_urls_trade_path(bybit: SimVenue) -> None:
     assert bybit.client.ws_orders_url() == "ws://127.0.0.1:18103/v5/trade"
 
 
-def test_auth_frame_and_reply(bybit: SimBybit) -> None:
+def test_auth_frame_and_reply(bybit: SimVenue) -> None:
     [frame] = bybit.client.ws_login()
     msg = orjson.loads(frame)
     assert (msg["reqId"], msg["op"], msg["args"][0]) == ("auth", "auth", "k")
@@ -81,7 +41,7 @@ def test_auth_frame_and_reply(bybit: SimBybit) -> None:
     assert not bybit.client.ws_logged_in(fixture("bybit/ws_auth.json") | {"retCode": 10004})
 
 
-def test_place_and_cancel_frames_carry_the_rest_bodies_and_a_stamped_header(bybit: SimBybit) -> None:
+def test_place_and_cancel_frames_carry_the_rest_bodies_and_a_stamped_header(bybit: SimVenue) -> None:
     req = OrderRequest("kq-9", 1, SYMBOL, Side.BUY, OrderType.MARKET, Tif.IOC, 0.0, 0.002, 0)
     place = orjson.loads(bybit.client.ws_place("o1", req, None, "0.002"))
     assert (place["reqId"], place["op"]) == ("o1", "order.create")
@@ -94,7 +54,7 @@ def test_place_and_cancel_frames_carry_the_rest_bodies_and_a_stamped_header(bybi
                                                                 "orderLinkId": "kq-9"}])
 
 
-def test_replies_are_classified_like_rest(bybit: SimBybit) -> None:
+def test_replies_are_classified_like_rest(bybit: SimVenue) -> None:
     reply, used = bybit.client.ws_reply(fixture("bybit/ws_order_create.json"))
     assert (reply.outcome, used) == (Outcome.OK, -1)
     req = OrderRequest("kq-9", 1, SYMBOL, Side.BUY, OrderType.LIMIT, Tif.GTC, 60000.0, 0.01, 0)
@@ -109,7 +69,7 @@ def test_replies_are_classified_like_rest(bybit: SimBybit) -> None:
             bybit.client.ws_reply(unreadable)
 
 
-def test_orders_need_auth_first_then_reach_the_ledger(bybit: SimBybit) -> None:
+def test_orders_need_auth_first_then_reach_the_ledger(bybit: SimVenue) -> None:
     reply, msg = bybit.place("a1", bybit.resting_price())
     assert (msg["reqId"], msg["op"], reply.code) == ("oa1", "order.create", "10003")
     assert bybit.send(bybit.client.ws_login()[0])["retCode"] == 0
@@ -122,13 +82,13 @@ def test_orders_need_auth_first_then_reach_the_ledger(bybit: SimBybit) -> None:
     assert (again.outcome, again.code) == (Outcome.NOT_FOUND, "170213")
 
 
-def test_a_stale_timestamp_a_bad_order_and_the_rate_limit_are_refused(bybit: SimBybit) -> None:
+def test_a_stale_timestamp_a_bad_order_and_the_rate_limit_are_refused(bybit: SimVenue) -> None:
     bybit.send(bybit.client.ws_login()[0])
     frame = orjson.loads(bybit.client.ws_cancel("c1", "none", SYMBOL))
     stale = frame | {"header": {"X-BAPI-TIMESTAMP": "1000", "X-BAPI-RECV-WINDOW": "5000"}}
-    assert bybit.send(orjson.dumps(stale).decode())["retCode"] == 10002
+    assert bybit.send(stale)["retCode"] == 10002
     for args in ([], [frame["args"][0]] * 2, [frame["args"][0] | {"category": "linear"}]):
-        assert bybit.send(orjson.dumps(frame | {"args": args}).decode())["retCode"] == 10001
+        assert bybit.send(frame | {"args": args})["retCode"] == 10001
     assert bybit.place("b1", bybit.resting_price(), qty=50.0)[0].code == "170131"        # beyond the balance
     codes = [bybit.place(f"r{i}", bybit.resting_price())[0].code for i in range(40)]
     assert "10006" in codes                                  # the REST meter's create limit (5 a second here)
