@@ -15,6 +15,7 @@ import pytest
 
 from kairos.api.pb import pb
 from kairos.records import Venue
+from tests.e2e.engine import sim_engine
 from tests.process.support import ROOT, TOKEN, Supervised, wait_until
 from tests.service.persist_support import free_port, fresh_redis_prefix, fresh_schema
 
@@ -53,15 +54,10 @@ def schema(pg_dsn: str) -> Iterator[str]:
 def engine(shm_prefix: str, tmp_path: Path, pg_dsn: str, redis_url: str, schema: str) -> Iterator[Supervised]:
     prefixes = fresh_redis_prefix(redis_url)
     env = three_venue_env(tmp_path, pg_dsn, redis_url, schema, next(prefixes))
-    sup = Supervised.real(shm_prefix, tmp_path / "engine.log", "--sim", **env)
     try:
-        sup.connect()
-        for role in ROLES:
-            sup.wait_process(role, lambda p: p.state == pb.CHILD_STATE_RUNNING and p.heartbeat_age_s >= 0,
-                             "RUNNING with a heartbeat", timeout_s=60)
-        yield sup
+        with sim_engine(shm_prefix, tmp_path / "engine.log", ROLES, **env) as sup:
+            yield sup
     finally:
-        sup.cleanup()
         next(prefixes, None)
 
 

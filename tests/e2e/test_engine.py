@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kairos.api.pb import pb
+from tests.e2e.engine import sim_engine
 from tests.process.support import AUTH, Supervised, pids_with_prefix, shm_left, wait_until
 from tests.service.persist_support import free_port, fresh_redis_prefix, fresh_schema
 
@@ -41,15 +42,10 @@ def engine_env(tmp: Path, pg_dsn: str, redis_url: str, schema: str, redis_prefix
 def engine(shm_prefix: str, tmp_path: Path, pg_dsn: str, redis_url: str) -> Iterator[Supervised]:
     schemas, prefixes = fresh_schema(pg_dsn), fresh_redis_prefix(redis_url)
     env = engine_env(tmp_path, pg_dsn, redis_url, next(schemas), next(prefixes))
-    sup = Supervised.real(shm_prefix, tmp_path / "engine.log", "--sim", **env)
     try:
-        sup.connect()
-        for role in ROLES:
-            sup.wait_process(role, lambda p: p.state == pb.CHILD_STATE_RUNNING and p.heartbeat_age_s >= 0,
-                             "RUNNING with a heartbeat", timeout_s=60)
-        yield sup
+        with sim_engine(shm_prefix, tmp_path / "engine.log", ROLES, **env) as sup:
+            yield sup
     finally:
-        sup.cleanup()
         for gen in (schemas, prefixes):
             next(gen, None)
 

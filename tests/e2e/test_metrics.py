@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kairos.api.pb import pb
+from tests.e2e.engine import sim_engine
 from tests.e2e.test_engine import engine_env, place_until_accepted
 from tests.process.support import Supervised, wait_until
 from tests.service.persist_support import free_port
@@ -47,15 +48,8 @@ def paper(shm_prefix: str, tmp_path: Path) -> Iterator[tuple[Supervised, int]]:
     port = free_port()
     env = {**engine_env(tmp_path, "postgresql://unused", "redis://unused", "unused", "unused"),
            "persister__enabled": "false", "supervisor__metrics_port": port}
-    sup = Supervised.real(shm_prefix, tmp_path / "engine.log", "--sim", **env)
-    try:
-        sup.connect()
-        for role in ROLES:
-            sup.wait_process(role, lambda p: p.state == pb.CHILD_STATE_RUNNING and p.heartbeat_age_s >= 0,
-                             "RUNNING with a heartbeat", timeout_s=60)
+    with sim_engine(shm_prefix, tmp_path / "engine.log", ROLES, **env) as sup:
         yield sup, port
-    finally:
-        sup.cleanup()
 
 
 def test_metrics_of_a_running_paper_engine(paper: tuple[Supervised, int]) -> None:
