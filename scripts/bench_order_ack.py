@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import select
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +31,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
 import requests
 
 from kairos import config
@@ -42,7 +39,7 @@ from kairos.execution import EXECUTORS, STREAMS, OrderRequest
 from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
 from kairos.records import OrderType, Side, Tif, Venue
-from kairos.sim.local import EPHEMERAL_ENV
+from kairos.sim.local import EPHEMERAL_ENV, sim_process
 from scripts.bench_execution import _wait_ack, pct_us
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -62,24 +59,11 @@ def _sim_env(log_dir: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def sim_process() -> Iterator[dict[str, int]]:
-    """``procs.sim --print-ports`` on ephemeral ports; yields its ports, stops it on exit."""
-    with tempfile.TemporaryDirectory(prefix="kairos-bench-") as log_dir:
-        proc = subprocess.Popen([sys.executable, "-m", "procs.sim", "--print-ports"], cwd=ROOT, env=_sim_env(log_dir),
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        try:
-            ready, _, _ = select.select([proc.stdout], [], [], READY_S)
-            line = proc.stdout.readline() if ready else b""  # type: ignore[union-attr]
-            if not line:
-                raise RuntimeError(f"procs.sim printed no ports within {READY_S} s (exit {proc.poll()})")
-            yield orjson.loads(line)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+def bench_sim() -> Iterator[dict[str, int]]:
+    """``procs.sim --print-ports`` on ephemeral ports, logging into a temporary folder; yields its ports."""
+    with tempfile.TemporaryDirectory(prefix="kairos-bench-") as log_dir, \
+            sim_process(_sim_env(log_dir), Path(log_dir) / "sim.stderr", READY_S) as ports:
+        yield ports
 
 
 def _executor(settings: Settings, name: str, rest_url: str, private_url: str, ws_orders: bool) -> RestExecution:
@@ -174,7 +158,7 @@ def run(quick: bool) -> dict[str, Any]:
     count = 30 if quick else 150
     settings = config.load(env={})
     rows, ratios, targets = [], {}, {}
-    with sim_process() as ports:
+    with bench_sim() as ports:
         for name in VENUES:
             result = {label: pct_us(samples) for label, samples in venue_samples(settings, ports, name, count).items()}
             rows += [{"venue": name, "path": label} | stats for label, stats in result.items()]

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import select
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 import pytest
 import requests
 
@@ -28,7 +24,7 @@ from kairos.execution import EXECUTORS, ExecReport, OrderRequest
 from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif, Venue
-from kairos.sim.local import EPHEMERAL_ENV
+from kairos.sim.local import EPHEMERAL_ENV, sim_process
 from kairos.sim.market import build_specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,14 +85,6 @@ def _sim_env(prefix: str, log_dir: Path) -> dict[str, str]:
     return env
 
 
-def _read_ports(proc: subprocess.Popen[bytes], log: Path) -> dict[str, int]:
-    ready, _, _ = select.select([proc.stdout], [], [], 20.0)
-    line = proc.stdout.readline() if ready else b""  # type: ignore[union-attr]
-    if not line:
-        pytest.fail(f"procs.sim printed no ports (exit {proc.poll()}): {log.read_text()[-2000:]}")
-    return orjson.loads(line)
-
-
 @pytest.fixture
 def sim(shm_prefix: str, tmp_path: Path) -> Iterator[Sim]:
     with running_sim(shm_prefix, tmp_path) as running:
@@ -106,24 +94,14 @@ def sim(shm_prefix: str, tmp_path: Path) -> Iterator[Sim]:
 @contextmanager
 def running_sim(shm_prefix: str, tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Sim]:
     """``procs.sim`` on ephemeral ports (``env``: extra KAIROS__ settings for it), stopped on exit."""
-    log = tmp_path / "sim.stderr"
-    with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "procs.sim", "--print-ports"], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=err, env=_sim_env(shm_prefix, tmp_path) | (env or {}))
     executors: list[RestExecution] = []
-    try:
-        ports = _read_ports(proc, log)
+    with sim_process(_sim_env(shm_prefix, tmp_path) | (env or {}), tmp_path / "sim.stderr") as ports:
         urls = {name: f"http://127.0.0.1:{ports[f'{name}_rest']}" for name in VENUES}
-        yield Sim(_settings(urls), {VENUES[n]: u for n, u in urls.items()}, executors)
-    finally:
-        for ex in executors:
-            ex.close()
-        proc.terminate()
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+            yield Sim(_settings(urls), {VENUES[n]: u for n, u in urls.items()}, executors)
+        finally:
+            for ex in executors:
+                ex.close()
 
 
 def collect(ex: RestExecution, done: Callable[[list[ExecReport]], bool], timeout_s: float = 8.0,
