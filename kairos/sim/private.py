@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
@@ -64,6 +66,14 @@ class PrivateSession:
 
     def send(self, frame: str) -> None:
         self.queue.put_nowait(frame)
+
+    async def answer(self, frame: str) -> None:
+        """The reply to the client's request, written at once unless frames are queued ahead of it (order kept): it
+        does not wait behind the pushes its own request caused, which are rendered on the loop's next turn."""
+        if self.queue.empty():
+            await self.conn.send(frame)
+        else:
+            self.queue.put_nowait(frame)
 
     async def write(self) -> None:
         """Writer task: frames leave in the order they were queued."""
@@ -111,12 +121,14 @@ class PrivateFaults:
 class PrivateHub:
     """One venue's private WebSocket server on the simulator's loop."""
 
-    __slots__ = ("_dialect", "_held", "_host", "_ids", "_loop", "_port", "_server", "faults", "sessions", "stats")
+    __slots__ = ("_dialect", "_held", "_host", "_ids", "_loop", "_loop_thread", "_port", "_server", "faults",
+                 "sessions", "stats")
 
     def __init__(self, dialect: PrivateDialect, host: str, port: int) -> None:
         self._dialect, self._host, self._port = dialect, host, port
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._ids = itertools.count(1)
         self._held: list[tuple[str, Any]] | None = None
         self.faults = PrivateFaults()
@@ -140,6 +152,7 @@ class PrivateHub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         ping = self._dialect.ping_interval_s
         self._server = await serve(self._handle, self._host, self._port, compression=None,
                                    ping_interval=ping, ping_timeout=3 * ping if ping else None, close_timeout=0.2)
@@ -150,9 +163,15 @@ class PrivateHub:
             await self._server.wait_closed()
 
     def on_update(self, update: OrderUpdate | BalanceChange) -> None:
-        """Any thread (the exchange lock held): queue the change on the loop, in order."""
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._publish, update)
+        """Any thread (the exchange lock held): queue the change on the loop, in order (from the loop's own thread, a
+        WebSocket order, without waking it through its self-pipe)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        if threading.get_ident() == self._loop_thread:
+            loop.call_soon(self._publish, update)
+        else:
+            loop.call_soon_threadsafe(self._publish, update)
 
     def inject(self, kind: str, count: int, delay_ms: float) -> None:
         """Any thread: arm or fire a fault (see the module docstring)."""
@@ -242,7 +261,7 @@ class PrivateHub:
                     conn.transport.abort()
                     break
                 for reply in replies:
-                    session.send(reply)
+                    await session.answer(reply)
         except ConnectionClosed:
             pass
         finally:
@@ -253,11 +272,15 @@ class PrivateHub:
 def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) -> None:
     """``POST /_sim/private-fault`` on each venue's REST port acts on that venue's private hub."""
 
-    def arm(request: Request) -> Response:
+    def hub_and_body(request: Request) -> tuple[PrivateHub, dict[str, Any]]:
+        """The hub of the port's venue (404 if it has none) and the request's JSON body ({} if empty)."""
         hub = hubs.get(request.venue)
         if hub is None:
             raise HttpError(404, {"error": "no private stream on this port"})
-        body: dict[str, Any] = request.json() if request.body else {}
+        return hub, request.json() if request.body else {}
+
+    def arm(request: Request) -> Response:
+        hub, body = hub_and_body(request)
         kind = body.get("kind")
         try:
             count, delay_ms = int(body.get("count", 1)), float(body.get("delay_ms", 100))
@@ -273,10 +296,7 @@ def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) 
                               for v, h in hubs.items()})
 
     def transfer(request: Request) -> Response:
-        hub = hubs.get(request.venue)
-        if hub is None:
-            raise HttpError(404, {"error": "no private stream on this port"})
-        body: dict[str, Any] = request.json() if request.body else {}
+        hub, body = hub_and_body(request)
         asset = body.get("asset")
         try:
             delta = Decimal(str(body.get("delta")))
@@ -293,6 +313,29 @@ def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) 
     router.register("POST", "/_sim/private-fault", arm)
     router.register("GET", "/_sim/private-stats", stats)
     router.register("POST", "/_sim/balance", transfer)
+
+
+def over_limit(meter: Any, venue: Venue, method: str, path: str) -> Response | None:
+    """Counts one WebSocket request in the venue's REST rate meter as its REST twin ``method path``: the meter's
+    refusal (429, or 418 banned, in the venue's body) when over the limit; None within it or with no meter."""
+    if meter is None:
+        return None
+    try:
+        meter.charge(Request(method, path, "", {}, {}, b"", venue))
+    except HttpError as exc:
+        return exc.response
+    return None
+
+
+def carried_out(order: Callable[[], Response], refused: Callable[[SimRefused], Response]) -> Response:
+    """The REST trading dialect's answer to one WebSocket order (same checks, same ledger as over REST): its
+    reply, its error reply, or ``refused`` telling the exchange's refusal."""
+    try:
+        return order()
+    except HttpError as exc:
+        return exc.response
+    except SimRefused as exc:
+        return refused(exc)
 
 
 def dumps(payload: Any) -> str:

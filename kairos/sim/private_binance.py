@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -31,9 +32,9 @@ from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_check
 from kairos.records import Venue
-from kairos.sim.exchange import BalanceChange, OrderUpdate, SimRefused, plain
-from kairos.sim.private import PrivateSession, dumps
-from kairos.sim.router import HttpError, Request, now_ms
+from kairos.sim.exchange import BalanceChange, OrderUpdate, plain
+from kairos.sim.private import PrivateSession, carried_out, dumps, over_limit
+from kairos.sim.router import now_ms
 
 PATH: Final = "/ws-api/v3"
 CHANNEL: Final = "user"
@@ -101,12 +102,7 @@ class BinancePrivate:
         session.ordered = True
         fields = {str(k): str(v) for k, v in params.items() if k not in SIGNED}
         handler = self.trading.place if method == "order.place" else self.trading.cancel
-        try:
-            response = handler(None, fields)
-        except HttpError as exc:
-            response = exc.response
-        except SimRefused as exc:
-            response = self.trading.refused(exc, None)
+        response = carried_out(partial(handler, None, fields), partial(self.trading.refused, request=None))
         body = orjson.loads(response.body)
         if response.status >= 400:
             return _error(rid, response.status, body["code"], body["msg"])
@@ -114,21 +110,18 @@ class BinancePrivate:
 
     def _charge(self, rid: Any, method: str) -> str:
         """Count the request in the REST meter's window; the -1003 answer (429, or 418 banned) if refused."""
-        if self.meter is None:
-            return ""
         http_method, path = REST_TWIN.get(method, ("POST", f"/ws-api/v3/{method}"))
-        try:
-            self.meter.charge(Request(http_method, path, "", {}, {}, b"", self.venue))
-        except HttpError as exc:
-            status, now = exc.response.status, now_ms()
-            retry_ms = 1000 * int(exc.response.headers.get("Retry-After", "1"))
-            msg = (f"Way too much request weight used; IP banned until {now + retry_ms}. Please use WebSocket "
-                   "Streams for live updates to avoid bans." if status == 418 else
-                   f"Too much request weight used; current limit is {self.meter.limits.windows[0].limit} request "
-                   "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.")
-            return dumps({"id": rid, "status": status, "error": {"code": -1003, "msg": msg, "data": {
-                "serverTime": now, "retryAfter": now + retry_ms}}, "rateLimits": self._limits()})
-        return ""
+        refusal = over_limit(self.meter, self.venue, http_method, path)
+        if refusal is None:
+            return ""
+        status, now = refusal.status, now_ms()
+        retry_ms = 1000 * int(refusal.headers.get("Retry-After", "1"))
+        msg = (f"Way too much request weight used; IP banned until {now + retry_ms}. Please use WebSocket "
+               "Streams for live updates to avoid bans." if status == 418 else
+               f"Too much request weight used; current limit is {self.meter.limits.windows[0].limit} request "
+               "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.")
+        return dumps({"id": rid, "status": status, "error": {"code": -1003, "msg": msg, "data": {
+            "serverTime": now, "retryAfter": now + retry_ms}}, "rateLimits": self._limits()})
 
     def _limits(self) -> list[dict[str, Any]]:
         """The ``rateLimits`` of a reply: the REST meter's REQUEST_WEIGHT window and count."""

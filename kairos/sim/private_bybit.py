@@ -19,6 +19,7 @@ the REST trading dialect (same checks, same ledger, same retCodes); the answer i
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -26,10 +27,10 @@ import orjson
 from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing_bybit import bybit_in_window, bybit_ws_check
 from kairos.records import Side, Venue
-from kairos.sim.exchange import BalanceChange, OrderUpdate, SimRefused, plain
-from kairos.sim.private import PrivateSession, dumps
+from kairos.sim.exchange import BalanceChange, OrderUpdate, plain
+from kairos.sim.private import PrivateSession, carried_out, dumps, over_limit
 from kairos.sim.rest_bybit import WIRE_TYPE, wallet_item
-from kairos.sim.router import HttpError, Request, Response, now_ms
+from kairos.sim.router import Response, now_ms
 
 PATH: Final = "/v5/private"
 ORDER_PATH: Final = "/v5/trade"
@@ -126,12 +127,10 @@ class BybitPrivate:
         if not (stamp.isdigit() and window.isdigit() and bybit_in_window(int(stamp), now_ms(), int(window))):
             return _op_reply(session, reply, op, 10002, "invalid request, please check your server timestamp "
                                                         "or recv_window param", {})
-        if self.meter is not None:
-            try:
-                self.meter.charge(Request("POST", ORDER_OPS[op], "", {}, {}, b"", self.venue))
-            except HttpError as exc:
-                body = orjson.loads(exc.response.body)
-                return _op_reply(session, reply, op, body["retCode"], body["retMsg"], {})
+        refusal = over_limit(self.meter, self.venue, "POST", ORDER_OPS[op])
+        if refusal is not None:
+            body = orjson.loads(refusal.body)
+            return _op_reply(session, reply, op, body["retCode"], body["retMsg"], {})
         if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict)
                 and args[0].get("category") == "spot"):
             return _op_reply(session, reply, op, 10001, "params error: one spot order in args", {})
@@ -140,14 +139,8 @@ class BybitPrivate:
         return _op_reply(session, reply, op, body["retCode"], body["retMsg"], body.get("result") or {})
 
     def _carry_out(self, op: str, params: dict[str, Any]) -> Response:
-        try:
-            if op == "order.create":
-                return self.trading.place(None, params)
-            return self.trading.cancel(None, params)
-        except HttpError as exc:
-            return exc.response
-        except SimRefused as exc:
-            return self.trading.refused(exc, None)
+        handler = self.trading.place if op == "order.create" else self.trading.cancel
+        return carried_out(partial(handler, None, params), partial(self.trading.refused, request=None))
 
     def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
         events: list[tuple[str, Any]] = [("execution", execution_item(update))] if update.last is not None else []

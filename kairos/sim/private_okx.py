@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -25,11 +26,11 @@ import orjson
 from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing_okx import okx_check
 from kairos.records import Venue
-from kairos.sim.exchange import BalanceChange, OrderUpdate, SimRefused, plain
+from kairos.sim.exchange import BalanceChange, OrderUpdate, plain
 from kairos.sim.okx import inst_codes
-from kairos.sim.private import PrivateSession, dumps
+from kairos.sim.private import PrivateSession, carried_out, dumps, over_limit
 from kairos.sim.rest_okx import STATES, WIRE_TYPE
-from kairos.sim.router import HttpError, Request, Response, now_ms
+from kairos.sim.router import Response, now_ms
 
 PATH: Final = "/ws/v5/private"
 CHANNELS: Final = ("orders", "account")
@@ -102,11 +103,9 @@ class OkxPrivate:
         """One order operation: logged in, within the endpoint's rate limit, one order naming a known instIdCode."""
         if not session.authed:
             return {"code": "60011", "msg": "Please log in", "data": []}
-        if self.meter is not None:
-            try:
-                self.meter.charge(Request("POST", ORDER_OPS[op], "", {}, {}, b"", self.venue))
-            except HttpError as exc:
-                return orjson.loads(exc.response.body)
+        refusal = over_limit(self.meter, self.venue, "POST", ORDER_OPS[op])
+        if refusal is not None:
+            return orjson.loads(refusal.body)
         if len(args) != 1 or not isinstance(args[0], dict):
             return {"code": "60013", "msg": "Invalid args", "data": []}
         fields = {str(k): v for k, v in args[0].items() if k not in ("instId", "instIdCode")}
@@ -120,14 +119,9 @@ class OkxPrivate:
         return orjson.loads(self._carry_out(op, fields, str(msg.get("expTime") or "")).body)
 
     def _carry_out(self, op: str, fields: dict[str, Any], deadline: str) -> Response:
-        try:
-            if op == "order":
-                return self.trading.place_order(fields, deadline)
-            return self.trading.cancel(None, fields)
-        except HttpError as exc:
-            return exc.response
-        except SimRefused as exc:
-            return self.trading.op_refused(exc, fields)
+        order = partial(self.trading.place_order, fields, deadline) if op == "order" else \
+            partial(self.trading.cancel, None, fields)
+        return carried_out(order, partial(self.trading.op_refused, params=fields))
 
     def _symbol(self, code: Any) -> str:
         """The instId of an instIdCode ("" when none has it); the table is the public endpoint's."""
