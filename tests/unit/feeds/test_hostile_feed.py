@@ -125,15 +125,30 @@ class HostileVenue:
             thread.join(5)
 
 
-class Binance:
-    venue = Venue.BINANCE
-    symbol = "BTCUSDT"
+class Dialect:
+    """A venue's market-data frames as the hostile venue sends them; each venue's subclass writes its wire format
+    (``bbo``, ``trade``, ``depth``, ``snapshot``: a REST body, or a frame where the stream seeds books)."""
+
+    venue: Venue
+    symbol: str
     first_id = 0  # the update id of the first snapshot
     stream_seeded = False  # snapshots come over REST
 
     @staticmethod
     def level(price: object, qty: object) -> list[object]:
         return [price, qty]
+
+    def depth(self, first: object, last: object, bids: list[Any], asks: list[Any]) -> str:
+        raise NotImplementedError
+
+    def bad_ids(self, last: int) -> str:
+        """A depth frame whose update ids the feed cannot read."""
+        return self.depth(last, str(last), [], [])
+
+
+class Binance(Dialect):
+    venue = Venue.BINANCE
+    symbol = "BTCUSDT"
 
     def bbo(self, bid: object, bid_qty: object, ask: object, ask_qty: object, seq: object = 1) -> str:
         return _json({"stream": "btcusdt@bookTicker",
@@ -147,18 +162,13 @@ class Binance:
         return _json({"stream": "btcusdt@depth@100ms", "data": {"e": "depthUpdate", "E": _ms(), "s": self.symbol,
                                                                  "U": first, "u": last, "b": bids, "a": asks}})
 
-    def bad_ids(self, last: int) -> str:
-        return self.depth(last, str(last), [], [])
-
     def snapshot(self, last: int, bids: list[Any], asks: list[Any]) -> bytes:
         return json.dumps({"lastUpdateId": last, "bids": bids, "asks": asks}).encode()
 
 
-class Okx:
+class Okx(Dialect):
     venue = Venue.OKX
     symbol = "BTC-USDT"
-    first_id = 0
-    stream_seeded = False
 
     @staticmethod
     def level(price: object, qty: object) -> list[object]:
@@ -180,25 +190,18 @@ class Okx:
                       "data": [{"bids": bids, "asks": asks, "ts": str(_ms()), "checksum": 0, "prevSeqId": prev,
                                 "seqId": last}]})
 
-    def bad_ids(self, last: int) -> str:
-        return self.depth(last, str(last), [], [])
-
     def snapshot(self, last: int, bids: list[Any], asks: list[Any]) -> bytes:
         return json.dumps({"code": "0", "msg": "", "data": [{"bids": bids, "asks": asks, "ts": str(_ms()),
                                                               "seqId": last}]}).encode()
 
 
-class Bybit:
+class Bybit(Dialect):
     """orderbook.1 / publicTrade / orderbook.50; a snapshot is a frame (ids start at 100: u == 1 restarts a book)."""
 
     venue = Venue.BYBIT
     symbol = "BTCUSDT"
     first_id = 100
     stream_seeded = True
-
-    @staticmethod
-    def level(price: object, qty: object) -> list[object]:
-        return [price, qty]
 
     def bbo(self, bid: object, bid_qty: object, ask: object, ask_qty: object, seq: object = 1) -> str:
         return _json({"topic": f"orderbook.1.{self.symbol}", "ts": _ms(), "type": "snapshot",
@@ -221,7 +224,6 @@ class Bybit:
         return self.depth(last, last, bids, asks, "snapshot")
 
 
-Dialect = Binance | Okx | Bybit
 DIALECTS: Final = [Binance(), Okx(), Bybit()]
 
 
