@@ -15,6 +15,7 @@ Time comes from an injected `Clock`: `LiveClock` in the engine, `ManualClock` in
 from __future__ import annotations
 
 import math
+import struct
 import time
 from dataclasses import dataclass
 from itertools import pairwise
@@ -27,6 +28,8 @@ from kairos.strategy.book import MarketView
 
 __all__ = [
     "NO_LIMITS",
+    "ROW_CREATED",
+    "ROW_ORIGIN",
     "Clock",
     "ExecUpdate",
     "IntentSink",
@@ -144,22 +147,31 @@ class OrderIds:
 _INTENT_FIELDS = ("ts_created_ns", "ts_origin_ns", "price", "qty", "client_order_id", "instrument", "strategy",
                   "venue", "side", "order_type", "tif", "action", "flags", "_pad")
 assert ORDER_INTENT.names == _INTENT_FIELDS, "IntentSink writes ORDER_INTENT rows as tuples in field order"
+_ROW: Final = struct.Struct("<qqdd32sIHHBBBBB51s")
+"""One ORDER_INTENT row packed from its tuple (offsets pinned against the dtype in the unit tests)."""
+assert _ROW.size == ORDER_INTENT.itemsize, "IntentSink packs ORDER_INTENT rows with _ROW"
+ROW_CREATED: Final = _INTENT_FIELDS.index("ts_created_ns")
+ROW_ORIGIN: Final = _INTENT_FIELDS.index("ts_origin_ns")
+"""Positions in an `IntentSink.taken` row."""
 
 
 class IntentSink:
     """A reusable ORDER_INTENT buffer strategies write into; the driver publishes ``take()``.
 
-    An intent is kept as one tuple (its creation stamp taken at once) and `take` writes them all
-    into the buffer with one numpy call: the second leg of a pair is not delayed by the first's
-    row assignment (~0.5-0.7 us each; field-by-field is ten times slower).
+    An intent is kept as one tuple (its creation stamp taken at once) and `take` packs them into
+    the buffer with `struct` (half the cost of one numpy assignment from a list of tuples): the
+    second leg of a pair is not delayed by the first's row write. ``taken`` keeps the rows of the
+    last take as tuples, so a driver reads stamps after its publish without numpy field reads.
     """
 
-    __slots__ = ("_buf", "_clock", "_rows")
+    __slots__ = ("_buf", "_clock", "_rows", "taken")
 
     def __init__(self, clock: Clock, capacity: int = 64) -> None:
         self._clock = clock
         self._buf = np.zeros(capacity, ORDER_INTENT)
         self._rows: list[tuple] = []
+        self.taken: list[tuple] = []
+        """The rows of the last `take`, in ``ORDER_INTENT`` field order (valid until the next take)."""
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -181,9 +193,11 @@ class IntentSink:
         n = len(rows)
         if n > len(self._buf):
             self._buf = np.zeros(max(n, 2 * len(self._buf)), ORDER_INTENT)
-        if n:
-            self._buf[:n] = rows
-            rows.clear()
+        buf, pack, size = self._buf, _ROW.pack_into, _ROW.size
+        for i, row in enumerate(rows):
+            pack(buf, i * size, *row)
+        self._rows, self.taken = self.taken, rows  # two lists take turns: no copy, no allocation
+        self._rows.clear()
         return self._buf[:n]
 
 

@@ -113,6 +113,7 @@ class CrossArbitrage:
         """Per instrument, every (buy venue, its book, sell venue, its book, their fees): built once."""
         self._max_age = cfg.max_book_age_ms * 1_000_000
         self._leg_timeout = cfg.leg_timeout_ms * 1_000_000
+        self._cooldown = cfg.cooldown_ms * 1_000_000
         self._next_ok = dict.fromkeys(self._instruments, 0)
         self._active: dict[int, Trade] = {}
         self._by_cid: dict[bytes, Trade] = {}
@@ -171,12 +172,15 @@ class CrossArbitrage:
         if qty < self._cfg.min_qty:
             self.stats["too_small"] += 1
             return
-        origin = max(a.ts_recv, b.ts_recv)
-        trade = Trade(inst, now + self._leg_timeout)
-        self._send(trade, out, buy, _BUY, a.ask, qty, origin)
-        self._send(trade, out, sell, _SELL, b.bid, qty, origin)
+        origin, ids, sid = max(a.ts_recv, b.ts_recv), self._ids, self.strategy_id
+        buy_id, sell_id = ids.next(), ids.next()
+        # Both intents first, then the bookkeeping: the second leg is stamped (and published) no later than it must.
+        out.new(sid, buy_id, buy, inst, _BUY, _LIMIT, _IOC, a.ask, qty, origin)
+        out.new(sid, sell_id, sell, inst, _SELL, _LIMIT, _IOC, b.bid, qty, origin)
+        trade = Trade(inst, now + self._leg_timeout, [Leg(buy_id, buy, _BUY, qty), Leg(sell_id, sell, _SELL, qty)])
+        self._by_cid[buy_id] = self._by_cid[sell_id] = trade
         self._active[inst] = trade
-        self._next_ok[inst] = now + self._cfg.cooldown_ms * 1_000_000
+        self._next_ok[inst] = now + self._cooldown
         self.stats["fired"] += 1
 
     def _live(self, inst: int, now: int) -> list[tuple[int, Top]]:
@@ -216,11 +220,12 @@ class CrossArbitrage:
         self._tally(f"arb instrument {inst}: edge above max_edge_bps {self._cfg.max_edge_bps:g} is bad data, "
                     "not traded", f"{edge:.0f} bps: ask {a.ask!r} on venue {buy}, bid {b.bid!r} on venue {sell}")
 
-    def _send(self, trade: Trade, out: IntentSink, venue: int, side: int, price: float, qty: float,
-              origin: int, hedge: bool = False) -> None:
+    def _send_hedge(self, trade: Trade, out: IntentSink, venue: int, side: int, price: float, qty: float,
+                    now: int) -> None:
+        """A hedge leg of ``trade`` (the pair's two legs are written together in `_check`)."""
         cid = self._ids.next()
-        out.new(self.strategy_id, cid, venue, trade.instrument, side, _LIMIT, _IOC, price, qty, origin)
-        trade.legs.append(Leg(cid, venue, side, qty, hedge))
+        out.new(self.strategy_id, cid, venue, trade.instrument, side, _LIMIT, _IOC, price, qty, now)
+        trade.legs.append(Leg(cid, venue, side, qty, hedge=True))
         self._by_cid[cid] = trade
 
     def _review(self, trade: Trade, now: int, out: IntentSink) -> None:
@@ -261,7 +266,7 @@ class CrossArbitrage:
             self._defer(trade, exposure, now)
             return
         venue, price = target
-        self._send(trade, out, venue, side, price, abs(exposure), now, hedge=True)
+        self._send_hedge(trade, out, venue, side, price, abs(exposure), now)
         trade.hedges, trade.deadline_ns, trade.timed_out, trade.deferred_ns = trade.hedges + 1, \
             now + self._leg_timeout, False, 0
         self.stats["hedges_sent"] += 1

@@ -37,7 +37,17 @@ from kairos.records import EXEC_EVENT, MARKET_DATA, ORDER_INTENT, Action, ExecKi
 from kairos.ring import GatedPoller, OverwritePoller, Ring, Waiter
 from kairos.status import Counter, Slot
 from kairos.strategy import build_strategies
-from kairos.strategy.api import Clock, IntentSink, LiveClock, MarketView, Strategy, id_prefix, new_run_id
+from kairos.strategy.api import (
+    ROW_CREATED,
+    ROW_ORIGIN,
+    Clock,
+    IntentSink,
+    LiveClock,
+    MarketView,
+    Strategy,
+    id_prefix,
+    new_run_id,
+)
 from kairos.strategy.recovery import Recovery
 from kairos.strategy.venues import OpenVenues
 
@@ -146,19 +156,21 @@ class StrategyHost:
             ring.close()
 
     def _market_handler(self, venue: int, consumer: MdPoller) -> Callable[[np.ndarray], None]:
-        view, sink, clock, stats, strategies = self._view, self._sink, self._clock, self.stats, self._on_market
+        """The md batch handler: decide, publish, and only then the bookkeeping (clear, count)."""
+        update, clear, sink, now_ns = self._view.update, self._view.clear_touched, self._sink, self._clock.now_ns
+        stats, seen, strategies, flush = self.stats, self._seen_overruns, self._on_market, self._flush
 
         def on_market(batch: np.ndarray) -> None:
-            t_read = clock.now_ns()
-            if consumer.overruns != self._seen_overruns[venue]:
+            t_read = now_ns()
+            if consumer.overruns != seen[venue]:
                 self._overrun(venue, consumer)
-            view.update(batch)
+            update(batch)
             for strategy_on_market in strategies:
                 strategy_on_market(batch, sink)
-            view.clear_touched()
-            stats["md_records"] += len(batch)
             if len(sink):
-                self._flush(t_read)
+                flush(t_read)
+            clear()
+            stats["md_records"] += len(batch)
 
         return on_market
 
@@ -175,21 +187,22 @@ class StrategyHost:
         return len(events)
 
     def _flush(self, t_read: int) -> None:
-        """Publish the sink; ``t_read`` > 0 marks intents decided on market data (latency recorded)."""
-        intents, producer = self._sink.take(), self._producer
+        """Publish the sink; ``t_read`` > 0 marks intents decided on market data (latency recorded after the
+        publish, from the rows the sink just wrote: no numpy field reads)."""
+        sink, producer = self._sink, self._producer
+        intents = sink.take()
         before = producer.published
         try:
             producer.publish(intents)
         except RingFull as exc:
             self._dropped(intents[producer.published - before :], exc)  # a batch over one lap goes in pieces
             return
-        self.stats["intents_out"] += len(intents)
         if t_read:
             self._read_to_out.record(self._clock.now_ns() - t_read)
             record = self._decision.record
-            for created, origin in zip(intents["ts_created_ns"].tolist(), intents["ts_origin_ns"].tolist(),
-                                       strict=True):
-                record(created - origin)
+            for row in sink.taken:
+                record(row[ROW_CREATED] - row[ROW_ORIGIN])
+        self.stats["intents_out"] += len(intents)
 
     def _recover(self, now: int) -> None:
         """Until the previous run is settled (kairos.strategy.recovery) no strategy sees data or timers."""

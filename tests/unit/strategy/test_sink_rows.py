@@ -1,0 +1,33 @@
+"""IntentSink's packed rows: byte for byte what a numpy assignment of the same tuples writes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kairos.records import CLIENT_ORDER_ID_LEN, ORDER_INTENT
+from kairos.strategy.api import ROW_CREATED, ROW_ORIGIN, IntentSink, ManualClock
+from tests.unit.strategy.helpers import T0
+
+
+def test_every_field_lands_where_the_dtype_puts_it() -> None:
+    """A distinct value in every field: a struct offset or width off by one changes the bytes."""
+    sink = IntentSink(ManualClock(T0))
+    sink.new(0x0102, b"K" * CLIENT_ORDER_ID_LEN, 0x0304, 0x05060708, 9, 10, 11, -1.5, 2.25, T0 - 3)
+    sink.cancel(7, b"Kx", 8, 9, T0 - 4)
+    expected = np.zeros(2, ORDER_INTENT)
+    expected[:] = [(T0, T0 - 3, -1.5, 2.25, b"K" * CLIENT_ORDER_ID_LEN, 0x05060708, 0x0102, 0x0304, 9, 10, 11, 1, 0,
+                    b""),
+                   (T0, T0 - 4, 0.0, 0.0, b"Kx", 9, 7, 8, 0, 0, 0, 2, 0, b"")]
+    assert sink.take().tobytes() == expected.tobytes()
+
+
+def test_taken_holds_the_last_take_as_tuples() -> None:
+    sink = IntentSink(ManualClock(T0))
+    sink.new(1, b"Ka", 1, 1, 1, 1, 3, 100.0, 1.0, T0 - 5)
+    sink.new(1, b"Kb", 2, 1, 2, 1, 3, 101.0, 1.0, T0 - 6)
+    assert len(sink.take()) == 2
+    assert [(row[ROW_CREATED], row[ROW_ORIGIN]) for row in sink.taken] == [(T0, T0 - 5), (T0, T0 - 6)]
+    sink.new(1, b"Kc", 1, 1, 1, 1, 3, 100.0, 1.0, T0)
+    assert [row[4] for row in sink.taken] == [b"Ka", b"Kb"] and len(sink) == 1  # a new intent leaves it alone
+    assert len(sink.take()) == 1 and [row[4] for row in sink.taken] == [b"Kc"]
+    assert len(sink.take()) == 0 and sink.taken == []
