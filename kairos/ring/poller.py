@@ -20,7 +20,6 @@ from collections.abc import Callable
 import numpy as np
 
 from kairos.ring import layout as L
-from kairos.ring.sequence import readable_end
 
 Handler = Callable[[np.ndarray], object]
 """Called with one contiguous batch (a view valid only during the call). During the call the
@@ -148,13 +147,18 @@ class OverwritePoller(Poller):
 
     def _copy(self, lo: int, hi: int, limit: int) -> int:
         """Copy lo..min(hi, limit, wrap) into scratch with one slice copy; returns the count."""
-        n = readable_end(lo, hi, limit, self._mask) - lo + 1
+        mask = self._mask
+        if hi >= lo + limit:  # readable_end, inlined
+            hi = lo + limit - 1
+        if hi > lo | mask:
+            hi = lo | mask
+        n = hi - lo + 1
         if n <= 0:
             return 0
         if n > len(self._scratch):
             self._grow(n)
-        size, slot = self._size, lo & self._mask
-        self._scratch_bytes[: n * size] = self._ring_bytes[slot * size : (slot + n) * size]
+        size, start = self._size, (lo & mask) * self._size
+        self._scratch_bytes[: n * size] = self._ring_bytes[start : start + n * size]
         return n
 
     def _salvage(self, handler: Handler, lo: int, torn: int, n: int) -> int:

@@ -5,8 +5,9 @@ sequence are in different processes, so a value is one aligned 8-byte load or st
 ``memoryview.cast('q')`` (atomic on x86-64; see docs/RING.md for the ordering assumptions).
 
 The pure functions below are the ring's arithmetic. The single-record hot paths (``publish``,
-``GatedPoller.poll``) inline the same expressions, because a Python call costs more than the
-arithmetic; unit tests pin the rules here, the ring and stress tests pin the inlined copies.
+``GatedPoller.poll``, ``OverwritePoller._copy``) inline the same expressions, because a Python
+call costs more than the arithmetic; unit tests pin the rules here, the ring and stress tests pin
+the inlined copies.
 One more rule lives inline in OverwritePoller: after the producer claims ``claimed``, every
 sequence <= claimed - capacity may be torn.
 """
