@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -74,6 +75,15 @@ class Sequencer:
         hdr = self._hdr
         return wrap_limit(min(hdr[i] for i in self._cursors), self._capacity) - self.published
 
+    def publish_rows(self, rows: Sequence[tuple], row: struct.Struct) -> int:
+        """`publish` for records still as tuples in field order, packed by ``row`` (the dtype's layout)."""
+        self._check_row(row)
+        return self.publish(np.array(rows, self._dtype))
+
+    def _check_row(self, row: struct.Struct) -> None:
+        if row.size != self._size:
+            raise TypeError(f"ring {self.name}: rows of {row.size} bytes, records of {self._size}")
+
     def _reserve(self, hi: int) -> None:
         """Make sequences up to ``hi`` writable (policy: wait for consumers, or claim)."""
         raise NotImplementedError
@@ -130,6 +140,21 @@ class GatedSequencer(Sequencer):
             self._buf[at : at + n * self._size] = batch
         except ValueError:  # strided: no flat buffer
             return self._slow(batch)
+        return self._commit(lo + n - 1)
+
+    def publish_rows(self, rows: Sequence[tuple], row: struct.Struct) -> int:
+        """`publish` for records still as tuples in field order: each is packed by ``row`` (the dtype's
+        layout) straight into its slot, with no staging array and no second copy. May raise RingFull."""
+        self._check_row(row)
+        n = len(rows)
+        lo = self._next
+        slot = lo & self._mask
+        if lo + n - 1 > self._limit or slot + n > self._capacity or not n:
+            return self._slow(np.array(rows, self._dtype))
+        at, size, pack, buf = self._data + slot * self._size, self._size, row.pack_into, self._buf
+        for values in rows:
+            pack(buf, at, *values)
+            at += size
         return self._commit(lo + n - 1)
 
     def _reserve(self, hi: int) -> None:

@@ -27,6 +27,7 @@ from kairos.records import CLIENT_ORDER_ID_LEN, ORDER_INTENT, Action, ExecKind, 
 from kairos.strategy.book import MarketView
 
 __all__ = [
+    "INTENT_ROW",
     "NO_LIMITS",
     "ROW_CREATED",
     "ROW_ORIGIN",
@@ -147,31 +148,30 @@ class OrderIds:
 _INTENT_FIELDS = ("ts_created_ns", "ts_origin_ns", "price", "qty", "client_order_id", "instrument", "strategy",
                   "venue", "side", "order_type", "tif", "action", "flags", "_pad")
 assert ORDER_INTENT.names == _INTENT_FIELDS, "IntentSink writes ORDER_INTENT rows as tuples in field order"
-_ROW: Final = struct.Struct("<qqdd32sIHHBBBBB51s")
-"""One ORDER_INTENT row packed from its tuple (offsets pinned against the dtype in the unit tests)."""
-assert _ROW.size == ORDER_INTENT.itemsize, "IntentSink packs ORDER_INTENT rows with _ROW"
+INTENT_ROW: Final = struct.Struct("<qqdd32sIHHBBBBB51s")
+"""One ORDER_INTENT record packed from its tuple (offsets pinned against the dtype in the unit tests)."""
+assert INTENT_ROW.size == ORDER_INTENT.itemsize, "IntentSink packs ORDER_INTENT rows with INTENT_ROW"
 ROW_CREATED: Final = _INTENT_FIELDS.index("ts_created_ns")
 ROW_ORIGIN: Final = _INTENT_FIELDS.index("ts_origin_ns")
-"""Positions in an `IntentSink.taken` row."""
+"""Positions in a row of `IntentSink.take_rows`."""
 
 
 class IntentSink:
     """A reusable ORDER_INTENT buffer strategies write into; the driver publishes ``take()``.
 
-    An intent is kept as one tuple (its creation stamp taken at once) and `take` packs them into
-    the buffer with `struct` (half the cost of one numpy assignment from a list of tuples): the
-    second leg of a pair is not delayed by the first's row write. ``taken`` keeps the rows of the
-    last take as tuples, so a driver reads stamps after its publish without numpy field reads.
+    An intent is kept as one tuple (its creation stamp taken at once): the second leg of a pair is
+    not delayed by the first's record write. A driver with a ring publishes `take_rows` with
+    ``Sequencer.publish_rows`` (each tuple packed straight into its ring slot) and reads the stamps
+    from the same tuples; `take` packs them into a reusable ORDER_INTENT array instead.
     """
 
-    __slots__ = ("_buf", "_clock", "_rows", "taken")
+    __slots__ = ("_buf", "_clock", "_rows", "_spare")
 
     def __init__(self, clock: Clock, capacity: int = 64) -> None:
         self._clock = clock
         self._buf = np.zeros(capacity, ORDER_INTENT)
         self._rows: list[tuple] = []
-        self.taken: list[tuple] = []
-        """The rows of the last `take`, in ``ORDER_INTENT`` field order (valid until the next take)."""
+        self._spare: list[tuple] = []
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -187,17 +187,23 @@ class IntentSink:
         self._rows.append((self._clock.now_ns(), origin_ns, 0.0, 0.0, cid, instrument, strategy, venue, 0, 0, 0,
                            Action.CANCEL, 0, b""))
 
-    def take(self) -> np.ndarray:
-        """The intents written since the last take; a view valid until the next take."""
+    def take_rows(self) -> list[tuple]:
+        """The intents written since the last take, as tuples in ORDER_INTENT field order (pack them with
+        `INTENT_ROW`); the list is valid until the next take."""
         rows = self._rows
+        self._rows, self._spare = self._spare, rows  # two lists take turns: no copy, no allocation
+        self._rows.clear()
+        return rows
+
+    def take(self) -> np.ndarray:
+        """The intents written since the last take, as records; a view valid until the next take."""
+        rows = self.take_rows()
         n = len(rows)
         if n > len(self._buf):
             self._buf = np.zeros(max(n, 2 * len(self._buf)), ORDER_INTENT)
-        buf, pack, size = self._buf, _ROW.pack_into, _ROW.size
+        buf, pack, size = self._buf, INTENT_ROW.pack_into, INTENT_ROW.size
         for i, row in enumerate(rows):
             pack(buf, i * size, *row)
-        self._rows, self.taken = self.taken, rows  # two lists take turns: no copy, no allocation
-        self._rows.clear()
         return self._buf[:n]
 
 

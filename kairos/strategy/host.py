@@ -38,6 +38,7 @@ from kairos.ring import GatedPoller, OverwritePoller, Ring, Waiter
 from kairos.status import Counter, Slot
 from kairos.strategy import build_strategies
 from kairos.strategy.api import (
+    INTENT_ROW,
     ROW_CREATED,
     ROW_ORIGIN,
     Clock,
@@ -187,22 +188,22 @@ class StrategyHost:
         return len(events)
 
     def _flush(self, t_read: int) -> None:
-        """Publish the sink; ``t_read`` > 0 marks intents decided on market data (latency recorded after the
-        publish, from the rows the sink just wrote: no numpy field reads)."""
-        sink, producer = self._sink, self._producer
-        intents = sink.take()
+        """Publish the sink, each intent packed straight into the ring; ``t_read`` > 0 marks intents decided
+        on market data (latencies recorded after the publish, from the same tuples)."""
+        rows, producer = self._sink.take_rows(), self._producer
         before = producer.published
         try:
-            producer.publish(intents)
+            producer.publish_rows(rows, INTENT_ROW)
         except RingFull as exc:
-            self._dropped(intents[producer.published - before :], exc)  # a batch over one lap goes in pieces
+            dropped = np.array(rows[producer.published - before :], ORDER_INTENT)  # over one lap: in pieces
+            self._dropped(dropped, exc)
             return
         if t_read:
             self._read_to_out.record(self._clock.now_ns() - t_read)
             record = self._decision.record
-            for row in sink.taken:
+            for row in rows:
                 record(row[ROW_CREATED] - row[ROW_ORIGIN])
-        self.stats["intents_out"] += len(intents)
+        self.stats["intents_out"] += len(rows)
 
     def _recover(self, now: int) -> None:
         """Until the previous run is settled (kairos.strategy.recovery) no strategy sees data or timers."""

@@ -1,11 +1,11 @@
-"""IntentSink's packed rows: byte for byte what a numpy assignment of the same tuples writes."""
+"""IntentSink's rows: packed byte for byte as a numpy assignment of the same tuples writes them."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from kairos.records import CLIENT_ORDER_ID_LEN, ORDER_INTENT
-from kairos.strategy.api import ROW_CREATED, ROW_ORIGIN, IntentSink, ManualClock
+from kairos.strategy.api import INTENT_ROW, ROW_CREATED, ROW_ORIGIN, IntentSink, ManualClock
 from tests.unit.strategy.helpers import T0
 
 
@@ -21,13 +21,18 @@ def test_every_field_lands_where_the_dtype_puts_it() -> None:
     assert sink.take().tobytes() == expected.tobytes()
 
 
-def test_taken_holds_the_last_take_as_tuples() -> None:
+def test_take_rows_hands_the_tuples_and_leaves_later_intents_alone() -> None:
     sink = IntentSink(ManualClock(T0))
     sink.new(1, b"Ka", 1, 1, 1, 1, 3, 100.0, 1.0, T0 - 5)
     sink.new(1, b"Kb", 2, 1, 2, 1, 3, 101.0, 1.0, T0 - 6)
-    assert len(sink.take()) == 2
-    assert [(row[ROW_CREATED], row[ROW_ORIGIN]) for row in sink.taken] == [(T0, T0 - 5), (T0, T0 - 6)]
+    rows = sink.take_rows()
+    assert [(row[ROW_CREATED], row[ROW_ORIGIN]) for row in rows] == [(T0, T0 - 5), (T0, T0 - 6)]
+    assert len(sink) == 0
     sink.new(1, b"Kc", 1, 1, 1, 1, 3, 100.0, 1.0, T0)
-    assert [row[4] for row in sink.taken] == [b"Ka", b"Kb"] and len(sink) == 1  # a new intent leaves it alone
-    assert len(sink.take()) == 1 and [row[4] for row in sink.taken] == [b"Kc"]
-    assert len(sink.take()) == 0 and sink.taken == []
+    assert [row[4] for row in rows] == [b"Ka", b"Kb"] and len(sink) == 1  # a new intent does not touch them
+    packed = bytearray(INTENT_ROW.size * 2)
+    for i, row in enumerate(rows):
+        INTENT_ROW.pack_into(packed, i * INTENT_ROW.size, *row)
+    assert [r["client_order_id"] for r in np.frombuffer(packed, ORDER_INTENT)] == [b"Ka", b"Kb"]
+    (last,) = sink.take()
+    assert last["client_order_id"] == b"Kc" and sink.take_rows() == []
