@@ -117,9 +117,11 @@ class OrderIds:
     """Client order ids ``K`` + strategy id (2 base-36 chars) + run id (8) + sequence (base 36).
 
     Only ``[0-9a-zK]``: valid for Binance ``newClientOrderId`` and OKX ``clOrdId`` (alnum, <= 32).
+    A strategy calls `prepare` off the hot path (timer, exec events) so that `next` on the fire path
+    only pops an id made earlier: the same ids in the same order, ~0.5 us less per id in the flow.
     """
 
-    __slots__ = ("_prefix", "_seq")
+    __slots__ = ("_prefix", "_ready", "_seq")
 
     def __init__(self, strategy_id: int, run_id: str) -> None:
         if not 0 < strategy_id < 36 * 36 or len(run_id) != RUN_ID_LEN or not run_id.isalnum():
@@ -127,8 +129,23 @@ class OrderIds:
         self._prefix = id_prefix(strategy_id, run_id).encode()
         self._seq = bytearray(b"0")
         """The sequence in base 36, counted up digit by digit (an odometer: no division per id)."""
+        self._ready: list[bytes] = []
+        """Ids made ahead by `prepare`, the next one last (for `list.pop`)."""
 
     def next(self) -> bytes:
+        """The next id: from the stock `prepare` made, else made now."""
+        ready = self._ready
+        return ready.pop() if ready else self._make()
+
+    def prepare(self, n: int) -> None:
+        """Make ids ahead until ``n`` are in stock (they go after the ones already there)."""
+        missing = n - len(self._ready)
+        if missing > 0:
+            made = [self._make() for _ in range(missing)]
+            made.reverse()
+            self._ready[:0] = made
+
+    def _make(self) -> bytes:
         seq = self._seq
         i = len(seq) - 1
         while seq[i] == _LAST:

@@ -55,6 +55,8 @@ COUNTERS: Final = ("fired", "too_small", "completed", "missed", "leg_failures", 
                    "unknown_events", "recovered", "bad_edge", "venue_closed")
 BOARD: Final = ("fired", "bad_edge", "venue_closed", "leg_failures", "hedges_sent", "hedges_filled",
                  "hedges_failed", "hedges_abandoned")
+IDS_AHEAD: Final = 16
+"""Client order ids made ahead on the timer and on exec events, off the market-data path (8 pairs)."""
 HEDGE_WAIT_NS: Final = 30_000_000_000
 """How long a residual may wait for an open, tradeable book before the instrument halts (ERROR)."""
 
@@ -132,6 +134,7 @@ class CrossArbitrage:
                 self._check(inst, now, out)
 
     def on_event(self, events: np.ndarray, out: IntentSink) -> None:
+        self._ids.prepare(IDS_AHEAD)
         now = self._clock.now_ns()
         for u in exec_updates(events):
             trade = self._by_cid.get(u.cid)
@@ -146,6 +149,7 @@ class CrossArbitrage:
             self._review(trade, now, out)
 
     def on_timer(self, now_ns: int, out: IntentSink) -> None:
+        self._ids.prepare(IDS_AHEAD)
         for trade in list(self._active.values()):
             self._review(trade, now_ns, out)
 
