@@ -241,24 +241,31 @@ class GateState:
 
 
 def bench_host(n: int) -> dict:
-    """The host's duty cycle in this process on real rings: two md records in -> two intents published."""
+    """The host's duty cycle in this process on real rings: two md records in -> two intents published.
+
+    ``duty_cycle``: the whole ``do_work``; ``receipt_to_intent``: each leg's ``ts_created_ns`` minus the
+    records' ``ts_recv_ns``, stamped just before the bench publishes them (the pipeline's to_intent
+    stage without the feed's parse and the wake-up)."""
     prefix = f"kairos-b{os.getpid()}-{uuid.uuid4().hex[:6]}"
     board, rings, env = _engine_rings(prefix)
     gate_state = GateState(prefix)
     host = StrategyHost.build(config.load(env=env), board.claim("strategy"))
     host.do_work()  # the first timer tick reads the gate state: both venues open
     md = {B: rings["md.binance"].producer(), X: rings["md.okx"].producer()}
-    events, gate, samples = rings["events"].producer(), rings["intents"].consumer("gate"), []
+    events, gate, samples, decided = rings["events"].producer(), rings["intents"].consumer("gate"), [], []
     supervisor = rings["events"].consumer("supervisor")  # the other events reader: keep it drained
     try:
         for i in range(n):
-            for rec in _pair(1 + i % 2, time.time_ns()):
+            pair, ts = _pair(1 + i % 2, 0), time.time_ns()  # stamped as received after they are built
+            for rec in pair:
+                rec["ts_recv_ns"] = ts
                 md[int(rec["venue"][0])].publish(rec)
             t0 = time.perf_counter_ns()
             host.do_work()
             samples.append(time.perf_counter_ns() - t0)
             intents = gate.read(8)
             assert len(intents) == 2
+            decided.extend((intents["ts_created_ns"] - intents["ts_origin_ns"]).tolist())
             events.publish(fills(intents))
             host.do_work()
             supervisor.read(64)
@@ -269,7 +276,7 @@ def bench_host(n: int) -> dict:
         rings.unlink()
         board.close()
         StatusBoard.unlink(prefix)
-    return pct(samples)
+    return {"duty_cycle": pct(samples), "receipt_to_intent": pct(decided)}
 
 
 class RingPath:
@@ -398,7 +405,7 @@ def run(quick: bool) -> dict:
     proc, base = process["ring_strategy_process"], process["mp_queue_naive"]
     return {
         "in_process": {"arbitrage": arb, "market_making": mm, "naive_tolist_fire": fair, "batches": batches,
-                       "host_duty_cycle_fire": host},
+                       "host_duty_cycle_fire": host["duty_cycle"], "host_receipt_to_intent": host["receipt_to_intent"]},
         "process": process,
         "ratios": {
             "arb_fire_vs_naive_p50": ratio(arb["naive_fire"], arb["ours_fire"]),
