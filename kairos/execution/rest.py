@@ -208,27 +208,34 @@ class RestExecution(Executor, VenueDialect):
         return True
 
     def _on_placed(self, req: OrderRequest, cost: Cost, answer: dict[str, Any] | Exception) -> None:
-        """Reader thread: the place's answer; what needs the venue again (a query) goes to the pool."""
+        """Reader thread: the place's answer applied at once (its ACK reaches ``drain`` without a thread hand-off);
+        what needs the venue again (a query) goes to the pool."""
         reply = self._ws_answer(cost, answer)
-        if reply.outcome is Outcome.UNKNOWN or (reply.outcome is Outcome.OK and self._queries_placed(req)):
-            self._pool.submit(self._guard, self._placed, req, reply)
-        else:
-            self._placed(req, reply)
+        if self._apply_placed(req, reply):
+            self._pool.submit(self._guard, self._ask_placed, req, reply)
 
     def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
         self._tracker.sent(req.client_order_id, time.time_ns())
-        self._placed(req, self._send_order(self.ws_place, self.ws_place_route, self.place_call, req.symbol, req,
-                                           price, qty))
+        reply = self._send_order(self.ws_place, self.ws_place_route, self.place_call, req.symbol, req, price, qty)
+        if self._apply_placed(req, reply):
+            self._ask_placed(req, reply)
 
-    def _placed(self, req: OrderRequest, reply: Reply) -> None:
+    def _apply_placed(self, req: OrderRequest, reply: Reply) -> bool:
+        """A place's reply into the tracker; True when the venue must be asked next (`_ask_placed`)."""
         if reply.outcome is Outcome.OK:
             self._tracker.apply(self.parse_placed(reply.data, req))
-            if self._queries_placed(req):
-                self._refresh(req.client_order_id, req.symbol)
-        elif reply.outcome is Outcome.UNKNOWN:
+            return self._queries_placed(req)
+        if reply.outcome is Outcome.UNKNOWN:
+            return True
+        self._tracker.reject(req.client_order_id, reply.reason, reply.code, reply.message)
+        return False
+
+    def _ask_placed(self, req: OrderRequest, reply: Reply) -> None:
+        """Worker thread: query a place of unknown outcome until settled, or an acknowledged one for its fills."""
+        if reply.outcome is Outcome.UNKNOWN:
             self._resolve(req.client_order_id, req.symbol, reply)
         else:
-            self._tracker.reject(req.client_order_id, reply.reason, reply.code, reply.message)
+            self._refresh(req.client_order_id, req.symbol)
 
     def _queries_placed(self, req: OrderRequest) -> bool:
         """An acknowledgement without fills (OKX) of an order that ends at once: its fills come from a query."""
@@ -491,7 +498,7 @@ class RestExecution(Executor, VenueDialect):
         except Exception:  # the job handles venue errors itself: anything here is a bug
             self._count("worker_error")
             log.exception("%s: %s failed", self.name, job.__name__)
-            if job in (self._place, self._placed, self._on_placed):  # it may have gone out: never assume, poll it
+            if job in (self._place, self._on_placed, self._ask_placed):  # it may have gone out: never assume, poll it
                 self._tracker.mark_unknown(args[0].client_order_id, self._expiry_ns(), "LOCAL", "worker error")
 
     def _state_report(self, view: OrderView) -> ExecReport:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START_S: Final = 0.1
 TRANSPORT_ERRORS: Final = (OSError, websocket.WebSocketException, ssl.SSLError)
+DATA_OPCODES: Final = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY)  # a close frame: the next recv fails
 
 
 class StreamDown(Exception):
@@ -191,7 +192,7 @@ class PrivateStream(ABC):
     def _session(self) -> None:
         self.counts["connects"] += 1
         ws = self._ws = websocket.create_connection(self._url, timeout=self._timeout_s, suppress_origin=True,
-                                                    enable_multithread=True)
+                                                    enable_multithread=True, skip_utf8_validation=True)
         try:
             for frame in self.open_frames():
                 ws.send(frame)
@@ -199,7 +200,7 @@ class PrivateStream(ABC):
             last_rx, pinged = time.monotonic(), False
             while not self._stop.is_set():
                 try:
-                    text = ws.recv()
+                    opcode, text = ws.recv_data()  # bytes, not checked per byte in Python: the parser meets bad UTF-8
                 except websocket.WebSocketTimeoutException:
                     silent = time.monotonic() - last_rx
                     if silent > self._watchdog_s:
@@ -210,7 +211,8 @@ class PrivateStream(ABC):
                         pinged = True
                     continue
                 last_rx, pinged = time.monotonic(), False
-                self._on_text(ws, text)
+                if opcode in DATA_OPCODES:
+                    self._on_text(ws, text)
         finally:
             self._ws = None
             ws.close(timeout=0.2) if ws.connected else ws.shutdown()

@@ -28,7 +28,7 @@ from typing import Any, Final
 import orjson
 import websocket
 
-from kairos.execution.stream import TRANSPORT_ERRORS
+from kairos.execution.stream import DATA_OPCODES, TRANSPORT_ERRORS
 from kairos.logs import ErrorTally
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class OrderSocket:
     def _session(self) -> None:
         self.counts["connects"] += 1
         ws = websocket.create_connection(self._url, timeout=self._timeout_s, suppress_origin=True,
-                                         enable_multithread=True)
+                                         enable_multithread=True, skip_utf8_validation=True)  # orjson validates
         self._ws = ws
         try:
             frames = self._login()
@@ -139,7 +139,7 @@ class OrderSocket:
             idle = 0
             while not self._stop.is_set():
                 try:
-                    text = ws.recv()
+                    opcode, data = ws.recv_data()
                 except websocket.WebSocketTimeoutException:
                     idle += 1
                     if idle * RECV_POLL_S >= 10:  # keep-alive: venues close a silent socket
@@ -148,22 +148,24 @@ class OrderSocket:
                     self._expire()
                     continue
                 idle = 0
-                self._on_text(text if isinstance(text, str) else text.decode(errors="replace"))
+                if opcode in DATA_OPCODES:
+                    self._on_frame(data)
                 if self._pending:
                     self._expire()
         finally:
             self._ws = None
             ws.close(timeout=0.2) if ws.connected else ws.shutdown()
 
-    def _on_text(self, text: str) -> None:
-        if text == "pong":
+    def _on_frame(self, data: bytes) -> None:
+        """One text or binary frame's payload, parsed as it came (orjson refuses bad UTF-8 like bad JSON)."""
+        if data == b"pong":
             return
         try:
-            msg = orjson.loads(text)
+            msg = orjson.loads(data)
             rid = msg.get("id", msg.get("reqId"))  # Bybit /v5/trade echoes ``reqId``
         except (orjson.JSONDecodeError, AttributeError) as exc:
             self.counts["bad_frames"] += 1
-            self._tally(f"{self.name} order socket: bad frame", f"{exc}: {text[:200]}")
+            self._tally(f"{self.name} order socket: bad frame", f"{exc}: {data[:200]!r}")
             return
         if not self.ready and self._logged_in(msg):
             self.ready = True
