@@ -210,8 +210,10 @@ class RestExecution(Executor, VenueDialect):
     def _on_placed(self, req: OrderRequest, cost: Cost, answer: dict[str, Any] | Exception) -> None:
         """Reader thread: the place's answer applied at once (its ACK reaches ``drain`` without a thread hand-off);
         what needs the venue again (a query) goes to the pool."""
-        reply = self._ws_answer(cost, answer)
-        if self._apply_placed(req, reply):
+        reply, used = self._ws_answer(cost, answer)
+        ask = self._apply_placed(req, reply)
+        self._report_count(used)  # after the ACK is out: a shared-memory lock on the way to drain() otherwise
+        if ask:
             self._pool.submit(self._guard, self._ask_placed, req, reply)
 
     def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
@@ -433,7 +435,9 @@ class RestExecution(Executor, VenueDialect):
             return self._send(rest_build, *args, wait_s=wait_s)
         except ReplyLost as exc:
             answer = exc
-        return self._ws_answer(cost, answer)
+        reply, used = self._ws_answer(cost, answer)
+        self._report_count(used)
+        return reply
 
     def _ws_socket(self, route: tuple[str, str] | tuple[()], symbol: str) -> OrderSocket | None:
         """The order socket if an order for ``symbol`` can go over it now, else None (REST)."""
@@ -445,25 +449,29 @@ class RestExecution(Executor, VenueDialect):
             return None
         return socket
 
-    def _ws_answer(self, cost: Cost, answer: dict[str, Any] | Exception) -> Reply:
-        """A WS order's answer classified like REST's, the venue's counters fed back to the budget. Lost or
-        unreadable: UNKNOWN (it may have acted; `_resolve` queries, never resends)."""
+    def _ws_answer(self, cost: Cost, answer: dict[str, Any] | Exception) -> tuple[Reply, int]:
+        """A WS order's answer classified like REST's (a rate refusal recorded in the budget at once), and the
+        venue's count of its weight window for `_report_count` (-1: none). Lost or unreadable: UNKNOWN (it may
+        have acted; `_resolve` queries, never resends)."""
         if isinstance(answer, Exception):
             self._count("ws_lost")
-            return Reply(Outcome.UNKNOWN, None, "WS", str(answer)[:200], RejectReason.VENUE_UNAVAILABLE)
+            return Reply(Outcome.UNKNOWN, None, "WS", str(answer)[:200], RejectReason.VENUE_UNAVAILABLE), -1
         try:
             reply, used = self.ws_reply(answer)
         except (KeyError, TypeError, ValueError) as exc:
             self._count("ws_bad_reply")
             self._tally("bad order reply", f"{type(exc).__name__}: {exc}")
-            return Reply(Outcome.UNKNOWN, None, "WS", f"unreadable reply: {exc}", RejectReason.VENUE_UNAVAILABLE)
-        if used >= 0:
-            self.budget.report_venue_count(used)
+            return Reply(Outcome.UNKNOWN, None, "WS", f"unreadable reply: {exc}", RejectReason.VENUE_UNAVAILABLE), -1
         if reply.outcome is Outcome.RATE_LIMITED:
             self.budget.penalise(cost, int(answer.get("status") or 429), reply.retry_after_s)
         if reply.clock_skew:
             self._resync_clock.set()
-        return reply
+        return reply, used
+
+    def _report_count(self, used: int) -> None:
+        """The venue's own count (Binance ``rateLimits``) into the shared budget; -1: the reply had none."""
+        if used >= 0:
+            self.budget.report_venue_count(used)
 
     def _call(self, call: Call, cost: Cost) -> Reply:
         session = self._session()
