@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Callable
+from typing import Final
 
 import numpy as np
 
 from kairos.ring import layout as L
 
+VIEWS: Final = 64
+"""Scratch views made once for batches up to this size (no view object made per poll)."""
 Handler = Callable[[np.ndarray], object]
 """Called with one contiguous batch (a view valid only during the call). During the call the
 consumer's ``cursor + 1`` is the sequence of ``view[0]``."""
@@ -107,7 +110,8 @@ class GatedPoller(Poller):
 class OverwritePoller(Poller):
     """Consumer of an overwrite ring: copy, re-check ``claimed``, drop and count what was lapped."""
 
-    __slots__ = ("_claimed_i", "_overruns", "_overruns_i", "_ring_bytes", "_scratch", "_scratch_bytes", "_size")
+    __slots__ = ("_claimed_i", "_overruns", "_overruns_i", "_ring_bytes", "_scratch", "_scratch_bytes", "_size",
+                 "_views")
 
     def __init__(
         self, ring: str, name: str, bell: str, buf: mmap.mmap, hdr: memoryview, slot: int, dtype: np.dtype
@@ -141,7 +145,7 @@ class OverwritePoller(Poller):
         if torn > 0:
             return self._salvage(handler, lo, torn, n)
         if n:
-            handler(self._scratch[:n])
+            handler(self._views[n] if n <= VIEWS else self._scratch[:n])
             hdr[self._cursor_i] = self._cursor = lo + n - 1
         return n
 
@@ -182,3 +186,4 @@ class OverwritePoller(Poller):
     def _grow(self, n: int) -> None:
         self._scratch = np.empty(min(max(n, 2 * len(self._scratch)), self._cap), self._dtype)
         self._scratch_bytes = self._scratch.view(np.uint8).data
+        self._views = [self._scratch[:k] for k in range(min(len(self._scratch), VIEWS) + 1)]
