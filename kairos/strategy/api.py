@@ -174,7 +174,7 @@ ROW_ORIGIN: Final = _INTENT_FIELDS.index("ts_origin_ns")
 
 
 class IntentSink:
-    """A reusable ORDER_INTENT buffer strategies write into; the driver publishes ``take()``.
+    """A reusable ORDER_INTENT buffer strategies write into; the driver publishes what it takes.
 
     An intent is kept as one tuple (its creation stamp taken at once): the second leg of a pair is
     not delayed by the first's record write. A driver with a ring publishes `take_rows` with
