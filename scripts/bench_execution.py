@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import time
@@ -27,20 +28,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import posix_ipc
 import requests
 
 from kairos import config
 from kairos.config import EndpointConfig, Secret, Settings
 from kairos.execution import EXECUTORS, OrderRequest
+from kairos.execution.base import ExecReport
 from kairos.execution.rest import RestExecution
+from kairos.gate.agent import INFLIGHT_SLEEP_S
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderType, Side, Tif, Venue
 from kairos.sim.local import ephemeral
 from kairos.sim.market import SimMarket
 from kairos.sim.server import SimServer
 
-IDLE_S = 50e-6
 VENUES = {"binance": Venue.BINANCE, "okx": Venue.OKX}
+PACE_S = 0.04  # one order per 40 ms: 25/s, under OKX's 30/s place limit (60 per 2 s per endpoint, 50011 beyond)
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 PAYLOAD = ("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000"
            "&timestamp=1499827319559")
@@ -100,27 +104,44 @@ def round_trips(ex: RestExecution, market: SimMarket, name: str, n: int) -> dict
                            price, 0.001, time.time_ns())
         start = time.perf_counter_ns()
         ex.submit(req)
-        ack = _wait_ack(ex, req.client_order_id)
+        ack = drain_until(ex, req.client_order_id)
         ours.append(time.perf_counter_ns() - start)
         handoff.append(ack.ts_sent_ns - req.ts_origin_ns)
+        time.sleep(PACE_S)
         call = ex.place_call(dataclasses.replace(req, client_order_id=f"{req.client_order_id}s"),
                              str(ex.filters(1).quantize_price(price)), "0.001")
         start = time.perf_counter_ns()
         session.request(call.method, ex._base_url + call.path, data=call.body.encode() or None, headers=call.headers,
                         timeout=5).raise_for_status()
         base.append(time.perf_counter_ns() - start)
+        time.sleep(PACE_S)
     session.close()
     return {"venue": name, "ours": pct_us(ours), "baseline": pct_us(base), "handoff": pct_us(handoff)}
 
 
-def _wait_ack(ex: RestExecution, coid: str) -> Any:
-    deadline = time.monotonic() + 5
+def drain_until(ex: RestExecution, coid: str, kind: ExecKind = ExecKind.ACK, timeout_s: float = 5.0) -> ExecReport:
+    """``drain()`` as the gate's duty cycle calls it while an order is in flight: asleep on a doorbell that the
+    executor rings with each report (``Executor.wake``), at most ``INFLIGHT_SLEEP_S``; the report once seen."""
+    bell = _gate_bell()
+    ex.wake = bell.release
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for report in ex.drain():
-            if report.client_order_id == coid and report.kind is ExecKind.ACK:
+            if report.client_order_id == coid and report.kind is kind:
                 return report
-        time.sleep(IDLE_S)  # the gate idles on a ring doorbell; a pure spin would starve the workers (GIL)
-    raise RuntimeError(f"no ACK for {coid} within 5 s")
+            if report.client_order_id == coid and report.kind is ExecKind.REJECT:
+                raise RuntimeError(f"{coid} rejected: {report.reason.name} {report.venue_code} {report.message}")
+        with contextlib.suppress(posix_ipc.BusyError):
+            bell.acquire(INFLIGHT_SLEEP_S)
+    raise RuntimeError(f"no {kind.name} for {coid} within {timeout_s} s")
+
+
+@functools.cache
+def _gate_bell() -> posix_ipc.Semaphore:
+    """One doorbell that every executor of this process rings, as the gate's: a POSIX semaphore, unlinked at once."""
+    bell = posix_ipc.Semaphore(None, posix_ipc.O_CREX)
+    bell.unlink()
+    return bell
 
 
 @contextlib.contextmanager

@@ -9,10 +9,11 @@ venue, two started executors, each with its private stream:
 - ``rest`` (same-run baseline): ``execution.ws_orders: false``: the same place over the executor's keep-alive
   ``requests.Session``.
 
-A sample is ``submit()`` (hand-off to a worker thread) until ``drain()``, called as the gate's duty cycle does
-(idling ``IDLE_S``), returns the order's ACK. Orders are IOC far below the touch (they expire at once, the
-book is untouched); the two paths alternate, paced under the venues' order limits (OKX 60 per 2 s per
-endpoint, shared by both executors at the simulator). Target (issue 12): WS p50 at least 3x lower than REST.
+A sample is ``submit()`` until ``drain()``, called as the gate's duty cycle does (asleep on the doorbell the
+executor rings with each report, at most ``INFLIGHT_SLEEP_S``), returns the order's ACK. Orders are IOC far
+below the touch (they expire at once, the book is untouched); the two paths alternate, paced under the venues'
+order limits (OKX 60 per 2 s per endpoint, shared by both executors at the simulator). Target (issue 12): WS
+p50 at least 3x lower than REST.
 
 The ``*_wire`` rows are the transports alone, measured in the same run: the same signed place sent from this
 thread over the connected order socket (``OrderSocket.request``) and over a bare keep-alive session; the
@@ -40,12 +41,11 @@ from kairos.execution.rest import RestExecution
 from kairos.instruments import InstrumentTable
 from kairos.records import OrderType, Side, Tif, Venue
 from kairos.sim.local import EPHEMERAL_ENV, sim_process
-from scripts.bench_execution import _wait_ack, pct_us
+from scripts.bench_execution import PACE_S, drain_until, pct_us
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 VENUES: Final = {"binance": Venue.BINANCE, "okx": Venue.OKX}
 KEYS: Final = {"api_key": "k", "api_secret": "s", "passphrase": "p"}
-PACE_S: Final = 0.04  # one order per 40 ms across both paths: 25/s, under OKX's 30/s place limit
 READY_S: Final = 20.0
 
 
@@ -87,7 +87,7 @@ def _sample(ex: RestExecution, coid: str, symbol: str, price: float) -> int:
     req = OrderRequest(coid, 1, symbol, Side.BUY, OrderType.LIMIT, Tif.IOC, price, 0.001, time.time_ns())
     start = time.perf_counter_ns()
     ex.submit(req)
-    _wait_ack(ex, coid)
+    drain_until(ex, coid)
     return time.perf_counter_ns() - start
 
 

@@ -4,7 +4,8 @@
 walking at ``sim.rate_hz``) runs in this process; per venue, a resting buy is placed just under the
 touch and the book is steered through it. ``venue fill`` is stamped by a listener on the simulator's
 exchange when it books the fill (``perf_counter_ns``); the sample ends when the executor's ``drain()``
-(called as the gate's duty cycle does, idling ``IDLE_S``) returns that order's first FILL report.
+(called as the gate's duty cycle does: asleep on the doorbell the executor rings with each report)
+returns that order's first FILL report.
 
 - ``stream``: the executor with its private stream (``execution.reconcile_s`` REST reconciliation).
 - ``polling`` (same-run baseline): the same executor without a stream, polling every
@@ -30,7 +31,7 @@ from kairos.records import ExecKind, OrderType, Side, Tif, Venue
 from kairos.sim.exchange import OrderUpdate
 from kairos.sim.local import ephemeral
 from kairos.sim.server import SimServer
-from scripts.bench_execution import IDLE_S, pct_us
+from scripts.bench_execution import drain_until, pct_us
 
 VENUES = {"binance": Venue.BINANCE, "okx": Venue.OKX}
 KEYS = {"api_key": Secret("k"), "api_secret": Secret("s"), "passphrase": Secret("p")}
@@ -56,16 +57,6 @@ def _executor(server: SimServer, settings: Settings, name: str, streamed: bool) 
     raise RuntimeError(f"{name}: private stream not subscribed within 5 s")
 
 
-def _drain_until(ex: RestExecution, coid: str, kind: ExecKind, timeout_s: float = 5.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for report in ex.drain():
-            if report.client_order_id == coid and report.kind is kind:
-                return time.perf_counter_ns()
-        time.sleep(IDLE_S)
-    raise RuntimeError(f"no {kind.name} for {coid} within {timeout_s} s")
-
-
 def samples(server: SimServer, ex: RestExecution, name: str, label: str, count: int) -> list[int]:
     venue = VENUES[name]
     symbol = InstrumentTable(server.settings.instruments).by_id(1).venue_symbols[venue]
@@ -82,9 +73,10 @@ def samples(server: SimServer, ex: RestExecution, name: str, label: str, count: 
         price = float(ex.filters(1).round_price(float(bid) * 0.9995, Side.BUY))
         coid = f"{label[0]}{i}"
         ex.submit(OrderRequest(coid, 1, symbol, Side.BUY, OrderType.LIMIT, Tif.GTC, price, 0.001, time.time_ns()))
-        _drain_until(ex, coid, ExecKind.ACK)
+        drain_until(ex, coid)
         server.market.set_mid(venue, symbol, price * 0.999)
-        seen = _drain_until(ex, coid, ExecKind.FILL)
+        drain_until(ex, coid, ExecKind.FILL)
+        seen = time.perf_counter_ns()
         server.market.set_mid(venue, symbol, None)
         out.append(seen - filled[coid])
     return out

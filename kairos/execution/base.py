@@ -12,6 +12,7 @@ Clocks: ``ts_origin_ns`` (from the intent) and ``ExecReport.ts_sent_ns`` are ``t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -92,6 +93,9 @@ class Executor(ABC):
     """
 
     venue: Venue
+    wake: Callable[[], None] | None = None
+    """The gate's doorbell, rung (from any thread) once a report waits in ``drain``: a sleeping gate takes an ACK
+    or a fill at once instead of at its next poll. None: nobody sleeps on it (tests, benchmarks that poll)."""
     stream_sink: BalanceSource | None = None
     """A live executor's private-stream side (`TrackerSink`); None: the venue pushes no balances (paper)."""
 

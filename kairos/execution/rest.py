@@ -62,7 +62,7 @@ class RestExecution(Executor, VenueDialect):
         self._symbols = {i.id: i.venue_symbols[self.venue] for i in instruments if self.venue in i.venue_symbols}
         self._filters: dict[int, SymbolFilters] = {}
         self._reports: deque[ExecReport] = deque()
-        self._tracker = OrderTracker(self._reports.append, self._estimate_fee, self._reconcile_now)
+        self._tracker = OrderTracker(self._report, self._estimate_fee, self._reconcile_now)
         self.budget = budget or Budget.local(venue_limits(self.name).scaled(exec_cfg.rate_limit_scale),
                                              exec_cfg.rate_reserve_pct, exec_cfg.rate_wait_s)
         self.clock = ServerClock()
@@ -340,6 +340,13 @@ class RestExecution(Executor, VenueDialect):
         self._tracker.apply(view)
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    def _report(self, report: ExecReport) -> None:
+        """Any thread: a report for ``drain``, and the gate woken to take it."""
+        self._reports.append(report)
+        wake = self.wake
+        if wake is not None:
+            wake()
 
     def _tick(self) -> None:
         now = time.monotonic_ns()

@@ -8,15 +8,19 @@ rules cannot be loaded, is rejected NOT_RECONCILED, never sent (fail closed per 
 venue's outage does not block the others, and its retried start runs on a worker thread
 (kairos/gate/opener.py) so a venue that hangs does not stall them either. Every ring is read
 under the consumer name ``gate`` and one Waiter sleeps on its doorbell; while an order or cancel
-is in flight the gate polls its executors every ``INFLIGHT_SLEEP_S`` instead.
+is in flight the gate polls its executors every ``INFLIGHT_SLEEP_S`` instead. The executors ring the
+same doorbell with every report (ACK, fill, cancel), so either sleep ends as soon as one arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import time
 from collections.abc import Iterable
+
+import posix_ipc
 
 from kairos.config import Settings
 from kairos.errors import ExecutionError, RingFull, RingNotFound
@@ -121,6 +125,10 @@ class GateAgent:
                 self._md.append((consumers[-1], self.gate.marks(venue, self._changed)))
         self._waiter = Waiter(consumers, self._prefix, ROLE, wait=self._settings.wait_for(ROLE),
                               spin_us=self._settings.rings.spin_us)
+        bell = self._waiter.bell
+        for executor in self._executors:
+            if executor is not None and bell is not None:
+                executor.wake = bell.release  # an ACK or fill wakes the sleeping gate at once
 
     def do_work(self) -> int:
         """One duty cycle. A disk error that reaches here (the journal paths handle their own; e.g. a
@@ -262,10 +270,15 @@ class GateAgent:
         desk = self.desk
         inflight = desk is not None and (desk.blotter.orders.awaiting() or any(
             e.pending() for e in self._running))
-        if inflight or self._waiter is None:
-            time.sleep(INFLIGHT_SLEEP_S)
+        waiter = self._waiter
+        bell = None if waiter is None else waiter.bell
+        if waiter is not None and not inflight:
+            waiter.idle(0)
+        elif bell is not None:
+            with contextlib.suppress(posix_ipc.BusyError, posix_ipc.SignalError):  # timeout: paper's travelling
+                bell.acquire(INFLIGHT_SLEEP_S)  # requests are polled; the executors ring it with each report
         else:
-            self._waiter.idle(0)
+            time.sleep(INFLIGHT_SLEEP_S)
 
     def on_close(self) -> None:
         self._opener.close()

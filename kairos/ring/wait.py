@@ -156,7 +156,7 @@ class Waiter:
     ``idle`` is bound at construction (no extra call layer): pass ``waiter.idle`` to AgentRunner.
     """
 
-    __slots__ = ("_strategy", "idle")
+    __slots__ = ("_strategy", "bell", "idle")
 
     def __init__(
         self,
@@ -177,6 +177,9 @@ class Waiter:
             strategy = YieldingWait() if wait == "yield" else BusySpinWait()
         self._strategy = strategy
         self.idle: Callable[[int], None] = strategy.idle
+        self.bell: posix_ipc.Semaphore | None = strategy.bell if isinstance(strategy, BlockingWait) else None
+        """The doorbell a blocking waiter sleeps on (None: spin/yield never sleep). Another source of work in the
+        same process (an executor's reports) may ring it directly: at worst one duty cycle finds nothing."""
 
     def close(self) -> None:
         if isinstance(self._strategy, BlockingWait):

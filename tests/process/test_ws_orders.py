@@ -7,6 +7,8 @@ while it is down (or for an instrument the venue gave no instIdCode, or everywhe
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from kairos.execution.rest import RestExecution
@@ -105,3 +107,29 @@ def test_a_reply_lost_mid_flight_is_resolved_by_query_and_never_sent_twice(sim: 
     reports += collect(ex, ended("w4"))
     assert [k for k, _ in of(reports, "w4")] == [ExecKind.ACK, ExecKind.CANCELED]
     assert venue_orders(ex) == []
+
+
+@pytest.mark.parametrize("ws_orders", [True, False], ids=["ws", "rest"])
+def test_every_report_rings_the_wake_before_drain_is_called(sim: Sim, ws_orders: bool) -> None:
+    """The gate sleeps on its doorbell (``Executor.wake``): the ACK and the cancel ring it from the executor's own
+    threads (order socket reader, REST worker), each with its report already waiting in ``drain``."""
+    ex = streamed(sim, "binance", ws_orders=ws_orders)
+    if ws_orders:
+        wait_for(lambda: ex.orders is not None and ex.orders.ready, "order socket connected")
+    rung: list[tuple[int, int]] = []
+    bell = threading.Semaphore(0)
+
+    def wake() -> None:
+        rung.append((threading.get_ident(), len(ex._reports)))
+        bell.release()
+
+    ex.wake = wake
+    ex.submit(order(sim, "binance", "k1", Side.BUY, resting_price(sim, ex, "binance"), 0.01))
+    assert bell.acquire(timeout=10), "no wake for the ACK"
+    assert of(ex.drain(), "k1") == [(ExecKind.ACK, OrderState.ACK)]
+    ex.cancel("k1", 1, symbol("binance"))
+    assert bell.acquire(timeout=10), "no wake for the cancel"
+    reports = collect(ex, ended("k1"))
+    assert of(reports, "k1")[-1] == (ExecKind.CANCELED, OrderState.CANCELED)
+    assert all(waiting >= 1 for _, waiting in rung)
+    assert threading.get_ident() not in {thread for thread, _ in rung}

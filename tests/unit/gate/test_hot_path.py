@@ -55,3 +55,16 @@ def test_an_order_whose_submit_raises_is_still_booked(make_harness: Callable[...
     assert s.reserved[s.grid.quote_slot[k]] == pytest.approx(101.0 * 0.1 * 1.001)
     entries = list(gate.desk.blotter.journal.replay())
     assert [e["c"] for e in entries if e["t"] == "A"] == ["o1"]
+
+
+def test_executor_reports_ring_the_gates_doorbell(make_harness: Callable[..., Harness]) -> None:
+    """Each executor's ``wake`` is the doorbell the idle gate sleeps on: a report taken by the venue's threads
+    ends that sleep at once (the next idle finds the bell rung and returns without waiting)."""
+    agent = make_harness().gate()
+    bell = agent._waiter.bell
+    executors = [e for e in agent._executors if e is not None]
+    assert bell is not None and executors and all(e.wake == bell.release for e in executors)
+    executors[0].wake()
+    assert bell.value == 1
+    agent.idle(0)
+    assert bell.value == 0
