@@ -5,7 +5,10 @@ and every deposit or withdrawal (`BalanceChange`, which the dialect tells as the
 balanceUpdate then outboundAccountPosition, OKX ``account``);
 the hub moves it onto the asyncio loop with ``call_soon_threadsafe`` (order kept) and sends the
 venue dialect's frames (kairos/sim/private_binance.py, private_okx.py) to every authenticated
-subscriber. Fault injection, per venue REST port::
+subscriber. The server is kairos/sim/ws_conn.py's (websockets' Sans-I/O protocol under a plain asyncio
+protocol): each client frame is answered synchronously and every frame is written as it is produced, so a
+reply leaves before the pushes its own order caused (rendered on the loop's next turn). Fault injection, per
+venue REST port::
 
     POST /_sim/private-fault {"kind": "drop|duplicate|reorder|delay|terminate", "count": n, "delay_ms": ms}
 
@@ -17,7 +20,8 @@ subscriber. Fault injection, per venue REST port::
 - drop_reply: the next ``count`` WebSocket orders (place/cancel) are carried out, then their connection is
   aborted instead of answering (the client cannot know the outcome: it must query, never resend).
 
-``GET /_sim/private-stats``: per venue, the counts above, live sessions, and the port and path.
+``GET /_sim/private-stats``: per venue, the counts above, the server's (unknown paths, overflows: clients
+dropped for not reading, ping timeouts, bad text, handler errors), live sessions, and the port and path.
 
 ``POST /_sim/balance {"asset": "USDT", "delta": "250.5"}``: deposit (withdraw if negative) free funds
 out of band; the account push follows on the private stream. Answers the asset's ``free`` and
@@ -37,12 +41,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 from kairos.records import Venue
 from kairos.sim.exchange import BalanceChange, OrderUpdate, SimRefused, plain
 from kairos.sim.router import HttpError, Request, Response, Router, json_response
+from kairos.sim.ws_conn import WsConnection, WsOptions, WsServer
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +56,20 @@ HOLD_S: Final = 0.5  # a reordered change with nothing after it is sent after th
 class PrivateSession:
     """One client connection: authenticated or not, and what it subscribed to."""
 
-    __slots__ = ("authed", "conn", "id", "ordered", "queue", "subs", "tag")
+    __slots__ = ("authed", "conn", "id", "ordered", "subs", "tag")
 
-    def __init__(self, conn: ServerConnection, session_id: int) -> None:
+    def __init__(self, conn: WsConnection, session_id: int) -> None:
         self.conn = conn
         self.id = session_id
         self.authed = False
         self.subs: set[str] = set()
         self.tag = 0  # Binance: the subscriptionId
         self.ordered = False  # the frame just handled was an order (place/cancel): drop_reply may swallow it
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
 
     def send(self, frame: str) -> None:
-        self.queue.put_nowait(frame)
-
-    async def answer(self, frame: str) -> None:
-        """The reply to the client's request, written at once unless frames are queued ahead of it (order kept): it
-        does not wait behind the pushes its own request caused, which are rendered on the loop's next turn."""
-        if self.queue.empty():
-            await self.conn.send(frame)
-        else:
-            self.queue.put_nowait(frame)
-
-    async def write(self) -> None:
-        """Writer task: frames leave in the order they were queued."""
-        try:
-            while True:
-                await self.conn.send(await self.queue.get())
-        except ConnectionClosed:
-            pass
+        """Written now: frames leave in the order they are produced (a reply before the pushes its own order
+        caused, which the hub renders on the loop's next turn)."""
+        self.conn.send_text(frame)
 
 
 class PrivateDialect(Protocol):
@@ -126,7 +114,7 @@ class PrivateHub:
 
     def __init__(self, dialect: PrivateDialect, host: str, port: int) -> None:
         self._dialect, self._host, self._port = dialect, host, port
-        self._server: Server | None = None
+        self._server: WsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._ids = itertools.count(1)
@@ -139,7 +127,7 @@ class PrivateHub:
     @property
     def port(self) -> int:
         assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+        return self._server.port
 
     @property
     def path(self) -> str:
@@ -154,13 +142,17 @@ class PrivateHub:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         ping = self._dialect.ping_interval_s
-        self._server = await serve(self._handle, self._host, self._port, compression=None,
-                                   ping_interval=ping, ping_timeout=3 * ping if ping else None, close_timeout=0.2)
+        paths = tuple(p for p in (self._dialect.path, getattr(self._dialect, "order_path", "")) if p)
+        self._server = WsServer(self, WsOptions(paths, ping, 3 * ping if ping else None))
+        await self._server.start(self._host, self._port)
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            await self._server.stop()
+
+    def counts(self) -> dict[str, int]:
+        """``stats`` with the server's own counts (unknown paths, dropped slow clients, ping timeouts, ...)."""
+        return {**self.stats, **(self._server.counts if self._server is not None else {})}
 
     def on_update(self, update: OrderUpdate | BalanceChange) -> None:
         """Any thread (the exchange lock held): queue the change on the loop, in order (from the loop's own thread, a
@@ -183,7 +175,7 @@ class PrivateHub:
         if kind == "drop":
             self.stats["dropped"] += len(self.sessions)
             for session in list(self.sessions):
-                session.conn.transport.abort()
+                session.conn.abort()
         elif kind == "terminate":
             for session in self.sessions:
                 for frame in self._dialect.terminated(session):
@@ -241,32 +233,29 @@ class PrivateHub:
                     self.stats["frames"] += 1
                     session.send(wrap(session, channel, event))
 
-    async def _handle(self, conn: ServerConnection) -> None:
-        paths = (self._dialect.path, getattr(self._dialect, "order_path", ""))
-        if conn.request is None or conn.request.path not in paths:
-            await conn.close(1008, "unknown path")
-            return
-        session = PrivateSession(conn, next(self._ids))
+    # -- WsApp: the server's connections --------------------------------------------------------
+
+    def open(self, conn: WsConnection) -> None:
+        conn.session = session = PrivateSession(conn, next(self._ids))
         self.stats["connections"] += 1
         self.sessions.add(session)
-        writer = asyncio.create_task(session.write())
-        try:
-            async for message in conn:
-                text = message if isinstance(message, str) else message.decode(errors="replace")
-                session.ordered = False
-                replies = self._dialect.on_text(session, text)
-                if session.ordered and self.faults.drop_reply:
-                    self.faults.drop_reply -= 1
-                    self.stats["dropped_replies"] += 1
-                    conn.transport.abort()
-                    break
-                for reply in replies:
-                    await session.answer(reply)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.sessions.discard(session)
-            writer.cancel()
+
+    def message(self, conn: WsConnection, text: str) -> None:
+        """The dialect's replies, written at once; with drop_reply armed, an order is carried out and its connection
+        aborted instead of answered."""
+        session = conn.session
+        session.ordered = False
+        replies = self._dialect.on_text(session, text)
+        if session.ordered and self.faults.drop_reply:
+            self.faults.drop_reply -= 1
+            self.stats["dropped_replies"] += 1
+            conn.abort()
+            return
+        for reply in replies:
+            conn.send_text(reply)
+
+    def closed(self, conn: WsConnection) -> None:
+        self.sessions.discard(conn.session)
 
 
 def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) -> None:
@@ -292,8 +281,8 @@ def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) 
         return json_response({"armed": kind, "at_ms": int(time.time() * 1000)})
 
     def stats(request: Request) -> Response:
-        return json_response({v.name.lower(): {**h.stats, "sessions": len(h.sessions), "port": h.port, "path": h.path}
-                              for v, h in hubs.items()})
+        return json_response({v.name.lower(): {**h.counts(), "sessions": len(h.sessions), "port": h.port,
+                                               "path": h.path} for v, h in hubs.items()})
 
     def transfer(request: Request) -> Response:
         hub, body = hub_and_body(request)
