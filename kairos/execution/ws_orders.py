@@ -11,6 +11,8 @@ before anything else (never a blind resend).
 
 ``request`` waits for its reply; ``send`` does not: its callback gets the reply (or `ReplyLost`) on the
 reader thread, which saves the place path two thread hand-offs. Deadlines are checked by the reader.
+websocket-client opens the connection; frames are then written and read on the socket directly
+(kairos/execution/ws_frames.py): one ``sendall`` per request, one ``recv`` per burst of replies.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from typing import Any, Final
 import orjson
 import websocket
 
-from kairos.execution.stream import DATA_OPCODES, TRANSPORT_ERRORS
+from kairos.execution.stream import TRANSPORT_ERRORS
+from kairos.execution.ws_frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameReader, client_frame
 from kairos.logs import ErrorTally
 
 log = logging.getLogger(__name__)
 BACKOFF_START_S: Final = 0.1
 RECV_POLL_S: Final = 0.5
+RECV_BYTES: Final = 1 << 16
 Answer = dict[str, Any] | Exception
 """What a sent request ends in: its reply, or `ReplyLost` (why none came)."""
 
@@ -61,6 +65,7 @@ class OrderSocket:
         self._ids = itertools.count(1)
         self._pending: dict[str, tuple[Callable[[Answer], None], float]] = {}  # rid -> (callback, deadline)
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()  # the gate, pool workers and the reader (pongs, heartbeats) all write
         self._stop = threading.Event()
         self._ws: websocket.WebSocket | None = None
         self._thread = threading.Thread(target=self._run, name=f"orders.{name}", daemon=True)
@@ -105,7 +110,7 @@ class OrderSocket:
             self._pending[rid] = (on_answer, time.monotonic() + self._timeout_s)
         self.counts["requests"] += 1
         try:
-            ws.send(frame)
+            self._write(ws, OP_TEXT, frame.encode())
         except TRANSPORT_ERRORS as exc:
             self._answer(rid, ReplyLost(f"{self.name}: {rid}: {type(exc).__name__}: {exc}"))
 
@@ -127,34 +132,53 @@ class OrderSocket:
 
     def _session(self) -> None:
         self.counts["connects"] += 1
-        ws = websocket.create_connection(self._url, timeout=self._timeout_s, suppress_origin=True,
-                                         enable_multithread=True, skip_utf8_validation=True)  # orjson validates
+        ws = websocket.create_connection(self._url, timeout=self._timeout_s, suppress_origin=True)
         self._ws = ws
         try:
             frames = self._login()
             for frame in frames:
-                ws.send(frame)
+                self._write(ws, OP_TEXT, frame.encode())
             self.ready = not frames
-            ws.settimeout(RECV_POLL_S)
-            idle = 0
-            while not self._stop.is_set():
-                try:
-                    opcode, data = ws.recv_data()
-                except websocket.WebSocketTimeoutException:
-                    idle += 1
-                    if idle * RECV_POLL_S >= 10:  # keep-alive: venues close a silent socket
-                        ws.send(self._heartbeat)
-                        idle = 0
-                    self._expire()
-                    continue
-                idle = 0
-                if opcode in DATA_OPCODES:
-                    self._on_frame(data)
-                if self._pending:
-                    self._expire()
+            self._read(ws)
         finally:
             self._ws = None
             ws.close(timeout=0.2) if ws.connected else ws.shutdown()
+
+    def _read(self, ws: websocket.WebSocket) -> None:
+        """Frames off the socket until the venue closes it (or a frame breaks the protocol: `FrameError`)."""
+        sock, reader = ws.sock, FrameReader()
+        sock.settimeout(RECV_POLL_S)
+        idle = 0
+        while not self._stop.is_set():
+            try:
+                data = sock.recv(RECV_BYTES)
+            except TimeoutError:
+                idle += 1
+                if idle * RECV_POLL_S >= 10:  # keep-alive: venues close a silent socket
+                    self._write(ws, OP_TEXT, self._heartbeat.encode())
+                    idle = 0
+                self._expire()
+                continue
+            if not data:
+                raise ConnectionResetError("closed by the venue without a close frame")
+            idle = 0
+            for opcode, payload in reader.feed(data):
+                if opcode in (OP_TEXT, OP_BINARY):
+                    self._on_frame(payload)
+                elif opcode == OP_PING:
+                    self._write(ws, OP_PONG, payload)
+                elif opcode == OP_CLOSE:
+                    raise websocket.WebSocketConnectionClosedException(f"closed by the venue: {payload[:2].hex()}")
+            if self._pending:
+                self._expire()
+
+    def _write(self, ws: websocket.WebSocket, opcode: int, payload: bytes) -> None:
+        frame = client_frame(opcode, payload)
+        with self._send_lock:
+            sock = ws.sock  # None once the connection was shut down (close(), or the reader's session ended)
+            if sock is None:
+                raise websocket.WebSocketConnectionClosedException(f"{self.name}: order socket closed")
+            sock.sendall(frame)
 
     def _on_frame(self, data: bytes) -> None:
         """One text or binary frame's payload, parsed as it came (orjson refuses bad UTF-8 like bad JSON)."""

@@ -8,12 +8,17 @@ from typing import Any
 from kairos.execution.ws_orders import Answer, OrderSocket
 
 
+class FakeSock:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def sendall(self, frame: bytes) -> None:
+        self.sent.append(frame)
+
+
 class FakeWs:
     def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def send(self, frame: str) -> None:
-        self.sent.append(frame)
+        self.sock = FakeSock()
 
 
 def _socket() -> tuple[OrderSocket, list[Answer]]:
