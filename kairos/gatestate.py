@@ -6,6 +6,10 @@ turns the JSON back into the same dataclasses with `parse`, which checks every f
 consumer never meets a missing key or a string where a number belongs: a wrong-shaped blob is one
 `GateStateError` naming the field. Enum fields carry the wire numbers of kairos/records.py; venues
 and instruments come with both their id and their name. ``age_s`` is set by the reader.
+
+Extending version 1: a new field is declared with ``metadata=ADDED`` and a default. A blob from an older
+gate, without it, still parses (the default stands); an older reader refuses a newer gate's blob (an
+unknown key), so readers (supervisor, strategy, persister) are upgraded with or before the gate.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any, Final, get_args, get_origin, get_type_hints
 from kairos.errors import KairosError
 
 VERSION: Final = 1
+ADDED: Final = {"added_in_version": VERSION}
+"""Field metadata: added within the version, so an older gate's blob may lack it (docstring above)."""
 
 
 class GateStateError(KairosError):
@@ -96,7 +102,8 @@ class GateCounters:
 class GateState:
     """``reconciled``: every venue; ``venues_reconciled``: those reconciled so far (the others are closed,
     their intents rejected NOT_RECONCILED). ``trading_reason``: why the state was set; ``trading_refused``:
-    state changes refused because the journal could not be written. ``orders``: open orders only."""
+    state changes refused because the journal could not be written. ``orders``: open orders only.
+    ``balance_pushes``: per venue, what became of its balance pushes (`kairos.gate.pushes.OUTCOMES`)."""
 
     version: int = VERSION
     ts_ns: int = 0
@@ -115,6 +122,7 @@ class GateState:
     pnl: Pnl = field(default_factory=Pnl)
     counters: GateCounters = field(default_factory=GateCounters)
     executors: dict[str, dict[str, int]] = field(default_factory=dict)
+    balance_pushes: dict[str, dict[str, int]] = field(default_factory=dict, metadata=ADDED)
     age_s: float = 0.0
 
 
@@ -136,7 +144,8 @@ def _value(kind: Any, raw: object, path: str) -> Any:
         return {k: _value(item, v, f"{path}.{k}") for k, v in _checked(raw, dict, path).items()}
     if dataclasses.is_dataclass(kind):
         fields = _check_keys(kind, _checked(raw, dict, path), path)
-        return kind(**{name: _value(hint, fields[name], f"{path}.{name}") for name, hint in _hints(kind).items()})
+        return kind(**{name: _value(hint, fields[name], f"{path}.{name}") for name, hint in _hints(kind).items()
+                       if name in fields})
     if kind is float:
         return float(_checked(raw, (int, float), path))
     return _checked(raw, kind, path)
@@ -149,9 +158,10 @@ def _checked(raw: object, kind: type | tuple[type, ...], path: str) -> Any:
 
 
 def _check_keys(kind: type, raw: dict[str, Any], path: str) -> dict[str, Any]:
-    """Every field must be there (the defaults are for building one in code); unknown keys are another schema."""
+    """Every field must be there but an `ADDED` one (the defaults are for building one in code); unknown keys
+    are another schema."""
     hints = _hints(kind)
-    missing, unknown = hints.keys() - raw.keys(), raw.keys() - hints.keys()
+    missing, unknown = hints.keys() - raw.keys() - _added(kind), raw.keys() - hints.keys()
     if missing or unknown:
         raise GateStateError(f"{path}: missing {sorted(missing)}, unknown {sorted(unknown)}")
     return raw
@@ -160,6 +170,11 @@ def _check_keys(kind: type, raw: dict[str, Any], path: str) -> dict[str, Any]:
 @cache
 def _hints(kind: type) -> dict[str, Any]:
     return get_type_hints(kind)
+
+
+@cache
+def _added(kind: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(kind) if "added_in_version" in f.metadata)
 
 
 def _name(kind: type | tuple[type, ...]) -> str:

@@ -7,10 +7,12 @@ from typing import Any
 
 from kairos.api.commands import MANUAL_STRATEGY
 from kairos.api.pb import pb
+from kairos.gate.pushes import OUTCOMES
 from kairos.instruments import VENUE_NAMES
 from kairos.strategy import REGISTRY
 
 VENUES = tuple(VENUE_NAMES)
+PUSH = "push."  # the gate's balance-push totals on its row: push.<outcome> (kairos/gate/metrics.py)
 STRATEGY_NAMES = {MANUAL_STRATEGY: "manual"} | {sid: strategy for strategy, (sid, _) in REGISTRY.items()}
 
 
@@ -76,13 +78,18 @@ def _bans(procs: Sequence[Any]) -> str:
 
 
 def _gate(procs: Sequence[Any]) -> str:
-    """The gate's safety counters (docs/RISK.md): venues not reconciled (closed) and quotes refused as marks."""
+    """The gate's safety counters (docs/RISK.md): venues not reconciled (closed), quotes refused as marks, and
+    what became of the venues' balance pushes (kairos/gate/pushes.py), once there were any."""
     counters = {k: v for p in procs if p.role == "gate" for k, v in p.counters.items()}
     closed = sorted(k.removeprefix("closed.") for k, v in counters.items() if k.startswith("closed.") and v)
     lines = [f"\ngate: {', '.join(closed)} not reconciled: its orders are rejected NOT_RECONCILED, retried every "
              "second"] if closed else []
     if counters.get("bad_quotes"):
         lines.append(f"\ngate: {counters['bad_quotes']} invalid quotes not used as marks (bad_quotes)")
+    pushes = {name: counters.get(f"{PUSH}{name}", 0) for name in OUTCOMES}
+    if any(pushes.values()):
+        bad = " (bad: not a finite non-negative amount, ignored; see the gate's log)" if pushes["bad"] else ""
+        lines.append("\ngate: venue balance pushes " + ", ".join(f"{k} {n}" for k, n in pushes.items()) + bad)
     return "".join(lines)
 
 

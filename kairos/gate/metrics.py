@@ -1,19 +1,22 @@
 """The gate's row on the status board: counters, the gate-latency histogram, rejects by reason;
 and the order trace (exact per-order stage timestamps on the ``trace`` ring).
 
-A row has 16 counter slots, so a reason gets its own ``rej.<REASON>`` counter on first use while
-slots last (then ``rej.OTHER``); the full breakdown by reason is in the gate-state blob.
+A row has 32 counter slots, so a reason gets its own ``rej.<REASON>`` counter on first use while
+slots last (then ``rej.OTHER``); the full breakdown by reason is in the gate-state blob. Likewise the
+balance-push outcomes: the row has the gate's totals (``push.<outcome>``), the blob each venue's.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 import numpy as np
 
 from kairos.errors import RingError
 from kairos.gate.orders import Order
+from kairos.gate.pushes import OUTCOMES
 from kairos.records import ORDER_TRACE, RejectReason
 from kairos.status import Counter, Slot
 
@@ -60,8 +63,8 @@ class NoTrace:
 
 
 class GateMetrics:
-    __slots__ = ("_by_counter", "_sent", "_slot", "bad_quotes", "by_reason", "events", "fills", "intents", "latency",
-                 "open_orders", "orders", "other", "rejects", "replayed", "trace", "trading_state")
+    __slots__ = ("_by_counter", "_pushes", "_sent", "_slot", "bad_quotes", "by_reason", "events", "fills", "intents",
+                 "latency", "open_orders", "orders", "other", "rejects", "replayed", "trace", "trading_state")
 
     def __init__(self, slot: Slot, trace: OrderTrace | NoTrace | None = None) -> None:
         self._slot = slot
@@ -76,6 +79,7 @@ class GateMetrics:
         self.open_orders = slot.counter("open_orders")
         self.bad_quotes = slot.counter("bad_quotes")
         self.other = slot.counter("rej.OTHER")
+        self._pushes = [(name, slot.counter(f"push.{name}")) for name in OUTCOMES]
         self.latency = slot.histogram("gate_latency_ns")
         self.by_reason = [0] * (max(RejectReason) + 1)
         self._by_counter: list[Counter | None] = [None] * len(self.by_reason)
@@ -109,6 +113,12 @@ class GateMetrics:
             return self._slot.counter(f"rej.{RejectReason(reason).name}")
         except RingError:
             return self.other
+
+    def balance_pushes(self, totals: Mapping[str, int]) -> None:
+        """The gate's balance-push totals onto the row (`kairos.gate.pushes.OUTCOMES`), where kairosctl status
+        reads them; set with each published state."""
+        for name, counter in self._pushes:
+            counter.set(totals.get(name, 0))
 
     def rejects_by_reason(self) -> dict[str, int]:
         return {RejectReason(r).name: n for r, n in enumerate(self.by_reason) if n}

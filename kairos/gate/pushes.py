@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from typing import Final
 
 from kairos.execution.base import BalancePush
 from kairos.logs import ErrorTally
@@ -32,11 +33,17 @@ from kairos.risk.state import Grid
 
 log = logging.getLogger(__name__)
 
+OUTCOMES: Final = ("applied", "held", "stale", "foreign", "bad")
+"""What became of a push, counted per venue: applied (set a balance); held (waited for a newer push: a fill
+was newer); stale (older than the slot's last push); foreign (an asset no instrument trades); bad (not a
+finite, non-negative amount: ignored, logged)."""
+
 
 class Pushes:
-    """Per balance slot: the newest venue push (total, ms), the newest fill's venue ms, what to settle."""
+    """Per balance slot: the newest venue push (total, ms), the newest fill's venue ms, what to settle; per venue
+    the `OUTCOMES` counts (``of``), which the gate publishes (kairos/gate/state.py)."""
 
-    __slots__ = ("_dirty", "_fill_ms", "_grid", "_latest", "_tally", "counts")
+    __slots__ = ("_counts", "_dirty", "_fill_ms", "_grid", "_latest", "_tally")
 
     def __init__(self, grid: Grid) -> None:
         self._grid = grid
@@ -44,24 +51,22 @@ class Pushes:
         self._fill_ms: dict[int, int] = {}
         self._dirty: set[int] = set()
         self._tally = ErrorTally(log)
-        self.counts = {"applied": 0, "held": 0, "stale": 0, "foreign": 0, "bad": 0}
-        """applied: pushes that set a balance; held: waited for a newer push (a fill was newer);
-        stale: older than the slot's last push; foreign: an asset no instrument trades; bad: not a
-        finite, non-negative amount (ignored, logged)."""
+        self._counts: dict[int, dict[str, int]] = {}
 
     def pushed(self, venue: int, pushes: Mapping[str, BalancePush]) -> None:
         """Record what the venue pushed; applied at the next `settle`."""
         grid, latest = self._grid, self._latest
+        counts = self._of(venue)
         for asset, (free, locked, ts_ms) in pushes.items():
             slot = grid.asset_slot(venue, asset)
             if not (math.isfinite(free + locked) and free >= 0.0 and locked >= 0.0):
-                self.counts["bad"] += 1
+                counts["bad"] += 1
                 self._tally("venue balance push ignored: not a finite non-negative amount",
                             f"venue {venue} {asset} free={free} locked={locked}")
             elif slot < 0:
-                self.counts["foreign"] += 1
+                counts["foreign"] += 1
             elif ts_ms < latest.get(slot, (0.0, -1))[1]:
-                self.counts["stale"] += 1
+                counts["stale"] += 1
             else:
                 latest[slot] = (free + locked, ts_ms)
                 self._dirty.add(slot)
@@ -81,16 +86,17 @@ class Pushes:
         """Apply every push that is now the truth (module docstring); returns how many were applied."""
         if not self._dirty:
             return 0
-        applied = 0
+        applied, n_assets = 0, self._grid.n_assets
         for slot in self._dirty:
             total, ts_ms = self._latest[slot]
+            counts = self._of(slot // n_assets)
             if ts_ms >= self._fill_ms.get(slot, 0):
                 balance[slot] = total
+                counts["applied"] += 1
                 applied += 1
             else:
-                self.counts["held"] += 1
+                counts["held"] += 1
         self._dirty.clear()
-        self.counts["applied"] += applied
         return applied
 
     def reset(self, venue: int) -> None:
@@ -99,3 +105,17 @@ class Pushes:
         for slot in [s for s in self._latest if s // grid.n_assets == venue]:
             del self._latest[slot]
             self._dirty.discard(slot)
+
+    def of(self, venue: int) -> dict[str, int]:
+        """The venue's `OUTCOMES` counts so far (all zero before its first push): a copy."""
+        return dict(self._counts.get(venue) or dict.fromkeys(OUTCOMES, 0))
+
+    def totals(self) -> dict[str, int]:
+        """The `OUTCOMES` counts summed over venues."""
+        return {name: sum(c[name] for c in self._counts.values()) for name in OUTCOMES}
+
+    def _of(self, venue: int) -> dict[str, int]:
+        counts = self._counts.get(venue)
+        if counts is None:
+            counts = self._counts[venue] = dict.fromkeys(OUTCOMES, 0)
+        return counts

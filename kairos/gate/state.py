@@ -1,6 +1,7 @@
 """The gate-state blob's content (published through `kairos.gate.snapshot`): what GetBalance, GetPositions
 and ListOrders answer from. The contract (fields, types, version) is `kairos.gatestate.GateState`;
-``executors`` holds each venue's `Executor.stats()` (retries, rate limits ...).
+``executors`` holds each venue's `Executor.stats()` (retries, rate limits ...), ``balance_pushes`` what
+the book made of each venue's balance pushes (`kairos.gate.pushes`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ _NAMES = {int(v): name for name, v in VENUE_NAMES.items()}
 
 def describe(blotter: Blotter, instruments: InstrumentTable, executors: dict[int, Executor], metrics: GateMetrics,
              mode: str, reconciled: Collection[int]) -> GateState:
+    """The blob; the gate's balance-push totals go onto its status-board row at the same time (the two agree)."""
     book, s = blotter.book, blotter.book.s
     names = {i.id: i.symbol for i in instruments}
+    metrics.balance_pushes(book.pushes.totals())
     return GateState(
         ts_ns=time.time_ns(), pid=os.getpid(), mode=mode,
         reconciled=all(v in reconciled for v in executors),
@@ -39,6 +42,7 @@ def describe(blotter: Blotter, instruments: InstrumentTable, executors: dict[int
                               metrics.rejects.value, metrics.replayed.value, metrics.events.value,
                               metrics.rejects_by_reason()),
         executors={_NAMES[v]: e.stats() for v, e in executors.items()},
+        balance_pushes={_NAMES[v]: book.pushes.of(v) for v in executors},
     )
 
 

@@ -2,7 +2,7 @@
 
 `EngineCollector` builds every sample at scrape time from what the supervisor already maps: the
 status board (process counters and log2 latency histograms), the supervisor's child view, the
-gate-state blob (positions, PnL, balances, rejects), ring headers (lag, overruns) and the totals
+gate-state blob (positions, PnL, balances, balance pushes, rejects), ring headers (lag, overruns) and the totals
 it keeps while draining the ``trace`` and ``events`` rings (kairos/supervisor/tally.py). Nothing
 here runs on any process's hot path. Units are base units: seconds, bytes.
 """
@@ -205,8 +205,10 @@ class EngineCollector:
         position = GaugeMetricFamily("kairos_position", "Net position (base units)", labels=["venue", "instrument"])
         pnl = GaugeMetricFamily("kairos_pnl", "PnL in quote currency: realized_today, unrealized", labels=["kind"])
         balance = GaugeMetricFamily("kairos_balance", "Balance, free + locked", labels=["venue", "asset"])
+        pushes = CounterMetricFamily("kairos_balance_pushes", "Venue balance pushes by what the gate made of them: "
+                                     "applied, held, stale, foreign, bad", labels=["venue", "outcome"])
         samples = _gate_samples(state) if state else ()
-        families = {"rejects": rejects, "position": position, "pnl": pnl, "balance": balance}
+        families = {"rejects": rejects, "position": position, "pnl": pnl, "balance": balance, "pushes": pushes}
         for family, labels, value in samples:
             families[family].add_metric(labels, value)
         yield from families.values()
@@ -218,6 +220,8 @@ def _gate_samples(state: GateState) -> list[tuple[str, list[str], float]]:
     out += [("position", [p.venue, p.instrument], p.quantity) for p in state.positions]
     out += [("pnl", ["realized_today"], state.pnl.realized_today), ("pnl", ["unrealized"], state.pnl.unrealized)]
     out += [("balance", [b.venue, b.asset], b.free + b.locked) for b in state.balances]
+    out += [("pushes", [venue, outcome], float(n)) for venue, counts in state.balance_pushes.items()
+            for outcome, n in counts.items()]
     return out
 
 

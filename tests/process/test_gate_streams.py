@@ -215,3 +215,7 @@ def check_ledger(g: GateProcess, venue: Venue1) -> None:
         assert gate_balances[asset] == pytest.approx(sum(venue_balances[asset]), rel=1e-12), asset
     stats = state["executors"][venue.name]
     assert stats["stream_bad_frames"] == 0 and stats["stream_fills"] > 0
+    pushes = state["balance_pushes"][venue.name]                  # the deposit (at least) set a balance
+    assert pushes["applied"] > 0 and pushes["bad"] == 0, pushes
+    row = next(r for r in g.board.snapshot() if r.role == "gate")  # the totals on the row kairosctl status reads
+    assert row.counters["push.applied"] >= pushes["applied"], row.counters  # as new, or newer

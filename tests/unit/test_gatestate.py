@@ -11,7 +11,8 @@ from kairos.gate.snapshot import GateStateReader, GateStateWriter
 from kairos.gatestate import Balance, GateState, GateStateError, Pnl, parse
 
 GOOD = GateState(ts_ns=5, trading_state="ACTIVE", trading_state_id=0, venues_reconciled=["binance"],
-                 balances=[Balance("binance", 1, "USDT", 900.0, 100.0)], pnl=Pnl(1.0, -2.0))
+                 balances=[Balance("binance", 1, "USDT", 900.0, 100.0)], pnl=Pnl(1.0, -2.0),
+                 balance_pushes={"binance": {"applied": 3, "held": 1, "stale": 0, "foreign": 0, "bad": 0}})
 
 
 def test_a_blob_round_trips_through_the_segment(shm_prefix: str) -> None:
@@ -22,6 +23,7 @@ def test_a_blob_round_trips_through_the_segment(shm_prefix: str) -> None:
         state = reader.state()
         assert state is not None and state.balances == GOOD.balances and state.pnl == GOOD.pnl
         assert state.venues_reconciled == ["binance"] and state.age_s >= 0.0
+        assert state.balance_pushes == GOOD.balance_pushes
     finally:
         writer.close()
         reader.close()
@@ -34,10 +36,23 @@ def test_a_blob_round_trips_through_the_segment(shm_prefix: str) -> None:
     ({"trading_refused": True}, "gate state.trading_refused"),
     ({"extra": 1}, "unknown ['extra']"),
     ({"version": 2}, "version 2"),
+    ({"balance_pushes": {"binance": {"applied": "3"}}}, "gate state.balance_pushes.binance.applied"),
+    ({"balance_pushes": [1]}, "gate state.balance_pushes: list"),
 ])
 def test_a_wrong_shape_names_the_field(change: dict, named: str) -> None:
     with pytest.raises(GateStateError, match=named.replace("[", r"\[").replace("]", r"\]")):
         parse(asdict(GOOD) | change)
+
+
+def test_a_blob_from_a_gate_before_a_field_was_added_still_parses() -> None:
+    """Fields added within version 1 (``ADDED``) may be missing: an older gate's blob keeps its readers working."""
+    older = asdict(GOOD)
+    del older["balance_pushes"]
+    state = parse(older)
+    assert state.balance_pushes == {} and state.balances == GOOD.balances
+    del older["executors"]                                      # not an added field: still required
+    with pytest.raises(GateStateError, match="missing \\['executors'\\]"):
+        parse(older)
 
 
 def test_the_reader_logs_a_bad_blob_once_and_recovers(shm_prefix: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -24,3 +24,11 @@ def test_status_names_a_closed_venue_and_counts_bad_quotes() -> None:
 def test_a_healthy_gate_adds_no_line() -> None:
     text = render.status(pb.SystemStatus(processes=[gate(**{"closed.okx": 0, "bad_quotes": 0})]))
     assert "gate:" not in text
+
+
+def test_balance_pushes_show_once_there_are_any_and_bad_ones_are_flagged() -> None:
+    text = render.status(pb.SystemStatus(processes=[gate(**{"push.applied": 12, "push.held": 2, "push.stale": 1,
+                                                            "push.bad": 1})]))
+    assert "gate: venue balance pushes applied 12, held 2, stale 1, foreign 0, bad 1 (bad: not a finite" in text
+    quiet = render.status(pb.SystemStatus(processes=[gate(**{"push.applied": 0, "push.bad": 0})]))
+    assert "balance pushes" not in quiet

@@ -67,15 +67,15 @@ def test_a_push_older_than_an_applied_fill_waits_for_the_next(book: Book) -> Non
     book.fill(order, 100.0, 1.0, 0.0, "BTC", 0, 2000 * MS)
     assert book.settle(Venue.BINANCE, {"BTC": (1.0, 0.0, 1500), "USDT": (1000.0, 0.0, 1500)}) == 0
     assert totals(book) == pytest.approx((2.0, 900.0)), "last known + the fill, not the stale push"
-    assert book.pushes.counts["held"] == 2
+    assert book.pushes.of(Venue.BINANCE)["held"] == 2
     assert book.settle(Venue.BINANCE, {"BTC": (2.0, 0.0, 2000), "USDT": (900.0, 0.0, 2000)}) == 2
-    assert book.settle(Venue.BINANCE, {"BTC": (1.5, 0.0, 1900)}) == 0 and book.pushes.counts["stale"] == 1
+    assert book.settle(Venue.BINANCE, {"BTC": (1.5, 0.0, 1900)}) == 0 and book.pushes.of(Venue.BINANCE)["stale"] == 1
 
 
 def test_a_deposit_shows_with_no_fill_and_a_fill_without_venue_time_holds_older_pushes(book: Book) -> None:
     assert book.settle(Venue.BINANCE, {"USDT": (1500.0, 0.0, 10)}) == 1
     assert totals(book) == pytest.approx((1.0, 1500.0))
-    assert book.settle(Venue.BINANCE, {"DOGE": (5.0, 0.0, 11)}) == 0 and book.pushes.counts["foreign"] == 1
+    assert book.settle(Venue.BINANCE, {"DOGE": (5.0, 0.0, 11)}) == 0 and book.pushes.of(Venue.BINANCE)["foreign"] == 1
     order = buy(book)
     book.fill(order, 100.0, 1.0, 0.0, "BTC", 3000 * MS, 0)       # no venue time: the gate's wall clock stands in
     assert book.settle(Venue.BINANCE, {"USDT": (1500.0, 0.0, 2999)}) == 0
@@ -106,4 +106,4 @@ def test_every_arrival_order_of_two_fills_and_their_pushes_converges(book: Book,
 @pytest.mark.parametrize("free, locked", [(float("nan"), 0.0), (float("inf"), 0.0), (-1.0, 0.0), (1.0, -0.5)])
 def test_a_hostile_amount_is_ignored_and_counted(book: Book, free: float, locked: float) -> None:
     assert book.settle(Venue.BINANCE, {"USDT": (free, locked, 10)}) == 0
-    assert totals(book) == pytest.approx((1.0, 1000.0)) and book.pushes.counts["bad"] == 1
+    assert totals(book) == pytest.approx((1.0, 1000.0)) and book.pushes.of(Venue.BINANCE)["bad"] == 1

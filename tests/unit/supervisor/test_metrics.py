@@ -39,7 +39,8 @@ SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_c
 BLOB = asdict(GateState(
     trading_state="ACTIVE", trading_state_id=0, balances=[Balance("binance", 1, "USDT", 900.0, 100.0)],
     positions=[Position("okx", 2, "BTC-USDT", 1, -0.5, 60000.0, 0.0, 60000.0, 0.0)], pnl=Pnl(12.5, -3.0),
-    counters=GateCounters(rejects_by_reason={"NO_MARK": 4, "PRICE_BAND": 1})))
+    counters=GateCounters(rejects_by_reason={"NO_MARK": 4, "PRICE_BAND": 1}),
+    balance_pushes={"okx": {"applied": 7, "held": 1, "stale": 0, "foreign": 2, "bad": 0}}))
 
 
 class Engine:
@@ -180,6 +181,8 @@ def test_every_family_from_board_rings_blob_and_totals(engine: Engine) -> None:
     assert got[key("kairos_pnl", kind="realized_today")] == 12.5
     assert got[key("kairos_pnl", kind="unrealized")] == -3.0
     assert got[key("kairos_balance", venue="binance", asset="USDT")] == 1000.0
+    assert got[key("kairos_balance_pushes_total", venue="okx", outcome="applied")] == 7.0
+    assert got[key("kairos_balance_pushes_total", venue="okx", outcome="foreign")] == 2.0
 
 
 def test_feed_rejections_by_venue_instrument_and_reason(engine: Engine) -> None:
@@ -209,7 +212,7 @@ def test_families_exist_before_any_data(engine: Engine) -> None:
         "kairos_process_up", "kairos_process_restarts", "kairos_tick_to_order_seconds", "kairos_order_stage_seconds",
         "kairos_stage_latency_seconds", "kairos_orders", "kairos_rejects", "kairos_feed_messages",
         "kairos_book_resyncs", "kairos_feed_rejects", "kairos_ring_lag", "kairos_ring_overruns", "kairos_position",
-        "kairos_pnl", "kairos_balance",
+        "kairos_pnl", "kairos_balance", "kairos_balance_pushes",
         "kairos_persister_spool_bytes", "kairos_persister_rows", "kairos_metrics_errors"}
 
 
