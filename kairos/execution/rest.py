@@ -1,15 +1,12 @@
 """What every signed-REST venue adapter shares: worker threads, sessions, limits, clock, outcomes.
 
 A venue module (binance.py, okx.py) supplies request builders and pure response parsers; this base
-owns all I/O and never asks which venue it is. ``submit``/``cancel`` only enqueue a job on a small
-thread pool whose threads each keep one keep-alive ``requests.Session``. Jobs turn responses into
-`OrderView`s and feed the `OrderTracker`, whose reports ``drain`` hands to the gate.
-
-An unknown outcome (5xx, timeout, connection lost after sending, -1007, 50004) is never guessed:
-the order is queried at once; if the venue does not know it, it is queried once more after the
-request's own validity window (recvWindow / expTime) has passed, when it can no longer appear.
-Only then is it rejected. If the venue cannot be asked, the order stays "unknown" and every sync
-tick asks again.
+owns all I/O and never asks which venue it is. ``submit``/``cancel`` never block: a place goes out on
+the order socket at once (kairos/execution/ws_route.py, which also decides WebSocket or REST), anything
+else is a job on a small thread pool whose threads each keep one keep-alive ``requests.Session``.
+Jobs turn responses into `OrderView`s and feed the `OrderTracker`, whose reports ``drain`` hands to
+the gate (ringing its doorbell, ``wake``).
+Unknown outcomes and reconciliation with the venue: kairos/execution/reconcile.py.
 """
 
 from __future__ import annotations
@@ -29,10 +26,12 @@ from kairos.errors import ExecutionError
 from kairos.execution.base import ExecReport, Executor, OrderRequest, SymbolFilters, VenueSnapshot
 from kairos.execution.filters import wire
 from kairos.execution.limits import ServerClock
+from kairos.execution.reconcile import Reconciliation
 from kairos.execution.state import Order, OrderTracker, OrderView
 from kairos.execution.stream import PrivateStream, TrackerSink
 from kairos.execution.venue import Call, Outcome, Reply, VenueDialect
-from kairos.execution.ws_orders import OrderSocket, ReplyLost, SocketDown
+from kairos.execution.ws_orders import OrderSocket
+from kairos.execution.ws_route import WsOrderRoute
 from kairos.instruments import InstrumentTable
 from kairos.logs import ErrorTally
 from kairos.ratelimit import Budget, Cost, Priority, venue_limits
@@ -42,10 +41,9 @@ from kairos.records import ExecKind, OrderType, RejectReason, Side
 log = logging.getLogger(__name__)
 LOCAL = "LOCAL"  # venue_code of a refusal decided here, nothing sent
 WAITED_NS = 1_000_000  # a call that waited longer than this for budget is signed again
-EXPIRY_MARGIN_MS = 50  # after recvWindow/expTime, allow for clock error before "it cannot appear any more"
 
 
-class RestExecution(Executor, VenueDialect):
+class RestExecution(Executor, WsOrderRoute, Reconciliation):
     """Signed REST executor; subclasses are the venue dialects (data + pure parsers)."""
 
     def __init__(self, venue_cfg: VenueConfig, exec_cfg: ExecutionConfig, instruments: InstrumentTable,
@@ -86,16 +84,8 @@ class RestExecution(Executor, VenueDialect):
         if self._stream_type is not None and self._venue_cfg.urls.private_url:
             self.stream = self._stream_type(self._venue_cfg, self._cfg, self.stream_sink, self.clock.now_ms)
             self.stream.start()
-        url = self.ws_orders_url()
-        if self._cfg.ws_orders and self._stream_type is not None and self.ws_place_route and url:
-            self.orders = OrderSocket(self.name, url, self._cfg.http_timeout_s, self._cfg.stream_backoff_max_s,
-                                      self.ws_login, self.ws_logged_in, self._stream_type.heartbeat)
-            self.orders.start()
-
-    def ws_orders_url(self) -> str:
-        """Where the order socket connects: the private stream's URL, unless the venue takes WebSocket orders
-        elsewhere (its module overrides this, e.g. Bybit's /v5/trade)."""
-        return self._venue_cfg.urls.private_url
+        if self._cfg.ws_orders and self._stream_type is not None:
+            self.orders = self.open_order_socket(self._stream_type.heartbeat)
 
     def load_filters(self) -> dict[int, SymbolFilters]:
         """Every configured instrument's rules from the venue's public table; ExecutionError if any is missing."""
@@ -184,38 +174,6 @@ class RestExecution(Executor, VenueDialect):
 
     # -- jobs (worker threads) ------------------------------------------------------------------
 
-    def _place_on_socket(self, req: OrderRequest, price: str | None, qty: str) -> bool:
-        """Gate thread: send the place on the order socket now, to be completed on its reader thread (two thread
-        hand-offs fewer than a pool job). False, nothing sent, when it cannot go at once (no socket, not routable,
-        no budget without waiting, the socket just went down): the pool's `_place` then decides, as for REST."""
-        socket = self._ws_socket(self.ws_place_route, req.symbol) if self.ws_routable(req.symbol) else None
-        if socket is None:
-            return False
-        cost = self.budget.limits.cost(*self.ws_place_route)
-        if self.budget.try_spend(cost):
-            return False
-        rid = socket.next_id()
-        try:
-            frame = self.ws_place(rid, req, price, qty)
-        except Exception:  # a bug must not reach the gate's loop: the pool's _place meets it again, and _guard logs it
-            return False
-        self._tracker.sent(req.client_order_id, time.time_ns())
-        try:
-            socket.send(rid, frame, lambda answer: self._guard(self._on_placed, req, cost, answer))
-        except SocketDown:
-            self._count("ws_fallback")  # nothing was sent: the pool sends it over REST
-            return False
-        return True
-
-    def _on_placed(self, req: OrderRequest, cost: Cost, answer: dict[str, Any] | Exception) -> None:
-        """Reader thread: the place's answer applied at once (its ACK reaches ``drain`` without a thread hand-off);
-        what needs the venue again (a query) goes to the pool."""
-        reply, used = self._ws_answer(cost, answer)
-        ask = self._apply_placed(req, reply)
-        self._report_count(used)  # after the ACK is out: a shared-memory lock on the way to drain() otherwise
-        if ask:
-            self._pool.submit(self._guard, self._ask_placed, req, reply)
-
     def _place(self, req: OrderRequest, price: str | None, qty: str) -> None:
         self._tracker.sent(req.client_order_id, time.time_ns())
         reply = self._send_order(self.ws_place, self.ws_place_route, self.place_call, req.symbol, req, price, qty)
@@ -254,91 +212,6 @@ class RestExecution(Executor, VenueDialect):
         if reply.code != LOCAL:
             self._refresh(coid, symbol)
 
-    def _resolve(self, coid: str, symbol: str, cause: Reply) -> None:
-        """Unknown outcome: ask the venue; conclude "not placed" only once the request has expired."""
-        self._count("unknown_outcome")
-        self._tracker.mark_unknown(coid, self._expiry_ns(), cause.code, cause.message)
-        for attempt in range(self._cfg.max_retries + 2):
-            wait_s = self._settle(coid, symbol)
-            if wait_s is None or self._stop.wait(wait_s or min(0.1 * 2**attempt, 2.0)):
-                return
-
-    def _settle(self, coid: str, symbol: str) -> float | None:
-        """One query about an order of unknown outcome. None: settled (or nothing to do); else the
-        seconds worth waiting before asking again (0.0: the query itself failed)."""
-        order = self._tracker.get(coid)
-        if order is None or not order.unknown:
-            return None
-        try:
-            view = self._query_view(coid, symbol)
-        except ExecutionError:
-            return 0.0
-        if view is not None:
-            self._tracker.apply(view)
-            return None
-        left_s = (order.expires_ns - time.monotonic_ns()) / 1e9
-        if left_s > 0:
-            return left_s
-        message = f"outcome unknown ({order.cause[1]}); venue has no such order"
-        if self._tracker.reject(coid, RejectReason.VENUE_UNAVAILABLE, order.cause[0], message):
-            self._count("unknown_not_placed")  # a concurrent sync tick may have concluded first
-        return None
-
-    def _refresh(self, coid: str, symbol: str) -> None:
-        try:
-            view = self._query_view(coid, symbol)
-        except ExecutionError as exc:
-            self._tally("query failed", str(exc))
-            return
-        if view is not None:
-            self._apply_view(view)
-
-    def _sync(self) -> None:
-        """Poll open orders of the symbols we have live orders in; query the ones that left."""
-        try:
-            if self._resync_clock.is_set():
-                self.sync_clock()
-            live = self._tracker.live()
-            for symbol in {o.symbol for o in live}:
-                if self.budget.banned_s() > 0:
-                    return
-                listed = {v.client_order_id for v in self._sync_symbol(symbol)}
-                for order in live:
-                    if order.symbol != symbol or order.client_order_id in listed:
-                        continue
-                    if order.unknown:
-                        self._settle(order.client_order_id, symbol)
-                    else:
-                        self._refresh(order.client_order_id, symbol)
-        except RateDeferred:
-            pass  # counted rate_deferred: the next tick asks again, no error
-        except ExecutionError as exc:
-            self._count("sync_error")
-            self._tally("sync failed", str(exc))
-        finally:
-            self._sync_busy.clear()
-
-    def _sync_symbol(self, symbol: str) -> list[OrderView]:
-        views = self.parse_open_orders(self._checked("open orders", self.open_orders_call, symbol))
-        for view in views:
-            self._apply_view(view)
-        return views
-
-    def _apply_view(self, view: OrderView) -> None:
-        """A polled or reconciled view. Fills it reveals that no stream reported, on a venue whose views carry
-        no fee (Binance), are first fetched one by one with their own commissions (``trades_call``)."""
-        order = self._tracker.get(view.client_order_id)
-        if (view.fee_cum is None and order is not None and view.venue_order_id and view.cum_qty > order.cum_qty
-                and self.trades_call(view.symbol, view.venue_order_id) is not None):
-            try:
-                data = self._checked("trades", self.trades_call, view.symbol, view.venue_order_id)
-                for trade_view, fill in self.parse_trades(data, view):
-                    self._tracker.apply_fill(trade_view, fill)
-                self._count("trades_fetched")
-            except ExecutionError as exc:  # the view still reports the fills, with the estimated fee
-                self._tally("trades failed", str(exc))
-        self._tracker.apply(view)
-
     # -- plumbing -------------------------------------------------------------------------------
 
     def _report(self, report: ExecReport) -> None:
@@ -347,28 +220,6 @@ class RestExecution(Executor, VenueDialect):
         wake = self.wake
         if wake is not None:
             wake()
-
-    def _tick(self) -> None:
-        now = time.monotonic_ns()
-        if now - self._last_sync_ns < self._sync_period_ns() or self._sync_busy.is_set():
-            return
-        self._last_sync_ns = now
-        if now - self.clock.synced_ns > self._cfg.clock_sync_s * 1e9:
-            self._resync_clock.set()
-        if self._resync_clock.is_set() or self._tracker.live():
-            self._sync_busy.set()
-            self._count("syncs")
-            self._pool.submit(self._guard, self._sync)
-
-    def _sync_period_ns(self) -> int:
-        """Private stream healthy: REST reconciliation every ``reconcile_s``; else polling at ``sync_interval_ms``."""
-        if self.stream is not None and self.stream.healthy:
-            return int(self._cfg.reconcile_s * 1e9)
-        return self._cfg.sync_interval_ms * 1_000_000
-
-    def _reconcile_now(self) -> None:
-        """Stream thread, on every (re)subscription: the next tick reconciles (a gap never loses a fill)."""
-        self._last_sync_ns = -(2**62)
 
     def sync_clock(self) -> None:
         """Measure the offset to the venue's clock (NTP-style midpoint)."""
@@ -422,64 +273,6 @@ class RestExecution(Executor, VenueDialect):
         return Reply(Outcome.RATE_LIMITED, None, LOCAL, f"rate budget spent for {short_s:.1f}s more",
                      RejectReason.VENUE_RATE_LIMIT, short_s)
 
-    def _send_order(self, ws_build: Callable[..., str], route: tuple[str, str] | tuple[()],
-                    rest_build: Callable[..., Call], symbol: str, *args: Any, wait_s: float | None = None) -> Reply:
-        """A place or cancel over the order socket when it is connected and the venue can route ``symbol`` there
-        (paid from the same budget as its REST twin, the venue's ``rateLimits`` count fed back), else over REST.
-        A reply lost after sending is UNKNOWN: `_resolve` queries the order, it is never sent again."""
-        socket = self._ws_socket(route, symbol)
-        if socket is None:
-            return self._send(rest_build, *args, wait_s=wait_s)
-        cost = self.budget.limits.cost(*route)
-        short_s = self.budget.acquire(cost, wait_s, self._stop)
-        if short_s:
-            return self._no_budget(cost, short_s)
-        rid = socket.next_id()
-        try:
-            answer: dict[str, Any] | Exception = socket.request(rid, ws_build(rid, *args))
-        except SocketDown:
-            self._count("ws_fallback")  # nothing was sent: REST instead
-            return self._send(rest_build, *args, wait_s=wait_s)
-        except ReplyLost as exc:
-            answer = exc
-        reply, used = self._ws_answer(cost, answer)
-        self._report_count(used)
-        return reply
-
-    def _ws_socket(self, route: tuple[str, str] | tuple[()], symbol: str) -> OrderSocket | None:
-        """The order socket if an order for ``symbol`` can go over it now, else None (REST)."""
-        socket = self.orders
-        if socket is None or not socket.ready or not route:
-            return None
-        if not self.ws_routable(symbol):
-            self._count("ws_unroutable")  # e.g. OKX published no instIdCode for it: never guessed
-            return None
-        return socket
-
-    def _ws_answer(self, cost: Cost, answer: dict[str, Any] | Exception) -> tuple[Reply, int]:
-        """A WS order's answer classified like REST's (a rate refusal recorded in the budget at once), and the
-        venue's count of its weight window for `_report_count` (-1: none). Lost or unreadable: UNKNOWN (it may
-        have acted; `_resolve` queries, never resends)."""
-        if isinstance(answer, Exception):
-            self._count("ws_lost")
-            return Reply(Outcome.UNKNOWN, None, "WS", str(answer)[:200], RejectReason.VENUE_UNAVAILABLE), -1
-        try:
-            reply, used = self.ws_reply(answer)
-        except (KeyError, TypeError, ValueError) as exc:
-            self._count("ws_bad_reply")
-            self._tally("bad order reply", f"{type(exc).__name__}: {exc}")
-            return Reply(Outcome.UNKNOWN, None, "WS", f"unreadable reply: {exc}", RejectReason.VENUE_UNAVAILABLE), -1
-        if reply.outcome is Outcome.RATE_LIMITED:
-            self.budget.penalise(cost, int(answer.get("status") or 429), reply.retry_after_s)
-        if reply.clock_skew:
-            self._resync_clock.set()
-        return reply, used
-
-    def _report_count(self, used: int) -> None:
-        """The venue's own count (Binance ``rateLimits``) into the shared budget; -1: the reply had none."""
-        if used >= 0:
-            self.budget.report_venue_count(used)
-
     def _call(self, call: Call, cost: Cost) -> Reply:
         session = self._session()
         resp = session.request(call.method, self._base_url + call.path, data=call.body.encode() or None,
@@ -501,10 +294,6 @@ class RestExecution(Executor, VenueDialect):
     def reach_window_ns(self) -> int:
         """recvWindow (expTime) plus a second for clock error."""
         return (self.recv_window_ms + 1000) * 1_000_000
-
-    def _expiry_ns(self) -> int:
-        """Monotonic time after which a request sent now can no longer execute at the venue."""
-        return time.monotonic_ns() + (self.recv_window_ms + EXPIRY_MARGIN_MS) * 1_000_000
 
     def _guard(self, job: Any, *args: Any) -> None:
         """Run a worker job; a bug is logged and counted, never lost silently in a Future."""
