@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import chain
 from urllib.parse import quote
 
 Params = Iterable[tuple[str, str]]
@@ -21,7 +22,11 @@ def _encode(text: str) -> str:
 def percent_encode(params: Params) -> str:
     """``k=v&k=v`` with RFC 3986 percent-encoding (only ``A-Za-z0-9-_.~`` left as they are).
 
-    Same output as ``urlencode(params, quote_via=quote, safe="")``, 4x faster on the usual
-    all-ASCII-safe values (a regex check instead of quoting every character).
+    Same output as ``urlencode(params, quote_via=quote, safe="")``. The usual request is all safe characters:
+    one regex check over every key and value together, then a plain join (an order's signing is on the hot
+    path); otherwise each part is checked and quoted on its own.
     """
-    return "&".join(f"{_encode(key)}={_encode(value)}" for key, value in params)
+    pairs = params if isinstance(params, list) else list(params)
+    if _UNRESERVED.fullmatch("".join(chain.from_iterable(pairs))):
+        return "&".join([f"{key}={value}" for key, value in pairs])
+    return "&".join([f"{_encode(key)}={_encode(value)}" for key, value in pairs])

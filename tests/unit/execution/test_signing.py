@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kairos.execution.signing import percent_encode
 from kairos.execution.signing_binance import binance_check, binance_signature
@@ -72,3 +74,14 @@ def test_fast_percent_encoding_matches_urlencode() -> None:
              [("symbols", '["BTCUSDT","ETHUSDT"]')]]
     for params in cases:
         assert percent_encode(params) == urlencode(params, quote_via=quote, safe="")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet=st.sampled_from("aZ09._~-=& /%+é"), max_size=8),
+                          st.text(alphabet=st.sampled_from("aZ09._~-=& /%+é"), max_size=8)), max_size=6))
+def test_percent_encoding_matches_urlencode_for_any_mix_of_safe_and_unsafe_parts(params: list[tuple[str, str]]) -> None:
+    """The all-safe fast path must never take a part with ``=`` or ``&`` in it as two parts."""
+    from urllib.parse import quote, urlencode
+
+    assert percent_encode(params) == urlencode(params, quote_via=quote, safe="")
+    assert percent_encode(iter(params)) == percent_encode(params)
