@@ -105,6 +105,11 @@ class Segment:
             raise RingNotFound(f"shared-memory segment {name} does not exist") from None
         return cls(shm, name)
 
+    @property
+    def fd(self) -> int:
+        """The shm descriptor, for callers that take `lock`'s flock themselves on a hot path."""
+        return self._shm.fd
+
     def read_i64(self, offset: int) -> int:
         return int.from_bytes(self.buf[offset : offset + 8], "little", signed=True)
 
