@@ -6,6 +6,13 @@ backoff and jitter, and counts bad frames (logged, never fatal). The executor is
 it gets every order update (with its fill and trade id) and balance, and ``on_stream_up`` after
 each (re)subscription, when it reconciles over REST at once, so a gap in the stream can never
 lose a fill. ``healthy`` is True from the subscription's confirmation until the connection ends.
+
+Each (re)connect is paid from the venue's rate budget before it is made (``open_routes``: the handshake
+and the login/subscribe the venue counts, at BACKGROUND priority): with the budget short it waits as
+other background calls do, then again until there is room (counted ``budget_deferred``), so a
+reconnect storm cannot spend what orders need. A heartbeat the venue counts (``heartbeat_route``) is
+paid too, but never held back: the connection, and the fills on it, would die. One the budget cannot
+pay goes anyway, counted ``heartbeat_overdrawn``; the venue's count in its reply corrects the budget.
 Balance pushes (absolute free/locked with the venue's update time) wait in `TrackerSink` for the
 gate, which takes them each duty cycle (`Executor.balance_pushes`, `kairos.gate.pushes`).
 """
@@ -28,6 +35,7 @@ from kairos.config import ExecutionConfig, VenueConfig
 from kairos.execution.base import BalancePush
 from kairos.execution.state import OrderTracker, OrderView, TradeFill
 from kairos.logs import ErrorTally
+from kairos.ratelimit import Budget, Cost, venue_limits
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +139,14 @@ class PrivateStream(ABC):
 
     name: ClassVar[str]
     heartbeat: ClassVar[str]  # a text frame the venue answers (resets the watchdog)
+    open_routes: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """What a (re)connect costs, as routes of the venue's rate table (kairos/ratelimit/<venue>.py)."""
+    heartbeat_route: ClassVar[tuple[str, str] | tuple[()]] = ()
+    """The heartbeat's route in that table when the venue counts it; () when free."""
 
     def __init__(self, venue_cfg: VenueConfig, exec_cfg: ExecutionConfig, sink: StreamSink,
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int], budget: Budget | None = None) -> None:
+        """``budget``: the venue's shared one (the executor's); without it, one for this stream alone."""
         self._url = venue_cfg.urls.private_url
         self._key, self._secret = venue_cfg.api_key.reveal(), venue_cfg.api_secret.reveal()
         self._passphrase = venue_cfg.passphrase.reveal()
@@ -147,9 +160,15 @@ class PrivateStream(ABC):
         self._thread = threading.Thread(target=self._run, name=f"stream.{self.name}", daemon=True)
         self._ws: websocket.WebSocket | None = None
         self._tally = ErrorTally(log)
+        self._budget, self._own_budget = budget, False
+        limits = budget.limits if budget is not None else venue_limits(self.name).scaled(exec_cfg.rate_limit_scale)
+        self._local = (limits, exec_cfg.rate_reserve_pct, exec_cfg.rate_wait_s)
+        self._open_costs = by_window([limits.cost(*route) for route in self.open_routes])
+        self._heartbeat_cost = limits.cost(*self.heartbeat_route) if self.heartbeat_route else None
         self.healthy = False
         self.counts = {"connects": 0, "subscribed": 0, "disconnects": 0, "frames": 0, "orders": 0, "fills": 0,
-                       "bad_frames": 0, "refused": 0, "ended": 0, "watchdog": 0, "sink_errors": 0}
+                       "bad_frames": 0, "refused": 0, "ended": 0, "watchdog": 0, "sink_errors": 0,
+                       "budget_deferred": 0, "heartbeats": 0, "heartbeat_overdrawn": 0}
 
     @abstractmethod
     def open_frames(self) -> list[str]:
@@ -160,6 +179,8 @@ class PrivateStream(ABC):
         """Pure: one text frame -> what it says; raises ValueError/KeyError/TypeError on a bad frame."""
 
     def start(self) -> None:
+        if self._budget is None:  # no shared budget given: one of its own, from start to close
+            self._budget, self._own_budget = Budget.local(*self._local), True
         self._thread.start()
 
     def close(self) -> None:
@@ -169,10 +190,16 @@ class PrivateStream(ABC):
             ws.shutdown()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        if self._own_budget:
+            self._budget.close()  # type: ignore[union-attr]  # set by start
 
     def _run(self) -> None:
         delay = BACKOFF_START_S
         while not self._stop.is_set():
+            short_s = self._pay_open()
+            if short_s:
+                self._stop.wait(short_s)
+                continue
             wait_s = 0.0
             try:
                 self._session()
@@ -188,6 +215,24 @@ class PrivateStream(ABC):
             self.counts["disconnects"] += 1
             delay = BACKOFF_START_S if was_up else min(delay * 2, self._backoff_max_s)
             self._stop.wait(max(wait_s, delay * random.uniform(0.5, 1.0)))
+
+    def _pay_open(self) -> float:
+        """Pay a (re)connect (``open_routes``), waiting for room as background calls do: 0.0 once paid, else the
+        seconds still short (counted ``budget_deferred``; nothing connects meanwhile)."""
+        for cost in self._open_costs:
+            short_s = self._budget.acquire(cost, stop=self._stop)  # type: ignore[union-attr]  # set by start
+            if short_s:
+                self.counts["budget_deferred"] += 1
+                return short_s
+        return 0.0
+
+    def _heartbeat(self, ws: websocket.WebSocket) -> None:
+        """Sent whatever the budget says (module docstring): one it cannot pay counts ``heartbeat_overdrawn``."""
+        cost = self._heartbeat_cost
+        if cost is not None and self._budget.try_spend(cost):  # type: ignore[union-attr]  # set by start
+            self.counts["heartbeat_overdrawn"] += 1
+        self.counts["heartbeats"] += 1
+        ws.send(self.heartbeat)
 
     def _session(self) -> None:
         self.counts["connects"] += 1
@@ -207,7 +252,7 @@ class PrivateStream(ABC):
                         self.counts["watchdog"] += 1
                         raise StreamDown(f"nothing received for {silent:.1f}s") from None
                     if silent > self._watchdog_s / 2 and not pinged:
-                        ws.send(self.heartbeat)
+                        self._heartbeat(ws)
                         pinged = True
                     continue
                 last_rx, pinged = time.monotonic(), False
@@ -246,3 +291,12 @@ class PrivateStream(ABC):
         if parsed.ended:
             self.counts["ended"] += 1
             raise StreamDown("the venue ended the subscription")
+
+
+def by_window(costs: list[Cost]) -> list[Cost]:
+    """One cost per window (weights summed), so a window's share of a reconnect is paid whole or not at all."""
+    merged: dict[int, Cost] = {}
+    for cost in costs:
+        prior = merged.get(cost.window)
+        merged[cost.window] = cost if prior is None else Cost(cost.window, prior.weight + cost.weight, prior.priority)
+    return list(merged.values())

@@ -42,6 +42,8 @@ def execution_report(event: dict[str, Any]) -> tuple[OrderView, TradeFill | None
 class BinanceStream(PrivateStream):
     name = "binance"
     heartbeat = orjson.dumps({"id": "heartbeat", "method": "ping"}).decode()
+    open_routes = (("GET", "/ws-api/v3"), ("POST", f"/ws-api/v3/{SUBSCRIBE}"))  # connect 2 + subscribe 2 weight
+    heartbeat_route = ("GET", "/api/v3/ping")  # the WS API ``ping`` method: weight 1, as its REST twin
 
     _ids = itertools.count(1)
 

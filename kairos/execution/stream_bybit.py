@@ -46,6 +46,7 @@ def execution_fill(item: dict[str, Any]) -> tuple[OrderView, TradeFill]:
 class BybitStream(PrivateStream):
     name = "bybit"
     heartbeat = orjson.dumps({"req_id": "heartbeat", "op": "ping"}).decode()
+    open_routes = (("GET", "/v5/private"),)  # 500 connections per 5 minutes per IP; auth/subscribe/ping: no cost
 
     def open_frames(self) -> list[str]:
         args = auth_args(self._key, self._secret, self._now_ms() + self._recv_window_ms)

@@ -32,6 +32,7 @@ def order_update(item: dict[str, Any]) -> tuple[OrderView, TradeFill | None]:
 class OkxStream(PrivateStream):
     name = "okx"
     heartbeat = "ping"
+    open_routes = (("GET", "/ws/v5/private"),)  # 3 connects a second per IP; login/subscribe count per connection
 
     def open_frames(self) -> list[str]:
         return [ws_login_frame(self._key, self._passphrase, self._secret, self._now_ms())]

@@ -1,5 +1,6 @@
 """PrivateStream connection handling against a local WebSocket server that never answers: heartbeat at half
-the watchdog, reconnect when the watchdog expires, backoff between attempts, a clean close."""
+the watchdog, reconnect when the watchdog expires, backoff between attempts, no reconnect the rate budget
+cannot pay, a clean close."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from websockets.sync.server import Server, ServerConnection, serve
 from kairos import config
 from kairos.config import EndpointConfig, Secret
 from kairos.execution.stream_okx import OkxStream
+from kairos.ratelimit import LIMITS, Budget
+from kairos.ratelimit.table import Window
 from tests.unit.execution.test_stream_parsers import Sink
 
 
@@ -51,13 +54,13 @@ def silent() -> Iterator[Silent]:
         server.thread.join(timeout=5)
 
 
-def _stream(url: str) -> OkxStream:
+def _stream(url: str, budget: Budget | None = None) -> OkxStream:
     base = config.load(env={})
     venue = dataclasses.replace(base.venues["okx"], endpoints={"sim": EndpointConfig("", "", url)}, endpoint="sim",
                                 api_key=Secret("k"), api_secret=Secret("s"), passphrase=Secret("p"))
     execution = dataclasses.replace(base.execution, stream_watchdog_s=0.4, stream_backoff_max_s=0.2,
                                     http_timeout_s=1.0)
-    return OkxStream(venue, execution, Sink(), lambda: int(time.time() * 1000))
+    return OkxStream(venue, execution, Sink(), lambda: int(time.time() * 1000), budget)
 
 
 def _wait(condition: Callable[[], bool], what: str) -> None:
@@ -88,4 +91,20 @@ def test_connection_refused_backs_off_and_keeps_trying() -> None:
         assert stream.counts["disconnects"] >= 2 and not stream.healthy
     finally:
         stream.close()
+    assert not stream._thread.is_alive()
+
+
+def test_a_reconnect_storm_stops_at_the_budget(silent: Silent) -> None:
+    """One connect per (very long) window: the watchdog ends the first session, the reconnect waits for budget."""
+    okx = LIMITS["okx"]
+    windows = tuple(Window(w.name, 1, 2**40) if w.name == "ws/connect" else w for w in okx.windows)
+    budget = Budget.local(dataclasses.replace(okx, windows=windows), 0.0, 0.0)
+    stream = _stream(silent.url, budget)
+    stream.start()
+    try:
+        _wait(lambda: stream.counts["watchdog"] >= 1 and stream.counts["budget_deferred"] >= 1, "a deferred reconnect")
+        assert stream.counts["connects"] == 1 and silent.connections == 1
+    finally:
+        stream.close()
+        budget.close()
     assert not stream._thread.is_alive()
