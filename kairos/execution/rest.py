@@ -198,8 +198,13 @@ class RestExecution(Executor, WsOrderRoute, Reconciliation):
             self._refresh(req.client_order_id, req.symbol)
 
     def _queries_placed(self, req: OrderRequest) -> bool:
-        """An acknowledgement without fills (OKX) of an order that ends at once: its fills come from a query."""
-        return self.ack_only and (req.order_type is OrderType.MARKET or req.tif.name != "GTC")
+        """An acknowledgement without fills (OKX, Bybit) of an order that ends at once: its fills come from a query,
+        unless the private stream is healthy (it pushes them within milliseconds; the order stays live in the
+        tracker until they come, so reconciliation asks for it if they never do). No REST call per IOC order, and
+        no pool job competing with the gate for the GIL the moment its ACK is out."""
+        stream = self.stream
+        return (self.ack_only and (req.order_type is OrderType.MARKET or req.tif.name != "GTC")
+                and (stream is None or not stream.healthy))
 
     def _cancel(self, coid: str, symbol: str) -> None:
         reply = self._send_order(self.ws_cancel, self.ws_cancel_route, self.cancel_call, symbol, coid, symbol,
