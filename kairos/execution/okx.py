@@ -1,8 +1,8 @@
 """OKX v5 signed REST: /api/v5/trade/order, cancel-order, orders-pending, account/balance.
 
 Quirks, as data: HTTP 200 on failure (``code`` and every ``data[].sCode`` are checked); a place
-response is only an acknowledgement (``ack_only``: immediate orders are queried at once for their
-fills); a cancel ``sCode 0`` does not mean canceled (``cancel_confirmed = False``: the order is
+response is only an acknowledgement (``ack_only``: immediate orders' fills come from the private
+stream, or from a query at once while it is down); a cancel ``sCode 0`` does not mean canceled (``cancel_confirmed = False``: the order is
 queried). Place orders carry an ``expTime`` header (now + recv_window_ms) so a request lost in
 transit cannot execute after the executor has concluded it never arrived. Demo trading adds
 ``x-simulated-trading: 1``.
