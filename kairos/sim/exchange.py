@@ -250,7 +250,7 @@ class SimExchange:
 
     def _reserve(self, order: SimOrder, spec: VenueSpec) -> None:
         base, quote = self._assets[order.symbol]
-        if self._crosses(order) and order.kind == "LIMIT_MAKER" and self._post_only_rejects:
+        if order.kind == "LIMIT_MAKER" and self._post_only_rejects and self._crosses(order):
             raise SimRefused(Refusal.WOULD_TAKE, order.client_order_id)
         if order.side is Side.SELL:
             order.locked = order.qty

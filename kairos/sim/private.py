@@ -226,12 +226,14 @@ class PrivateHub:
             self._send(held)
 
     def _send(self, events: list[tuple[str, Any]]) -> None:
+        """One change's frames to each subscribed session, in order, in one write per session."""
         wrap = self._dialect.wrap
-        for channel, event in events:
-            for session in self.sessions:
-                if channel in session.subs:
-                    self.stats["frames"] += 1
-                    session.send(wrap(session, channel, event))
+        for session in self.sessions:
+            subs = session.subs
+            frames = [wrap(session, channel, event) for channel, event in events if channel in subs]
+            if frames:
+                self.stats["frames"] += len(frames)
+                session.conn.send_texts(frames)
 
     # -- WsApp: the server's connections --------------------------------------------------------
 
@@ -304,13 +306,13 @@ def register_private_fault_route(router: Router, hubs: dict[Venue, PrivateHub]) 
     router.register("POST", "/_sim/balance", transfer)
 
 
-def over_limit(meter: Any, venue: Venue, method: str, path: str) -> Response | None:
+def over_limit(meter: Any, method: str, path: str) -> Response | None:
     """Counts one WebSocket request in the venue's REST rate meter as its REST twin ``method path``: the meter's
     refusal (429, or 418 banned, in the venue's body) when over the limit; None within it or with no meter."""
     if meter is None:
         return None
     try:
-        meter.charge(Request(method, path, "", {}, {}, b"", venue))
+        meter.charge_route(method, path)
     except HttpError as exc:
         return exc.response
     return None

@@ -103,15 +103,16 @@ class BinancePrivate:
         fields = {str(k): str(v) for k, v in params.items() if k not in SIGNED}
         handler = self.trading.place if method == "order.place" else self.trading.cancel
         response = carried_out(partial(handler, None, fields), partial(self.trading.refused, request=None))
-        body = orjson.loads(response.body)
         if response.status >= 400:
+            body = orjson.loads(response.body)
             return _error(rid, response.status, body["code"], body["msg"])
-        return dumps({"id": rid, "status": 200, "result": body, "rateLimits": self._limits()})
+        return dumps({"id": rid, "status": 200, "result": orjson.Fragment(response.body),  # REST's body as it is
+                      "rateLimits": self._limits()})
 
     def _charge(self, rid: Any, method: str) -> str:
         """Count the request in the REST meter's window; the -1003 answer (429, or 418 banned) if refused."""
         http_method, path = REST_TWIN.get(method, ("POST", f"/ws-api/v3/{method}"))
-        refusal = over_limit(self.meter, self.venue, http_method, path)
+        refusal = over_limit(self.meter, http_method, path)
         if refusal is None:
             return ""
         status, now = refusal.status, now_ms()

@@ -127,7 +127,7 @@ class BybitPrivate:
         if not (stamp.isdigit() and window.isdigit() and bybit_in_window(int(stamp), now_ms(), int(window))):
             return _op_reply(session, reply, op, 10002, "invalid request, please check your server timestamp "
                                                         "or recv_window param", {})
-        refusal = over_limit(self.meter, self.venue, "POST", ORDER_OPS[op])
+        refusal = over_limit(self.meter, "POST", ORDER_OPS[op])
         if refusal is not None:
             body = orjson.loads(refusal.body)
             return _op_reply(session, reply, op, body["retCode"], body["retMsg"], {})

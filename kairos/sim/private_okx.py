@@ -103,7 +103,7 @@ class OkxPrivate:
         """One order operation: logged in, within the endpoint's rate limit, one order naming a known instIdCode."""
         if not session.authed:
             return {"code": "60011", "msg": "Please log in", "data": []}
-        refusal = over_limit(self.meter, self.venue, "POST", ORDER_OPS[op])
+        refusal = over_limit(self.meter, "POST", ORDER_OPS[op])
         if refusal is not None:
             return orjson.loads(refusal.body)
         if len(args) != 1 or not isinstance(args[0], dict):

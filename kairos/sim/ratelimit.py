@@ -19,6 +19,7 @@ under the venue's code.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -26,6 +27,7 @@ from collections.abc import Callable
 
 from kairos.config import SimConfig
 from kairos.ratelimit import LIMITS, VenueLimits
+from kairos.ratelimit.table import Cost
 from kairos.records import Venue
 from kairos.sim.router import HttpError, Request, Response, Router, json_response
 from kairos.venues import BY_VENUE, VENUES, resolve
@@ -41,8 +43,8 @@ def too_many(venue: Venue, status: int, retry_after_s: float) -> HttpError:
 class VenueMeter:
     """One venue's counted windows, its Retry-After period, strikes and ban."""
 
-    __slots__ = ("_ban_after", "_ban_s", "_clock", "_code", "_lock", "_used", "_wids", "banned_until", "counts",
-                 "limits", "retry_until", "strikes", "venue")
+    __slots__ = ("_ban_after", "_ban_s", "_clock", "_code", "_lock", "_route_cost", "_used", "_wids", "banned_until",
+                 "counts", "limits", "retry_until", "strikes", "venue")
 
     def __init__(self, venue: Venue, limits: VenueLimits, ban_after: int, ban_s: float,
                  clock: Callable[[], float] = time.time) -> None:
@@ -57,10 +59,17 @@ class VenueMeter:
         self._code = resolve(BY_VENUE[venue].sim_trading).rate_code if limits.per_endpoint else ""
         if self._code:
             self.counts[self._code] = 0
+        self._route_cost = functools.lru_cache(maxsize=64)(limits.cost)  # the table is fixed: a route's cost too
 
     def charge(self, request: Request) -> dict[str, str]:
         """Count one request; raise the venue's refusal (HttpError), else return the usage headers to add."""
-        cost = self.limits.cost(request.method, f"{request.path}?{request.query_string}")
+        return self._count(self.limits.cost(request.method, f"{request.path}?{request.query_string}"))
+
+    def charge_route(self, method: str, path: str) -> dict[str, str]:
+        """`charge` for a WebSocket request at its REST twin's route (no query string), the cost looked up once."""
+        return self._count(self._route_cost(method, path))
+
+    def _count(self, cost: Cost) -> dict[str, str]:
         window = self.limits.windows[cost.window]
         now = self._clock()
         with self._lock:

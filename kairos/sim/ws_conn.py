@@ -126,6 +126,14 @@ class WsConnection(asyncio.Protocol):
         self._protocol.send_text(text.encode())
         self._flush()
 
+    def send_texts(self, texts: list[str]) -> None:
+        """Write several text frames now, in order, in one write (one wake-up of the client, not one per frame)."""
+        if self._done or self._protocol.state is not OPEN:
+            return
+        for text in texts:
+            self._protocol.send_text(text.encode())
+        self._flush()
+
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the socket is aborted if it does not finish within ``close_timeout_s``."""
         if not self._done and self._protocol.state is OPEN:
@@ -202,11 +210,15 @@ class WsConnection(asyncio.Protocol):
         unsent bytes pass ``max_buffer``."""
         transport = self._transport
         assert transport is not None
-        for data in self._protocol.data_to_send():
-            if data:
-                transport.write(data)
-            elif transport.can_write_eof():
-                transport.write_eof()  # half-close: the client closes its side, then asyncio closes ours
+        writes = self._protocol.data_to_send()
+        if not writes:
+            return
+        data = writes[0] if len(writes) == 1 else b"".join(writes)
+        if data:
+            transport.write(data)
+        if not writes[-1]:  # SEND_EOF, always the last: half-close (the client closes its side, then asyncio ours)
+            if transport.can_write_eof():
+                transport.write_eof()
             else:
                 transport.close()
         if self._close_timer is None and self._protocol.close_expected():

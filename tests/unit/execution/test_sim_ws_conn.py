@@ -25,7 +25,8 @@ BIG = "x" * 65536
 
 
 class Echo:
-    """Echoes each message; ``boom`` raises; ``flood n`` sends n 64 KiB frames at once."""
+    """Echoes each message; ``boom`` raises; ``flood n`` sends n 64 KiB frames; ``burst n``: frames 0..n-1 in one
+    write."""
 
     def __init__(self) -> None:
         self.opened, self.closed_n, self.messages = 0, 0, []
@@ -38,6 +39,9 @@ class Echo:
         self.messages.append(text)
         if text == "boom":
             raise RuntimeError("boom")
+        if text.startswith("burst"):
+            conn.send_texts([str(i) for i in range(int(text.split()[1]))])
+            return
         if text.startswith("flood"):
             for _ in range(int(text.split()[1])):
                 conn.send_text(BIG)
@@ -105,12 +109,14 @@ def test_echo_fragments_and_client_ping() -> None:
             assert await ws.recv() == "fragmented"
             await ws.send(b"bin")
             assert await ws.recv() == "bin"
+            await ws.send("burst 3")
+            assert [await ws.recv() for _ in range(3)] == ["0", "1", "2"]
             await asyncio.wait_for(await ws.ping(), 5)                 # the server answers a client's ping
             assert ws.response.headers.get("Sec-WebSocket-Extensions") is None  # no compression
         await until(lambda: not server.connections, "closed")
 
     app = run(test)
-    assert (app.opened, app.closed_n, app.messages) == (1, 1, ["hello", "fragmented", "bin"])
+    assert (app.opened, app.closed_n, app.messages) == (1, 1, ["hello", "fragmented", "bin", "burst 3"])
 
 
 def test_unknown_path_is_closed_1008() -> None:
