@@ -1,18 +1,16 @@
 """OKX v5 signed REST: /api/v5/trade/order, cancel-order, orders-pending, account/balance.
 
-Quirks, as data: HTTP 200 on failure (``code`` and every ``data[].sCode`` are checked); a place
-response is only an acknowledgement (``ack_only``: immediate orders' fills come from the private
-stream, or from a query at once while it is down); a cancel ``sCode 0`` does not mean canceled (``cancel_confirmed = False``: the order is
-queried). Place orders carry an ``expTime`` header (now + recv_window_ms) so a request lost in
-transit cannot execute after the executor has concluded it never arrived. Demo trading adds
-``x-simulated-trading: 1``.
-
-Orders over the private WebSocket (after ``login``): ``{"id", "op": "order" | "cancel-order", "args": [...]}``
-with the body REST would send, except that the instrument is its ``instIdCode`` (an integer the venue
-publishes in /api/v5/public/instruments, different on prod and demo: learned in `parse_filters`, never
-configured); a place carries ``expTime`` at the top. The reply ``{"id", "op", "code", "msg", "data": [{"ordId",
-"clOrdId", "sCode", "sMsg"}], "inTime", "outTime"}`` is REST's body. A symbol the venue gave no code goes
-over REST.
+Quirks, as data: HTTP 200 on failure (``code`` and every ``data[].sCode`` are checked); a place response
+is only an acknowledgement (``ack_only``: immediate orders' fills come from the private stream, or from
+a query at once while it is down); a cancel ``sCode 0`` does not mean canceled (``cancel_confirmed =
+False``: the order is queried). Place orders carry an ``expTime`` header (now + recv_window_ms) so a
+request lost in transit cannot execute after the executor has concluded it never arrived. Demo trading
+adds ``x-simulated-trading: 1``. Orders over the private WebSocket (after ``login``): ``{"id", "op":
+"order" | "cancel-order", "args": [...]}`` with the body REST would send, except that the instrument is
+its ``instIdCode`` (an integer the venue publishes in /api/v5/public/instruments, different on prod and
+demo: learned in `parse_filters`, never configured); a place carries ``expTime`` at the top. The reply
+``{"id", "op", "code", "msg", "data": [{"ordId", "clOrdId", "sCode", "sMsg"}], "inTime", "outTime"}`` is
+REST's body. A symbol the venue gave no code goes over REST.
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ concatenated, with no separator, to the percent-encoded body (kairos.execution.s
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+
+from kairos.execution.signing import hmac_sha256
 
 
 def binance_signature(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac_sha256(secret, payload).hexdigest()
 
 
 def binance_check(secret: str, payload: str, signature: str) -> bool:

@@ -9,16 +9,17 @@ expires))]}``, ``expires`` a future time in ms.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Final
+
+from kairos.execution.signing import hmac_sha256
 
 AHEAD_MS: Final = 1000  # how far ahead of the server's clock a timestamp may be
 WS_AUTH_PREFIX: Final = "GET/realtime"
 
 
 def _hex_hmac(secret: str, message: str) -> str:
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return hmac_sha256(secret, message).hexdigest()
 
 
 def bybit_signature(secret: str, timestamp: str, api_key: str, recv_window: str, payload: str = "") -> str:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import calendar
-import hashlib
 import hmac
 import time
+
+from kairos.execution.signing import hmac_sha256
 
 
 def okx_timestamp(epoch_ms: int) -> str:
@@ -29,7 +30,7 @@ def okx_parse_timestamp(text: str) -> int:
 
 def okx_signature(secret: str, timestamp: str, method: str, request_path: str, body: str = "") -> str:
     message = f"{timestamp}{method.upper()}{request_path}{body}"
-    return base64.b64encode(hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()).decode()
+    return base64.b64encode(hmac_sha256(secret, message).digest()).decode()
 
 
 def okx_check(secret: str, timestamp: str, method: str, request_path: str, body: str, sign: str) -> bool:
