@@ -110,7 +110,9 @@ class BinanceExecution(RestExecution):
         body; a 429/418 carries ``error.data.retryAfter``, the epoch ms when sending is allowed again."""
         status = int(msg["status"])
         used = weight_used(msg)
-        body = msg.get("result") if status < 400 else msg.get("error")
+        if status < 400:
+            return self.classify_data(status, {}, msg.get("result")), used
+        body = msg.get("error")
         return self.classify_data(status, self._ws_retry(body), body, orjson.dumps(body).decode()[:200]), used
 
     def _ws_retry(self, error: Any) -> dict[str, str]:
