@@ -11,7 +11,8 @@ Auth ``{"op": "auth", "args": [apiKey, expires, hex HMAC-SHA256(secret, "GET/rea
   fill with its own price and fee, idempotent by ``execId``, or only records the id when an ``order``
   push already covered it. Whichever topic arrives first reports a fill once.
 
-``wallet`` carries the balances. Heartbeat ``{"op": "ping"}`` (answered ``{"op": "pong"}``).
+``wallet`` carries the balances, as of the message's ``creationTime`` (the venue's clock, like the fills'
+``execTime``; the local clock only when it is missing). Heartbeat ``{"op": "ping"}`` (answered ``{"op": "pong"}``).
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ class BybitStream(PrivateStream):
             return Parsed(orders=[(order_view(item), None) for item in data])
         if topic == "execution":  # Trade only: no other kind moves a spot order
             return Parsed(orders=[execution_fill(item) for item in data if item.get("execType", "Trade") == "Trade"])
-        if topic == "wallet":
+        if topic == "wallet":  # as of the venue's creationTime: fills and pushes on one clock (kairos.gate.pushes)
             return Parsed(balances={coin: pair for account in msg["data"]
-                                    for coin, pair in wallet_balances(account["coin"]).items()})
+                                    for coin, pair in wallet_balances(account["coin"]).items()},
+                          balances_ms=int(msg.get("creationTime") or 0))
         raise ValueError(f"unknown topic {topic!r}")
 
 

@@ -83,8 +83,10 @@ def test_execution_is_one_fill_with_how_much_of_the_order_is_done() -> None:
     assert fill == TradeFill("2100000000061234567", 0.15, 3105.5, 0.465825, "USDT")
 
 
-def test_wallet_push_is_free_and_locked_per_coin() -> None:
-    assert _parse("private_wallet.json").balances == {"ETH": (pytest.approx(1.2), 0.15), "USDT": (1776.375, 0.0)}
+def test_wallet_push_is_free_and_locked_per_coin_as_of_the_venue_clock() -> None:
+    parsed = _parse("private_wallet.json")
+    assert parsed.balances == {"ETH": (pytest.approx(1.2), 0.15), "USDT": (1776.375, 0.0)}
+    assert parsed.balances_ms == 1764851303014  # creationTime: the clock of the fills' execTime, not receipt
 
 
 @pytest.mark.parametrize("frame", ["{not json", "[]", '{"topic": "order", "data": [{"orderStatus": "New"}]}',
