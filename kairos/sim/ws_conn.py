@@ -5,7 +5,7 @@ task wake-up) and more on the way out (send lock, drain). Here a read is parsed 
 each complete message is handed to the app synchronously, and whatever the app sends is written to the transport
 as it is produced, so frames on one connection leave in the order they were made::
 
-    data_received -> ServerProtocol.receive_data -> events_received
+    data_received -> ServerProtocol.receive_data -> events_received          (TCP_NODELAY set on accept)
         Request       -> accept (101) -> path known? app.open(conn) : close 1008 "unknown path"
         TEXT/BINARY/CONT -> assembled message -> app.message(conn, text) -> conn.send_text -> transport.write
         PONG          -> the keepalive's pong deadline is lifted
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -97,7 +98,7 @@ class WsConnection(asyncio.Protocol):
                 break
             if type(event) is Frame:
                 self._frame(event)
-            else:
+            elif isinstance(event, Request):
                 self._handshake(event)
         if not self._transport.is_closing():  # type: ignore[union-attr]
             self._flush()
@@ -121,13 +122,11 @@ class WsConnection(asyncio.Protocol):
 
     def send_text(self, text: str) -> None:
         """Write one text frame now; nothing once the connection is closing or gone."""
-        if self._done or self._protocol.state is not OPEN:
-            return
-        self._protocol.send_text(text.encode())
-        self._flush()
+        self.send_texts((text,))
 
-    def send_texts(self, texts: list[str]) -> None:
-        """Write several text frames now, in order, in one write (one wake-up of the client, not one per frame)."""
+    def send_texts(self, texts: Sequence[str]) -> None:
+        """Write frames now, in order, in one write (one wake-up of the client, not one per frame); nothing once the
+        connection is closing or gone."""
         if self._done or self._protocol.state is not OPEN:
             return
         for text in texts:
@@ -148,7 +147,7 @@ class WsConnection(asyncio.Protocol):
 
     # -- inside ---------------------------------------------------------------------------------
 
-    def _handshake(self, request: Any) -> None:
+    def _handshake(self, request: Request) -> None:
         protocol = self._protocol
         response = protocol.accept(request)
         protocol.send_response(response)
