@@ -1,5 +1,5 @@
-"""Venue REST rate limits: each venue's windows and weights (<venue>.py, named by the venue table) and the
-shared per-venue budget (budget.py)."""
+"""Venue rate limits (REST, and the WebSocket requests the venues count): each venue's windows and weights
+(<venue>.py, named by the venue table) and the shared per-venue budget (budget.py)."""
 
 from __future__ import annotations
 

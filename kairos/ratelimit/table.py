@@ -5,7 +5,9 @@ Each venue's own numbers live in its module kairos/ratelimit/<venue>.py, named b
 simulator enforces them (scaled down for tests), so a weight is written once.
 
 Priority: orders, cancels and order queries (resolving an unknown outcome) are ESSENTIAL and may use
-the reserve; snapshots, clock sync, rules, balances and open-order reconciliation are BACKGROUND.
+the reserve; snapshots, clock sync, rules, balances and open-order reconciliation are BACKGROUND, and
+so are the private streams' connects, subscribes and counted heartbeats (routes named after the
+WebSocket path or request, kairos/execution/stream.py).
 """
 
 from __future__ import annotations
