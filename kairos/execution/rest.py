@@ -82,10 +82,11 @@ class RestExecution(Executor, WsOrderRoute, Reconciliation):
         self.sync_clock()
         self._filters = self.load_filters()
         if self._stream_type is not None and self._venue_cfg.urls.private_url:
-            self.stream = self._stream_type(self._venue_cfg, self._cfg, self.stream_sink, self.clock.now_ms)
+            self.stream = self._stream_type(self._venue_cfg, self._cfg, self.stream_sink, self.clock.now_ms,
+                                           budget=self.budget)
             self.stream.start()
         if self._cfg.ws_orders and self._stream_type is not None:
-            self.orders = self.open_order_socket(self._stream_type.heartbeat)
+            self.orders = self.open_order_socket(self._stream_type)
 
     def load_filters(self) -> dict[int, SymbolFilters]:
         """Every configured instrument's rules from the venue's public table; ExecutionError if any is missing."""

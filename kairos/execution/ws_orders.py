@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -50,14 +51,31 @@ class ReplyLost(Exception):
     """The request went out and no reply came (timeout or connection lost): outcome unknown."""
 
 
+def no_toll() -> float:
+    """A call the venue does not count."""
+    return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tolls:
+    """What the venue's rate budget charges the socket: ``connect`` before each (re)connect, ``heartbeat`` before
+    each keep-alive; each returns the seconds still short (0.0: paid). A connect waits until it is paid (counted
+    ``budget_deferred``), so a reconnect storm cannot spend what orders need; a keep-alive goes out regardless (the
+    socket would die), counted ``heartbeat_overdrawn``."""
+
+    connect: Callable[[], float] = no_toll
+    heartbeat: Callable[[], float] = no_toll
+
+
 class OrderSocket:
     """Request/reply over one WebSocket; ``login`` frames are sent after each connect and ``logged_in``
     recognises the reply that makes the socket usable (no login frames: usable at once)."""
 
     def __init__(self, name: str, url: str, timeout_s: float, backoff_max_s: float,
                  login: Callable[[], list[str]], logged_in: Callable[[dict[str, Any]], bool],
-                 heartbeat: str) -> None:
+                 heartbeat: str, tolls: Tolls = Tolls()) -> None:
         self.name = name
+        self._tolls = tolls
         self._url = url
         self._timeout_s = timeout_s
         self._backoff_max_s = backoff_max_s
@@ -72,7 +90,7 @@ class OrderSocket:
         self._tally = ErrorTally(log)
         self.ready = False
         self.counts = {"connects": 0, "disconnects": 0, "requests": 0, "replies": 0, "lost": 0, "bad_frames": 0,
-                       "stray_replies": 0, "callback_errors": 0}
+                       "stray_replies": 0, "callback_errors": 0, "budget_deferred": 0, "heartbeat_overdrawn": 0}
 
     def start(self) -> None:
         self._thread.start()
@@ -117,6 +135,11 @@ class OrderSocket:
     def _run(self) -> None:
         delay = BACKOFF_START_S
         while not self._stop.is_set():
+            short_s = self._tolls.connect()
+            if short_s:
+                self.counts["budget_deferred"] += 1
+                self._stop.wait(short_s)
+                continue
             try:
                 self._session()
                 delay = BACKOFF_START_S
@@ -155,6 +178,7 @@ class OrderSocket:
             except TimeoutError:
                 idle += 1
                 if idle * RECV_POLL_S >= 10:  # keep-alive: venues close a silent socket
+                    self.counts["heartbeat_overdrawn"] += self._tolls.heartbeat() > 0
                     self._write(ws, OP_TEXT, self._heartbeat.encode())
                     idle = 0
                 self._expire()

@@ -13,13 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from kairos.config import ExecutionConfig, VenueConfig
 from kairos.execution.base import OrderRequest
 from kairos.execution.state import OrderTracker
+from kairos.execution.stream import PrivateStream
 from kairos.execution.venue import Call, Outcome, Reply, VenueDialect
-from kairos.execution.ws_orders import OrderSocket, ReplyLost, SocketDown
+from kairos.execution.ws_orders import OrderSocket, ReplyLost, SocketDown, Tolls, no_toll
 from kairos.logs import ErrorTally
 from kairos.ratelimit import Budget, Cost
 from kairos.records import RejectReason
@@ -44,13 +46,21 @@ class WsOrderRoute(VenueDialect):
     _apply_placed: Callable[[OrderRequest, Reply], bool]
     _ask_placed: Callable[[OrderRequest, Reply], None]
 
-    def open_order_socket(self, heartbeat: str) -> OrderSocket | None:
-        """The started order socket, or None when the venue takes no WebSocket orders (REST only)."""
+    def open_order_socket(self, stream: type[PrivateStream]) -> OrderSocket | None:
+        """The started order socket, or None when the venue takes no WebSocket orders (REST only). It connects
+        where the venue's private stream does (or its order URL) and pays the budget as that stream: each
+        connect (the stream's first open route, e.g. Binance's WS API connection weight) and each counted
+        keep-alive."""
         url = self.ws_orders_url()
         if not self.ws_place_route or not url:
             return None
+        limits, budget = self.budget.limits, self.budget
+        connect = limits.cost(*stream.open_routes[0]) if stream.open_routes else None
+        beat = limits.cost(*stream.heartbeat_route) if stream.heartbeat_route else None
+        tolls = Tolls(no_toll if connect is None else partial(budget.acquire, connect, None, self._stop),
+                      no_toll if beat is None else partial(budget.try_spend, beat))
         socket = OrderSocket(self.name, url, self._cfg.http_timeout_s, self._cfg.stream_backoff_max_s,
-                             self.ws_login, self.ws_logged_in, heartbeat)
+                             self.ws_login, self.ws_logged_in, stream.heartbeat, tolls)
         socket.start()
         return socket
 

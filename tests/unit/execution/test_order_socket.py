@@ -3,9 +3,10 @@ websocket-client is told to skip), never raised into the reader."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from kairos.execution.ws_orders import Answer, OrderSocket
+from kairos.execution.ws_orders import Answer, OrderSocket, Tolls
 
 
 class FakeSock:
@@ -60,3 +61,26 @@ def test_a_callback_bug_is_counted_not_raised() -> None:
     socket.send("o1", "{}", broken)
     socket._on_frame(b'{"id": "o1"}')
     assert socket.counts["callback_errors"] == 1
+
+
+def test_a_connect_waits_until_the_budget_pays_for_it() -> None:
+    """Each (re)connect is paid first: while the toll is short nothing connects (counted), then it goes."""
+    asked: list[float] = []
+    shorts = iter([0.05, 0.05])
+
+    def connect_toll() -> float:
+        asked.append(time.monotonic())
+        return next(shorts, 0.0)
+
+    socket = OrderSocket("t", "ws://127.0.0.1:9/", 1.0, 0.2, list, lambda msg: True, "ping",
+                         Tolls(connect=connect_toll))
+    socket.start()
+    try:
+        deadline = time.monotonic() + 10
+        while socket.counts["connects"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        socket.close()
+    assert socket.counts["budget_deferred"] == 2
+    assert socket.counts["connects"] >= 2                # port 9 refuses: it reconnects, paying each time
+    assert len(asked) >= 2 + socket.counts["connects"] - 1
