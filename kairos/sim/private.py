@@ -76,6 +76,7 @@ class PrivateDialect(Protocol):
     venue: Venue
     path: str
     # optional ``order_path``: a second path of the same server for WebSocket orders (Bybit /v5/trade)
+    # optional ``connect_route``: the REST-twin route its meter charges per connection (Binance WS API: weight 2)
     ping_interval_s: float | None  # protocol pings from the server (Binance), None for OKX
     port: int  # where its server listens (``sim.venues.<name>.private_port``; 0 = ephemeral)
     trading: Any  # the venue's REST trading dialect: WebSocket orders are carried out by the same code
@@ -122,7 +123,8 @@ class PrivateHub:
         self.faults = PrivateFaults()
         self.sessions: set[PrivateSession] = set()
         self.stats = {"connections": 0, "events": 0, "frames": 0, "dropped": 0, "duplicated": 0, "reordered": 0,
-                      "delayed": 0, "terminated": 0, "dropped_replies": 0, "transfers": 0}
+                      "delayed": 0, "terminated": 0, "dropped_replies": 0, "transfers": 0,
+                      "refused_connects": 0}
 
     @property
     def port(self) -> int:
@@ -238,6 +240,14 @@ class PrivateHub:
     # -- WsApp: the server's connections --------------------------------------------------------
 
     def open(self, conn: WsConnection) -> None:
+        """A new connection, charged to the venue's meter where the venue counts connections; over the limit it is
+        closed at once (1008, the meter's text; Binance refuses such a handshake with that 429/418)."""
+        route = getattr(self._dialect, "connect_route", ())
+        refusal = over_limit(self._dialect.meter, *route) if route else None
+        if refusal is not None:
+            self.stats["refused_connects"] += 1
+            conn.close(1008, refusal.body.decode(errors="replace")[:120])
+            return
         conn.session = session = PrivateSession(conn, next(self._ids))
         self.stats["connections"] += 1
         self.sessions.add(session)
@@ -246,6 +256,8 @@ class PrivateHub:
         """The dialect's replies, written at once; with drop_reply armed, an order is carried out and its connection
         aborted instead of answered."""
         session = conn.session
+        if session is None:  # refused at connect, closing
+            return
         session.ordered = False
         replies = self._dialect.on_text(session, text)
         if session.ordered and self.faults.drop_reply:

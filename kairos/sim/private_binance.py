@@ -61,6 +61,7 @@ def execution_report(update: OrderUpdate) -> dict[str, Any]:
 class BinancePrivate:
     venue = Venue.BINANCE
     path = PATH
+    connect_route = ("GET", PATH)  # a WS API connection costs 2 REQUEST_WEIGHT (kairos/ratelimit/binance.py)
 
     def __init__(self, cfg: VenueConfig, sim: SimConfig) -> None:
         self._key, self._secret = cfg.api_key.reveal(), cfg.api_secret.reveal()

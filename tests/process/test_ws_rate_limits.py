@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import requests
+import websocket
 
 from kairos.records import ExecKind, OrderState, RejectReason, Side, Venue
 from tests.process.test_executors_sim import collect, of, order, running_sim
@@ -63,3 +64,27 @@ def test_a_ws_burst_sends_what_the_venues_count_leaves_and_earns_one_429_no_418(
     assert late[0].venue_code == "LOCAL" and "rate limited" in late[0].message, "after the 429 nothing goes out"
     assert stats["budget_bans"] == 1 and stats["budget_ban_status"] == 429 and stats["budget_ban_s"] > 0, stats
     assert stats["ws_requests"] == 1 + limit - told, stats
+
+
+def test_a_ws_api_connection_is_charged_and_refused_once_the_minute_is_spent(shm_prefix: str, tmp_path: Path) -> None:
+    """The simulator counts each WS API connection (weight 2) in the venue's minute, as Binance does: with the
+    minute spent, a new connection is closed at once (1008), counted, and the venue's count says why."""
+    with running_sim(shm_prefix, tmp_path, SIM_ENV) as sim:
+        start_of_a_minute()
+        url = sim.urls[Venue.BINANCE]
+        stats = requests.get(f"{url}/_sim/private-stats", timeout=5).json()["binance"]
+        ws_url = f"ws://127.0.0.1:{stats['port']}{stats['path']}"
+        before = used_after_ping(url)
+        websocket.create_connection(ws_url, timeout=5).close()
+        assert used_after_ping(url) == before + 2 + 1           # the connection's 2, then this ping's 1
+        for _ in range(60):                                      # 60 a minute at this scale
+            if used_after_ping(url) >= 59:
+                break
+        ws = websocket.create_connection(ws_url, timeout=5)
+        try:
+            opcode, frame = ws.recv_data_frame(True)
+        finally:
+            ws.shutdown()
+        refused = requests.get(f"{url}/_sim/private-stats", timeout=5).json()["binance"]["refused_connects"]
+    assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(frame.data[:2], "big") == 1008
+    assert refused == 1
