@@ -5,7 +5,8 @@ Auth ``{"op": "auth", "args": [apiKey, expires, sign]}`` with sign = hex HMAC-SH
 "op": "auth", "conn_id"}``. Subscribing before auth, or to another topic, answers ``success: false``.
 Each order change pushes ``execution`` (a fill: ``execId``, ``execQty``, ``execPrice``, ``execFee``,
 ``leavesQty``; TRADE only), then ``order`` (the order as REST order/realtime tells it, cumulative) and
-``wallet`` (the order's two coins), each as ``{"id", "topic", "creationTime", "data": [...]}``.
+``wallet`` (the order's two coins), each as ``{"id", "topic", "creationTime", "data": [...]}`` (creationTime: the
+change's time, also when a fault sends it late).
 ``{"op": "ping"}`` answers ``{"op": "pong", "args": [ms]}``.
 
 The same server takes orders on ``/v5/trade``: ``auth`` (answered ``{"retCode": 0, "retMsg": "OK", "op":
@@ -143,15 +144,20 @@ class BybitPrivate:
         return carried_out(partial(handler, None, params), partial(self.trading.refused, request=None))
 
     def render(self, update: OrderUpdate) -> list[tuple[str, Any]]:
-        events: list[tuple[str, Any]] = [("execution", execution_item(update))] if update.last is not None else []
-        return [*events, ("order", self.trading.order_item(update.order)), ("wallet", wallet_item(update.balances))]
+        """Each event with the change's time: the message's ``creationTime`` is when the venue made it, so a push
+        the delay fault holds back still tells its balances as of then."""
+        at = update.ts_ms
+        fill: list[tuple[str, Any]] = [("execution", (at, execution_item(update)))] if update.last is not None else []
+        return [*fill, ("order", (at, self.trading.order_item(update.order))),
+                ("wallet", (at, wallet_item(update.balances)))]
 
     def render_balance(self, change: BalanceChange) -> list[tuple[str, Any]]:
-        return [("wallet", wallet_item(change.balances))]
+        return [("wallet", (change.ts_ms, wallet_item(change.balances)))]
 
     def wrap(self, session: PrivateSession, channel: str, event: Any) -> str:
-        return dumps({"id": f"{session.id}-{next(self._ids)}", "topic": channel, "creationTime": now_ms(),
-                      "data": [event]})
+        created_ms, item = event
+        return dumps({"id": f"{session.id}-{next(self._ids)}", "topic": channel, "creationTime": created_ms,
+                      "data": [item]})
 
     def terminated(self, session: PrivateSession) -> list[str]:
         return []
