@@ -64,6 +64,8 @@ class RestExecution(Executor, WsOrderRoute, Reconciliation):
         self.budget = budget or Budget.local(venue_limits(self.name).scaled(exec_cfg.rate_limit_scale),
                                              exec_cfg.rate_reserve_pct, exec_cfg.rate_wait_s)
         self.clock = ServerClock()
+        if self.ws_place_route:
+            self._ws_place_cost = self.budget.limits.cost(*self.ws_place_route)
         self._pool = ThreadPoolExecutor(max_workers=exec_cfg.workers, thread_name_prefix=f"exec.{self.name}")
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -109,14 +111,17 @@ class RestExecution(Executor, WsOrderRoute, Reconciliation):
                                            req.side)
         if broken:
             self._tracker.reject(req.client_order_id, RejectReason.VENUE_FILTER, "LOCAL", f"Filter failure: {broken}")
-        elif self.budget.banned_s() > 0:
+            return
+        args = (req, None if price is None else wire(price), wire(qty))
+        if self._place_on_socket(*args):  # it asks the budget, which refuses during a ban
+            return
+        banned_s = self.budget.banned_s()
+        if banned_s > 0:
             self._count("rate_limited_local")
             self._tracker.reject(req.client_order_id, RejectReason.VENUE_RATE_LIMIT, "LOCAL",
-                                 f"rate limited for {self.budget.banned_s():.1f}s more")
+                                 f"rate limited for {banned_s:.1f}s more")
         else:
-            args = (req, None if price is None else wire(price), wire(qty))
-            if not self._place_on_socket(*args):
-                self._pool.submit(self._guard, self._place, *args)
+            self._pool.submit(self._guard, self._place, *args)
 
     def cancel(self, client_order_id: str, instrument: int, symbol: str) -> None:
         self._pool.submit(self._guard, self._cancel, client_order_id, symbol)

@@ -32,6 +32,7 @@ class WsOrderRoute(VenueDialect):
 
     orders: OrderSocket | None
     budget: Budget
+    _ws_place_cost: Cost  # the place's REST twin's cost, looked up once (venues that take WebSocket places)
     _cfg: ExecutionConfig
     _venue_cfg: VenueConfig
     _tracker: OrderTracker
@@ -76,7 +77,7 @@ class WsOrderRoute(VenueDialect):
         socket = self._ws_socket(self.ws_place_route, req.symbol) if self.ws_routable(req.symbol) else None
         if socket is None:
             return False
-        cost = self.budget.limits.cost(*self.ws_place_route)
+        cost = self._ws_place_cost
         if self.budget.try_spend(cost):
             return False
         rid = socket.next_id()
