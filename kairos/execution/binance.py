@@ -183,6 +183,9 @@ class BinanceExecution(RestExecution):
     def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]:
         return {b["asset"]: (float(b["free"]), float(b["locked"])) for b in data["balances"]}
 
+    def balances_ms(self, data: Any) -> int:
+        return int(data.get("updateTime") or 0)  # the account's last update: nothing changed after it
+
 
 def weight_used(msg: dict[str, Any]) -> int:
     """The IP's request weight this minute from a WS API reply's ``rateLimits`` (-1: not reported)."""

@@ -184,6 +184,9 @@ class BybitExecution(RestExecution):
         accounts = data["result"]["list"]
         return wallet_balances(accounts[0]["coin"] if accounts else [])
 
+    def balances_ms(self, data: Any) -> int:
+        return int(data.get("time") or 0)  # the answer's: wallet-balance carries no account time
+
 
 def auth_args(key: str, secret: str, expires_ms: int) -> list[str]:
     """``auth`` arguments of the private stream and the trade socket: valid until ``expires_ms``."""

@@ -209,6 +209,9 @@ class OkxExecution(RestExecution):
         details = data["data"][0]["details"] if data["data"] else []
         return {d["ccy"]: (_num(d.get("availBal")), _num(d.get("frozenBal"))) for d in details}
 
+    def balances_ms(self, data: Any) -> int:
+        return int(data["data"][0].get("uTime") or 0) if data["data"] else 0
+
 
 def _place_body(req: OrderRequest, price: str | None, qty: str) -> dict[str, Any]:
     body = {"instId": req.symbol, "tdMode": "cash", "side": SIDES[req.side], "clOrdId": req.client_order_id,

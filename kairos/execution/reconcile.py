@@ -6,6 +6,11 @@ every ``execution.sync_interval_ms``. An unknown outcome (5xx, timeout, connecti
 50004) is never guessed: the order is queried at once; if the venue does not know it, it is queried once more
 after the request's own validity window (recvWindow / expTime) has passed, when it can no longer appear. Only
 then is it rejected. If the venue cannot be asked, the order stays "unknown" and every sync tick asks again.
+
+On every (re)subscription the balances are read over REST too and fed to the stream sink as a push at the
+venue's time of the answer: a push sent while the stream was down (a deposit's) is not missed until the asset
+moves again, and the gate's rule (`kairos.gate.pushes`) keeps the double count out, since the answer includes
+every fill made by its time.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from kairos.config import ExecutionConfig
 from kairos.errors import ExecutionError
 from kairos.execution.limits import ServerClock
 from kairos.execution.state import OrderTracker, OrderView
-from kairos.execution.stream import PrivateStream
+from kairos.execution.stream import PrivateStream, TrackerSink
 from kairos.execution.venue import Reply, VenueDialect
 from kairos.logs import ErrorTally
 from kairos.ratelimit import Budget
@@ -34,6 +39,7 @@ class Reconciliation(VenueDialect):
     """What `RestExecution` provides this half (its tracker, pool, budget, clock, stream, REST calls, counters)."""
 
     stream: PrivateStream | None
+    stream_sink: TrackerSink
     budget: Budget
     clock: ServerClock
     _cfg: ExecutionConfig
@@ -42,6 +48,7 @@ class Reconciliation(VenueDialect):
     _stop: threading.Event
     _sync_busy: threading.Event
     _resync_clock: threading.Event
+    _balances_due: threading.Event
     _last_sync_ns: int
     _tally: ErrorTally
     _count: Callable[[str], None]
@@ -94,6 +101,8 @@ class Reconciliation(VenueDialect):
         try:
             if self._resync_clock.is_set():
                 self.sync_clock()
+            if self._balances_due.is_set():
+                self._push_balances()
             live = self._tracker.live()
             for symbol in {o.symbol for o in live}:
                 if self.budget.banned_s() > 0:
@@ -113,6 +122,28 @@ class Reconciliation(VenueDialect):
             self._tally("sync failed", str(exc))
         finally:
             self._sync_busy.clear()
+
+    def _push_balances(self) -> None:
+        """The venue's balances as a push stamped with its time of the answer (module docstring). A failed call is
+        due again at the next sync tick; an answer with no time is not pushed: the gate could not tell what it
+        includes."""
+        self._balances_due.clear()
+        try:
+            data = self._checked("balances", self.balances_call)
+        except RateDeferred:
+            self._balances_due.set()
+            return
+        except ExecutionError as exc:
+            self._balances_due.set()
+            self._count("balances_failed")
+            self._tally("balances failed", str(exc))
+            return
+        ts_ms = self.balances_ms(data)
+        if ts_ms <= 0:
+            self._tally("balances not pushed: the answer carries no time", self.name)
+            return
+        self.stream_sink.on_balances(self.parse_balances(data), {}, ts_ms)
+        self._count("balances_pushed")
 
     def _sync_symbol(self, symbol: str) -> list[OrderView]:
         views = self.parse_open_orders(self._checked("open orders", self.open_orders_call, symbol))
@@ -142,7 +173,7 @@ class Reconciliation(VenueDialect):
         self._last_sync_ns = now
         if now - self.clock.synced_ns > self._cfg.clock_sync_s * 1e9:
             self._resync_clock.set()
-        if self._resync_clock.is_set() or self._tracker.live():
+        if self._resync_clock.is_set() or self._balances_due.is_set() or self._tracker.live():
             self._sync_busy.set()
             self._count("syncs")
             self._pool.submit(self._guard, self._sync)
@@ -154,8 +185,13 @@ class Reconciliation(VenueDialect):
         return self._cfg.sync_interval_ms * 1_000_000
 
     def _reconcile_now(self) -> None:
-        """Stream thread, on every (re)subscription: the next tick reconciles (a gap never loses a fill)."""
+        """The next tick reconciles (a stream gap, or a fill whose predecessor is missing, never loses a fill)."""
         self._last_sync_ns = -(2**62)
+
+    def _stream_up(self) -> None:
+        """Stream thread, on every (re)subscription: the balances read at once, the open orders at the next tick."""
+        self._reconcile_now()
+        self._pool.submit(self._guard, self._push_balances)
 
     def _expiry_ns(self) -> int:
         """Monotonic time after which a request sent now can no longer execute at the venue."""

@@ -71,7 +71,8 @@ class RestExecution(Executor, WsOrderRoute, Reconciliation):
         self._sessions: list[requests.Session] = []
         self._sync_busy = threading.Event()
         self._last_sync_ns = 0
-        self.stream_sink = TrackerSink(self._tracker, self._reconcile_now, self.budget.report_venue_count)
+        self.stream_sink = TrackerSink(self._tracker, self._stream_up, self.budget.report_venue_count)
+        self._balances_due = threading.Event()
         self._resync_clock = threading.Event()
         self._tally = ErrorTally(log)
         self._stop = threading.Event()

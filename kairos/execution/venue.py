@@ -189,3 +189,7 @@ class VenueDialect(ABC):
 
     @abstractmethod
     def parse_balances(self, data: Any) -> dict[str, tuple[float, float]]: ...
+
+    @abstractmethod
+    def balances_ms(self, data: Any) -> int:
+        """The venue's time (ms) of a balances answer, which includes every fill made by then (0: not given)."""

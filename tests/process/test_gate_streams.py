@@ -181,6 +181,24 @@ def test_live_gate_with_private_stream_and_every_fault_matches_the_ledger(live: 
     assert all(fired[k] > 0 for k in ("duplicated", "reordered", "delayed", "dropped")), fired
 
 
+def test_a_deposit_pushed_while_the_stream_is_down_reaches_the_gate_when_it_is_back(live: GateProcess,
+                                                                                   venue: Venue1) -> None:
+    """The venue's push of a deposit made as the stream drops goes nowhere; the REST balances read on the
+    resubscription (kairos/execution/reconcile.py) bring it, with no order moving the asset."""
+    g = live
+    mark(g, venue)
+    g.start()
+    gate_state(g, subscribed(venue, 1), "the private stream subscribed")
+    fault(venue, "drop")                                   # aborts the connection before the deposit's push
+    resp = requests.post(f"{venue.rest}/_sim/balance", json={"asset": "USDT", "delta": "1234.5"}, timeout=5)
+    assert resp.status_code == 200, resp.text
+    after = float(resp.json()["free"]) + float(resp.json()["locked"])
+    gate_state(g, subscribed(venue, 2), "the stream back after the drop")
+    state = gate_state(g, lambda s: gate_total(s, venue, "USDT") == pytest.approx(after, rel=1e-12),
+                       "the deposit, from the balances read on the resubscription", 5.0)
+    assert state["executors"][venue.name]["balances_pushed"] >= 2, state["executors"][venue.name]
+
+
 def gate_total(state: dict[str, Any], venue: Venue1, asset: str) -> float:
     return next(b["free"] + b["locked"] for b in state["balances"] if b["venue"] == venue.name and b["asset"] == asset)
 
