@@ -71,7 +71,7 @@ class RestExecution(Executor, WsOrderRoute, Reconciliation):
         self._sessions: list[requests.Session] = []
         self._sync_busy = threading.Event()
         self._last_sync_ns = 0
-        self.stream_sink = TrackerSink(self._tracker, self._stream_up, self.budget.report_venue_count)
+        self.stream_sink = TrackerSink(self._tracker, self._stream_up, self.budget.report_venue_count, self._ring)
         self._balances_due = threading.Event()
         self._resync_clock = threading.Event()
         self._tally = ErrorTally(log)
@@ -229,6 +229,10 @@ class RestExecution(Executor, WsOrderRoute, Reconciliation):
     def _report(self, report: ExecReport) -> None:
         """Any thread: a report for ``drain``, and the gate woken to take it."""
         self._reports.append(report)
+        self._ring()
+
+    def _ring(self) -> None:
+        """Any thread: wake the gate (``wake``, its doorbell) for a report or a balance push."""
         wake = self.wake
         if wake is not None:
             wake()

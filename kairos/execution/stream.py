@@ -86,12 +86,14 @@ class TrackerSink:
     """The executor's side of a stream: updates into its `OrderTracker`, REST reconcile on up, balances kept
     (``balances``) and queued for the gate (``take_pushes``: the newest push per asset, so the queue is bounded)."""
 
-    __slots__ = ("_balances", "_lock", "_pushed", "_reconcile_now", "_tracker", "on_weight_used")
+    __slots__ = ("_balances", "_lock", "_pushed", "_reconcile_now", "_ring", "_tracker", "on_weight_used")
 
     def __init__(self, tracker: OrderTracker, reconcile_now: Callable[[], None],
-                 weight_used: Callable[[int], None]) -> None:
+                 weight_used: Callable[[int], None], ring: Callable[[], None] = lambda: None) -> None:
+        """``ring``: wakes the gate (its doorbell) once a push waits for it, as a report does."""
         self._tracker = tracker
         self._reconcile_now = reconcile_now
+        self._ring = ring
         self.on_weight_used = weight_used
         self._lock = threading.Lock()
         self._balances: dict[str, tuple[float, float]] = {}
@@ -119,6 +121,8 @@ class TrackerSink:
             for asset, (free, locked) in balances.items():
                 if ts_ms >= pushed.get(asset, (0.0, 0.0, 0))[2]:
                     pushed[asset] = (free, locked, ts_ms)
+        if balances:
+            self._ring()
 
     def balances(self) -> dict[str, tuple[float, float]]:
         """asset -> (free, locked) as the stream last told them (assets it has not mentioned are absent)."""

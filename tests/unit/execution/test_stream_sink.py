@@ -49,3 +49,13 @@ def test_a_rate_limited_heartbeat_keeps_the_session_and_a_rate_limited_subscribe
     sub = BinanceStream.parse(None, orjson.dumps({"id": "subscribe-3", "status": 418, "error": error,  # type: ignore[arg-type]
                                                   "rateLimits": limits}).decode())
     assert sub.refused.startswith("-1003") and sub.retry_after_s == 42.0 and sub.weight_used == 61
+
+
+def test_a_balance_push_rings_the_gate_and_a_delta_alone_does_not() -> None:
+    rung: list[int] = []
+    sink = TrackerSink(OrderTracker(lambda r: None, lambda o, q, n: (0.0, "")), lambda: None, lambda used: None,
+                       lambda: rung.append(1))
+    sink.on_balances({}, {"USDT": 5.0}, 1)                # a delta waits for its absolute push: nothing to take
+    assert rung == [] and sink.take_pushes() == {}
+    sink.on_balances({"USDT": (105.0, 0.0)}, {}, 2)
+    assert rung == [1] and sink.take_pushes() == {"USDT": (105.0, 0.0, 2)}
