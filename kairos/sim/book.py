@@ -131,6 +131,11 @@ class SimBook:
         price = max(levels) if side == BID else min(levels)
         return (price, levels[price])
 
+    def price(self, side: int) -> Decimal:
+        """The best price of a side that has levels, as a Decimal (no Level built)."""
+        levels = self.sides[side]
+        return Decimal(max(levels) if side == BID else min(levels)) * self.spec.tick
+
     def ranked(self, side: int) -> list[int]:
         """Prices best first."""
         return sorted(self.sides[side], reverse=side == BID)

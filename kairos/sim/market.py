@@ -7,6 +7,7 @@ Thread-safe API for the simulator's own dialects and for the executors' matching
     market.spec(venue, symbol) -> VenueSpec            # tick, lot, min_qty, min_notional (Decimal)
     market.book(venue, symbol, depth=20) -> BookView   # consistent copy, best first, with update_id
     market.best(venue, symbol) -> tuple[Level, Level] | None    # (best bid, best ask)
+    market.touch(venue, symbol, side) -> Decimal | None         # what an aggressor on `side` meets first
     market.take(venue, symbol, side, qty, limit) -> list[Level] # aggressor `side` consumes liquidity
     market.add_listener(fn)                             # fn(venue, symbol) after every change
     market.set_mid(venue, symbol, price | None)         # steer a book (tests, demos); None = follow the walk
@@ -91,6 +92,15 @@ class SimMarket:
             book = self._books[(venue, symbol)]
             (bid, _), (ask, _) = book.best(BID), book.best(ASK)
             return (book.level(BID, bid), book.level(ASK, ask)) if bid and ask else None
+
+    def touch(self, venue: Venue, symbol: str, side: Side) -> Decimal | None:
+        """The price an aggressor on ``side`` meets first (best ask for a BUY), read from that side alone: every
+        order asks this, on every step for a resting one. None if either side is empty, as `best`."""
+        with self._lock:
+            book = self._books[(venue, symbol)]
+            if not book.sides[BID] or not book.sides[ASK]:
+                return None
+            return book.price(ASK if side is Side.BUY else BID)
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import orjson
 
 from kairos.config import Settings, VenueConfig
-from kairos.records import Venue
+from kairos.records import Side, Venue
 from kairos.sim.exchange import SimExchange, SimRefused
 from kairos.sim.market import SimMarket
 from kairos.sim.ratelimit import too_many
@@ -143,10 +143,10 @@ class TradingDialect(ABC):
     def base_for_quote(self, symbol: str, quote_qty: Decimal) -> Decimal:
         """A market buy sized in the quote currency (the OKX and Bybit default) turned into base at the best
         ask, rounded down to the lot."""
-        spec, best = self.market.spec(self.venue, symbol), self.market.best(self.venue, symbol)
-        if best is None:
+        spec, ask = self.market.spec(self.venue, symbol), self.market.touch(self.venue, symbol, Side.BUY)
+        if ask is None:
             return Decimal(0)
-        return (quote_qty / best[1].price / spec.lot).to_integral_value(ROUND_FLOOR) * spec.lot
+        return (quote_qty / ask / spec.lot).to_integral_value(ROUND_FLOOR) * spec.lot
 
     @abstractmethod
     def routes(self) -> list[tuple[str, str, Route]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -128,3 +129,18 @@ def test_duplicate_open_id_unknown_symbol_and_unknown_order(market: SimMarket) -
         with pytest.raises(SimRefused) as refused:
             call()
         assert refused.value.refusal is refusal
+
+
+def test_snapshot_copies_every_field_but_the_fills(market: SimMarket) -> None:
+    """The hot path's hand-written copy must stay equal to ``replace(order, fills=[])`` as SimOrder grows."""
+    ex = _exchange(market)
+    _, ask = _touch(market)
+    order = ex.place("s", SYMBOL, Side.BUY, "LIMIT", "IOC", ask + D("50"), D("0.005"))
+    assert order.fills and order.snapshot() == replace(order, fills=[])
+    assert order.snapshot().fills is not order.fills
+
+
+def test_touch_is_the_far_side_of_best_for_each_aggressor(market: SimMarket) -> None:
+    bid, ask = _touch(market)
+    assert market.touch(Venue.BINANCE, SYMBOL, Side.BUY) == ask
+    assert market.touch(Venue.BINANCE, SYMBOL, Side.SELL) == bid
