@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from kairos import config
+from kairos.records import ProcState
+from kairos.status import StatusBoard
 from kairos.supervisor.specs import ROLES, argv
 from tests.process.support import ROOT, Supervised, alive, child, fast_env, wait_until
 from tests.process.test_supervisor import lines
@@ -114,8 +116,14 @@ def test_watch_mode_kills_a_sigstopped_process(tmp_path: Path, shm_prefix: str) 
     try:
         sup.connect()
         unit = Supervised([*child("gate", "run", log)["argv"]], sup.env, tmp_path / "gate.log")  # as systemd would
-        pid = int(wait_until(lambda: lines(log, "gate", "started"), "the gate unit running")[0][2])
+        pid = int(wait_until(lambda: lines(log, "gate", "started"), "the gate unit started")[0][2])
         assert pid == unit.proc.pid
+        board = StatusBoard.attach(shm_prefix)  # stopped before it says RUNNING, it would be STARTING: not watched
+        try:
+            wait_until(lambda: any(r.role == "gate" and r.state == ProcState.RUNNING for r in board.snapshot()),
+                       "the gate unit RUNNING on the board")
+        finally:
+            board.close()
         os.kill(pid, signal.SIGSTOP)
         assert unit.proc.wait(30) == -signal.SIGKILL  # SIGTERM stays pending on a stopped process
         assert f"gate (pid {pid}): heartbeat" in sup.text() and "killing" in sup.text()

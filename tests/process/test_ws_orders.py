@@ -114,7 +114,7 @@ def test_a_reply_lost_mid_flight_is_resolved_by_query_and_never_sent_twice(sim: 
 @pytest.mark.parametrize("ws_orders", [True, False], ids=["ws", "rest"])
 def test_every_report_rings_the_wake_before_drain_is_called(sim: Sim, ws_orders: bool) -> None:
     """The gate sleeps on its doorbell (``Executor.wake``): the ACK and the cancel ring it from the executor's own
-    threads (order socket reader, REST worker), each with its report already waiting in ``drain``."""
+    threads (order socket reader, REST worker, stream), each with its report (or balance push) already waiting."""
     ex = streamed(sim, "binance", ws_orders=ws_orders)
     if ws_orders:
         wait_for(lambda: ex.orders is not None and ex.orders.ready, "order socket connected")
@@ -122,7 +122,7 @@ def test_every_report_rings_the_wake_before_drain_is_called(sim: Sim, ws_orders:
     bell = threading.Semaphore(0)
 
     def wake() -> None:
-        rung.append((threading.get_ident(), len(ex._reports)))
+        rung.append((threading.get_ident(), len(ex._reports) + len(ex.stream_sink._pushed)))  # a report or a push
         bell.release()
 
     ex.wake = wake
