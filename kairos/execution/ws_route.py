@@ -74,8 +74,8 @@ class WsOrderRoute(VenueDialect):
         """Gate thread: send the place on the order socket now, to be completed on its reader thread (two thread
         hand-offs fewer than a pool job). False, nothing sent, when it cannot go at once (no socket, not routable,
         no budget without waiting, the socket just went down): the pool's `_place` then decides, as for REST."""
-        socket = self._ws_socket(self.ws_place_route, req.symbol) if self.ws_routable(req.symbol) else None
-        if socket is None:
+        socket = self.orders  # unroutable: not counted here, the pool's `_place` meets it and counts it once
+        if socket is None or not socket.ready or not self.ws_place_route or not self.ws_routable(req.symbol):
             return False
         cost = self._ws_place_cost
         if self.budget.try_spend(cost):
