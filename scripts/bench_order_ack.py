@@ -15,6 +15,10 @@ below the touch (they expire at once, the book is untouched); the two paths alte
 order limits (OKX 60 per 2 s per endpoint, shared by both executors at the simulator). Target (issue 12): WS
 p50 at least 3x lower than REST.
 
+Binance runs twice: with an HMAC key (each order signed) and with an Ed25519 key (venue ``binance_ed25519``: the
+order socket logs on once with ``session.logon`` and its orders go unsigned; REST signs each call with Ed25519,
+and the simulator, holding the key pair, checks each REST signature), each against its own simulator.
+
 The ``*_wire`` rows are the transports alone, measured in the same run: the same signed place sent from this
 thread over the connected order socket (``OrderSocket.request``) and over a bare keep-alive session; the
 difference to ``ws``/``rest`` is the executor's own part (thread hand-offs, budget, tracker, drain).
@@ -33,6 +37,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from kairos import config
 from kairos.config import EndpointConfig, Secret, Settings
@@ -49,25 +55,31 @@ KEYS: Final = {"api_key": "k", "api_secret": "s", "passphrase": "p"}
 READY_S: Final = 20.0
 
 
-def _sim_env(log_dir: str) -> dict[str, str]:
+def _sim_env(log_dir: str, binance_secret: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS__")} | EPHEMERAL_ENV
     env |= {"KAIROS__SHM_PREFIX": f"kbench{os.getpid()}", "KAIROS__LOGGING__DIR": log_dir,
             "KAIROS__LOGGING__CONSOLE": "false", "PYTHONPATH": str(ROOT)}
     for name in VENUES:
         env |= {f"KAIROS__VENUES__{name.upper()}__{key.upper()}": value for key, value in KEYS.items()}
-    return env
+    return env | {"KAIROS__VENUES__BINANCE__API_SECRET": binance_secret}
+
+
+def ed25519_pem() -> str:
+    """A fresh Ed25519 private key as PKCS#8 PEM (what Binance's key generator writes)."""
+    return Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
 
 
 @contextlib.contextmanager
-def bench_sim() -> Iterator[dict[str, int]]:
+def bench_sim(binance_secret: str = KEYS["api_secret"]) -> Iterator[dict[str, int]]:
     """``procs.sim --print-ports`` on ephemeral ports, logging into a temporary folder; yields its ports."""
     with tempfile.TemporaryDirectory(prefix="kairos-bench-") as log_dir, \
-            sim_process(_sim_env(log_dir), Path(log_dir) / "sim.stderr", READY_S) as ports:
+            sim_process(_sim_env(log_dir, binance_secret), Path(log_dir) / "sim.stderr", READY_S) as ports:
         yield ports
 
 
-def _executor(settings: Settings, name: str, rest_url: str, private_url: str, ws_orders: bool) -> RestExecution:
-    keys = {key: Secret(value) for key, value in KEYS.items()}
+def _executor(settings: Settings, name: str, rest_url: str, private_url: str, ws_orders: bool,
+              secret: str) -> RestExecution:
+    keys = {key: Secret(value) for key, value in KEYS.items()} | {"api_secret": Secret(secret)}
     venue = dataclasses.replace(settings.venues[name], endpoint="sim", **keys,
                                 endpoints={"sim": EndpointConfig(rest_url, "", private_url)})
     execution = dataclasses.replace(settings.execution, mode="live", ws_orders=ws_orders)
@@ -91,13 +103,14 @@ def _sample(ex: RestExecution, coid: str, symbol: str, price: float) -> int:
     return time.perf_counter_ns() - start
 
 
-def venue_samples(settings: Settings, ports: dict[str, int], name: str, count: int) -> dict[str, list[int]]:
+def venue_samples(settings: Settings, ports: dict[str, int], name: str, count: int,
+                  secret: str = KEYS["api_secret"]) -> dict[str, list[int]]:
     """``count`` ACK latencies per path, the paths alternating."""
     rest_url = f"http://127.0.0.1:{ports[f'{name}_rest']}"
     path = requests.get(f"{rest_url}/_sim/private-stats", timeout=5).json()[name]["path"]
     private_url = f"ws://127.0.0.1:{ports[f'{name}_private']}{path}"
-    paths = {"ws": _executor(settings, name, rest_url, private_url, True),
-             "rest": _executor(settings, name, rest_url, private_url, False)}
+    paths = {"ws": _executor(settings, name, rest_url, private_url, True, secret),
+             "rest": _executor(settings, name, rest_url, private_url, False, secret)}
     out: dict[str, list[int]] = {label: [] for label in paths}
     symbol = InstrumentTable(settings.instruments).by_id(1).venue_symbols[VENUES[name]]
     try:
@@ -145,6 +158,17 @@ def wire_samples(ex: RestExecution, symbol: str, price: float, count: int) -> di
     return out
 
 
+def _record(label: str, samples: dict[str, list[int]], rows: list[dict[str, Any]], ratios: dict[str, float],
+            targets: dict[str, bool]) -> None:
+    result = {path: pct_us(values) for path, values in samples.items()}
+    rows += [{"venue": label, "path": path} | stats for path, stats in result.items()]
+    ratio = round(result["rest"]["p50_us"] / result["ws"]["p50_us"], 2)
+    ratios[f"{label}_rest_p50_over_ws"] = ratio
+    ratios[f"{label}_rest_p99_over_ws"] = round(result["rest"]["p99_us"] / result["ws"]["p99_us"], 2)
+    ratios[f"{label}_wire_rest_p50_over_ws"] = round(result["rest_wire"]["p50_us"] / result["ws_wire"]["p50_us"], 2)
+    targets[f"{label}_ws_p50_3x_lower"] = ratio >= 3.0
+
+
 def _touch_bid(rest_url: str, name: str, symbol: str) -> float:
     """The best bid from the venue's public REST book, once per venue: IOC orders 10% below it never fill."""
     if name == "okx":
@@ -157,17 +181,15 @@ def _touch_bid(rest_url: str, name: str, symbol: str) -> float:
 def run(quick: bool) -> dict[str, Any]:
     count = 30 if quick else 150
     settings = config.load(env={})
-    rows, ratios, targets = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    ratios: dict[str, float] = {}
+    targets: dict[str, bool] = {}
+    pem = ed25519_pem()
     with bench_sim() as ports:
         for name in VENUES:
-            result = {label: pct_us(samples) for label, samples in venue_samples(settings, ports, name, count).items()}
-            rows += [{"venue": name, "path": label} | stats for label, stats in result.items()]
-            ratio = round(result["rest"]["p50_us"] / result["ws"]["p50_us"], 2)
-            ratios[f"{name}_rest_p50_over_ws"] = ratio
-            ratios[f"{name}_rest_p99_over_ws"] = round(result["rest"]["p99_us"] / result["ws"]["p99_us"], 2)
-            ratios[f"{name}_wire_rest_p50_over_ws"] = round(result["rest_wire"]["p50_us"] / result["ws_wire"]["p50_us"],
-                                                            2)
-            targets[f"{name}_ws_p50_3x_lower"] = ratio >= 3.0
+            _record(name, venue_samples(settings, ports, name, count), rows, ratios, targets)
+    with bench_sim(pem) as ports:
+        _record("binance_ed25519", venue_samples(settings, ports, "binance", count, pem), rows, ratios, targets)
     return {"rows": rows, "ratios": ratios, "targets": targets,
             "notes": [f"{count} IOC orders per venue and row, the paths alternating {PACE_S * 1000:.0f} ms apart; "
                       "simulator in its own process on loopback"]}

@@ -15,13 +15,18 @@ from typing import Any, Final
 
 import orjson
 
+from kairos.config import ExecutionConfig, VenueConfig
+from kairos.errors import ConfigError
 from kairos.execution.base import OrderRequest, SymbolFilters
 from kairos.execution.filters import venue_decimal
 from kairos.execution.rest import RestExecution
 from kairos.execution.signing import percent_encode
-from kairos.execution.signing_binance import binance_signature
+from kairos.execution.signing_binance import binance_signature, is_ed25519, key_problem, query_signature
 from kairos.execution.state import OrderView, TradeFill
+from kairos.execution.stream import PrivateStream
 from kairos.execution.venue import Call, Reply
+from kairos.instruments import InstrumentTable
+from kairos.ratelimit import Budget
 from kairos.records import OrderState, OrderType, RejectReason, Side, Venue
 
 STATUS: Final = {
@@ -33,6 +38,7 @@ ORDER_TYPE: Final = {OrderType.LIMIT: "LIMIT", OrderType.MARKET: "MARKET", Order
 SIDES: Final = {Side.BUY: "BUY", Side.SELL: "SELL", "BUY": Side.BUY, "SELL": Side.SELL}
 FORM: Final = {"Content-Type": "application/x-www-form-urlencoded"}
 WEIGHT_1M: Final = ("REQUEST_WEIGHT", "MINUTE", 1)  # the WS API ``rateLimits`` entry the REST budget counts
+LOGON_ID: Final = "logon"
 
 
 class BinanceExecution(RestExecution):
@@ -57,6 +63,14 @@ class BinanceExecution(RestExecution):
     ws_place_route = ("POST", "/api/v3/order")
     ws_cancel_route = ("DELETE", "/api/v3/order")
 
+    def __init__(self, venue_cfg: VenueConfig, exec_cfg: ExecutionConfig, instruments: InstrumentTable,
+                 budget: Budget | None = None, stream: type[PrivateStream] | None = None) -> None:
+        problem = key_problem(venue_cfg.api_secret.reveal())
+        if problem:
+            raise ConfigError(problem, "venues.binance.api_secret", "environment")
+        super().__init__(venue_cfg, exec_cfg, instruments, budget, stream)
+        self._session_logon = is_ed25519(self._secret)
+
     def error_of(self, status: int, data: Any) -> tuple[str, str] | None:
         if isinstance(data, dict) and isinstance(data.get("code"), int) and data["code"] < 0:
             return str(data["code"]), str(data.get("msg", ""))
@@ -68,7 +82,7 @@ class BinanceExecution(RestExecution):
     def _signed(self, method: str, path: str, params: list[tuple[str, str]]) -> Call:
         params = [*params, ("recvWindow", str(self.recv_window_ms)), ("timestamp", str(self.clock.now_ms()))]
         payload = percent_encode(params)
-        signed = f"{payload}&signature={binance_signature(self._secret, payload)}"
+        signed = f"{payload}&signature={query_signature(self._secret, payload)}"
         if method == "POST":
             return Call(method, path, signed, FORM)
         return Call(method, f"{path}?{signed}")
@@ -92,12 +106,32 @@ class BinanceExecution(RestExecution):
     def place_call(self, req: OrderRequest, price: str | None, qty: str) -> Call:
         return self._signed("POST", "/api/v3/order", _place_params(req, price, qty))
 
+    def ws_login(self) -> list[str]:
+        """An Ed25519 key logs the order socket on once (``session.logon``, signed): its orders then go unsigned.
+        An HMAC key cannot log on (the venue refuses it): each order is signed."""
+        if not self._session_logon:
+            return []
+        return [self._ws_signed(LOGON_ID, "session.logon", [])]
+
+    def ws_login_route(self) -> tuple[str, str] | tuple[()]:
+        return ("POST", "/ws-api/v3/session.logon") if self._session_logon else ()
+
+    def ws_logged_in(self, msg: dict[str, Any]) -> bool:
+        return msg.get("id") == LOGON_ID and msg.get("status") == 200
+
     def ws_place(self, rid: str, req: OrderRequest, price: str | None, qty: str) -> str:
-        """WS API ``order.place``: the REST parameters, signed over all of them sorted by name."""
-        return self._ws_signed(rid, "order.place", _place_params(req, price, qty))
+        """WS API ``order.place``: the REST parameters; signed over all of them sorted by name, unless the socket
+        logged on (Ed25519)."""
+        return self._ws_order(rid, "order.place", _place_params(req, price, qty))
 
     def ws_cancel(self, rid: str, client_order_id: str, symbol: str) -> str:
-        return self._ws_signed(rid, "order.cancel", [("symbol", symbol), ("origClientOrderId", client_order_id)])
+        return self._ws_order(rid, "order.cancel", [("symbol", symbol), ("origClientOrderId", client_order_id)])
+
+    def _ws_order(self, rid: str, method: str, params: list[tuple[str, str]]) -> str:
+        if not self._session_logon:
+            return self._ws_signed(rid, method, params)
+        fields = dict(params) | {"recvWindow": str(self.recv_window_ms), "timestamp": str(self.clock.now_ms())}
+        return orjson.dumps({"id": rid, "method": method, "params": fields}).decode()
 
     def _ws_signed(self, rid: str, method: str, params: list[tuple[str, str]]) -> str:
         fields = dict(params) | {"apiKey": self._key, "recvWindow": str(self.recv_window_ms),

@@ -150,6 +150,10 @@ class VenueDialect(ABC):
         """Frames sent after the order socket connects (OKX login); none where each request is signed."""
         return []
 
+    def ws_login_route(self) -> tuple[str, str] | tuple[()]:
+        """What the venue charges the order socket's login (Binance ``session.logon``); () when it charges nothing."""
+        return ()
+
     def ws_logged_in(self, msg: dict[str, Any]) -> bool:
         """The reply that makes the order socket usable (only asked when ``ws_login`` sends frames)."""
         return False

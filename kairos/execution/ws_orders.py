@@ -9,6 +9,9 @@ before anything is sent, and the executor uses REST instead. A request that was 
 (timeout, connection lost) ends in `ReplyLost`: the outcome is unknown and the executor queries the order
 before anything else (never a blind resend).
 
+A login the venue does not accept within the request timeout ends the session (counted ``logins_refused``,
+logged with the venue's answer): the socket reconnects with backoff and logs in afresh.
+
 ``request`` waits for its reply; ``send`` does not: its callback gets the reply (or `ReplyLost`) on the
 reader thread, which saves the place path two thread hand-offs. Deadlines are checked by the reader.
 websocket-client opens the connection; frames are then written and read on the socket directly
@@ -89,8 +92,10 @@ class OrderSocket:
         self._thread = threading.Thread(target=self._run, name=f"orders.{name}", daemon=True)
         self._tally = ErrorTally(log)
         self.ready = False
+        self._before_login = b""  # the last message that was not the login's acceptance
         self.counts = {"connects": 0, "disconnects": 0, "requests": 0, "replies": 0, "lost": 0, "bad_frames": 0,
-                       "stray_replies": 0, "callback_errors": 0, "budget_deferred": 0, "heartbeat_overdrawn": 0}
+                       "stray_replies": 0, "callback_errors": 0, "budget_deferred": 0, "heartbeat_overdrawn": 0,
+                       "logins_refused": 0}
 
     def start(self) -> None:
         self._thread.start()
@@ -162,17 +167,23 @@ class OrderSocket:
             for frame in frames:
                 self._write(ws, OP_TEXT, frame.encode())
             self.ready = not frames
-            self._read(ws)
+            self._read(ws, time.monotonic() + self._timeout_s if frames else 0.0)
         finally:
             self._ws = None
             ws.close(timeout=0.2) if ws.connected else ws.shutdown()
 
-    def _read(self, ws: websocket.WebSocket) -> None:
-        """Frames off the socket until the venue closes it (or a frame breaks the protocol: `FrameError`)."""
+    def _read(self, ws: websocket.WebSocket, login_by: float) -> None:
+        """Frames off the socket until the venue closes it (or a frame breaks the protocol: `FrameError`). A login
+        not accepted by ``login_by`` (monotonic; 0: none sent) ends the session: reconnected with backoff and a
+        fresh login, never left connected and unusable."""
         sock, reader = ws.sock, FrameReader()
         sock.settimeout(RECV_POLL_S)
         idle = 0
         while not self._stop.is_set():
+            if not self.ready and login_by and time.monotonic() > login_by:
+                self.counts["logins_refused"] += 1
+                raise ConnectionRefusedError(f"login not accepted within {self._timeout_s} s; the venue said: "
+                                             f"{self._before_login[:200]!r}")
             try:
                 data = sock.recv(RECV_BYTES)
             except TimeoutError:
@@ -215,8 +226,11 @@ class OrderSocket:
             self.counts["bad_frames"] += 1
             self._tally(f"{self.name} order socket: bad frame", f"{exc}: {data[:200]!r}")
             return
-        if not self.ready and self._logged_in(msg):
-            self.ready = True
+        if not self.ready:  # only the login's answer is due: a refusal is kept for the session's end
+            if self._logged_in(msg):
+                self.ready = True
+            else:
+                self._before_login = data
             return
         if rid is None or not self._answer(str(rid), msg):
             self.counts["stray_replies"] += rid is not None and not str(rid).startswith("heartbeat")

@@ -50,20 +50,28 @@ class WsOrderRoute(VenueDialect):
     def open_order_socket(self, stream: type[PrivateStream]) -> OrderSocket | None:
         """The started order socket, or None when the venue takes no WebSocket orders (REST only). It connects
         where the venue's private stream does (or its order URL) and pays the budget as that stream: each
-        connect (the stream's first open route, e.g. Binance's WS API connection weight) and each counted
-        keep-alive."""
+        connect (the stream's first open route, e.g. Binance's WS API connection weight) with its login where the
+        venue counts one (Binance ``session.logon``), and each counted keep-alive."""
         url = self.ws_orders_url()
         if not self.ws_place_route or not url:
             return None
         limits, budget = self.budget.limits, self.budget
-        connect = limits.cost(*stream.open_routes[0]) if stream.open_routes else None
+        routes = [route for route in (*stream.open_routes[:1], self.ws_login_route()) if route]
         beat = limits.cost(*stream.heartbeat_route) if stream.heartbeat_route else None
-        tolls = Tolls(no_toll if connect is None else partial(budget.acquire, connect, None, self._stop),
+        tolls = Tolls(partial(self._pay_all, [limits.cost(*route) for route in routes]) if routes else no_toll,
                       no_toll if beat is None else partial(budget.try_spend, beat))
         socket = OrderSocket(self.name, url, self._cfg.http_timeout_s, self._cfg.stream_backoff_max_s,
                              self.ws_login, self.ws_logged_in, stream.heartbeat, tolls)
         socket.start()
         return socket
+
+    def _pay_all(self, costs: list[Cost]) -> float:
+        """Each cost in turn, waiting as a background call does; the seconds still short at the first unpaid."""
+        for cost in costs:
+            short_s = self.budget.acquire(cost, None, self._stop)
+            if short_s:
+                return short_s
+        return 0.0
 
     def ws_orders_url(self) -> str:
         """Where the order socket connects: the private stream's URL, unless the venue takes WebSocket orders

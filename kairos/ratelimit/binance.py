@@ -2,9 +2,9 @@
 
 Every endpoint shares the window. Depth costs by ``limit``; openOrders without ``symbol`` costs 80.
 Going over earns 429 + Retry-After, then 418 bans. The WebSocket API counts in the same window
-(web-socket-api.md, IP limits): connecting costs 2, ``userDataStream.subscribe.signature`` 2, the
-``ping`` method 1 (as REST ping); a WS request is keyed here by ``/ws-api/v3/<method>``, the way the
-simulator charges it (kairos/sim/private_binance.py), unless it has a REST twin.
+(web-socket-api.md, IP limits): connecting costs 2, ``userDataStream.subscribe.signature`` 2,
+``session.logon`` 2, the ``ping`` method 1 (as REST ping); a WS request is keyed here by ``/ws-api/v3/<method>``,
+the way the simulator charges it (kairos/sim/private_binance.py), unless it has a REST twin.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ LIMITS: Final = VenueLimits(
         ("GET", "/api/v3/ping"): Route(0, 1, B),
         ("GET", "/ws-api/v3"): Route(0, 2, B),
         ("POST", "/ws-api/v3/userDataStream.subscribe.signature"): Route(0, 2, B),
+        ("POST", "/ws-api/v3/session.logon"): Route(0, 2, B),
     },
     per_endpoint=False,
     fallback=Route(0, 1, B),

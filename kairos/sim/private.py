@@ -56,7 +56,7 @@ HOLD_S: Final = 0.5  # a reordered change with nothing after it is sent after th
 class PrivateSession:
     """One client connection: authenticated or not, and what it subscribed to."""
 
-    __slots__ = ("authed", "conn", "id", "ordered", "subs", "tag")
+    __slots__ = ("authed", "conn", "id", "logon", "ordered", "subs", "tag")
 
     def __init__(self, conn: WsConnection, session_id: int) -> None:
         self.conn = conn
@@ -64,6 +64,7 @@ class PrivateSession:
         self.authed = False
         self.subs: set[str] = set()
         self.tag = 0  # Binance: the subscriptionId
+        self.logon = ""  # Binance: the API key of its ``session.logon`` (its requests may then go unsigned)
         self.ordered = False  # the frame just handled was an order (place/cancel): drop_reply may swallow it
 
     def send(self, frame: str) -> None:

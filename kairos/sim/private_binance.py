@@ -11,7 +11,10 @@ protocol pings every ``sim.venues.binance.ping_interval_s``.
 Orders on the same API: ``order.place`` / ``order.cancel`` take the REST parameters plus ``apiKey``,
 ``timestamp``, ``recvWindow`` and ``signature`` (signed like the subscription) and are carried out by the
 REST trading dialect (kairos/sim/rest_binance.py): the reply's ``result`` is the REST body, a refusal is
-``{"id", "status": 400, "error": {"code", "msg"}}`` with the REST code and text.
+``{"id", "status": 400, "error": {"code", "msg"}}`` with the REST code and text. An Ed25519 key (the
+configured secret a PEM private key: kairos/execution/signing_binance.py) may ``session.logon`` (signed, weight
+2); that connection's requests may then leave out ``apiKey`` and ``signature`` (``timestamp`` and
+``recvWindow`` are still checked). An HMAC key's logon is refused with -4056, as Binance does.
 
 Rate limits: every request is charged to the venue's REST meter (kairos/sim/ratelimit.py) at its REST
 twin's weight (order.place = POST /api/v3/order, ...; others 1), and every reply's ``rateLimits`` tells
@@ -30,7 +33,7 @@ import orjson
 
 from kairos.config import SimConfig, VenueConfig
 from kairos.execution.signing import percent_encode
-from kairos.execution.signing_binance import binance_check
+from kairos.execution.signing_binance import binance_check, is_ed25519
 from kairos.records import Venue
 from kairos.sim.exchange import BalanceChange, OrderUpdate, plain
 from kairos.sim.private import PrivateSession, carried_out, dumps, over_limit
@@ -85,6 +88,8 @@ class BinancePrivate:
             return [dumps({"id": rid, "status": 200, "result": {}, "rateLimits": self._limits()})]
         if method in ORDER_METHODS and self.trading is not None:
             return [self._order(session, rid, method, params)]
+        if method == "session.logon":
+            return [self._logon(session, rid, params)]
         if method != "userDataStream.subscribe.signature":
             return [_error(rid, 400, -1000, f"Unknown method '{method}'.")]
         refusal = self._check(params)
@@ -95,9 +100,24 @@ class BinancePrivate:
         session.subs.add(CHANNEL)
         return [dumps({"id": rid, "status": 200, "result": {"subscriptionId": sub}, "rateLimits": self._limits()})]
 
-    def _order(self, session: PrivateSession, rid: Any, method: str, params: dict[str, Any]) -> str:
-        """order.place / order.cancel through the REST trading dialect's own handler (same checks, same ledger)."""
+    def _logon(self, session: PrivateSession, rid: Any, params: dict[str, Any]) -> str:
+        """``session.logon``: signed like any request; Ed25519 keys only."""
         refusal = self._check(params)
+        if refusal:
+            return _error(rid, 400, *refusal)
+        if not is_ed25519(self._secret):
+            return _error(rid, 400, -4056, "HMAC_SHA256 API key is not supported.")
+        session.logon = self._key
+        now = now_ms()
+        return dumps({"id": rid, "status": 200, "result": {
+            "apiKey": self._key, "authorizedSince": now, "connectedSince": now, "returnRateLimits": True,
+            "serverTime": now, "userDataStream": CHANNEL in session.subs}, "rateLimits": self._limits()})
+
+    def _order(self, session: PrivateSession, rid: Any, method: str, params: dict[str, Any]) -> str:
+        """order.place / order.cancel through the REST trading dialect's own handler (same checks, same ledger);
+        unsigned on a logged-on connection."""
+        unsigned = session.logon and "signature" not in params and params.get("apiKey", session.logon) == session.logon
+        refusal = self._check_time(params) if unsigned else self._check(params)
         if refusal:
             return _error(rid, 400, *refusal)
         session.ordered = True
@@ -138,6 +158,10 @@ class BinancePrivate:
             return -2015, "Invalid API-key, IP, or permissions for action."
         if not binance_check(self._secret, percent_encode(rest), signature):
             return -1022, "Signature for this request is not valid."
+        return self._check_time(params)
+
+    @staticmethod
+    def _check_time(params: dict[str, Any]) -> tuple[int, str] | None:
         try:
             stamp, window = int(params["timestamp"]), float(params.get("recvWindow") or 5000)
         except (KeyError, TypeError, ValueError):

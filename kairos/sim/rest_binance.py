@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
+from urllib.parse import unquote
 
 from kairos.execution.signing_binance import binance_check
 from kairos.records import Side, Venue
@@ -92,7 +93,7 @@ class BinanceTrading(TradingDialect):
             raise _error(401, -2015, "Invalid API-key, IP, or permissions for action.")
         query, sig_q = _without_signature(request.query_string)
         body, sig_b = _without_signature(request.body.decode(errors="replace"))
-        if not binance_check(self._secret, query + body, sig_q or sig_b):
+        if not binance_check(self._secret, query + body, unquote(sig_q or sig_b)):  # Ed25519's base64: encoded
             raise _error(400, -1022, "Signature for this request is not valid.")
         params = request.form()
         stamp = int(_decimal(params, "timestamp"))

@@ -143,6 +143,6 @@ def test_the_order_socket_pays_its_connects_from_the_executors_budget(sim: Sim, 
     ex = ws_ready(sim, name)
     assert ex.orders is not None and ex.stream is not None
     toll = ex.orders._tolls.connect
-    assert isinstance(toll, functools.partial) and toll.func == ex.budget.acquire
-    assert toll.args[0] == ex.budget.limits.cost(*type(ex.stream).open_routes[0])
+    assert isinstance(toll, functools.partial) and toll.func == ex._pay_all
+    assert toll.args[0] == [ex.budget.limits.cost(*type(ex.stream).open_routes[0])]  # an HMAC key logs on nowhere
     assert ex.orders.counts["budget_deferred"] == 0 and ex.orders.counts["connects"] == 1

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+from urllib.parse import unquote
+
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kairos.execution.signing import percent_encode
-from kairos.execution.signing_binance import binance_check, binance_signature
+from kairos.execution.signing_binance import (
+    binance_check,
+    binance_signature,
+    is_ed25519,
+    key_problem,
+    query_signature,
+)
 from kairos.execution.signing_okx import okx_check, okx_parse_timestamp, okx_signature, okx_timestamp
+from tests.ed25519 import ED25519_PEM, OTHER_ED25519_PEM, RFC2_SIGNATURE_R
 
 # binance-spot-api-docs rest-api.md § SIGNED Endpoint Examples for POST /api/v3/order, HMAC Keys.
 BINANCE_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -85,3 +97,32 @@ def test_percent_encoding_matches_urlencode_for_any_mix_of_safe_and_unsafe_parts
 
     assert percent_encode(params) == urlencode(params, quote_via=quote, safe="")
     assert percent_encode(iter(params)) == percent_encode(params)
+
+
+# -- Binance Ed25519 keys -----------------------------------------------------------------------------------------
+
+def test_binance_ed25519_signature_is_base64_of_the_rfc8032_vector() -> None:
+    signature = binance_signature(ED25519_PEM, "r")
+    assert base64.b64decode(signature).hex() == RFC2_SIGNATURE_R
+    assert binance_check(ED25519_PEM, "r", signature)
+    assert not binance_check(ED25519_PEM, "r0", signature)                 # another payload
+    assert not binance_check(OTHER_ED25519_PEM, "r", signature)           # another key pair
+    assert not binance_check(ED25519_PEM, "r", "not base64!")
+    assert not binance_check(ED25519_PEM, "r", signature.lower())          # base64 is case-sensitive, unlike hex
+
+
+def test_binance_query_signature_percent_encodes_only_base64() -> None:
+    payload = "symbol=BTCUSDT&timestamp=1"
+    assert query_signature(BINANCE_SECRET, payload) == binance_signature(BINANCE_SECRET, payload)
+    encoded = query_signature(ED25519_PEM, payload)
+    assert unquote(encoded) == binance_signature(ED25519_PEM, payload)
+    assert not set("+/=") & set(encoded)
+
+
+def test_binance_key_kinds_and_refused_pems() -> None:
+    assert not is_ed25519(BINANCE_SECRET) and is_ed25519(ED25519_PEM) and is_ed25519("\n" + ED25519_PEM)
+    assert key_problem(BINANCE_SECRET) == key_problem(ED25519_PEM) == ""
+    rsa_pem = rsa.generate_private_key(65537, 2048).private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
+                                                                   NoEncryption()).decode()
+    assert "RSAPrivateKey" in key_problem(rsa_pem)
+    assert "Ed25519" in key_problem("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")

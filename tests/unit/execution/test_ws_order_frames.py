@@ -7,12 +7,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from kairos import config
 from kairos.config import Secret
+from kairos.errors import ConfigError
 from kairos.execution import EXECUTORS, OrderRequest
 from kairos.execution.okx import inst_id_code
 from kairos.execution.signing import percent_encode
@@ -22,6 +26,7 @@ from kairos.execution.venue import Outcome
 from kairos.execution.ws_orders import ReplyLost
 from kairos.instruments import InstrumentTable
 from kairos.records import ExecKind, OrderState, OrderType, RejectReason, Side, Tif
+from tests.ed25519 import ED25519_PEM
 from tests.fixtures import fixture
 
 OKX_SYMBOL = "BTC-USDT"
@@ -82,6 +87,50 @@ def test_binance_replies(signed) -> None:
     assert reply.retry_after_s == 56.0                     # error.data.retryAfter - serverTime, in seconds
     with pytest.raises(KeyError):
         ex.ws_reply({"id": "o10"})
+
+
+def _binance(secret: str) -> Any:
+    settings = config.load(env={})
+    venue = dataclasses.replace(settings.venues["binance"], api_key=Secret("key"), api_secret=Secret(secret))
+    return EXECUTORS["binance"](venue, settings.execution, InstrumentTable(settings.instruments))
+
+
+def test_binance_ed25519_key_logs_the_socket_on_once_and_its_orders_go_unsigned() -> None:
+    ex = _binance(ED25519_PEM)
+    try:
+        [frame] = ex.ws_login()
+        logon = orjson.loads(frame)
+        assert (logon["id"], logon["method"]) == ("logon", "session.logon")
+        params = logon["params"]
+        signature = params.pop("signature")
+        assert set(params) == {"apiKey", "recvWindow", "timestamp"} and params["apiKey"] == "key"
+        assert binance_check(ED25519_PEM, percent_encode(sorted(params.items())), signature)
+        assert ex.ws_login_route() == ("POST", "/ws-api/v3/session.logon")             # weight 2, paid per connect
+        assert ex.ws_logged_in({"id": "logon", "status": 200, "result": {"apiKey": "key"}})
+        assert not ex.ws_logged_in({"id": "logon", "status": 400, "error": {"code": -1022, "msg": "bad"}})
+        assert not ex.ws_logged_in({"id": "o1", "status": 200, "result": {}})
+        place = orjson.loads(ex.ws_place("o7", _req("BTCUSDT"), "60000", "0.01"))["params"]
+        cancel = orjson.loads(ex.ws_cancel("o8", "kx7Ab2BTC0031", "BTCUSDT"))["params"]
+        for unsigned in (place, cancel):
+            assert not {"apiKey", "signature"} & set(unsigned) and unsigned["timestamp"].isdigit()
+            assert unsigned["recvWindow"] == "5000"
+        body = ex.place_call(_req("BTCUSDT"), "60000", "0.01").body           # REST: every call signed, Ed25519
+        payload, _, encoded = body.rpartition("&signature=")
+        assert binance_check(ED25519_PEM, payload, unquote(encoded)) and not set("+/=") & set(encoded)
+    finally:
+        ex.close()
+
+
+def test_binance_hmac_key_never_logs_on(signed) -> None:
+    assert signed["binance"].ws_login() == [] and signed["binance"].ws_login_route() == ()
+
+
+def test_binance_pem_secret_that_is_not_ed25519_is_refused_at_start() -> None:
+    rsa_pem = rsa.generate_private_key(65537, 2048).private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
+                                                                   NoEncryption()).decode()
+    with pytest.raises(ConfigError) as refused:
+        _binance(rsa_pem)
+    assert refused.value.key == "venues.binance.api_secret" and "Ed25519" in refused.value.message
 
 
 # -- OKX private WS ---------------------------------------------------------------------------------------------
