@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from kairos.execution.signing import hmac_sha256
 
 PEM_HEAD = "-----BEGIN"
+_PEM_NOISE = re.compile(r"-----(BEGIN|END) [A-Z ]*PRIVATE KEY-----|\\n|\s")
 
 
 def is_ed25519(secret: str) -> bool:
@@ -47,8 +49,11 @@ def key_problem(secret: str) -> str:
 
 @lru_cache(maxsize=8)
 def _ed25519(secret: str) -> Ed25519PrivateKey:
-    """The PEM parsed once per secret (parsing costs far more than signing)."""
-    key = load_pem_private_key(secret.strip().encode(), password=None)
+    """The PEM parsed once per secret (parsing costs far more than signing). Its line breaks may have become
+    spaces or literal ``\\n`` on the way through a one-line environment file: the body is taken as it is."""
+    body = _PEM_NOISE.sub("", secret)
+    key = load_pem_private_key(f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n".encode(),
+                               password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"it holds a {type(key).__name__.removeprefix('_')} key")
     return key

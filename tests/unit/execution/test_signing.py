@@ -126,3 +126,11 @@ def test_binance_key_kinds_and_refused_pems() -> None:
                                                                    NoEncryption()).decode()
     assert "RSAPrivateKey" in key_problem(rsa_pem)
     assert "Ed25519" in key_problem("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+
+
+def test_binance_ed25519_pem_survives_a_one_line_environment_file() -> None:
+    """Line breaks turned into spaces or literal ``\\n`` (systemd EnvironmentFile, docker --env-file)."""
+    signature = binance_signature(ED25519_PEM, "r")
+    for flattened in (ED25519_PEM.replace("\n", " "), ED25519_PEM.replace("\n", "\\n"), ED25519_PEM.strip()):
+        assert is_ed25519(flattened) and key_problem(flattened) == ""
+        assert binance_signature(flattened, "r") == signature
