@@ -166,7 +166,7 @@ class OrderSocket:
             frames = self._login()
             for frame in frames:
                 self._write(ws, OP_TEXT, frame.encode())
-            self.ready = not frames
+            self.ready, self._before_login = not frames, b""
             self._read(ws, time.monotonic() + self._timeout_s if frames else 0.0)
         finally:
             self._ws = None
