@@ -7,14 +7,17 @@ gate's executors (orders, cancels, reconciliation, rules) attach and spend from 
     32   ban until ns (CLOCK_MONOTONIC) | 40 ban status (429/418) | 48 bans | 56 reserve per mille
     64   windows | 72 deferred (background calls given up) | 80 refused (essential calls refused)
     88   reported (venue usage corrections) | 96 background wait ms | ... HEADER_LENGTH 128
-    128 + i * 64, one per window: limit | window ms | window id | used | spent | blocked until ns | over
+    128 + i * 64, one per window: limit | window ms | window id | used | spent | blocked until ns | over | late
 
 Windows are fixed and aligned to the wall clock, as the venues count them (Binance: the clock
-minute; OKX: 2 s per endpoint). A spend is a read-modify-write of (window id, used) by several
-processes and threads, so it runs under a threading lock plus ``flock`` on the segment's fd: Python
-has no compare-and-swap on shared memory, the critical section is a few integer loads and stores
-beside a REST call of milliseconds, and the kernel drops a flock whose holder is killed (a POSIX
-semaphore held by a kill -9'd process would stay taken).
+minute; OKX: 2 s per endpoint). A call spent in a window's last ``EDGE_MS`` (at most a tenth of the window)
+may reach the venue in the next one: its weight (``late``) is counted in both, so a burst either side of the
+boundary cannot pass the venue's count of the next window.
+
+A spend is a read-modify-write of (window id, used) by several processes and threads, so it runs under a
+threading lock plus ``flock`` on the segment's fd: Python has no compare-and-swap on shared memory, the
+critical section is a few integer loads and stores beside a REST call of milliseconds, and the kernel drops a
+flock whose holder is killed (a POSIX semaphore held by a kill -9'd process would stay taken).
 
 ESSENTIAL calls may use the whole window; BACKGROUND ones stop ``reserve`` short of it, wait a
 bounded time for the next window, then give up (counted ``deferred``). A 429 (Retry-After) or 418
@@ -41,7 +44,7 @@ from kairos.ring.segment import MAGIC_OFFSET, PREAMBLE_LENGTH, VERSION_OFFSET, S
 log = logging.getLogger(__name__)
 
 MAGIC: Final = int.from_bytes(b"KAIROSRL", "little")
-VERSION: Final = 1
+VERSION: Final = 2  # 2: a window's late weight (offset 56) is carried into the next
 BAN_UNTIL_OFFSET: Final = PREAMBLE_LENGTH
 BAN_STATUS_OFFSET: Final = BAN_UNTIL_OFFSET + 8
 BANS_OFFSET: Final = BAN_STATUS_OFFSET + 8
@@ -59,7 +62,9 @@ USED: Final = 24
 SPENT: Final = 32
 BLOCKED_UNTIL: Final = 40
 OVER: Final = 48
+LATE: Final = 56
 WINDOW_LENGTH: Final = 64
+EDGE_MS: Final = 100
 _WINDOW: Final = struct.Struct("<6q")  # limit, window ms, window id, used, spent, blocked until ns
 _SPEND: Final = struct.Struct("<3q")  # window id, used, spent
 _I64: Final = struct.Struct("<q")
@@ -151,12 +156,21 @@ class Budget:
             if ban_until > mono or blocked_until > mono:
                 return (max(ban_until, blocked_until) - mono) / 1e9
             wid = now_ms // span
-            used = used if wid_seen == wid else 0
+            rolled = wid_seen != wid
+            if rolled:
+                used = _I64.unpack_from(buf, base + LATE)[0] if wid == wid_seen + 1 else 0
             cap = limit if cost.priority is Priority.ESSENTIAL else limit - limit * reserve // 1000
             if used + cost.weight > cap:
                 _SPEND.pack_into(buf, base + WINDOW_ID, wid, used, spent)
+                if rolled:
+                    _I64.pack_into(buf, base + LATE, 0)
                 return ((wid + 1) * span - now_ms) / 1000
             _SPEND.pack_into(buf, base + WINDOW_ID, wid, used + cost.weight, spent + cost.weight)
+            if (wid + 1) * span - now_ms <= min(EDGE_MS, span // 10):
+                late = 0 if rolled else _I64.unpack_from(buf, base + LATE)[0]
+                _I64.pack_into(buf, base + LATE, late + cost.weight)
+            elif rolled:
+                _I64.pack_into(buf, base + LATE, 0)
         return 0.0
 
     def acquire(self, cost: Cost, wait_s: float | None = None, stop: threading.Event | None = None) -> float:
@@ -223,6 +237,8 @@ class Budget:
         with self._locked:
             mine = seg.read_i64(base + USED) if seg.read_i64(base + WINDOW_ID) == wid else 0
             if used > mine:
+                if seg.read_i64(base + WINDOW_ID) != wid:
+                    seg.write_i64(base + LATE, 0)
                 seg.write_i64(base + WINDOW_ID, wid)
                 seg.write_i64(base + USED, used)
                 seg.write_i64(REPORTED_OFFSET, seg.read_i64(REPORTED_OFFSET) + 1)
@@ -248,10 +264,12 @@ class Budget:
         return self._seg.read_i64(_at(window, LIMIT))
 
     def used(self, window: int) -> int:
-        """Weight spent in the window now current (0 once it rolled over)."""
+        """Weight counted in the window now current (once it rolled over: what the last one spent late)."""
         seg, base = self._seg, _at(window, 0)
-        current = seg.read_i64(base + WINDOW_ID) == time.time_ns() // 1_000_000 // seg.read_i64(base + SPAN)
-        return seg.read_i64(base + USED) if current else 0
+        seen, wid = seg.read_i64(base + WINDOW_ID), time.time_ns() // 1_000_000 // seg.read_i64(base + SPAN)
+        if seen == wid:
+            return seg.read_i64(base + USED)
+        return seg.read_i64(base + LATE) if wid == seen + 1 else 0
 
     def stats(self) -> dict[str, int]:
         """Counters for the status board: the ban (seconds left, its HTTP status), bans, deferrals."""

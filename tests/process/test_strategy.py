@@ -86,7 +86,11 @@ class Engine:
         return next((r for r in self.board.snapshot() if r.role == "strategy"), None)
 
     def running(self) -> None:
-        wait_for(lambda: (r := self.row()) and r.state == ProcState.RUNNING, what="strategy RUNNING")
+        """The newest child's own row RUNNING: a killed child's row still says RUNNING until its successor
+        claims it (and, while it is claimed afresh, there is briefly no row)."""
+        pid = self.children[-1].proc.pid
+        wait_for(lambda: (r := self.row()) and r.pid == pid and r.state == ProcState.RUNNING,
+                 what="strategy RUNNING")
 
     def intents(self, n: int) -> np.ndarray:
         got: list[np.ndarray] = []

@@ -172,3 +172,21 @@ def test_a_ban_recorded_by_one_process_stops_every_other(shm_prefix: str, budget
     assert budget.stats()["ban_status"] == 418 and budget.used(0) == 0
     assert budget.acquire(ESSENTIAL, wait_s=5.0) > 55         # longer than the wait: refused at once
     assert budget.stats()["refused"] == 1
+
+
+def test_a_call_spent_at_a_windows_edge_counts_in_the_next_window_too(shm_prefix: str, budgets: list[Budget],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """It may reach the venue after the boundary: a full window either side cannot pass the venue's count."""
+    budget = make(budgets, shm_prefix, table(3, window_ms=2000, venue="okx"), reserve_pct=0.0)
+    now_ms = [10_000 + 1_000]                                               # mid-window (window 5)
+    monkeypatch.setattr("kairos.ratelimit.budget.time.time_ns", lambda: now_ms[0] * 1_000_000)
+    assert budget.try_spend(ESSENTIAL) == 0.0                              # mid-window: not late
+    now_ms[0] = 11_950                                                      # 50 ms before the boundary
+    assert [budget.try_spend(ESSENTIAL) for _ in range(2)] == [0.0, 0.0]   # late: 2
+    now_ms[0] = 12_001                                                      # the next window
+    assert budget.used(0) == 2
+    assert budget.try_spend(ESSENTIAL) == 0.0 and budget.try_spend(ESSENTIAL) > 0   # 2 carried + 1 = the limit
+    now_ms[0] = 14_500                                                      # a window later, nothing was late
+    assert budget.used(0) == 0 and [budget.try_spend(ESSENTIAL) for _ in range(3)] == [0.0] * 3
+    now_ms[0] = 20_000                                                      # windows skipped: nothing carried
+    assert budget.used(0) == 0
