@@ -156,21 +156,16 @@ class Budget:
             if ban_until > mono or blocked_until > mono:
                 return (max(ban_until, blocked_until) - mono) / 1e9
             wid = now_ms // span
-            rolled = wid_seen != wid
-            if rolled:
+            if wid_seen != wid:  # rolled over: the last window's late weight is this one's start
                 used = _I64.unpack_from(buf, base + LATE)[0] if wid == wid_seen + 1 else 0
+                _I64.pack_into(buf, base + LATE, 0)
             cap = limit if cost.priority is Priority.ESSENTIAL else limit - limit * reserve // 1000
             if used + cost.weight > cap:
                 _SPEND.pack_into(buf, base + WINDOW_ID, wid, used, spent)
-                if rolled:
-                    _I64.pack_into(buf, base + LATE, 0)
                 return ((wid + 1) * span - now_ms) / 1000
             _SPEND.pack_into(buf, base + WINDOW_ID, wid, used + cost.weight, spent + cost.weight)
             if (wid + 1) * span - now_ms <= min(EDGE_MS, span // 10):
-                late = 0 if rolled else _I64.unpack_from(buf, base + LATE)[0]
-                _I64.pack_into(buf, base + LATE, late + cost.weight)
-            elif rolled:
-                _I64.pack_into(buf, base + LATE, 0)
+                _I64.pack_into(buf, base + LATE, _I64.unpack_from(buf, base + LATE)[0] + cost.weight)
         return 0.0
 
     def acquire(self, cost: Cost, wait_s: float | None = None, stop: threading.Event | None = None) -> float:
